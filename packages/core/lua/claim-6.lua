@@ -1,0 +1,59 @@
+--[[
+  Takes ownership of a session for the calling instance when nobody live owns it and the caller has capacity.
+
+  KEYS[1] instances     ZSET instance id -> lease deadline (ms)
+  KEYS[2] instance-info HASH instance id -> JSON
+  KEYS[3] owned         ZSET "<instanceId>:<sessionId>"
+  KEYS[4] sessions      HASH session id -> JSON record
+  KEYS[5] pending       ZSET session id -> due (ms)
+  KEYS[6] meta          HASH era, quarantineUntil
+
+  ARGV[1] instance id
+  ARGV[2] incarnation
+  ARGV[3] session id
+  ARGV[4] adoption delay (ms)
+  ARGV[5] reassert: '1' when the caller owned the session before Redis lost its data (allowed in quarantine)
+  ARGV[6] force: '1' in observe mode (record whatever happens; no caps, no refusal)
+  ARGV[7] pub/sub channel
+  ARGV[8] session labels (JSON object, or '' to keep the recorded ones)
+
+  Reply: {1 OK, epoch, 'new' | 'held', previous owner}
+         {-1 FENCED, reason}
+         {-3 OWNED_ELSEWHERE, owner, epoch, owner url}
+         {-4 OWNER_EXPIRING, retryAfterMs, owner}
+         {-5 CAPACITY, load, maxSessions}
+         {-7 QUARANTINE, retryAfterMs}
+         {-9 DRAINING}
+]]
+--@include common
+local id, inc, sid = ARGV[1], ARGV[2], ARGV[3]
+local adopt_delay = tonumber(ARGV[4])
+local reassert, force = ARGV[5] == '1', ARGV[6] == '1'
+local keys_ = { instances = KEYS[1], info = KEYS[2], owned = KEYS[3], sessions = KEYS[4], pending = KEYS[5] }
+local now = now_ms()
+
+local me = live_instance(KEYS[1], KEYS[2], id, now)
+if not me or me.inc ~= inc then return { FENCED, me and 'replaced' or 'expired' } end
+if me.draining and not force then return { DRAINING } end
+
+local rec = get_json(KEYS[4], sid)
+if rec and rec.owner == id and rec.inc == inc then return { OK, rec.epoch, 'held', id } end
+
+local state, retry_at = owner_state(KEYS[1], KEYS[2], rec, now, adopt_delay)
+if not force then
+  if state == 'live' then
+    local owner_info = get_json(KEYS[2], rec.owner)
+    return { OWNED_ELSEWHERE, rec.owner, rec.epoch, owner_info and owner_info.url or '' }
+  end
+  if state == 'expiring' then return { OWNER_EXPIRING, retry_at - now, rec.owner } end
+  local q = in_quarantine(KEYS[6], now)
+  if q and not reassert then return { QUARANTINE, q - now } end
+  local load = load_of(KEYS[3], id)
+  if load >= me.max then return { CAPACITY, load, me.max } end
+end
+
+local prev = rec and rec.owner or ''
+rec = rec or { epoch = '0' }
+if ARGV[8] ~= '' then rec.labels = cjson.decode(ARGV[8]) end
+assign(keys_, sid, rec, id, me, now, ARGV[7])
+return { OK, rec.epoch, 'new', prev }

@@ -1,0 +1,41 @@
+--[[
+  Removes an instance after it handed its sessions off (graceful close). Sessions it still holds go back to
+  placement at once instead of waiting for the lease to expire.
+
+  KEYS[1] instances     ZSET instance id -> lease deadline (ms)
+  KEYS[2] instance-info HASH instance id -> JSON
+  KEYS[3] owned         ZSET "<instanceId>:<sessionId>"
+  KEYS[4] sessions      HASH session id -> JSON record
+  KEYS[5] pending       ZSET session id -> due (ms)
+
+  ARGV[1] instance id
+  ARGV[2] incarnation
+  ARGV[3] pub/sub channel
+
+  Reply: {1 OK, sessionsQueued}
+         {-1 FENCED, reason}
+]]
+--@include common
+local id, inc = ARGV[1], ARGV[2]
+local keys_ = { instances = KEYS[1], info = KEYS[2], owned = KEYS[3], sessions = KEYS[4], pending = KEYS[5] }
+local now = now_ms()
+local info = get_json(KEYS[2], id)
+if not info or info.inc ~= inc then return { FENCED, 'replaced' } end
+local queued = 0
+for _, member in ipairs(owned_of(KEYS[3], id, 100000)) do
+  local sid = string.sub(member, #id + 2)
+  local rec = get_json(KEYS[4], sid)
+  redis.call('ZREM', KEYS[3], member)
+  if rec and rec.owner == id then
+    unassign(keys_, sid, rec, now)
+    if rec.desired == 'running' and info.mode == 'managed' then
+      redis.call('ZADD', KEYS[5], now, sid)
+      queued = queued + 1
+    end
+    set_json(KEYS[4], sid, rec)
+    publish(ARGV[3], sid, rec, '')
+  end
+end
+redis.call('ZREM', KEYS[1], id)
+redis.call('HDEL', KEYS[2], id)
+return { OK, queued }

@@ -1,0 +1,149 @@
+-- Shared helpers for every wafleet script. Included by `--@include common`.
+-- Reply codes (mirrored by src/registry/reply-codes.ts; keep them in sync):
+local OK = 1
+local PENDING = 2            -- accepted, but waiting for capacity (placed later by the sweep)
+local FENCED = -1            -- the caller's instance lease is missing, expired or replaced
+local DUPLICATE = -2         -- another live incarnation holds this instance id
+local OWNED_ELSEWHERE = -3   -- a live instance owns the session
+local OWNER_EXPIRING = -4    -- the owner's lease is dead but the adoption delay has not passed
+local CAPACITY = -5          -- the caller's instance is at maxSessions
+local NO_CAPACITY = -6       -- no live instance can take the session now
+local QUARANTINE = -7        -- Redis lost its data recently: only previous owners may claim
+local NOT_OWNER = -8         -- the caller does not own the session
+local DRAINING = -9          -- the caller's instance is draining
+local NOT_FOUND = -10        -- unknown session
+
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+
+-- Epochs exceed 2^53 / 1024 never, but cjson would print them in exponent form: keep them as strings.
+local function fmt(n)
+  return string.format('%.0f', n)
+end
+
+local function next_epoch(prev, now)
+  local p = tonumber(prev or '0') or 0
+  local floor = now * 1024
+  if p + 1 > floor then return fmt(p + 1) end
+  return fmt(floor)
+end
+
+local function get_json(key, field)
+  local raw = redis.call('HGET', key, field)
+  if not raw then return nil end
+  return cjson.decode(raw)
+end
+
+local function set_json(key, field, value)
+  redis.call('HSET', key, field, cjson.encode(value))
+end
+
+-- Members of the owned index are "<instanceId>:<sessionId>"; ids never contain ':' and ';' follows ':' in ASCII.
+local function load_of(owned_key, instance_id)
+  return redis.call('ZLEXCOUNT', owned_key, '[' .. instance_id .. ':', '(' .. instance_id .. ';')
+end
+
+local function owned_of(owned_key, instance_id, limit)
+  return redis.call('ZRANGEBYLEX', owned_key, '[' .. instance_id .. ':', '(' .. instance_id .. ';', 'LIMIT', 0, limit)
+end
+
+-- An instance holds a valid lease when its deadline is in the future.
+local function live_instance(instances_key, info_key, id, now)
+  if id == nil or id == '' then return nil end
+  local deadline = redis.call('ZSCORE', instances_key, id)
+  if not deadline or tonumber(deadline) <= now then return nil end
+  return get_json(info_key, id), tonumber(deadline)
+end
+
+-- 'live': the recorded owner incarnation holds its lease; 'expiring': dead, but adoption must wait until
+-- retry_at; 'free': nobody owns it, or the owner's lease is dead for longer than the adoption delay.
+local function owner_state(instances_key, info_key, rec, now, adopt_delay)
+  if rec == nil or rec.owner == nil or rec.owner == '' then return 'free', 0 end
+  local deadline = redis.call('ZSCORE', instances_key, rec.owner)
+  local info = get_json(info_key, rec.owner)
+  if not deadline or not info then return 'free', 0 end
+  -- A new incarnation registers only after the old one's deadline + adoption delay, so a mismatch means free.
+  if info.inc ~= rec.inc then return 'free', 0 end
+  deadline = tonumber(deadline)
+  if deadline > now then return 'live', deadline + adopt_delay end
+  if deadline + adopt_delay > now then return 'expiring', deadline + adopt_delay end
+  return 'free', 0
+end
+
+local function in_quarantine(meta_key, now)
+  local q = redis.call('HGET', meta_key, 'quarantineUntil')
+  if q and tonumber(q) > now then return tonumber(q) end
+  return nil
+end
+
+local function labels_match(have, want)
+  if want == nil then return true end
+  for k, v in pairs(want) do
+    if have == nil or have[k] ~= v then return false end
+  end
+  return true
+end
+
+local function publish(channel, sid, rec, url)
+  if channel == '' then return end
+  redis.call('PUBLISH', channel, cjson.encode({
+    s = sid, o = rec.owner, i = rec.inc, e = rec.epoch, st = rec.status, d = rec.desired, u = url or ''
+  }))
+end
+
+-- The least-loaded live, non-draining, managed instance with free capacity whose labels satisfy the session's;
+-- the session's previous owner wins when it qualifies (sticky placement keeps browser caches warm).
+local function choose_instance(instances_key, info_key, owned_key, rec, exclude, now)
+  local ids = redis.call('ZRANGEBYSCORE', instances_key, '(' .. now, '+inf')
+  local best, best_info, best_ratio, best_load = nil, nil, nil, nil
+  for _, id in ipairs(ids) do
+    if id ~= exclude then
+      local info = get_json(info_key, id)
+      if info and not info.draining and info.mode == 'managed' and labels_match(info.labels, rec.labels) then
+        local load = load_of(owned_key, id)
+        if load < info.max then
+          if id == rec.prev or id == rec.owner then return id, info end
+          local ratio = load / info.max
+          if best == nil or ratio < best_ratio or (ratio == best_ratio and load < best_load)
+             or (ratio == best_ratio and load == best_load and id < best) then
+            best, best_info, best_ratio, best_load = id, info, ratio, load
+          end
+        end
+      end
+    end
+  end
+  return best, best_info
+end
+
+-- Makes `id` the owner of `sid`: a new epoch, the owned index, no pending entry, and a push to every subscriber.
+local function assign(keys_, sid, rec, id, info, now, channel)
+  if rec.owner ~= nil and rec.owner ~= '' then
+    redis.call('ZREM', keys_.owned, rec.owner .. ':' .. sid)
+    rec.prev = rec.owner
+  end
+  rec.owner = id
+  rec.inc = info.inc
+  rec.epoch = next_epoch(rec.epoch, now)
+  rec.status = 'STARTING'
+  rec.desired = 'running'
+  rec.attempts = 0
+  rec.since = now
+  rec.updatedAt = now
+  set_json(keys_.sessions, sid, rec)
+  redis.call('ZADD', keys_.owned, 0, id .. ':' .. sid)
+  redis.call('ZREM', keys_.pending, sid)
+  publish(channel, sid, rec, info.url)
+  return rec
+end
+
+local function unassign(keys_, sid, rec, now)
+  if rec.owner ~= nil and rec.owner ~= '' then
+    redis.call('ZREM', keys_.owned, rec.owner .. ':' .. sid)
+    rec.prev = rec.owner
+  end
+  rec.owner = ''
+  rec.inc = ''
+  rec.updatedAt = now
+end

@@ -1,0 +1,52 @@
+--[[
+  Chooses an owner for a session and assigns it atomically: the least-loaded live, non-draining, managed
+  instance with free capacity whose labels satisfy the session's, sticky to a qualifying previous owner.
+  Records the desired state 'running' even when nobody can take it now; the sweep places it later.
+
+  KEYS[1] instances     ZSET instance id -> lease deadline (ms)
+  KEYS[2] instance-info HASH instance id -> JSON
+  KEYS[3] owned         ZSET "<instanceId>:<sessionId>"
+  KEYS[4] sessions      HASH session id -> JSON record
+  KEYS[5] pending       ZSET session id -> due (ms)
+  KEYS[6] meta          HASH era, quarantineUntil
+
+  ARGV[1] session id
+  ARGV[2] required labels (JSON object, or '' to keep the recorded ones)
+  ARGV[3] instance id to exclude ('' for none)
+  ARGV[4] adoption delay (ms)
+  ARGV[5] pub/sub channel
+  ARGV[6] retry delay when nothing has capacity (ms)
+
+  Reply: {1 OK, owner, epoch, owner url, 'new' | 'existing'}
+         {2 PENDING, retryAfterMs}          recorded; no instance can take it now
+         {-4 OWNER_EXPIRING, retryAfterMs, owner}
+         {-7 QUARANTINE, retryAfterMs}
+]]
+--@include common
+local sid = ARGV[1]
+local keys_ = { instances = KEYS[1], info = KEYS[2], owned = KEYS[3], sessions = KEYS[4], pending = KEYS[5] }
+local now = now_ms()
+
+local rec = get_json(KEYS[4], sid)
+local state, retry_at = owner_state(KEYS[1], KEYS[2], rec, now, tonumber(ARGV[4]))
+if state == 'live' then
+  local info = get_json(KEYS[2], rec.owner)
+  return { OK, rec.owner, rec.epoch, info.url, 'existing' }
+end
+if state == 'expiring' then return { OWNER_EXPIRING, retry_at - now, rec.owner } end
+local q = in_quarantine(KEYS[6], now)
+if q then return { QUARANTINE, q - now } end
+
+rec = rec or { epoch = '0', owner = '', inc = '' }
+if ARGV[2] ~= '' then rec.labels = cjson.decode(ARGV[2]) end
+local id, info = choose_instance(KEYS[1], KEYS[2], KEYS[3], rec, ARGV[3], now)
+if not id then
+  unassign(keys_, sid, rec, now)
+  rec.desired = 'running'
+  rec.status = rec.status or 'STOPPED'
+  set_json(KEYS[4], sid, rec)
+  redis.call('ZADD', KEYS[5], now + tonumber(ARGV[6]), sid)
+  return { PENDING, tonumber(ARGV[6]) }
+end
+assign(keys_, sid, rec, id, info, now, ARGV[5])
+return { OK, id, rec.epoch, info.url, 'new' }

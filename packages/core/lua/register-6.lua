@@ -1,0 +1,73 @@
+--[[
+  Registers an instance incarnation and grants its lease. Never revives an expired lease of the same
+  incarnation, and refuses while another incarnation of the same id may still be running.
+
+  KEYS[1] instances     ZSET instance id -> lease deadline (Redis server ms)
+  KEYS[2] instance-info HASH instance id -> JSON {id, inc, url, max, labels, draining, mode, registeredAt}
+  KEYS[3] owned         ZSET (score 0) "<instanceId>:<sessionId>"
+  KEYS[4] sessions      HASH session id -> JSON record
+  KEYS[5] pending       ZSET session id -> placement due time (ms)
+  KEYS[6] meta          HASH era, quarantineUntil
+
+  ARGV[1] instance id
+  ARGV[2] incarnation (random, new per process start and per re-registration)
+  ARGV[3] public URL
+  ARGV[4] maxSessions (count)
+  ARGV[5] labels (JSON object)
+  ARGV[6] lease TTL (ms)
+  ARGV[7] adoption delay (ms)
+  ARGV[8] mode ('managed' | 'observe')
+  ARGV[9] quarantine after data loss (ms); 0 disables
+  ARGV[10] pub/sub channel for ownership changes
+
+  Reply: {1 OK, serverMs, era, quarantineUntil, sessionsQueued}
+         {-1 FENCED, 'expired'}              same incarnation, lease expired: register a new incarnation
+         {-2 DUPLICATE, retryAfterMs, inc}   another incarnation is alive or within its adoption delay
+]]
+--@include common
+local id, inc = ARGV[1], ARGV[2]
+local ttl, adopt_delay, quarantine_ms = tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[9])
+local keys_ = { instances = KEYS[1], info = KEYS[2], owned = KEYS[3], sessions = KEYS[4], pending = KEYS[5] }
+local now = now_ms()
+
+-- An empty meta hash means a new namespace or a Redis that lost its data: owners that survived it may still be
+-- running sessions, so nobody but a previous owner may claim until their self-fence deadlines have passed.
+local era = redis.call('HGET', KEYS[6], 'era')
+if not era then
+  era = tostring(now) .. '-' .. inc
+  redis.call('HSET', KEYS[6], 'era', era, 'quarantineUntil', now + quarantine_ms)
+end
+
+local queued = 0
+local existing = get_json(KEYS[2], id)
+if existing then
+  local deadline = tonumber(redis.call('ZSCORE', KEYS[1], id) or '0')
+  if existing.inc == inc then
+    if deadline <= now then return { FENCED, 'expired' } end
+  else
+    if deadline + adopt_delay > now then return { DUPLICATE, deadline + adopt_delay - now, existing.inc } end
+    -- The old incarnation is gone for good: its sessions go back to placement, sticky to this instance.
+    for _, member in ipairs(owned_of(KEYS[3], id, 100000)) do
+      local sid = string.sub(member, #id + 2)
+      local rec = get_json(KEYS[4], sid)
+      redis.call('ZREM', KEYS[3], member)
+      if rec and rec.owner == id then
+        unassign(keys_, sid, rec, now)
+        if rec.desired == 'running' and rec.status ~= 'FAILED' and rec.status ~= 'SCAN_QR_CODE'
+           and existing.mode == 'managed' then
+          redis.call('ZADD', KEYS[5], now, sid)
+          queued = queued + 1
+        end
+        set_json(KEYS[4], sid, rec)
+        publish(ARGV[10], sid, rec, '')
+      end
+    end
+  end
+end
+
+set_json(KEYS[2], id, {
+  id = id, inc = inc, url = ARGV[3], max = tonumber(ARGV[4]), labels = cjson.decode(ARGV[5]),
+  draining = false, mode = ARGV[8], registeredAt = now
+})
+redis.call('ZADD', KEYS[1], now + ttl, id)
+return { OK, now, era, tonumber(redis.call('HGET', KEYS[6], 'quarantineUntil') or '0'), queued }

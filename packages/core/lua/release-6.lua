@@ -1,0 +1,56 @@
+--[[
+  Gives up a session held by the calling instance. 'stop' records desired state stopped; 'handoff' keeps it
+  running and assigns it to another instance at once (or queues it for placement). Call only after the
+  engine has stopped and flushed its auth state.
+
+  KEYS[1] instances     ZSET instance id -> lease deadline (ms)
+  KEYS[2] instance-info HASH instance id -> JSON
+  KEYS[3] owned         ZSET "<instanceId>:<sessionId>"
+  KEYS[4] sessions      HASH session id -> JSON record
+  KEYS[5] pending       ZSET session id -> due (ms)
+  KEYS[6] meta          HASH era, quarantineUntil (unused; keeps the key set uniform)
+
+  ARGV[1] instance id
+  ARGV[2] incarnation
+  ARGV[3] session id
+  ARGV[4] mode ('stop' | 'handoff')
+  ARGV[5] pub/sub channel
+  ARGV[6] retry delay when nothing has capacity (ms)
+
+  Reply: {1 OK, new owner ('' after stop), epoch, new owner url}
+         {2 PENDING, retryAfterMs}          handed off, but no instance can take it now
+         {-1 FENCED, reason}
+         {-8 NOT_OWNER, owner, epoch}
+         {-10 NOT_FOUND}
+]]
+--@include common
+local id, inc, sid = ARGV[1], ARGV[2], ARGV[3]
+local keys_ = { instances = KEYS[1], info = KEYS[2], owned = KEYS[3], sessions = KEYS[4], pending = KEYS[5] }
+local now = now_ms()
+
+local me = live_instance(KEYS[1], KEYS[2], id, now)
+if not me or me.inc ~= inc then return { FENCED, me and 'replaced' or 'expired' } end
+local rec = get_json(KEYS[4], sid)
+if not rec then return { NOT_FOUND } end
+if rec.owner ~= id or rec.inc ~= inc then return { NOT_OWNER, rec.owner or '', rec.epoch or '0' } end
+
+unassign(keys_, sid, rec, now)
+if ARGV[4] == 'stop' then
+  rec.desired = 'stopped'
+  rec.status = 'STOPPED'
+  set_json(KEYS[4], sid, rec)
+  redis.call('ZREM', KEYS[5], sid)
+  publish(ARGV[5], sid, rec, '')
+  return { OK, '', rec.epoch, '' }
+end
+
+local target, info = choose_instance(KEYS[1], KEYS[2], KEYS[3], rec, id, now)
+if not target then
+  rec.status = 'STOPPED'
+  set_json(KEYS[4], sid, rec)
+  redis.call('ZADD', KEYS[5], now + tonumber(ARGV[6]), sid)
+  publish(ARGV[5], sid, rec, '')
+  return { PENDING, tonumber(ARGV[6]) }
+end
+assign(keys_, sid, rec, target, info, now, ARGV[5])
+return { OK, target, rec.epoch, info.url }

@@ -1,0 +1,20 @@
+--[[
+  Marks an instance as draining (or not): placement and adoption skip a draining instance.
+
+  KEYS[1] instances     ZSET instance id -> lease deadline (ms)
+  KEYS[2] instance-info HASH instance id -> JSON
+
+  ARGV[1] instance id
+  ARGV[2] incarnation
+  ARGV[3] '1' to drain, '0' to take sessions again
+
+  Reply: {1 OK}
+         {-1 FENCED, reason}
+]]
+--@include common
+local now = now_ms()
+local me = live_instance(KEYS[1], KEYS[2], ARGV[1], now)
+if not me or me.inc ~= ARGV[2] then return { FENCED, me and 'replaced' or 'expired' } end
+me.draining = ARGV[3] == '1'
+set_json(KEYS[2], ARGV[1], me)
+return { OK }

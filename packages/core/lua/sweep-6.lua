@@ -1,0 +1,78 @@
+--[[
+  Reaps instances whose lease expired more than the adoption delay ago and places their sessions (and any
+  other session waiting for placement) on live instances. Any instance may run it; the work is bounded per
+  call so Redis is never blocked for long.
+
+  KEYS[1] instances     ZSET instance id -> lease deadline (ms)
+  KEYS[2] instance-info HASH instance id -> JSON
+  KEYS[3] owned         ZSET "<instanceId>:<sessionId>"
+  KEYS[4] sessions      HASH session id -> JSON record
+  KEYS[5] pending       ZSET session id -> due (ms)
+  KEYS[6] meta          HASH era, quarantineUntil
+
+  ARGV[1] adoption delay (ms)
+  ARGV[2] batch: at most this many sessions orphaned and this many placed per call
+  ARGV[3] placement retry base delay (ms), doubled per failed attempt
+  ARGV[4] placement retry max delay (ms)
+  ARGV[5] pub/sub channel
+
+  Reply: {1 OK, placed, orphaned, deferred, instancesRemoved}
+         {-7 QUARANTINE, retryAfterMs}      nothing is adopted while owners may still re-assert
+]]
+--@include common
+local adopt_delay, batch = tonumber(ARGV[1]), tonumber(ARGV[2])
+local base, max_delay = tonumber(ARGV[3]), tonumber(ARGV[4])
+local keys_ = { instances = KEYS[1], info = KEYS[2], owned = KEYS[3], sessions = KEYS[4], pending = KEYS[5] }
+local now = now_ms()
+local q = in_quarantine(KEYS[6], now)
+if q then return { QUARANTINE, q - now } end
+
+local orphaned, removed, budget = 0, 0, batch
+for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now - adopt_delay, 'LIMIT', 0, 16)) do
+  if budget <= 0 then break end
+  local info = get_json(KEYS[2], id)
+  local members = owned_of(KEYS[3], id, budget)
+  for _, member in ipairs(members) do
+    local sid = string.sub(member, #id + 2)
+    local rec = get_json(KEYS[4], sid)
+    redis.call('ZREM', KEYS[3], member)
+    if rec and rec.owner == id then
+      unassign(keys_, sid, rec, now)
+      -- Sessions that need a human (QR scan) or failed for good stay where they are: ownerless, not adopted.
+      if rec.desired == 'running' and rec.status ~= 'FAILED' and rec.status ~= 'SCAN_QR_CODE'
+         and (info == nil or info.mode == 'managed') then
+        redis.call('ZADD', KEYS[5], now, sid)
+      end
+      set_json(KEYS[4], sid, rec)
+      publish(ARGV[5], sid, rec, '')
+      orphaned = orphaned + 1
+    end
+  end
+  budget = budget - #members
+  if load_of(KEYS[3], id) == 0 then
+    redis.call('ZREM', KEYS[1], id)
+    redis.call('HDEL', KEYS[2], id)
+    removed = removed + 1
+  end
+end
+
+local placed, deferred = 0, 0
+for _, sid in ipairs(redis.call('ZRANGEBYSCORE', KEYS[5], '-inf', now, 'LIMIT', 0, batch)) do
+  local rec = get_json(KEYS[4], sid)
+  local state = owner_state(KEYS[1], KEYS[2], rec, now, adopt_delay)
+  if rec == nil or rec.desired ~= 'running' or state ~= 'free' then
+    redis.call('ZREM', KEYS[5], sid)
+  else
+    local id, info = choose_instance(KEYS[1], KEYS[2], KEYS[3], rec, '', now)
+    if id then
+      assign(keys_, sid, rec, id, info, now, ARGV[5])
+      placed = placed + 1
+    else
+      rec.attempts = (rec.attempts or 0) + 1
+      set_json(KEYS[4], sid, rec)
+      redis.call('ZADD', KEYS[5], now + math.min(max_delay, base * 2 ^ math.min(rec.attempts - 1, 20)), sid)
+      deferred = deferred + 1
+    end
+  end
+end
+return { OK, placed, orphaned, deferred, removed }

@@ -1,0 +1,778 @@
+import { randomBytes } from 'node:crypto';
+import { EventEmitter } from 'node:events';
+import { performance } from 'node:perf_hooks';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { LeaseLostError, StateError, WafleetError, type FenceReason } from '../errors.js';
+import { validateSessionId } from '../ids.js';
+import { registryKeys, type RegistryKeys } from './keys.js';
+import { resolveFleetOptions, type FleetOptions, type ResolvedFleetOptions } from './options.js';
+import { connect, disconnect, runScript, type Connection, type Script } from './redis.js';
+import { ReplyCode, replyError, type Reply } from './reply-codes.js';
+import { scripts } from './scripts.generated.js';
+
+/** Lifecycle of a fleet instance. `fenced`: lease lost or self-fence deadline passed; it tries to recover. */
+export type FleetState = 'idle' | 'starting' | 'active' | 'fenced' | 'draining' | 'closed';
+
+/** Session statuses, the vocabulary WhatsApp gateways already use. */
+export const SESSION_STATUSES = ['STOPPED', 'STARTING', 'SCAN_QR_CODE', 'WORKING', 'FAILED'] as const;
+/** A session status. */
+export type SessionStatus = (typeof SESSION_STATUSES)[number];
+
+/** Result of a successful {@link Fleet.claim}. */
+export interface Ownership {
+  sessionId: string;
+  /** Fencing epoch, a decimal string (it exceeds 2^53 over time); compare with {@link compareEpochs}. */
+  epoch: string;
+  /** Instance that owned the session before, '' when none. */
+  previousOwner: string;
+}
+
+/** A session became ours without this instance asking (placement, adoption, handoff, or recovery). */
+export interface AssignedEvent {
+  sessionId: string;
+  epoch: string;
+  /** `placed`: by placement, adoption or handoff; `reclaimed`: taken back after this instance was fenced. */
+  reason: 'placed' | 'reclaimed';
+}
+
+/** Sessions this instance must stop at once: it no longer owns them (or cannot prove it does). */
+export interface FencedEvent {
+  sessionIds: string[];
+  reason: FenceReason;
+}
+
+/** A session kept running under a new epoch (re-asserted after Redis lost its data). */
+export interface EpochEvent {
+  sessionId: string;
+  epoch: string;
+}
+
+/** The registry's view of one session. */
+export interface SessionOwner {
+  sessionId: string;
+  /** Owning instance id, '' when nobody owns it. */
+  owner: string;
+  ownerUrl: string;
+  epoch: string;
+  status: SessionStatus;
+  desired: 'running' | 'stopped';
+  /** Whether the owner's lease is valid right now. */
+  live: boolean;
+}
+
+/** One registered instance and its load. */
+export interface InstanceInfo {
+  id: string;
+  url: string;
+  maxSessions: number;
+  load: number;
+  labels: Record<string, string>;
+  draining: boolean;
+  mode: 'managed' | 'observe';
+  /** Lease deadline in Redis server time (unix ms). */
+  leaseDeadline: number;
+  live: boolean;
+}
+
+/** Result of {@link Fleet.place}. */
+export interface PlaceResult {
+  sessionId: string;
+  /** `assigned`: a new owner; `existing`: a live owner already had it; `pending`: nobody has capacity now. */
+  outcome: 'assigned' | 'existing' | 'pending';
+  owner: string;
+  ownerUrl: string;
+  epoch: string;
+}
+
+/** Result of {@link Fleet.drain}. */
+export interface DrainResult {
+  handedOff: number;
+  /** Released, but no other instance had capacity: the sweep places them when one does. */
+  pending: number;
+  /** Could not be stopped or released; they stay here until the lease expires. */
+  failed: number;
+  /** Per session: stop plus release, in ms. */
+  durationsMs: number[];
+}
+
+/** Counters for metrics and tests. */
+export interface FleetStats {
+  renewals: number;
+  renewalFailures: number;
+  /** Longest gap between two heartbeat attempts (ms): how long the event loop or process was stalled. */
+  maxHeartbeatGapMs: number;
+  fencedSessions: number;
+  claims: Record<'ok' | 'refused' | 'error', number>;
+  /** Sessions this instance's sweeps placed (adopted orphans and retried placements). */
+  sweepPlaced: number;
+  handoffs: number;
+  reRegistrations: number;
+}
+
+/** Events of a {@link Fleet}. */
+export interface FleetEvents {
+  assigned: [AssignedEvent];
+  fenced: [FencedEvent];
+  epoch: [EpochEvent];
+  leaseLost: [{ reason: FenceReason }];
+  leaseRestored: [{ incarnation: string }];
+  state: [FleetState];
+  error: [Error];
+  closed: [];
+}
+
+/** Compares two epochs: negative when `a` is older, 0 when equal, positive when newer. */
+export function compareEpochs(a: string, b: string): number {
+  const x = BigInt(a);
+  const y = BigInt(b);
+  return x < y ? -1 : x > y ? 1 : 0;
+}
+
+const newIncarnation = () => randomBytes(8).toString('hex');
+
+/** Creates a fleet member for this instance. Call `start()` to register it. */
+export function createFleet(options: FleetOptions): Fleet {
+  return new Fleet(options);
+}
+
+/**
+ * This instance's membership in the fleet: its lease, the sessions it owns, and the registry operations.
+ * @example
+ * const fleet = createFleet({ redis: 'redis://127.0.0.1:6379', instanceId: 'wa-1', url: 'http://wa-1:3000', maxSessions: 20 });
+ * fleet.on('assigned', ({ sessionId, epoch }) => startSession(sessionId, epoch));
+ * fleet.on('fenced', ({ sessionIds }) => sessionIds.forEach(stopSessionNow));
+ * await fleet.start();
+ * await fleet.claim('5511999990000');
+ */
+export class Fleet extends EventEmitter<FleetEvents> {
+  /** Validated options. */
+  readonly options: ResolvedFleetOptions;
+  /** Redis keys of this fleet's namespace. */
+  readonly keys: RegistryKeys;
+
+  #state: FleetState = 'idle';
+  #incarnation = newIncarnation();
+  #era = '';
+  #cmd: Connection | undefined;
+  #hb: Connection | undefined;
+  #sub: Connection | undefined;
+  /** Monotonic time after which this instance must assume its lease is gone. */
+  #selfFenceAt = 0;
+  #lastBeatAt = 0;
+  readonly #owned = new Map<string, string>();
+  /** Sessions stopped by a fence, to take back when this instance holds a lease again. */
+  readonly #toReclaim = new Map<string, string>();
+  readonly #inflight = new Map<string, number>();
+  #beatTimer: NodeJS.Timeout | undefined;
+  #fenceTimer: NodeJS.Timeout | undefined;
+  #sweepTimer: NodeJS.Timeout | undefined;
+  #startPromise: Promise<void> | undefined;
+  #drainPromise: Promise<DrainResult> | undefined;
+  #closePromise: Promise<void> | undefined;
+  #recovering = false;
+  readonly #stats: FleetStats = {
+    renewals: 0,
+    renewalFailures: 0,
+    maxHeartbeatGapMs: 0,
+    fencedSessions: 0,
+    claims: { ok: 0, refused: 0, error: 0 },
+    sweepPlaced: 0,
+    handoffs: 0,
+    reRegistrations: 0,
+  };
+
+  constructor(options: FleetOptions) {
+    super();
+    this.options = resolveFleetOptions(options);
+    this.keys = registryKeys(this.options.namespace);
+  }
+
+  /** Current lifecycle state. */
+  get state(): FleetState {
+    return this.#state;
+  }
+
+  /** This process's current incarnation (changes on every re-registration). */
+  get incarnation(): string {
+    return this.#incarnation;
+  }
+
+  /** The registry's data era; it changes when Redis lost its data. */
+  get era(): string {
+    return this.#era;
+  }
+
+  /** Milliseconds until this instance self-fences without another acknowledged renewal (negative: past). */
+  get selfFenceInMs(): number {
+    return this.#selfFenceAt - performance.now();
+  }
+
+  /** A copy of the counters. */
+  stats(): FleetStats {
+    return structuredClone(this.#stats);
+  }
+
+  /** Sessions this instance owns now, with their epochs. */
+  ownedSessions(): Map<string, string> {
+    return new Map(this.#owned);
+  }
+
+  /** Whether this instance owns `sessionId` and its self-fence deadline has not passed. */
+  owns(sessionId: string): boolean {
+    return this.#owned.has(sessionId) && !this.#pastDeadline();
+  }
+
+  /** Registers this instance, opens its connections and starts heartbeats and sweeps. Idempotent. */
+  start(): Promise<void> {
+    this.#startPromise ??= this.#start();
+    return this.#startPromise;
+  }
+
+  async #start(): Promise<void> {
+    if (this.#closePromise) throw new StateError('WAFLEET_CLOSED', 'This fleet was closed; create a new one');
+    this.#setState('starting');
+    const { options } = this;
+    try {
+      this.#cmd = connect(options.redis, 'command', options);
+      this.#hb = connect(options.redis, 'heartbeat', options);
+      this.#sub = connect(options.redis, 'subscriber', options);
+      for (const conn of [this.#cmd, this.#hb, this.#sub]) {
+        // ioredis emits 'error' on every failed reconnect; an unhandled one would crash the host.
+        if (conn.owned) conn.client.on('error', (err: Error) => options.logger.debug('redis connection error', { err: err.message }));
+        if (conn.owned) await conn.client.connect();
+      }
+      const sub = this.#sub.client;
+      sub.on('message', (_channel: string, message: string) => this.#onPush(message));
+      await sub.subscribe(this.keys.events);
+      // A subscriber that reconnects missed pushes: compare with the registry.
+      sub.on('ready', () => void this.#reconcile());
+      await this.#register();
+    } catch (err) {
+      await this.#closeConnections();
+      this.#setState('closed');
+      throw err;
+    }
+    this.#setState('active');
+    this.#scheduleBeat();
+    this.#scheduleSweep();
+    options.logger.info('fleet instance registered', { instanceId: options.instanceId, namespace: options.namespace, mode: options.mode });
+  }
+
+  /**
+   * Takes ownership of `sessionId` on this instance when nobody live owns it and capacity allows. Idempotent.
+   * Waits out a registry quarantine (after Redis lost its data), which lasts at most `quarantineMs`.
+   * @throws OwnedElsewhereError, OwnerExpiringError, CapacityError, DrainingError, LeaseLostError, InvalidIdError
+   */
+  async claim(sessionId: string, options: { labels?: Record<string, string> } = {}): Promise<Ownership> {
+    validateSessionId(sessionId);
+    const labels = options.labels === undefined ? '' : JSON.stringify(options.labels);
+    this.#assertActive();
+    return this.#withInflight(sessionId, () => this.#claim(sessionId, labels, false));
+  }
+
+  async #claim(sessionId: string, labels: string, reassert: boolean): Promise<Ownership> {
+    const force = this.options.mode === 'observe' ? '1' : '0';
+    const waitUntil = performance.now() + this.options.quarantineMs + this.options.commandTimeoutMs;
+    for (;;) {
+      const incarnation = this.#incarnation;
+      let reply: Reply;
+      try {
+        reply = await this.#run(scripts.claim, this.#sessionKeys(), [
+          this.options.instanceId, incarnation, sessionId, this.options.adoptionDelayMs,
+          reassert ? '1' : '0', force, this.keys.events, labels,
+        ]);
+      } catch (err) {
+        this.#stats.claims.error++;
+        throw err;
+      }
+      if (reply[0] === ReplyCode.OK) {
+        this.#stats.claims.ok++;
+        const epoch = String(reply[1]);
+        if (this.#pastDeadline() || incarnation !== this.#incarnation) {
+          // The grant was valid when Redis made it, but this instance fenced meanwhile: take it back later.
+          this.#toReclaim.set(sessionId, epoch);
+          throw new LeaseLostError('deadline', sessionId);
+        }
+        this.#owned.set(sessionId, epoch);
+        this.#toReclaim.delete(sessionId);
+        return { sessionId, epoch, previousOwner: reply[2] === 'held' ? '' : String(reply[3] ?? '') };
+      }
+      if (reply[0] === ReplyCode.QUARANTINE && performance.now() + Number(reply[1]) <= waitUntil) {
+        await sleep(Number(reply[1]) + 5);
+        continue;
+      }
+      this.#stats.claims.refused++;
+      throw replyError('claim', reply, { sessionId, instanceId: this.options.instanceId });
+    }
+  }
+
+  /**
+   * Chooses an owner for `sessionId` atomically (least-loaded live instance with capacity and matching labels,
+   * sticky to a live previous owner) and assigns it; the chosen instance gets an `assigned` event and starts it.
+   * Records the desired state even when nobody has capacity now (`outcome: 'pending'`): the sweep places it later.
+   * @throws OwnerExpiringError, InvalidIdError
+   */
+  async place(sessionId: string, options: { labels?: Record<string, string>; exclude?: string } = {}): Promise<PlaceResult> {
+    validateSessionId(sessionId);
+    this.#assertStarted();
+    const labels = options.labels === undefined ? '' : JSON.stringify(options.labels);
+    const waitUntil = performance.now() + this.options.quarantineMs + this.options.commandTimeoutMs;
+    for (;;) {
+      const reply = await this.#run(scripts.place, this.#sessionKeys(), [
+        sessionId, labels, options.exclude ?? '', this.options.adoptionDelayMs, this.keys.events, this.options.placementRetryMs,
+      ]);
+      if (reply[0] === ReplyCode.OK) {
+        const outcome = reply[4] === 'existing' ? 'existing' : 'assigned';
+        return { sessionId, outcome, owner: String(reply[1]), epoch: String(reply[2]), ownerUrl: String(reply[3]) };
+      }
+      if (reply[0] === ReplyCode.PENDING) return { sessionId, outcome: 'pending', owner: '', ownerUrl: '', epoch: '' };
+      if (reply[0] === ReplyCode.QUARANTINE && performance.now() + Number(reply[1]) <= waitUntil) {
+        await sleep(Number(reply[1]) + 5);
+        continue;
+      }
+      throw replyError('place', reply, { sessionId });
+    }
+  }
+
+  /**
+   * Stops the session here (through `stopSession`, when given) and releases it with desired state stopped.
+   * @throws NotOwnerError, NotFoundError, LeaseLostError, InvalidIdError
+   */
+  async release(sessionId: string): Promise<void> {
+    validateSessionId(sessionId);
+    this.#assertStarted();
+    await this.#withInflight(sessionId, async () => {
+      if (this.#owned.has(sessionId)) await this.#stopEngine(sessionId, 'release');
+      const reply = await this.#run(scripts.release, this.#sessionKeys(), this.#releaseArgs(sessionId, 'stop'));
+      this.#owned.delete(sessionId);
+      this.#toReclaim.delete(sessionId);
+      if (reply[0] !== ReplyCode.OK) throw replyError('release', reply, { sessionId });
+    });
+  }
+
+  /**
+   * Records a session's status (and optionally its desired state) in the registry. Only the owner may, and
+   * only while its lease is valid.
+   * @throws NotOwnerError, LeaseLostError, NotFoundError, InvalidIdError
+   */
+  async setStatus(sessionId: string, status: SessionStatus, options: { desired?: 'running' | 'stopped' } = {}): Promise<void> {
+    validateSessionId(sessionId);
+    if (!SESSION_STATUSES.includes(status)) {
+      throw new WafleetError('WAFLEET_CONFIG', `Expected status to be one of ${SESSION_STATUSES.join(', ')}, got ${JSON.stringify(status)}`);
+    }
+    if (options.desired !== undefined && options.desired !== 'running' && options.desired !== 'stopped') {
+      throw new WafleetError('WAFLEET_CONFIG', `Expected desired to be 'running' or 'stopped', got ${JSON.stringify(options.desired)}`);
+    }
+    this.#assertActive();
+    const reply = await this.#run(scripts.setStatus, [this.keys.instances, this.keys.instanceInfo, this.keys.sessions], [
+      this.options.instanceId, this.#incarnation, sessionId, status, options.desired ?? '', this.keys.events,
+    ]);
+    if (reply[0] === ReplyCode.OK) return;
+    if ((reply[0] === ReplyCode.NOT_OWNER || reply[0] === ReplyCode.FENCED) && this.#owned.has(sessionId)) {
+      this.#fence([sessionId], 'taken');
+    }
+    throw replyError('set-status', reply, { sessionId });
+  }
+
+  /** The registry's record of `sessionId`, or null when it has none. One Redis round trip. */
+  async owner(sessionId: string): Promise<SessionOwner | null> {
+    validateSessionId(sessionId);
+    this.#assertStarted();
+    const reply = await this.#run(scripts.lookup, [this.keys.instances, this.keys.instanceInfo, this.keys.sessions], [sessionId]);
+    if (reply[0] === ReplyCode.NOT_FOUND) return null;
+    const [, owner, epoch, status, desired, ownerUrl, live] = reply.map(String);
+    return {
+      sessionId,
+      owner: owner ?? '',
+      ownerUrl: ownerUrl ?? '',
+      epoch: epoch ?? '0',
+      status: status as SessionStatus,
+      desired: desired as 'running' | 'stopped',
+      live: live === '1',
+    };
+  }
+
+  /** Every registered instance with its load and capacity. One Redis round trip. */
+  async instances(): Promise<InstanceInfo[]> {
+    this.#assertStarted();
+    const reply = await this.#run(scripts.instances, [this.keys.instances, this.keys.instanceInfo, this.keys.owned], []);
+    const rows = JSON.parse(String(reply[2])) as Array<Record<string, unknown>>;
+    return rows.map((r) => ({
+      id: String(r.id),
+      url: String(r.url),
+      maxSessions: Number(r.max),
+      load: Number(r.load),
+      labels: (Array.isArray(r.labels) ? {} : r.labels) as Record<string, string>,
+      draining: Boolean(r.draining),
+      mode: r.mode as 'managed' | 'observe',
+      leaseDeadline: Number(r.deadline),
+      live: Boolean(r.live),
+    }));
+  }
+
+  /**
+   * Stops taking sessions and hands every session off: stop it here, release it, and assign it to another
+   * instance at once (no waiting for lease expiry). Idempotent; `close()` calls it.
+   */
+  drain(): Promise<DrainResult> {
+    this.#drainPromise ??= this.#drain();
+    return this.#drainPromise;
+  }
+
+  async #drain(): Promise<DrainResult> {
+    this.#assertStarted();
+    const result: DrainResult = { handedOff: 0, pending: 0, failed: 0, durationsMs: [] };
+    if (this.#state === 'active') this.#setState('draining');
+    try {
+      await this.#run(scripts.setDraining, [this.keys.instances, this.keys.instanceInfo], [this.options.instanceId, this.#incarnation, '1']);
+    } catch (err) {
+      this.options.logger.warn('could not mark instance draining', { err: (err as Error).message });
+    }
+    const queue = [...this.#owned.keys()];
+    const worker = async () => {
+      for (let sid = queue.shift(); sid !== undefined; sid = queue.shift()) await this.#handoff(sid, result);
+    };
+    await Promise.all(Array.from({ length: this.options.handoffConcurrency }, worker));
+    this.options.logger.info('drain finished', { handedOff: result.handedOff, pending: result.pending, failed: result.failed });
+    return result;
+  }
+
+  async #handoff(sessionId: string, result: DrainResult): Promise<void> {
+    await this.#withInflight(sessionId, async () => {
+      const t0 = performance.now();
+      try {
+        await this.#stopEngine(sessionId, 'handoff');
+        const reply = await this.#run(scripts.release, this.#sessionKeys(), this.#releaseArgs(sessionId, 'handoff'));
+        this.#owned.delete(sessionId);
+        if (reply[0] === ReplyCode.OK) result.handedOff++;
+        else if (reply[0] === ReplyCode.PENDING) result.pending++;
+        else throw replyError('release', reply, { sessionId });
+        this.#stats.handoffs++;
+        result.durationsMs.push(performance.now() - t0);
+      } catch (err) {
+        result.failed++;
+        this.options.logger.error('handoff failed; the session stays until the lease expires', { sessionId, err: (err as Error).message });
+      }
+    });
+  }
+
+  /**
+   * Drains (managed mode), deregisters and closes the connections wafleet opened. Idempotent. Sessions that
+   * could not be stopped keep this instance's lease record and are adopted only after it expires.
+   */
+  close(): Promise<void> {
+    this.#closePromise ??= this.#close();
+    return this.#closePromise;
+  }
+
+  async #close(): Promise<void> {
+    if (this.#startPromise) await this.#startPromise.catch(() => undefined);
+    if (this.#state !== 'closed' && this.#cmd) {
+      if (this.options.mode === 'managed') await this.drain().catch(() => undefined);
+      this.#clearTimers();
+      if (this.#owned.size === 0 || this.options.mode === 'observe') {
+        await this.#run(scripts.deregister, [this.keys.instances, this.keys.instanceInfo, this.keys.owned, this.keys.sessions, this.keys.pending], [
+          this.options.instanceId, this.#incarnation, this.keys.events,
+        ]).catch((err: Error) => this.options.logger.warn('deregister failed; the lease will expire', { err: err.message }));
+      }
+    }
+    this.#clearTimers();
+    await this.#closeConnections();
+    this.#setState('closed');
+    this.emit('closed');
+  }
+
+  // ---- heartbeats, fencing and recovery ----
+
+  #scheduleBeat(): void {
+    if (this.#state === 'closed' || this.#closePromise) return;
+    this.#beatTimer = setTimeout(() => void this.#beat(), this.options.heartbeatIntervalMs).unref();
+  }
+
+  async #beat(): Promise<void> {
+    // After a pause the deadline check must come before anything else, including this renewal.
+    this.#checkDeadline();
+    const sentAt = performance.now();
+    if (this.#lastBeatAt > 0) this.#stats.maxHeartbeatGapMs = Math.max(this.#stats.maxHeartbeatGapMs, sentAt - this.#lastBeatAt);
+    this.#lastBeatAt = sentAt;
+    try {
+      const reply = await runScript(this.#hb!.client, scripts.heartbeat, [this.keys.instances, this.keys.instanceInfo, this.keys.owned, this.keys.meta], [
+        this.options.instanceId, this.#incarnation, this.options.leaseTtlMs,
+      ]);
+      if (reply[0] === ReplyCode.OK) this.#onRenewed(sentAt, Number(reply[2]));
+      else await this.#onLeaseLost(String(reply[1]) as FenceReason);
+    } catch (err) {
+      this.#stats.renewalFailures++;
+      this.options.logger.warn('lease renewal failed', { err: (err as Error).message, selfFenceInMs: Math.round(this.selfFenceInMs) });
+    } finally {
+      this.#scheduleBeat();
+    }
+  }
+
+  #onRenewed(sentAt: number, remoteCount: number): void {
+    this.#stats.renewals++;
+    // The send time, not the reply time: Redis may have renewed at any moment in between.
+    this.#selfFenceAt = Math.max(this.#selfFenceAt, sentAt + this.options.selfFenceMs);
+    this.#armFenceTimer();
+    if (this.#state === 'fenced') {
+      this.#setState(this.#drainPromise ? 'draining' : 'active');
+      this.emit('leaseRestored', { incarnation: this.#incarnation });
+    }
+    if (this.#toReclaim.size > 0) void this.#reclaim(false);
+    else if (remoteCount !== this.#owned.size && this.#inflight.size === 0) void this.#reconcile();
+  }
+
+  #pastDeadline(): boolean {
+    return performance.now() >= this.#selfFenceAt;
+  }
+
+  #armFenceTimer(): void {
+    clearTimeout(this.#fenceTimer);
+    const wait = Math.max(0, this.#selfFenceAt - performance.now());
+    this.#fenceTimer = setTimeout(() => this.#checkDeadline(), wait + 1).unref();
+  }
+
+  #checkDeadline(): void {
+    if (this.#state === 'closed' || !this.#pastDeadline()) return;
+    if (this.#owned.size > 0 || this.#state === 'active') this.#fence([...this.#owned.keys()], 'deadline', true);
+  }
+
+  /** Stops treating sessions as ours and tells the host to stop them; they are re-claimed when possible. */
+  #fence(sessionIds: string[], reason: FenceReason, instanceWide = false): void {
+    if (this.options.mode === 'observe') {
+      if (instanceWide) this.options.logger.warn('observe mode: lease lost, not fencing', { reason });
+      return;
+    }
+    for (const sid of sessionIds) {
+      const epoch = this.#owned.get(sid);
+      this.#owned.delete(sid);
+      if (epoch !== undefined && reason !== 'taken') this.#toReclaim.set(sid, epoch);
+    }
+    this.#stats.fencedSessions += sessionIds.length;
+    if (sessionIds.length > 0) this.emit('fenced', { sessionIds, reason });
+    if (instanceWide && this.#state !== 'fenced') {
+      this.#setState('fenced');
+      this.emit('leaseLost', { reason });
+    }
+    this.options.logger.warn('sessions fenced', { count: sessionIds.length, reason });
+  }
+
+  async #onLeaseLost(reason: FenceReason): Promise<void> {
+    if (this.#recovering) return;
+    this.#recovering = true;
+    try {
+      // Redis lost its data ('missing'): the registry is in quarantine, nobody else can be granted our
+      // sessions, so they keep running while we re-assert them before the self-fence deadline.
+      const keep = reason === 'missing' && !this.#pastDeadline() && this.options.mode === 'managed' ? [...this.#owned] : [];
+      if (keep.length === 0) this.#fence([...this.#owned.keys()], reason, true);
+      this.#incarnation = newIncarnation();
+      this.#stats.reRegistrations++;
+      await this.#register();
+      this.options.logger.warn('re-registered after lease loss', { reason, kept: keep.length, toReclaim: this.#toReclaim.size });
+      if (this.#state === 'fenced') this.#setState(this.#drainPromise ? 'draining' : 'active');
+      for (const [sid] of keep) {
+        try {
+          const { epoch } = await this.#withInflight(sid, () => this.#claim(sid, '', true));
+          this.emit('epoch', { sessionId: sid, epoch });
+        } catch {
+          if (this.#owned.has(sid)) this.#fence([sid], 'taken');
+        }
+      }
+      this.emit('leaseRestored', { incarnation: this.#incarnation });
+      await this.#reclaim(reason === 'missing');
+    } catch (err) {
+      this.#fail(err as Error);
+    } finally {
+      this.#recovering = false;
+    }
+  }
+
+  /** Takes back fenced sessions that nobody else took. */
+  async #reclaim(reassert: boolean): Promise<void> {
+    for (const [sid] of [...this.#toReclaim]) {
+      if (this.#pastDeadline() || this.#drainPromise || this.#closePromise) return;
+      this.#toReclaim.delete(sid);
+      try {
+        const { epoch } = await this.#withInflight(sid, () => this.#claim(sid, '', reassert));
+        this.emit('assigned', { sessionId: sid, epoch, reason: 'reclaimed' });
+      } catch (err) {
+        this.options.logger.info('not reclaimed', { sessionId: sid, code: (err as WafleetError).code });
+      }
+    }
+  }
+
+  async #register(): Promise<void> {
+    const { options } = this;
+    const giveUpAt = performance.now() + options.leaseTtlMs + options.adoptionDelayMs + options.commandTimeoutMs;
+    for (;;) {
+      const sentAt = performance.now();
+      const reply = await this.#run(scripts.register, [
+        this.keys.instances, this.keys.instanceInfo, this.keys.owned, this.keys.sessions, this.keys.pending, this.keys.meta,
+      ], [
+        options.instanceId, this.#incarnation, options.url, options.maxSessions, JSON.stringify(options.labels),
+        options.leaseTtlMs, options.adoptionDelayMs, options.mode, options.quarantineMs, this.keys.events,
+      ]);
+      if (reply[0] === ReplyCode.OK) {
+        this.#era = String(reply[2]);
+        this.#selfFenceAt = sentAt + options.selfFenceMs;
+        this.#armFenceTimer();
+        return;
+      }
+      if (reply[0] === ReplyCode.FENCED) {
+        this.#incarnation = newIncarnation();
+        continue;
+      }
+      // The previous process with this id (killed, or paused) may still run sessions until its lease expires.
+      if (reply[0] === ReplyCode.DUPLICATE && performance.now() + Number(reply[1]) <= giveUpAt) {
+        await sleep(Number(reply[1]) + 10);
+        continue;
+      }
+      throw replyError('register', reply, { instanceId: options.instanceId });
+    }
+  }
+
+  // ---- pushes, reconciliation and sweeps ----
+
+  #onPush(message: string): void {
+    let m: { s?: string; o?: string; i?: string; e?: string; d?: string };
+    try {
+      m = JSON.parse(message);
+    } catch {
+      return;
+    }
+    const sid = m.s;
+    if (typeof sid !== 'string' || this.#inflight.has(sid) || this.#state === 'closed') return;
+    const mine = m.o === this.options.instanceId && m.i === this.#incarnation;
+    if (mine && !this.#owned.has(sid)) {
+      if (m.d !== 'running' || this.#pastDeadline() || this.#state === 'fenced') return;
+      this.#owned.set(sid, String(m.e));
+      this.emit('assigned', { sessionId: sid, epoch: String(m.e), reason: 'placed' });
+    } else if (!mine && this.#owned.has(sid)) {
+      this.#fence([sid], 'taken');
+    }
+  }
+
+  /** Brings the local view in line with the registry after a missed push (count mismatch, reconnect). */
+  async #reconcile(): Promise<void> {
+    if (this.#state !== 'active' && this.#state !== 'draining') return;
+    const incarnation = this.#incarnation;
+    let reply: Reply;
+    try {
+      reply = await this.#run(scripts.owned, [this.keys.instances, this.keys.owned, this.keys.sessions], [
+        this.options.instanceId, incarnation, this.options.maxSessions * 2 + 100,
+      ]);
+    } catch (err) {
+      this.options.logger.warn('reconcile failed', { err: (err as Error).message });
+      return;
+    }
+    if (incarnation !== this.#incarnation || this.#pastDeadline()) return;
+    const remote = new Map<string, string>();
+    for (let i = 1; i + 1 < reply.length; i += 2) remote.set(String(reply[i]), String(reply[i + 1]));
+    const lost = [...this.#owned.keys()].filter((sid) => !remote.has(sid) && !this.#inflight.has(sid));
+    if (lost.length > 0) this.#fence(lost, 'taken');
+    for (const [sid, epoch] of remote) {
+      if (this.#owned.has(sid) || this.#inflight.has(sid) || this.#state !== 'active') continue;
+      this.#owned.set(sid, epoch);
+      this.emit('assigned', { sessionId: sid, epoch, reason: 'placed' });
+    }
+  }
+
+  #scheduleSweep(): void {
+    if (this.options.mode !== 'managed' || this.#closePromise) return;
+    const jitter = 0.8 + Math.random() * 0.4;
+    this.#sweepTimer = setTimeout(() => void this.#sweep(), Math.round(this.options.sweepIntervalMs * jitter)).unref();
+  }
+
+  async #sweep(): Promise<void> {
+    try {
+      if (this.#state !== 'active' && this.#state !== 'draining') return;
+      if (this.#pastDeadline()) return;
+      const { options } = this;
+      const reply = await this.#run(scripts.sweep, this.#sessionKeys(), [
+        options.adoptionDelayMs, options.sweepBatch, options.placementRetryMs, options.placementRetryMaxMs, this.keys.events,
+      ]);
+      if (reply[0] === ReplyCode.OK) {
+        const [, placed, orphaned, deferred, removed] = reply.map(Number);
+        this.#stats.sweepPlaced += placed ?? 0;
+        if (placed || orphaned || removed) options.logger.info('sweep', { placed, orphaned, deferred, removed });
+      }
+    } catch (err) {
+      this.options.logger.warn('sweep failed', { err: (err as Error).message });
+    } finally {
+      this.#scheduleSweep();
+    }
+  }
+
+  // ---- helpers ----
+
+  #sessionKeys(): string[] {
+    const k = this.keys;
+    return [k.instances, k.instanceInfo, k.owned, k.sessions, k.pending, k.meta];
+  }
+
+  #releaseArgs(sessionId: string, mode: 'stop' | 'handoff'): Array<string | number> {
+    return [this.options.instanceId, this.#incarnation, sessionId, mode, this.keys.events, this.options.placementRetryMs];
+  }
+
+  #run(script: Script, keys: string[], args: Array<string | number>): Promise<Reply> {
+    if (!this.#cmd) throw new StateError('WAFLEET_NOT_STARTED', 'Call start() first');
+    return runScript(this.#cmd.client, script, keys, args);
+  }
+
+  async #stopEngine(sessionId: string, reason: 'release' | 'handoff'): Promise<void> {
+    const stop = this.options.stopSession;
+    if (!stop) return;
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new WafleetError('WAFLEET_LEASE_LOST', `stopSession(${sessionId}) did not finish within stopTimeoutMs`)), this.options.stopTimeoutMs);
+    });
+    try {
+      await Promise.race([Promise.resolve(stop(sessionId, reason)), timeout]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  async #withInflight<T>(sessionId: string, fn: () => Promise<T>): Promise<T> {
+    this.#inflight.set(sessionId, (this.#inflight.get(sessionId) ?? 0) + 1);
+    try {
+      return await fn();
+    } finally {
+      const n = (this.#inflight.get(sessionId) ?? 1) - 1;
+      if (n <= 0) this.#inflight.delete(sessionId);
+      else this.#inflight.set(sessionId, n);
+    }
+  }
+
+  #assertStarted(): void {
+    if (this.#state === 'closed' || this.#closePromise) throw new StateError('WAFLEET_CLOSED', 'This fleet is closed');
+    if (this.#state === 'idle' || this.#state === 'starting' || !this.#cmd) throw new StateError('WAFLEET_NOT_STARTED', 'Call start() first');
+  }
+
+  #assertActive(): void {
+    this.#assertStarted();
+    if (this.#state === 'draining') throw new WafleetError('WAFLEET_DRAINING', 'This instance is draining');
+    if (this.#state === 'fenced' || this.#pastDeadline()) throw new LeaseLostError('deadline');
+  }
+
+  #setState(state: FleetState): void {
+    if (this.#state === state) return;
+    this.#state = state;
+    this.emit('state', state);
+  }
+
+  #fail(err: Error): void {
+    if (this.listenerCount('error') > 0) this.emit('error', err);
+    else this.options.logger.error('fleet error', { err: err.message });
+  }
+
+  #clearTimers(): void {
+    clearTimeout(this.#beatTimer);
+    clearTimeout(this.#fenceTimer);
+    clearTimeout(this.#sweepTimer);
+  }
+
+  async #closeConnections(): Promise<void> {
+    await Promise.all([disconnect(this.#sub), disconnect(this.#hb), disconnect(this.#cmd)]);
+  }
+}

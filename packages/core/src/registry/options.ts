@@ -1,0 +1,205 @@
+import type { Cluster, Redis } from 'ioredis';
+import { ConfigError } from '../errors.js';
+import { validateInstanceId, validateNamespace } from '../ids.js';
+import { createLogger, type Logger } from '../logger.js';
+
+/** Lease timing. All durations in milliseconds. */
+export interface TimingOptions {
+  /** How often the instance renews its lease (one Redis call per instance, whatever its session count). */
+  heartbeatIntervalMs: number;
+  /** How long a lease lives after its last renewal, measured by Redis server time. */
+  leaseTtlMs: number;
+  /**
+   * How long after the last acknowledged renewal (local monotonic clock) the instance stops its sessions on
+   * its own. Must leave room for clock-rate error and stop time before `leaseTtlMs` ends.
+   */
+  selfFenceMs: number;
+  /** How long after a lease expired its sessions may be adopted elsewhere. */
+  adoptionDelayMs: number;
+  /** How often each instance looks for orphaned and unplaced sessions. */
+  sweepIntervalMs: number;
+}
+
+/**
+ * Named timing profiles. `default` fails over in about 8 s and tolerates pauses up to 2.5 s (minus stop time);
+ * `tolerant` rides out a Redis Sentinel/Cluster failover of up to ~25 s at the price of ~55 s failover.
+ */
+export const TIMING_PROFILES = Object.freeze({
+  default: Object.freeze({ heartbeatIntervalMs: 1000, leaseTtlMs: 6000, selfFenceMs: 4500, adoptionDelayMs: 1000, sweepIntervalMs: 1000 }),
+  tolerant: Object.freeze({ heartbeatIntervalMs: 3000, leaseTtlMs: 45000, selfFenceMs: 30000, adoptionDelayMs: 10000, sweepIntervalMs: 2000 }),
+}) satisfies Record<string, TimingOptions>;
+
+/** Name of a timing profile. */
+export type TimingProfile = keyof typeof TIMING_PROFILES;
+
+/** What the host does to stop a session's engine before it is released or handed off. */
+export type StopSession = (sessionId: string, reason: 'release' | 'handoff') => Promise<void> | void;
+
+/** Options of {@link createFleet}. */
+export interface FleetOptions extends Partial<TimingOptions> {
+  /** A Redis URL, a list of Cluster node URLs, or an ioredis `Redis`/`Cluster` (never closed by wafleet). */
+  redis: string | readonly string[] | Redis | Cluster;
+  /** Namespace of this fleet; fleets in different namespaces never see each other. @default 'default' */
+  namespace?: string;
+  /** Stable name of this instance (e.g. the pod name). No ':', '{', '}' or control characters. */
+  instanceId: string;
+  /** The URL callers use to reach this instance's HTTP API. */
+  url: string;
+  /** Most sessions this instance may hold, starting ones included. */
+  maxSessions: number;
+  /** Labels placement matches against a session's required labels, e.g. `{ auth: 's3' }`. @default {} */
+  labels?: Record<string, string>;
+  /**
+   * `managed` enforces ownership; `observe` only records heartbeats and claims (no refusals, no fencing, no
+   * adoption) so an existing fleet can roll wafleet out step by step. @default 'managed'
+   */
+  mode?: 'managed' | 'observe';
+  /** Timing profile the individual timing options override. @default 'default' */
+  profile?: TimingProfile;
+  /** How long after Redis lost its data only previous owners may claim. @default leaseTtlMs + adoptionDelayMs */
+  quarantineMs?: number;
+  /** Most sessions one sweep orphans and places (bounds Lua run time). @default 100 */
+  sweepBatch?: number;
+  /** First retry delay of a placement that found no capacity; doubled per attempt. @default 1000 */
+  placementRetryMs?: number;
+  /** Longest placement retry delay. @default 30000 */
+  placementRetryMaxMs?: number;
+  /** Timeout of registry commands other than heartbeats. @default 2000 */
+  commandTimeoutMs?: number;
+  /** Stops a session's engine before release and handoff. Without it the host stops sessions itself. */
+  stopSession?: StopSession;
+  /** Longest wait for `stopSession`. @default 10000 */
+  stopTimeoutMs?: number;
+  /** Sessions handed off at once while draining. @default 4 */
+  handoffConcurrency?: number;
+  /** pino, winston or console-like logger. @default no logging */
+  logger?: unknown;
+}
+
+/** Options after defaults and validation. */
+export interface ResolvedFleetOptions extends TimingOptions {
+  redis: FleetOptions['redis'];
+  namespace: string;
+  instanceId: string;
+  url: string;
+  maxSessions: number;
+  labels: Readonly<Record<string, string>>;
+  mode: 'managed' | 'observe';
+  quarantineMs: number;
+  sweepBatch: number;
+  placementRetryMs: number;
+  placementRetryMaxMs: number;
+  commandTimeoutMs: number;
+  stopSession: StopSession | undefined;
+  stopTimeoutMs: number;
+  handoffConcurrency: number;
+  logger: Logger;
+}
+
+/** Defaults of the options that are not timing. */
+export const FLEET_DEFAULTS = Object.freeze({
+  namespace: 'default',
+  mode: 'managed' as const,
+  profile: 'default' as const,
+  sweepBatch: 100,
+  placementRetryMs: 1000,
+  placementRetryMaxMs: 30000,
+  commandTimeoutMs: 2000,
+  stopTimeoutMs: 10000,
+  handoffConcurrency: 4,
+});
+
+function integer(option: string, value: unknown, min: number, max = Number.MAX_SAFE_INTEGER): number {
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
+    const range = max === Number.MAX_SAFE_INTEGER ? `an integer >= ${min}` : `an integer from ${min} to ${max}`;
+    throw new ConfigError(option, `Expected \`${option}\` to be ${range}, got ${JSON.stringify(value) ?? String(value)}`);
+  }
+  return value;
+}
+
+function oneOf<T extends string>(option: string, value: unknown, allowed: readonly T[]): T {
+  if (!allowed.includes(value as T)) {
+    throw new ConfigError(option, `Expected \`${option}\` to be one of ${allowed.map((a) => `'${a}'`).join(', ')}, got ${JSON.stringify(value)}`);
+  }
+  return value as T;
+}
+
+function labelsOf(value: unknown): Record<string, string> {
+  if (value === undefined) return {};
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    throw new ConfigError('labels', 'Expected `labels` to be an object of string values');
+  }
+  for (const [k, v] of Object.entries(value)) {
+    if (typeof v !== 'string' || k.length === 0 || k.length > 64 || v.length > 256) {
+      throw new ConfigError('labels', `Expected \`labels.${k}\` to be a string of at most 256 characters (keys 1 to 64)`);
+    }
+  }
+  return { ...(value as Record<string, string>) };
+}
+
+function redisOf(value: unknown): FleetOptions['redis'] {
+  const isUrl = (u: unknown) => typeof u === 'string' && /^rediss?:\/\//.test(u);
+  if (isUrl(value)) return value as string;
+  if (Array.isArray(value) && value.length > 0 && value.every(isUrl)) return value as string[];
+  if (typeof value === 'object' && value !== null && typeof (value as Redis).evalsha === 'function') return value as Redis;
+  throw new ConfigError('redis', 'Expected `redis` to be a redis:// URL, a non-empty list of them (Cluster), or an ioredis client');
+}
+
+/** Validates types, ranges and cross-field rules (heartbeat < self-fence < TTL); throws {@link ConfigError}. */
+export function resolveTiming(options: Partial<TimingOptions> & { profile?: unknown }): TimingOptions {
+  const profile = oneOf('profile', options.profile ?? FLEET_DEFAULTS.profile, Object.keys(TIMING_PROFILES) as TimingProfile[]);
+  const base = TIMING_PROFILES[profile];
+  const t: TimingOptions = {
+    heartbeatIntervalMs: integer('heartbeatIntervalMs', options.heartbeatIntervalMs ?? base.heartbeatIntervalMs, 10),
+    leaseTtlMs: integer('leaseTtlMs', options.leaseTtlMs ?? base.leaseTtlMs, 30),
+    selfFenceMs: integer('selfFenceMs', options.selfFenceMs ?? base.selfFenceMs, 20),
+    adoptionDelayMs: integer('adoptionDelayMs', options.adoptionDelayMs ?? base.adoptionDelayMs, 0),
+    sweepIntervalMs: integer('sweepIntervalMs', options.sweepIntervalMs ?? base.sweepIntervalMs, 10),
+  };
+  if (t.selfFenceMs < 2 * t.heartbeatIntervalMs) {
+    throw new ConfigError('selfFenceMs', `Expected \`selfFenceMs\` (${t.selfFenceMs}) to be at least twice \`heartbeatIntervalMs\` (${t.heartbeatIntervalMs}), so one lost heartbeat does not stop every session`);
+  }
+  if (t.selfFenceMs >= t.leaseTtlMs) {
+    throw new ConfigError('selfFenceMs', `Expected \`selfFenceMs\` (${t.selfFenceMs}) to be less than \`leaseTtlMs\` (${t.leaseTtlMs}): an instance must stop its sessions before its lease can expire`);
+  }
+  return t;
+}
+
+/** Applies defaults to {@link FleetOptions} and validates them; throws {@link ConfigError}. Never mutates `options`. */
+export function resolveFleetOptions(options: FleetOptions): ResolvedFleetOptions {
+  if (typeof options !== 'object' || options === null) throw new ConfigError('options', 'Expected an options object');
+  const timing = resolveTiming(options);
+  let url: string;
+  try {
+    url = new URL(String(options.url)).toString().replace(/\/$/, '');
+  } catch {
+    throw new ConfigError('url', `Expected \`url\` to be an absolute URL, got ${JSON.stringify(options.url)}`);
+  }
+  if (options.stopSession !== undefined && typeof options.stopSession !== 'function') {
+    throw new ConfigError('stopSession', 'Expected `stopSession` to be a function');
+  }
+  const placementRetryMs = integer('placementRetryMs', options.placementRetryMs ?? FLEET_DEFAULTS.placementRetryMs, 1);
+  const resolved: ResolvedFleetOptions = {
+    ...timing,
+    redis: redisOf(options.redis),
+    namespace: validateNamespace(options.namespace ?? FLEET_DEFAULTS.namespace),
+    instanceId: validateInstanceId(options.instanceId),
+    url,
+    maxSessions: integer('maxSessions', options.maxSessions, 1, 100_000),
+    labels: Object.freeze(labelsOf(options.labels)),
+    mode: oneOf('mode', options.mode ?? FLEET_DEFAULTS.mode, ['managed', 'observe']),
+    quarantineMs: integer('quarantineMs', options.quarantineMs ?? timing.leaseTtlMs + timing.adoptionDelayMs, 0),
+    sweepBatch: integer('sweepBatch', options.sweepBatch ?? FLEET_DEFAULTS.sweepBatch, 1, 500),
+    placementRetryMs,
+    placementRetryMaxMs: integer('placementRetryMaxMs', options.placementRetryMaxMs ?? FLEET_DEFAULTS.placementRetryMaxMs, placementRetryMs),
+    commandTimeoutMs: integer('commandTimeoutMs', options.commandTimeoutMs ?? FLEET_DEFAULTS.commandTimeoutMs, 10),
+    stopSession: options.stopSession,
+    stopTimeoutMs: integer('stopTimeoutMs', options.stopTimeoutMs ?? FLEET_DEFAULTS.stopTimeoutMs, 1),
+    handoffConcurrency: integer('handoffConcurrency', options.handoffConcurrency ?? FLEET_DEFAULTS.handoffConcurrency, 1, 64),
+    logger: createLogger(options.logger),
+  };
+  if (resolved.quarantineMs > 0 && resolved.quarantineMs < resolved.selfFenceMs) {
+    throw new ConfigError('quarantineMs', `Expected \`quarantineMs\` (${resolved.quarantineMs}) to be 0 or at least \`selfFenceMs\` (${resolved.selfFenceMs}): previous owners need that long to re-assert or stop`);
+  }
+  return resolved;
+}
