@@ -7,7 +7,6 @@ local DUPLICATE = -2         -- another live incarnation holds this instance id
 local OWNED_ELSEWHERE = -3   -- a live instance owns the session
 local OWNER_EXPIRING = -4    -- the owner's lease is dead but the adoption delay has not passed
 local CAPACITY = -5          -- the caller's instance is at maxSessions
-local NO_CAPACITY = -6       -- no live instance can take the session now
 local QUARANTINE = -7        -- Redis lost its data recently: only previous owners may claim
 local NOT_OWNER = -8         -- the caller does not own the session
 local DRAINING = -9          -- the caller's instance is draining

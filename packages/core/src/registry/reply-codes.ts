@@ -22,7 +22,6 @@ export const ReplyCode = Object.freeze({
   OWNED_ELSEWHERE: -3,
   OWNER_EXPIRING: -4,
   CAPACITY: -5,
-  NO_CAPACITY: -6,
   QUARANTINE: -7,
   NOT_OWNER: -8,
   DRAINING: -9,
