@@ -658,14 +658,14 @@ export class Fleet extends EventEmitter<FleetEvents> {
     const incarnation = this.#incarnation;
     let reply: Reply;
     try {
-      reply = await this.#run(scripts.owned, [this.keys.instances, this.keys.owned, this.keys.sessions], [
+      reply = await this.#run(scripts.owned, [this.keys.instances, this.keys.instanceInfo, this.keys.owned, this.keys.sessions], [
         this.options.instanceId, incarnation, this.options.maxSessions * 2 + 100,
       ]);
     } catch (err) {
       this.options.logger.warn('reconcile failed', { err: (err as Error).message });
       return;
     }
-    if (incarnation !== this.#incarnation || this.#pastDeadline()) return;
+    if (reply[0] !== ReplyCode.OK || incarnation !== this.#incarnation || this.#pastDeadline()) return;
     const remote = new Map<string, string>();
     for (let i = 1; i + 1 < reply.length; i += 2) remote.set(String(reply[i]), String(reply[i + 1]));
     const lost = [...this.#owned.keys()].filter((sid) => !remote.has(sid) && !this.#inflight.has(sid));

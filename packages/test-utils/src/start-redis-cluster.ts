@@ -1,0 +1,251 @@
+import { execFile } from 'node:child_process';
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Cluster, Redis, type ClusterOptions } from 'ioredis';
+import { freePortPair } from './free-port.js';
+import {
+  closeClient,
+  hasExited,
+  removeTempDir,
+  signalProcess,
+  trackClient,
+  trackTempDir,
+  waitForExit,
+  type TrackedProcess,
+} from './process-registry.js';
+import { launchRedis, logTail, RedisStartError, redisArgs, type RedisLayout } from './redis-process.js';
+import { redisCliBinary } from './redis-cli-binary.js';
+import { redisServerBinary } from './redis-server-binary.js';
+import { waitUntil } from './wait-until.js';
+
+/** Options for {@link startRedisCluster}. */
+export interface StartRedisClusterOptions {
+  /** Number of master nodes, no replicas (default 3). */
+  masters?: number;
+  /** Extra redis-server arguments for every node, appended last. */
+  args?: string[];
+  /** Turn on the AOF (`appendfsync always`) on every node. Default false. */
+  appendonly?: boolean;
+}
+
+/** Address of one cluster node. */
+export interface RedisClusterNode {
+  host: string;
+  port: number;
+}
+
+/** A private Redis Cluster started by {@link startRedisCluster}. */
+export interface RedisClusterHandle {
+  readonly nodes: RedisClusterNode[];
+  /** `redis://127.0.0.1:PORT` for every node. */
+  readonly urls: string[];
+  /** Private temporary directory holding every node's data, config and log. */
+  readonly dir: string;
+  /** Closes tracked clients, SIGTERMs every node, waits, removes the temp dir. Idempotent. */
+  stop(): Promise<void>;
+  /**
+   * A new ioredis Cluster client seeded with every node, disconnected on
+   * stop(). `error` events are absorbed; commands still reject.
+   */
+  client(options?: ClusterOptions): Cluster;
+}
+
+const HOST = '127.0.0.1';
+const TOTAL_SLOTS = 16384;
+const CREATE_TIMEOUT_MS = 20_000;
+const NODE_ATTEMPTS = 5;
+
+interface NodeProcess {
+  port: number;
+  logFile: string;
+  tracked: TrackedProcess;
+}
+
+/**
+ * Starts `masters` private redis-server processes in cluster mode (no
+ * replicas, `cluster-node-timeout 2000`, same persistence flags as
+ * `startRedis`), joins them with `redis-cli --cluster create` and resolves
+ * once every node reports `cluster_state:ok`, knows every other node and
+ * sees all 16384 slots assigned (bounded: 20 s).
+ *
+ * redis-cli refuses to create clusters with fewer than 3 masters, so for 1
+ * or 2 masters the slots are assigned and the nodes introduced directly.
+ */
+export async function startRedisCluster(opts: StartRedisClusterOptions = {}): Promise<RedisClusterHandle> {
+  const masters = opts.masters ?? 3;
+  if (!Number.isInteger(masters) || masters < 1) {
+    throw new Error(`startRedisCluster: masters must be a positive integer, got ${masters}`);
+  }
+  const binary = redisServerBinary();
+  const cli = masters >= 3 ? redisCliBinary(binary) : undefined;
+  const dir = await mkdtemp(join(tmpdir(), 'wafleet-redis-cluster-'));
+  trackTempDir(dir);
+
+  const launched: NodeProcess[] = [];
+  const killNodes = async (signal: NodeJS.Signals): Promise<void> => {
+    for (const node of launched) signalProcess(node.tracked, signal);
+    const exited = await Promise.all(launched.map((n) => waitForExit(n.tracked.child, 5_000)));
+    if (signal !== 'SIGKILL' && exited.includes(false)) await killNodes('SIGKILL');
+  };
+
+  try {
+    // allSettled, not all: on failure every node that did come up must be
+    // in `launched` before the cleanup below kills them.
+    const results = await Promise.allSettled(
+      Array.from({ length: masters }, () => launchNode(binary, dir, opts, launched)),
+    );
+    const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed) throw failed.reason;
+    const nodes = [...launched];
+    if (cli) await createWithCli(cli, nodes.map((n) => n.port));
+    else await createByHand(nodes.map((n) => n.port));
+    await waitForClusterOk(nodes);
+  } catch (err) {
+    await killNodes('SIGKILL');
+    await removeTempDir(dir);
+    throw err;
+  }
+
+  const nodes = launched.map((n) => ({ host: HOST, port: n.port }));
+  const clients = new Set<Cluster>();
+  let stopped = false;
+
+  return {
+    nodes,
+    urls: nodes.map((n) => `redis://${n.host}:${n.port}`),
+    dir,
+
+    async stop() {
+      if (stopped) return;
+      stopped = true;
+      for (const c of clients) closeClient(c);
+      clients.clear();
+      await killNodes('SIGTERM');
+      await removeTempDir(dir);
+    },
+
+    client(options: ClusterOptions = {}) {
+      if (stopped) throw new Error('redis cluster was stopped');
+      const c = new Cluster(
+        nodes.map((n) => ({ host: n.host, port: n.port })),
+        options,
+      );
+      c.on('error', () => {});
+      clients.add(c);
+      trackClient(c);
+      return c;
+    },
+  };
+}
+
+async function launchNode(
+  binary: string,
+  dir: string,
+  opts: StartRedisClusterOptions,
+  launched: NodeProcess[],
+): Promise<NodeProcess> {
+  for (let attempt = 1; ; attempt++) {
+    const { port } = await freePortPair();
+    const layout: RedisLayout = {
+      port,
+      dataDir: join(dir, `node-${port}`),
+      logFile: join(dir, `node-${port}.log`),
+      appendonly: opts.appendonly ?? false,
+    };
+    await mkdir(layout.dataDir);
+    const args = redisArgs(layout, [
+      '--cluster-enabled', 'yes',
+      '--cluster-config-file', join(dir, `nodes-${port}.conf`),
+      '--cluster-node-timeout', '2000',
+      // A node learns its own address only from a MEET; a lone master never
+      // gets one and would advertise "" in CLUSTER SLOTS, stalling clients.
+      '--cluster-announce-ip', HOST,
+      ...(opts.args ?? []),
+    ]);
+    try {
+      const tracked = await launchRedis(binary, layout, args);
+      const node = { port, logFile: layout.logFile, tracked };
+      launched.push(node);
+      return node;
+    } catch (err) {
+      await rm(layout.dataDir, { recursive: true, force: true });
+      if (!(err instanceof RedisStartError && err.addressInUse) || attempt >= NODE_ATTEMPTS) throw err;
+    }
+  }
+}
+
+function createWithCli(cli: string, ports: number[]): Promise<void> {
+  const args = ['--cluster', 'create', ...ports.map((p) => `${HOST}:${p}`), '--cluster-replicas', '0', '--cluster-yes'];
+  return new Promise((resolve, reject) => {
+    execFile(cli, args, { timeout: CREATE_TIMEOUT_MS, maxBuffer: 4 * 1024 * 1024 }, (err, stdout, stderr) => {
+      if (!err) return resolve();
+      const out = `${stdout}\n${stderr}`.trim().split('\n').slice(-30).join('\n');
+      reject(new Error(`${cli} ${args.join(' ')} failed: ${err.message}\n${out}`));
+    });
+  });
+}
+
+/** Even slot split plus CLUSTER MEET, for the 1–2 master case redis-cli rejects. */
+async function createByHand(ports: number[]): Promise<void> {
+  const per = Math.ceil(TOTAL_SLOTS / ports.length);
+  await withNodeClients(ports, async (clients) => {
+    await Promise.all(
+      clients.map((c, i) => {
+        const first = i * per;
+        const last = Math.min(TOTAL_SLOTS, (i + 1) * per) - 1;
+        return c.call('CLUSTER', 'ADDSLOTSRANGE', first, last);
+      }),
+    );
+    const seed = clients[0]!;
+    for (const port of ports.slice(1)) await seed.call('CLUSTER', 'MEET', HOST, port);
+  });
+}
+
+async function waitForClusterOk(nodes: NodeProcess[]): Promise<void> {
+  let lastInfo = '';
+  const expected = [
+    'cluster_state:ok',
+    `cluster_slots_assigned:${TOTAL_SLOTS}`,
+    `cluster_known_nodes:${nodes.length}`,
+  ];
+  await withNodeClients(
+    nodes.map((n) => n.port),
+    async (clients) => {
+      try {
+        await waitUntil(
+          async () => {
+            for (const [i, c] of clients.entries()) {
+              if (hasExited(nodes[i]!.tracked.child)) throw new Error(`node ${nodes[i]!.port} exited`);
+              const info = String(await c.call('CLUSTER', 'INFO'));
+              lastInfo = `node ${nodes[i]!.port}:\n${info.trim()}`;
+              if (!expected.every((line) => info.includes(line))) return false;
+            }
+            return true;
+          },
+          { timeoutMs: CREATE_TIMEOUT_MS, intervalMs: 100 },
+        );
+      } catch (err) {
+        const logs = nodes.map((n) => `--- ${n.logFile}\n${logTail(n.logFile, 10)}`).join('\n');
+        throw new Error(
+          `redis cluster did not reach cluster_state:ok within ${CREATE_TIMEOUT_MS} ms\nlast CLUSTER INFO from ${lastInfo}\n${logs}`,
+          { cause: err },
+        );
+      }
+    },
+  );
+}
+
+/** Short-lived admin connections, one per node, always disconnected. */
+async function withNodeClients<T>(ports: number[], fn: (clients: Redis[]) => Promise<T>): Promise<T> {
+  const clients = ports.map((port) => {
+    const c = new Redis({ host: HOST, port, maxRetriesPerRequest: 1, commandTimeout: 2_000 });
+    c.on('error', () => {});
+    return c;
+  });
+  try {
+    return await fn(clients);
+  } finally {
+    for (const c of clients) c.disconnect();
+  }
+}
