@@ -420,7 +420,8 @@ export class Fleet extends EventEmitter<FleetEvents> {
   }
 
   async #drain(): Promise<DrainResult> {
-    this.#assertStarted();
+    // close() drains too, so only "never started" and "already closed" are refused here.
+    if (!this.#cmd || this.#state === 'closed') this.#assertStarted();
     const result: DrainResult = { handedOff: 0, pending: 0, failed: 0, durationsMs: [] };
     if (this.#state === 'active') this.#setState('draining');
     try {
