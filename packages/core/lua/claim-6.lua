@@ -34,10 +34,9 @@ local now = now_ms()
 
 local me = live_instance(KEYS[1], KEYS[2], id, now)
 if not me or me.inc ~= inc then return { FENCED, me and 'replaced' or 'expired' } end
-if me.draining and not force then return { DRAINING } end
-
 local rec = get_json(KEYS[4], sid)
 if rec and rec.owner == id and rec.inc == inc then return { OK, rec.epoch, 'held', id } end
+if me.draining and not force then return { DRAINING } end
 
 local state, retry_at = owner_state(KEYS[1], KEYS[2], rec, now, adopt_delay)
 if not force then

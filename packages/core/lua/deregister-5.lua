@@ -26,15 +26,7 @@ for _, member in ipairs(owned_of(KEYS[3], id, 100000)) do
   local sid = string.sub(member, #id + 2)
   local rec = get_json(KEYS[4], sid)
   redis.call('ZREM', KEYS[3], member)
-  if rec and rec.owner == id then
-    unassign(keys_, sid, rec, now)
-    if rec.desired == 'running' and info.mode == 'managed' then
-      redis.call('ZADD', KEYS[5], now, sid)
-      queued = queued + 1
-    end
-    set_json(KEYS[4], sid, rec)
-    publish(ARGV[3], sid, rec, '')
-  end
+  if rec and rec.owner == id and orphan(keys_, sid, rec, info, now, ARGV[3]) then queued = queued + 1 end
 end
 redis.call('ZREM', KEYS[1], id)
 redis.call('HDEL', KEYS[2], id)

@@ -41,10 +41,11 @@ rec = rec or { epoch = '0', owner = '', inc = '' }
 if ARGV[2] ~= '' then rec.labels = cjson.decode(ARGV[2]) end
 local id, info = choose_instance(KEYS[1], KEYS[2], KEYS[3], rec, ARGV[3], now)
 if not id then
+  local had_owner = rec.owner ~= nil and rec.owner ~= ''
   unassign(keys_, sid, rec, now)
   rec.desired = 'running'
-  rec.status = rec.status or 'STOPPED'
   set_json(KEYS[4], sid, rec)
+  if had_owner then publish(ARGV[5], sid, rec, '') end
   redis.call('ZADD', KEYS[5], now + tonumber(ARGV[6]), sid)
   return { PENDING, tonumber(ARGV[6]) }
 end

@@ -51,16 +51,7 @@ if existing then
       local sid = string.sub(member, #id + 2)
       local rec = get_json(KEYS[4], sid)
       redis.call('ZREM', KEYS[3], member)
-      if rec and rec.owner == id then
-        unassign(keys_, sid, rec, now)
-        if rec.desired == 'running' and rec.status ~= 'FAILED' and rec.status ~= 'SCAN_QR_CODE'
-           and existing.mode == 'managed' then
-          redis.call('ZADD', KEYS[5], now, sid)
-          queued = queued + 1
-        end
-        set_json(KEYS[4], sid, rec)
-        publish(ARGV[10], sid, rec, '')
-      end
+      if rec and rec.owner == id and orphan(keys_, sid, rec, existing, now, ARGV[10]) then queued = queued + 1 end
     end
   end
 end

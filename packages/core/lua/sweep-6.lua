@@ -37,14 +37,7 @@ for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now - adopt_del
     local rec = get_json(KEYS[4], sid)
     redis.call('ZREM', KEYS[3], member)
     if rec and rec.owner == id then
-      unassign(keys_, sid, rec, now)
-      -- Sessions that need a human (QR scan) or failed for good stay where they are: ownerless, not adopted.
-      if rec.desired == 'running' and rec.status ~= 'FAILED' and rec.status ~= 'SCAN_QR_CODE'
-         and (info == nil or info.mode == 'managed') then
-        redis.call('ZADD', KEYS[5], now, sid)
-      end
-      set_json(KEYS[4], sid, rec)
-      publish(ARGV[5], sid, rec, '')
+      orphan(keys_, sid, rec, info, now, ARGV[5])
       orphaned = orphaned + 1
     end
   end

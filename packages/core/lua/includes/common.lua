@@ -17,7 +17,8 @@ local function now_ms()
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
 
--- Epochs exceed 2^53 / 1024 never, but cjson would print them in exponent form: keep them as strings.
+-- Epochs are about server ms * 1024 (~1.8e15, below 2^53 until the 23rd century), but cjson would print
+-- them with 14 significant digits: keep them as decimal strings.
 local function fmt(n)
   return string.format('%.0f', n)
 end
@@ -137,6 +138,17 @@ local function assign(keys_, sid, rec, id, info, now, channel)
   return rec
 end
 
+-- FAILED sessions and sessions waiting for a QR scan need a human: they are never adopted automatically.
+local function needs_human(rec)
+  return rec.status == 'FAILED' or rec.status == 'SCAN_QR_CODE'
+end
+
+-- Whether a session whose owner went away should be placed elsewhere automatically.
+local function adoptable(rec, owner_info)
+  return rec.desired == 'running' and not needs_human(rec) and (owner_info == nil or owner_info.mode == 'managed')
+end
+
+-- Removes the owner. Nothing runs the session any more, so its status is STOPPED unless it needs a human.
 local function unassign(keys_, sid, rec, now)
   if rec.owner ~= nil and rec.owner ~= '' then
     redis.call('ZREM', keys_.owned, rec.owner .. ':' .. sid)
@@ -144,5 +156,16 @@ local function unassign(keys_, sid, rec, now)
   end
   rec.owner = ''
   rec.inc = ''
+  if not needs_human(rec) then rec.status = 'STOPPED' end
   rec.updatedAt = now
+end
+
+-- Takes a session away from a departed owner: queued for placement when adoptable, then announced.
+local function orphan(keys_, sid, rec, owner_info, now, channel)
+  local queue = adoptable(rec, owner_info)
+  unassign(keys_, sid, rec, now)
+  if queue then redis.call('ZADD', keys_.pending, now, sid) end
+  set_json(keys_.sessions, sid, rec)
+  publish(channel, sid, rec, '')
+  return queue
 end

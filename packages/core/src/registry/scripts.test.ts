@@ -171,6 +171,40 @@ describe('Lua scripts: every reply code', () => {
     expect(await run(scripts.deregister, [k.instances, k.instanceInfo, k.owned, k.sessions, k.pending], ['a', 'old', k.events])).toEqual([FENCED, 'replaced']);
     expect(await run(scripts.deregister, [k.instances, k.instanceInfo, k.owned, k.sessions, k.pending], ['a', 'ia', k.events])).toEqual([OK, 1]);
     expect(await client.zscore(k.pending, 's1')).not.toBeNull();
+    // Nothing runs it any more: the record says so instead of keeping the departed owner's status.
+    expect(JSON.parse((await client.hget(k.sessions, 's1'))!)).toMatchObject({ owner: '', status: 'STOPPED', prev: 'a' });
+  });
+
+  it('deregister leaves FAILED and SCAN_QR_CODE sessions ownerless and unqueued, like the sweep', async () => {
+    await register('a', 'ia', 3);
+    for (const s of ['s1', 's2']) await claim('a', 'ia', s);
+    await run(scripts.setStatus, [k.instances, k.instanceInfo, k.sessions], ['a', 'ia', 's1', 'FAILED', '', k.events]);
+    await run(scripts.setStatus, [k.instances, k.instanceInfo, k.sessions], ['a', 'ia', 's2', 'SCAN_QR_CODE', '', k.events]);
+    expect(await run(scripts.deregister, [k.instances, k.instanceInfo, k.owned, k.sessions, k.pending], ['a', 'ia', k.events])).toEqual([OK, 0]);
+    expect(await client.zcard(k.pending)).toBe(0);
+    expect(JSON.parse((await client.hget(k.sessions, 's1'))!)).toMatchObject({ owner: '', status: 'FAILED' });
+  });
+
+  it('a draining instance still answers OK for a session it holds', async () => {
+    await register('a', 'ia', 3);
+    await claim('a', 'ia', 's1');
+    await run(scripts.setDraining, [k.instances, k.instanceInfo], ['a', 'ia', '1']);
+    expect(await claim('a', 'ia', 's1')).toEqual([OK, expect.any(String), 'held', 'a']);
+    expect(await claim('a', 'ia', 's2')).toEqual([DRAINING]);
+  });
+
+  it('place announces the removal of a dead owner even when nobody can take the session', async () => {
+    await register('a', 'ia', 1, 0, 100);
+    await claim('a', 'ia', 's1');
+    await sleep(100 + DELAY + 20);
+    const sub = client.duplicate();
+    const messages: string[] = [];
+    sub.on('message', (_c, m) => messages.push(m));
+    await sub.subscribe(k.events);
+    expect(await place('s1')).toEqual([PENDING, 1000]);
+    await sleep(50);
+    sub.disconnect();
+    expect(messages.map((m) => JSON.parse(m))).toEqual([expect.objectContaining({ s: 's1', o: '', st: 'STOPPED' })]);
   });
 
   it('epochs stay above every earlier epoch after Redis loses the session record', async () => {
@@ -178,6 +212,8 @@ describe('Lua scripts: every reply code', () => {
     const [, first] = await claim('a', 'ia', 's1');
     await client.hdel(k.sessions, 's1');
     await client.zrem(k.owned, 'a:s1');
+    // The floor is server ms * 1024, so it assumes the data loss lasted at least 1 ms (a restart takes far longer).
+    await sleep(2);
     const [, second] = await claim('a', 'ia', 's1');
     expect(BigInt(second as string) > BigInt(first as string)).toBe(true);
   });
