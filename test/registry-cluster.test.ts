@@ -19,7 +19,15 @@ afterAll(async () => {
 });
 
 function fleet(namespace: string, instanceId: string, maxSessions: number): Fleet {
-  const f = createFleet({ redis: cluster.urls, namespace, instanceId, url: `http://${instanceId}:3000`, maxSessions, ...TEST_TIMING, quarantineMs: 0 });
+  const f = createFleet({
+    redis: cluster.urls,
+    namespace,
+    instanceId,
+    url: `http://${instanceId}:3000`,
+    maxSessions,
+    ...TEST_TIMING,
+    quarantineMs: 0,
+  });
   fleets.push(f);
   return f;
 }
@@ -38,13 +46,23 @@ describe('on a 3-master Redis Cluster', () => {
     await waitUntil(() => a.stats().renewals >= 5, { message: 'heartbeats did not renew on the cluster' });
     expect(a.stats().renewalFailures).toBe(0);
     expect((await b.owner('s1'))!.epoch).toBe(epoch);
-    const slots = await Promise.all(Object.values(a.keys).slice(1).map((key) => client.cluster('KEYSLOT', key)));
+    const slots = await Promise.all(
+      Object.values(a.keys)
+        .slice(1)
+        .map((key) => client.cluster('KEYSLOT', key)),
+    );
     expect(new Set(slots).size).toBe(1);
   });
 
   it('adopts the sessions of a kill -9ed instance process', async () => {
     const ns = uniqueNamespace('cluster-kill');
-    const victim = await startInstance({ redis: cluster.urls, namespace: ns, instanceId: 'victim', maxSessions: 6, timing: { quarantineMs: 0 } });
+    const victim = await startInstance({
+      redis: cluster.urls,
+      namespace: ns,
+      instanceId: 'victim',
+      maxSessions: 6,
+      timing: { quarantineMs: 0 },
+    });
     const ids = sessionIds('k', 6);
     await victim.run('claim', { ids });
     const before = await snapshot(client, ns);

@@ -1,7 +1,16 @@
 import { killAll, redisForTests, sleep, uniqueNamespace, type TestRedis } from '@wafleet/test-utils';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { journalPath, overlaps, readJournal, runsOf, sessionIds, snapshot, startInstance, type InstanceProcess } from './helpers/fleet-harness.js';
+import {
+  journalPath,
+  overlaps,
+  readJournal,
+  runsOf,
+  sessionIds,
+  snapshot,
+  startInstance,
+  type InstanceProcess,
+} from './helpers/fleet-harness.js';
 
 let redis: TestRedis;
 let client: Redis;
@@ -48,7 +57,10 @@ describe('concurrent claims and placements (G3, G1)', () => {
     sampling = false;
     await sampler;
 
-    const operations = instances.reduce((n, p) => n + p.events('claimed').length + p.events('claim-failed').length + p.events('placed').length, 0);
+    const operations = instances.reduce(
+      (n, p) => n + p.events('claimed').length + p.events('claim-failed').length + p.events('placed').length,
+      0,
+    );
     expect(operations).toBe(200);
 
     const s = await snapshot(client, namespace);
@@ -71,7 +83,9 @@ describe('concurrent claims and placements (G3, G1)', () => {
     expect(overlaps(runsOf(readJournal(...journals)))).toEqual([]);
     const owned = [...s.owned.values()].reduce((n, l) => n + l.length, 0);
     const pending = [...s.sessions.values()].filter((r) => !r.owner && r.desired === 'running').length;
-    console.log(`race: ${owners.size} sessions owned (capacity 40), ${pending} waiting for capacity, max load seen ${maxLoad}, refusals ${[...codes].join(',')}`);
+    console.log(
+      `race: ${owners.size} sessions owned (capacity 40), ${pending} waiting for capacity, max load seen ${maxLoad}, refusals ${[...codes].join(',')}`,
+    );
     expect(owned).toBe(owners.size);
   });
 });

@@ -106,11 +106,13 @@ describe('docs/registry.md: reading the registry with plain Redis commands', () 
 
   /** Runs a documented command block with its placeholders filled in: one command, or MULTI … EXEC. */
   async function run(block: string, vars: Record<string, string>): Promise<unknown> {
-    const lines = block.split('\n').map((line) => line.replace(/<(\w+)>/g, (_, name: string) => {
-      const value = name === 'ns' ? ns : vars[name];
-      if (value === undefined) throw new Error(`no value for <${name}>`);
-      return value;
-    }));
+    const lines = block.split('\n').map((line) =>
+      line.replace(/<(\w+)>/g, (_, name: string) => {
+        const value = name === 'ns' ? ns : vars[name];
+        if (value === undefined) throw new Error(`no value for <${name}>`);
+        return value;
+      }),
+    );
     const commands = lines.map((line) => line.split(' '));
     if (commands[0]?.[0] !== 'MULTI') {
       expect(commands).toHaveLength(1);
@@ -140,9 +142,22 @@ describe('docs/registry.md: reading the registry with plain Redis commands', () 
     for (let round = 0; round < 20; round++) {
       const owner = rec.owner ?? '';
       if (owner === '') {
-        return { owner: '', url: '', epoch: rec.epoch ?? '0', status: rec.status ?? 'STOPPED', desired: rec.desired ?? 'stopped', live: false, rec };
+        return {
+          owner: '',
+          url: '',
+          epoch: rec.epoch ?? '0',
+          status: rec.status ?? 'STOPPED',
+          desired: rec.desired ?? 'stopped',
+          live: false,
+          rec,
+        };
       }
-      const [again, infoRaw, score, time] = await run(DOCUMENTED.ownerSnapshot, { sessionId, owner }) as [string | null, string | null, string | null, unknown];
+      const [again, infoRaw, score, time] = (await run(DOCUMENTED.ownerSnapshot, { sessionId, owner })) as [
+        string | null,
+        string | null,
+        string | null,
+        unknown,
+      ];
       if (again === null) return null;
       rec = JSON.parse(again) as SessionRecord;
       if ((rec.owner ?? '') !== owner) continue; // moved between the two round trips: look again
@@ -156,7 +171,7 @@ describe('docs/registry.md: reading the registry with plain Redis commands', () 
 
   /** Section (b): instances and their load. */
   async function readInstances(): Promise<InstanceRead[]> {
-    const [flat, infoFlat, time] = await run(DOCUMENTED.instancesSnapshot, {}) as [string[], string[], unknown];
+    const [flat, infoFlat, time] = (await run(DOCUMENTED.instancesSnapshot, {})) as [string[], string[], unknown];
     const now = redisNowMs(time);
     const infos = new Map<string, InstanceRecord>();
     for (let i = 0; i < infoFlat.length; i += 2) infos.set(infoFlat[i]!, JSON.parse(infoFlat[i + 1]!) as InstanceRecord);
@@ -252,17 +267,27 @@ describe('docs/registry.md: reading the registry with plain Redis commands', () 
   });
 
   it('(b) lists the instances with the load each one holds', async () => {
-    await waitUntil(async () => {
-      const rows = await readInstances();
-      const byId = new Map(rows.map((r) => [r.id, r.load]));
-      return byId.get('wa-a') === a.ownedSessions().size && byId.get('wa-b') === b.ownedSessions().size;
-    }, { timeoutMs: 5000, message: 'documented loads never matched the sessions the fleets hold' });
+    await waitUntil(
+      async () => {
+        const rows = await readInstances();
+        const byId = new Map(rows.map((r) => [r.id, r.load]));
+        return byId.get('wa-a') === a.ownedSessions().size && byId.get('wa-b') === b.ownedSessions().size;
+      },
+      { timeoutMs: 5000, message: 'documented loads never matched the sessions the fleets hold' },
+    );
     const rows = await readInstances();
     expect(rows.map((r) => r.id).sort()).toEqual(['wa-a', 'wa-b']);
     for (const row of rows) {
       const fleet = row.id === 'wa-a' ? a : b;
       expect(Object.keys(row.info).sort()).toEqual([...INSTANCE_FIELDS].sort());
-      expect(row.info).toMatchObject({ id: row.id, inc: fleet.incarnation, url: fleet.options.url, max: 10, draining: false, mode: 'managed' });
+      expect(row.info).toMatchObject({
+        id: row.id,
+        inc: fleet.incarnation,
+        url: fleet.options.url,
+        max: 10,
+        draining: false,
+        mode: 'managed',
+      });
       expect(row.live).toBe(true);
       expect(row.load).toBe((await sessionsOf(row.id)).length);
       expect(row.load).toBe(fleet.ownedSessions().size);
@@ -271,7 +296,8 @@ describe('docs/registry.md: reading the registry with plain Redis commands', () 
     expect(rows.find((r) => r.id === 'wa-a')!.info.labels).toEqual({});
     expect(rows.reduce((n, r) => n + r.load, 0)).toBe(claimed.size);
     const viaNode = await b.instances();
-    for (const row of rows) expect(viaNode.find((i) => i.id === row.id)).toMatchObject({ load: row.load, leaseDeadline: expect.any(Number), live: true });
+    for (const row of rows)
+      expect(viaNode.find((i) => i.id === row.id)).toMatchObject({ load: row.load, leaseDeadline: expect.any(Number), live: true });
   });
 
   it('(c) publishes the documented message on the documented channel', async () => {
@@ -280,7 +306,15 @@ describe('docs/registry.md: reading the registry with plain Redis commands', () 
     await waitUntil(() => messages.some((m) => m.s === 'evt-1'), { timeoutMs: 5000, message: 'no message for evt-1' });
     const first = messages.find((m) => m.s === 'evt-1')!;
     expect(Object.keys(first).sort()).toEqual([...EVENT_FIELDS].sort());
-    expect(first).toEqual({ s: 'evt-1', o: 'wa-b', i: b.incarnation, e: epoch, st: 'STARTING', d: 'running', u: 'http://wa-b.internal:3000' });
+    expect(first).toEqual({
+      s: 'evt-1',
+      o: 'wa-b',
+      i: b.incarnation,
+      e: epoch,
+      st: 'STARTING',
+      d: 'running',
+      u: 'http://wa-b.internal:3000',
+    });
     await b.setStatus('evt-1', 'WORKING');
     await waitUntil(() => messages.some((m) => m.s === 'evt-1' && m.st === 'WORKING'), { timeoutMs: 5000, message: 'no WORKING message' });
     expect(messages.find((m) => m.st === 'WORKING')).toMatchObject({ s: 'evt-1', o: 'wa-b', e: epoch });
@@ -291,7 +325,10 @@ describe('docs/registry.md: reading the registry with plain Redis commands', () 
 
   it('the PHP snippet (phpredis) gives the same answers, when php with the redis extension is installed', async (ctx) => {
     const exec = promisify(execFile);
-    const hasPhp = await exec('php', ['-r', 'exit(class_exists("Redis") ? 0 : 1);']).then(() => true, () => false);
+    const hasPhp = await exec('php', ['-r', 'exit(class_exists("Redis") ? 0 : 1);']).then(
+      () => true,
+      () => false,
+    );
     if (!hasPhp) return ctx.skip();
     const doc = await readFile(DOC_URL, 'utf8');
     const snippet = /```php\n([\s\S]*?)```/.exec(doc)?.[1];
@@ -314,12 +351,20 @@ echo json_encode(['owner' => wafleetOwner($r, $argv[1], 'a-1'), 'stopped' => waf
         unknown: null;
         instances: Array<{ id: string; load: number; live: boolean; url: string }>;
       };
-      expect(out.owner).toEqual({ owner: 'wa-a', url: 'http://wa-a.internal:3000', epoch: claimed.get('a-1')!.epoch, status: 'WORKING', desired: 'running', live: true });
+      expect(out.owner).toEqual({
+        owner: 'wa-a',
+        url: 'http://wa-a.internal:3000',
+        epoch: claimed.get('a-1')!.epoch,
+        status: 'WORKING',
+        desired: 'running',
+        live: true,
+      });
       expect(out.stopped).toMatchObject({ owner: '', live: false, desired: 'stopped' });
       expect(out.unknown).toBeNull();
       const expected = await readInstances();
-      expect(out.instances.map(({ id, load, live, url: u }) => ({ id, load, live, url: u })).sort((x, y) => x.id.localeCompare(y.id)))
-        .toEqual(expected.map(({ id, load, live, info }) => ({ id, load, live, url: info.url })).sort((x, y) => x.id.localeCompare(y.id)));
+      expect(
+        out.instances.map(({ id, load, live, url: u }) => ({ id, load, live, url: u })).sort((x, y) => x.id.localeCompare(y.id)),
+      ).toEqual(expected.map(({ id, load, live, info }) => ({ id, load, live, url: info.url })).sort((x, y) => x.id.localeCompare(y.id)));
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
@@ -333,20 +378,26 @@ echo json_encode(['owner' => wafleetOwner($r, $argv[1], 'a-1'), 'stopped' => waf
     await a.close();
     // A graceful close hands the sessions off at once; were the handoff skipped, the sweep adopts them once the
     // lease (1 s) and the adoption delay (0.2 s) have passed. Either way the reads must end on wa-b.
-    await waitUntil(async () => {
-      for (const sid of moving) {
-        const read = await readOwner(sid);
-        if (read?.owner !== 'wa-b' || !read.live) return false;
-      }
-      return true;
-    }, { timeoutMs: 10_000, message: `sessions of wa-a never moved to wa-b: ${moving.join(', ')}` });
+    await waitUntil(
+      async () => {
+        for (const sid of moving) {
+          const read = await readOwner(sid);
+          if (read?.owner !== 'wa-b' || !read.live) return false;
+        }
+        return true;
+      },
+      { timeoutMs: 10_000, message: `sessions of wa-a never moved to wa-b: ${moving.join(', ')}` },
+    );
     for (const sid of moving) {
       const read = (await readOwner(sid))!;
       expect(read).toMatchObject({ owner: 'wa-b', url: 'http://wa-b.internal:3000', live: true, desired: 'running' });
       expect(read.rec.prev).toBe('wa-a');
       expect(BigInt(read.epoch) > BigInt(before.get(sid)!), sid).toBe(true);
     }
-    await waitUntil(async () => (await readInstances()).every((r) => r.id !== 'wa-a'), { timeoutMs: 10_000, message: 'wa-a never left the instances' });
+    await waitUntil(async () => (await readInstances()).every((r) => r.id !== 'wa-a'), {
+      timeoutMs: 10_000,
+      message: 'wa-a never left the instances',
+    });
     const rows = await readInstances();
     expect(rows.map((r) => r.id)).toEqual(['wa-b']);
     expect(rows[0]!.load).toBe((await sessionsOf('wa-b')).length);

@@ -30,7 +30,10 @@ describe('drain and graceful stop (G4)', () => {
     const termAt = Date.now();
     await a.child.kill('SIGTERM');
     expect(await a.child.exited).toMatchObject({ code: 0 });
-    await waitUntil(() => b.events('assigned').length + c.events('assigned').length === 12, { timeoutMs: 5000, message: 'not all handed off' });
+    await waitUntil(() => b.events('assigned').length + c.events('assigned').length === 12, {
+      timeoutMs: 5000,
+      message: 'not all handed off',
+    });
 
     const assignedAt = [...b.events('assigned'), ...c.events('assigned')].map((m) => (m.t as number) - termAt);
     const slowest = Math.max(...assignedAt);
@@ -44,7 +47,9 @@ describe('drain and graceful stop (G4)', () => {
     expect(s.deadlines.has('a')).toBe(false);
     expect((s.owned.get('b') ?? []).length + (s.owned.get('c') ?? []).length).toBe(12);
     expect(overlaps(runsOf(readJournal(...journals)))).toEqual([]);
-    console.log(`drain: 12 sessions handed off, slowest running elsewhere ${slowest} ms after SIGTERM; stop+release per session max ${Math.max(...drained.durationsMs).toFixed(1)} ms`);
+    console.log(
+      `drain: 12 sessions handed off, slowest running elsewhere ${slowest} ms after SIGTERM; stop+release per session max ${Math.max(...drained.durationsMs).toFixed(1)} ms`,
+    );
   });
 
   it('a draining instance is skipped by placement and sessions nobody can take wait for capacity', async () => {

@@ -2,16 +2,7 @@ import { compareEpochs, registryKeys } from '@wafleet/core';
 import { killAll, redisForTests, uniqueNamespace, waitUntil, type TestRedis } from '@wafleet/test-utils';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  TEST_TIMING,
-  journalPath,
-  overlaps,
-  readJournal,
-  runsOf,
-  sessionIds,
-  snapshot,
-  startInstance,
-} from './helpers/fleet-harness.js';
+import { TEST_TIMING, journalPath, overlaps, readJournal, runsOf, sessionIds, snapshot, startInstance } from './helpers/fleet-harness.js';
 
 let redis: TestRedis;
 let client: Redis;
@@ -35,8 +26,8 @@ describe('kill -9 of an owner (G4, G1, G2, G3)', () => {
     const ids = sessionIds('k', 20);
     await a.run('claim', { ids });
     expect(a.events('claimed')).toHaveLength(20);
-    const b = await startInstance({ redis: redis.url, namespace, instanceId: 'b', maxSessions: 12, journal: journals[1] });
-    const c = await startInstance({ redis: redis.url, namespace, instanceId: 'c', maxSessions: 12, journal: journals[2] });
+    await startInstance({ redis: redis.url, namespace, instanceId: 'b', maxSessions: 12, journal: journals[1] });
+    await startInstance({ redis: redis.url, namespace, instanceId: 'c', maxSessions: 12, journal: journals[2] });
 
     const before = await snapshot(client, namespace);
     await a.child.kill('SIGKILL');
@@ -73,7 +64,9 @@ describe('kill -9 of an owner (G4, G1, G2, G3)', () => {
     const runs = runsOf(readJournal(...journals), (inst) => (inst === 'a' ? killedAt : undefined));
     expect(overlaps(runs)).toEqual([]);
     expect(runs.filter((r) => r.instance !== 'a')).toHaveLength(20);
-    console.log(`kill -9: 20 sessions adopted ${adoptedAfterMs} ms after the kill (TTL ${TEST_TIMING.leaseTtlMs} + delay ${TEST_TIMING.adoptionDelayMs} + sweep ${TEST_TIMING.sweepIntervalMs})`);
+    console.log(
+      `kill -9: 20 sessions adopted ${adoptedAfterMs} ms after the kill (TTL ${TEST_TIMING.leaseTtlMs} + delay ${TEST_TIMING.adoptionDelayMs} + sweep ${TEST_TIMING.sweepIntervalMs})`,
+    );
   });
 
   it('a restarted instance with the same id waits for its old lease and takes back only what nobody took', async () => {

@@ -59,7 +59,7 @@ describe('process pauses (G1)', () => {
     const ids = sessionIds('q', 5);
     await a.run('claim', { ids });
     const b = await startInstance({ redis: redis.url, namespace, instanceId: 'b', maxSessions: 10, journal: journals[1] });
-    const oldInc = (a.events('ready')[0]!.inc as string);
+    const oldInc = a.events('ready')[0]!.inc as string;
 
     a.child.kill('SIGSTOP');
     const stoppedAt = Date.now();
@@ -96,6 +96,8 @@ describe('process pauses (G1)', () => {
       expect(o.from).toBeGreaterThanOrEqual(stoppedAt);
       expect(o.to).toBeLessThanOrEqual(continuedAt + 500);
     }
-    console.log(`pause beyond TTL: ${found.length} overlaps, all inside the frozen period; fence ${(afterWake[0]!.t as number) - continuedAt} ms after SIGCONT`);
+    console.log(
+      `pause beyond TTL: ${found.length} overlaps, all inside the frozen period; fence ${(afterWake[0]!.t as number) - continuedAt} ms after SIGCONT`,
+    );
   });
 });

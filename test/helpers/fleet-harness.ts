@@ -78,7 +78,12 @@ export interface JournalEntry {
 export function readJournal(...paths: string[]): JournalEntry[] {
   return paths
     .filter((p) => existsSync(p))
-    .flatMap((p) => readFileSync(p, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as JournalEntry))
+    .flatMap((p) =>
+      readFileSync(p, 'utf8')
+        .split('\n')
+        .filter(Boolean)
+        .map((l) => JSON.parse(l) as JournalEntry),
+    )
     .sort((a, b) => a.t - b.t);
 }
 

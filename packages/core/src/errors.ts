@@ -99,7 +99,10 @@ export type FenceReason = 'deadline' | 'expired' | 'missing' | 'replaced' | 'tak
 
 /** This instance no longer holds a valid lease (or the session's record names another owner). */
 export class LeaseLostError extends WafleetError {
-  constructor(readonly reason: FenceReason, sessionId?: string) {
+  constructor(
+    readonly reason: FenceReason,
+    sessionId?: string,
+  ) {
     super('WAFLEET_LEASE_LOST', sessionId ? `Lease lost for session ${sessionId} (${reason})` : `Instance lease lost (${reason})`);
   }
 }

@@ -38,9 +38,7 @@ describe('spawnProcess', () => {
     const child = startWorker();
     child.send({ n: 1 });
     child.send({ n: 2 });
-    const reply = await child.waitFor<{ got: { n: number } }>(
-      (m) => m['type'] === 'echo' && (m['got'] as { n: number }).n === 2,
-    );
+    const reply = await child.waitFor<{ got: { n: number } }>((m) => m['type'] === 'echo' && (m['got'] as { n: number }).n === 2);
     expect(reply.got).toEqual({ n: 2 });
     child.send({ exit: 7 });
     expect(await child.exited).toEqual({ code: 7, signal: null });

@@ -37,10 +37,7 @@ export interface ChildHandle {
    * as soon as the process has exited without a match, with an error that
    * names the process and shows its last 20 stdout/stderr lines.
    */
-  waitFor<T = Record<string, unknown>>(
-    predicate: (msg: Record<string, unknown>) => boolean,
-    timeoutMs?: number,
-  ): Promise<T>;
+  waitFor<T = Record<string, unknown>>(predicate: (msg: Record<string, unknown>) => boolean, timeoutMs?: number): Promise<T>;
   /** Writes `JSON.stringify(obj)` and a newline to stdin. Throws if the process is gone. */
   send(obj: unknown): void;
   /**
@@ -131,10 +128,7 @@ export function spawnProcess(command: string, args: string[], opts: SpawnProcess
     stderr: () => stderrText,
     alive: () => !hasExited(child),
 
-    waitFor<T = Record<string, unknown>>(
-      predicate: (msg: Record<string, unknown>) => boolean,
-      timeoutMs = 15_000,
-    ): Promise<T> {
+    waitFor<T = Record<string, unknown>>(predicate: (msg: Record<string, unknown>) => boolean, timeoutMs = 15_000): Promise<T> {
       return new Promise<T>((resolve, reject) => {
         try {
           const seen = messages.find((m) => predicate(m));
@@ -211,9 +205,7 @@ function parseObject(line: string): Record<string, unknown> | undefined {
   if (!trimmed.startsWith('{')) return undefined;
   try {
     const value: unknown = JSON.parse(trimmed);
-    return value !== null && typeof value === 'object' && !Array.isArray(value)
-      ? (value as Record<string, unknown>)
-      : undefined;
+    return value !== null && typeof value === 'object' && !Array.isArray(value) ? (value as Record<string, unknown>) : undefined;
   } catch {
     return undefined;
   }

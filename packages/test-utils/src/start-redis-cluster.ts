@@ -92,13 +92,15 @@ export async function startRedisCluster(opts: StartRedisClusterOptions = {}): Pr
   try {
     // allSettled, not all: on failure every node that did come up must be
     // in `launched` before the cleanup below kills them.
-    const results = await Promise.allSettled(
-      Array.from({ length: masters }, () => launchNode(binary, dir, opts, launched)),
-    );
+    const results = await Promise.allSettled(Array.from({ length: masters }, () => launchNode(binary, dir, opts, launched)));
     const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
     if (failed) throw failed.reason;
     const nodes = [...launched];
-    if (cli) await createWithCli(cli, nodes.map((n) => n.port));
+    if (cli)
+      await createWithCli(
+        cli,
+        nodes.map((n) => n.port),
+      );
     else await createByHand(nodes.map((n) => n.port));
     await waitForClusterOk(nodes);
   } catch (err) {
@@ -139,12 +141,7 @@ export async function startRedisCluster(opts: StartRedisClusterOptions = {}): Pr
   };
 }
 
-async function launchNode(
-  binary: string,
-  dir: string,
-  opts: StartRedisClusterOptions,
-  launched: NodeProcess[],
-): Promise<NodeProcess> {
+async function launchNode(binary: string, dir: string, opts: StartRedisClusterOptions, launched: NodeProcess[]): Promise<NodeProcess> {
   for (let attempt = 1; ; attempt++) {
     const { port } = await freePortPair();
     const layout: RedisLayout = {
@@ -155,12 +152,16 @@ async function launchNode(
     };
     await mkdir(layout.dataDir);
     const args = redisArgs(layout, [
-      '--cluster-enabled', 'yes',
-      '--cluster-config-file', join(dir, `nodes-${port}.conf`),
-      '--cluster-node-timeout', '2000',
+      '--cluster-enabled',
+      'yes',
+      '--cluster-config-file',
+      join(dir, `nodes-${port}.conf`),
+      '--cluster-node-timeout',
+      '2000',
       // A node learns its own address only from a MEET; a lone master never
       // gets one and would advertise "" in CLUSTER SLOTS, stalling clients.
-      '--cluster-announce-ip', HOST,
+      '--cluster-announce-ip',
+      HOST,
       ...(opts.args ?? []),
     ]);
     try {
@@ -204,11 +205,7 @@ async function createByHand(ports: number[]): Promise<void> {
 
 async function waitForClusterOk(nodes: NodeProcess[]): Promise<void> {
   let lastInfo = '';
-  const expected = [
-    'cluster_state:ok',
-    `cluster_slots_assigned:${TOTAL_SLOTS}`,
-    `cluster_known_nodes:${nodes.length}`,
-  ];
+  const expected = ['cluster_state:ok', `cluster_slots_assigned:${TOTAL_SLOTS}`, `cluster_known_nodes:${nodes.length}`];
   await withNodeClients(
     nodes.map((n) => n.port),
     async (clients) => {

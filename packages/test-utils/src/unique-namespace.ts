@@ -22,7 +22,9 @@ export function uniqueNamespace(label?: string): string {
   counter += 1;
   const suffix = counter.toString(36) + randomBase36(RANDOM_LENGTH);
   const room = MAX_LENGTH - PREFIX.length - suffix.length - 2;
-  const cleaned = sanitize(label ?? '').slice(0, Math.max(0, room)).replace(/-+$/, '');
+  const cleaned = sanitize(label ?? '')
+    .slice(0, Math.max(0, room))
+    .replace(/-+$/, '');
   return cleaned ? `${PREFIX}-${cleaned}-${suffix}` : `${PREFIX}-${suffix}`;
 }
 

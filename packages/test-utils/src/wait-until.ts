@@ -22,10 +22,7 @@ export interface WaitUntilOptions {
  * @param opts - timeout, poll interval and timeout message
  * @returns resolves once `fn` is true; rejects with `opts.message` on timeout
  */
-export async function waitUntil(
-  fn: () => boolean | Promise<boolean>,
-  opts: WaitUntilOptions = {},
-): Promise<void> {
+export async function waitUntil(fn: () => boolean | Promise<boolean>, opts: WaitUntilOptions = {}): Promise<void> {
   const { timeoutMs = 15_000, intervalMs = 25 } = opts;
   const message = opts.message ?? `waitUntil: condition not met within ${timeoutMs} ms`;
   const deadline = Date.now() + timeoutMs;

@@ -8,7 +8,14 @@ let redis: TestRedis;
 let client: Redis;
 const open: Fleet[] = [];
 
-const timing = { heartbeatIntervalMs: 100, leaseTtlMs: 1000, selfFenceMs: 700, adoptionDelayMs: 200, sweepIntervalMs: 100, quarantineMs: 0 };
+const timing = {
+  heartbeatIntervalMs: 100,
+  leaseTtlMs: 1000,
+  selfFenceMs: 700,
+  adoptionDelayMs: 200,
+  sweepIntervalMs: 100,
+  quarantineMs: 0,
+};
 
 function fleet(namespace: string, instanceId: string, extra: Partial<FleetOptions> = {}): Fleet {
   const f = createFleet({ redis: redis.url, namespace, instanceId, url: `http://${instanceId}:3000`, maxSessions: 5, ...timing, ...extra });
@@ -39,7 +46,7 @@ describe('Fleet', () => {
     await a.close();
     await a.close();
     expect(stopped.sort()).toEqual(['s1', 's2']);
-    expect((await b.owner('s1'))).toMatchObject({ owner: 'b', live: true });
+    expect(await b.owner('s1')).toMatchObject({ owner: 'b', live: true });
     expect((await b.instances()).map((i) => i.id)).toEqual(['b']);
     expect(a.state).toBe('closed');
   });

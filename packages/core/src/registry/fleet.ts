@@ -278,8 +278,14 @@ export class Fleet extends EventEmitter<FleetEvents> {
       let reply: Reply;
       try {
         reply = await this.#run(scripts.claim, this.#sessionKeys(), [
-          this.options.instanceId, incarnation, sessionId, this.options.adoptionDelayMs,
-          reassert ? '1' : '0', force, this.keys.events, labels,
+          this.options.instanceId,
+          incarnation,
+          sessionId,
+          this.options.adoptionDelayMs,
+          reassert ? '1' : '0',
+          force,
+          this.keys.events,
+          labels,
         ]);
       } catch (err) {
         this.#stats.claims.error++;
@@ -319,7 +325,12 @@ export class Fleet extends EventEmitter<FleetEvents> {
     const waitUntil = performance.now() + this.options.quarantineMs + this.options.commandTimeoutMs;
     for (;;) {
       const reply = await this.#run(scripts.place, this.#sessionKeys(), [
-        sessionId, labels, options.exclude ?? '', this.options.adoptionDelayMs, this.keys.events, this.options.placementRetryMs,
+        sessionId,
+        labels,
+        options.exclude ?? '',
+        this.options.adoptionDelayMs,
+        this.keys.events,
+        this.options.placementRetryMs,
       ]);
       if (reply[0] === ReplyCode.OK) {
         const outcome = reply[4] === 'existing' ? 'existing' : 'assigned';
@@ -358,15 +369,20 @@ export class Fleet extends EventEmitter<FleetEvents> {
   async setStatus(sessionId: string, status: SessionStatus, options: { desired?: 'running' | 'stopped' } = {}): Promise<void> {
     validateSessionId(sessionId);
     if (!SESSION_STATUSES.includes(status)) {
-      throw new WafleetError('WAFLEET_CONFIG', `Expected status to be one of ${SESSION_STATUSES.join(', ')}, got ${JSON.stringify(status)}`);
+      throw new WafleetError(
+        'WAFLEET_CONFIG',
+        `Expected status to be one of ${SESSION_STATUSES.join(', ')}, got ${JSON.stringify(status)}`,
+      );
     }
     if (options.desired !== undefined && options.desired !== 'running' && options.desired !== 'stopped') {
       throw new WafleetError('WAFLEET_CONFIG', `Expected desired to be 'running' or 'stopped', got ${JSON.stringify(options.desired)}`);
     }
     this.#assertActive();
-    const reply = await this.#run(scripts.setStatus, [this.keys.instances, this.keys.instanceInfo, this.keys.sessions], [
-      this.options.instanceId, this.#incarnation, sessionId, status, options.desired ?? '', this.keys.events,
-    ]);
+    const reply = await this.#run(
+      scripts.setStatus,
+      [this.keys.instances, this.keys.instanceInfo, this.keys.sessions],
+      [this.options.instanceId, this.#incarnation, sessionId, status, options.desired ?? '', this.keys.events],
+    );
     if (reply[0] === ReplyCode.OK) return;
     if ((reply[0] === ReplyCode.NOT_OWNER || reply[0] === ReplyCode.FENCED) && this.#owned.has(sessionId)) {
       this.#fence([sessionId], 'taken');
@@ -425,7 +441,11 @@ export class Fleet extends EventEmitter<FleetEvents> {
     const result: DrainResult = { handedOff: 0, pending: 0, failed: 0, durationsMs: [] };
     if (this.#state === 'active') this.#setState('draining');
     try {
-      await this.#run(scripts.setDraining, [this.keys.instances, this.keys.instanceInfo], [this.options.instanceId, this.#incarnation, '1']);
+      await this.#run(
+        scripts.setDraining,
+        [this.keys.instances, this.keys.instanceInfo],
+        [this.options.instanceId, this.#incarnation, '1'],
+      );
     } catch (err) {
       this.options.logger.warn('could not mark instance draining', { err: (err as Error).message });
     }
@@ -472,9 +492,11 @@ export class Fleet extends EventEmitter<FleetEvents> {
       if (this.options.mode === 'managed') await this.drain().catch(() => undefined);
       this.#clearTimers();
       if (this.#owned.size === 0 || this.options.mode === 'observe') {
-        await this.#run(scripts.deregister, [this.keys.instances, this.keys.instanceInfo, this.keys.owned, this.keys.sessions, this.keys.pending], [
-          this.options.instanceId, this.#incarnation, this.keys.events,
-        ]).catch((err: Error) => this.options.logger.warn('deregister failed; the lease will expire', { err: err.message }));
+        await this.#run(
+          scripts.deregister,
+          [this.keys.instances, this.keys.instanceInfo, this.keys.owned, this.keys.sessions, this.keys.pending],
+          [this.options.instanceId, this.#incarnation, this.keys.events],
+        ).catch((err: Error) => this.options.logger.warn('deregister failed; the lease will expire', { err: err.message }));
       }
     }
     this.#clearTimers();
@@ -497,9 +519,12 @@ export class Fleet extends EventEmitter<FleetEvents> {
     if (this.#lastBeatAt > 0) this.#stats.maxHeartbeatGapMs = Math.max(this.#stats.maxHeartbeatGapMs, sentAt - this.#lastBeatAt);
     this.#lastBeatAt = sentAt;
     try {
-      const reply = await runScript(this.#hb!.client, scripts.heartbeat, [this.keys.instances, this.keys.instanceInfo, this.keys.owned, this.keys.meta], [
-        this.options.instanceId, this.#incarnation, this.options.leaseTtlMs,
-      ]);
+      const reply = await runScript(
+        this.#hb!.client,
+        scripts.heartbeat,
+        [this.keys.instances, this.keys.instanceInfo, this.keys.owned, this.keys.meta],
+        [this.options.instanceId, this.#incarnation, this.options.leaseTtlMs],
+      );
       if (reply[0] === ReplyCode.OK) this.#onRenewed(sentAt, Number(reply[2]));
       else await this.#onLeaseLost(String(reply[1]) as FenceReason);
     } catch (err) {
@@ -607,12 +632,22 @@ export class Fleet extends EventEmitter<FleetEvents> {
     const giveUpAt = performance.now() + options.leaseTtlMs + options.adoptionDelayMs + options.commandTimeoutMs;
     for (;;) {
       const sentAt = performance.now();
-      const reply = await this.#run(scripts.register, [
-        this.keys.instances, this.keys.instanceInfo, this.keys.owned, this.keys.sessions, this.keys.pending, this.keys.meta,
-      ], [
-        options.instanceId, this.#incarnation, options.url, options.maxSessions, JSON.stringify(options.labels),
-        options.leaseTtlMs, options.adoptionDelayMs, options.mode, options.quarantineMs, this.keys.events,
-      ]);
+      const reply = await this.#run(
+        scripts.register,
+        [this.keys.instances, this.keys.instanceInfo, this.keys.owned, this.keys.sessions, this.keys.pending, this.keys.meta],
+        [
+          options.instanceId,
+          this.#incarnation,
+          options.url,
+          options.maxSessions,
+          JSON.stringify(options.labels),
+          options.leaseTtlMs,
+          options.adoptionDelayMs,
+          options.mode,
+          options.quarantineMs,
+          this.keys.events,
+        ],
+      );
       if (reply[0] === ReplyCode.OK) {
         this.#era = String(reply[2]);
         this.#selfFenceAt = sentAt + options.selfFenceMs;
@@ -659,9 +694,11 @@ export class Fleet extends EventEmitter<FleetEvents> {
     const incarnation = this.#incarnation;
     let reply: Reply;
     try {
-      reply = await this.#run(scripts.owned, [this.keys.instances, this.keys.instanceInfo, this.keys.owned, this.keys.sessions], [
-        this.options.instanceId, incarnation, this.options.maxSessions * 2 + 100,
-      ]);
+      reply = await this.#run(
+        scripts.owned,
+        [this.keys.instances, this.keys.instanceInfo, this.keys.owned, this.keys.sessions],
+        [this.options.instanceId, incarnation, this.options.maxSessions * 2 + 100],
+      );
     } catch (err) {
       this.options.logger.warn('reconcile failed', { err: (err as Error).message });
       return;
@@ -690,7 +727,11 @@ export class Fleet extends EventEmitter<FleetEvents> {
       if (this.#pastDeadline()) return;
       const { options } = this;
       const reply = await this.#run(scripts.sweep, this.#sessionKeys(), [
-        options.adoptionDelayMs, options.sweepBatch, options.placementRetryMs, options.placementRetryMaxMs, this.keys.events,
+        options.adoptionDelayMs,
+        options.sweepBatch,
+        options.placementRetryMs,
+        options.placementRetryMaxMs,
+        this.keys.events,
       ]);
       if (reply[0] === ReplyCode.OK) {
         const [, placed, orphaned, deferred, removed] = reply.map(Number);
@@ -725,7 +766,10 @@ export class Fleet extends EventEmitter<FleetEvents> {
     if (!stop) return;
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new WafleetError('WAFLEET_LEASE_LOST', `stopSession(${sessionId}) did not finish within stopTimeoutMs`)), this.options.stopTimeoutMs);
+      timer = setTimeout(
+        () => reject(new WafleetError('WAFLEET_LEASE_LOST', `stopSession(${sessionId}) did not finish within stopTimeoutMs`)),
+        this.options.stopTimeoutMs,
+      );
     });
     try {
       await Promise.race([Promise.resolve(stop(sessionId, reason)), timeout]);
@@ -747,7 +791,8 @@ export class Fleet extends EventEmitter<FleetEvents> {
 
   #assertStarted(): void {
     if (this.#state === 'closed' || this.#closePromise) throw new StateError('WAFLEET_CLOSED', 'This fleet is closed');
-    if (this.#state === 'idle' || this.#state === 'starting' || !this.#cmd) throw new StateError('WAFLEET_NOT_STARTED', 'Call start() first');
+    if (this.#state === 'idle' || this.#state === 'starting' || !this.#cmd)
+      throw new StateError('WAFLEET_NOT_STARTED', 'Call start() first');
   }
 
   #assertActive(): void {

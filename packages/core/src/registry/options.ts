@@ -26,7 +26,13 @@ export interface TimingOptions {
  */
 export const TIMING_PROFILES = Object.freeze({
   default: Object.freeze({ heartbeatIntervalMs: 1000, leaseTtlMs: 6000, selfFenceMs: 4500, adoptionDelayMs: 1000, sweepIntervalMs: 1000 }),
-  tolerant: Object.freeze({ heartbeatIntervalMs: 3000, leaseTtlMs: 45000, selfFenceMs: 30000, adoptionDelayMs: 10000, sweepIntervalMs: 2000 }),
+  tolerant: Object.freeze({
+    heartbeatIntervalMs: 3000,
+    leaseTtlMs: 45000,
+    selfFenceMs: 30000,
+    adoptionDelayMs: 10000,
+    sweepIntervalMs: 2000,
+  }),
 }) satisfies Record<string, TimingOptions>;
 
 /** Name of a timing profile. */
@@ -119,7 +125,10 @@ function integer(option: string, value: unknown, min: number, max = Number.MAX_S
 
 function oneOf<T extends string>(option: string, value: unknown, allowed: readonly T[]): T {
   if (!allowed.includes(value as T)) {
-    throw new ConfigError(option, `Expected \`${option}\` to be one of ${allowed.map((a) => `'${a}'`).join(', ')}, got ${JSON.stringify(value)}`);
+    throw new ConfigError(
+      option,
+      `Expected \`${option}\` to be one of ${allowed.map((a) => `'${a}'`).join(', ')}, got ${JSON.stringify(value)}`,
+    );
   }
   return value as T;
 }
@@ -157,10 +166,16 @@ export function resolveTiming(options: Partial<TimingOptions> & { profile?: unkn
     sweepIntervalMs: integer('sweepIntervalMs', options.sweepIntervalMs ?? base.sweepIntervalMs, 10),
   };
   if (t.selfFenceMs < 2 * t.heartbeatIntervalMs) {
-    throw new ConfigError('selfFenceMs', `Expected \`selfFenceMs\` (${t.selfFenceMs}) to be at least twice \`heartbeatIntervalMs\` (${t.heartbeatIntervalMs}), so one lost heartbeat does not stop every session`);
+    throw new ConfigError(
+      'selfFenceMs',
+      `Expected \`selfFenceMs\` (${t.selfFenceMs}) to be at least twice \`heartbeatIntervalMs\` (${t.heartbeatIntervalMs}), so one lost heartbeat does not stop every session`,
+    );
   }
   if (t.selfFenceMs >= t.leaseTtlMs) {
-    throw new ConfigError('selfFenceMs', `Expected \`selfFenceMs\` (${t.selfFenceMs}) to be less than \`leaseTtlMs\` (${t.leaseTtlMs}): an instance must stop its sessions before its lease can expire`);
+    throw new ConfigError(
+      'selfFenceMs',
+      `Expected \`selfFenceMs\` (${t.selfFenceMs}) to be less than \`leaseTtlMs\` (${t.leaseTtlMs}): an instance must stop its sessions before its lease can expire`,
+    );
   }
   return t;
 }
@@ -191,7 +206,11 @@ export function resolveFleetOptions(options: FleetOptions): ResolvedFleetOptions
     quarantineMs: integer('quarantineMs', options.quarantineMs ?? timing.leaseTtlMs + timing.adoptionDelayMs, 0),
     sweepBatch: integer('sweepBatch', options.sweepBatch ?? FLEET_DEFAULTS.sweepBatch, 1, 500),
     placementRetryMs,
-    placementRetryMaxMs: integer('placementRetryMaxMs', options.placementRetryMaxMs ?? FLEET_DEFAULTS.placementRetryMaxMs, placementRetryMs),
+    placementRetryMaxMs: integer(
+      'placementRetryMaxMs',
+      options.placementRetryMaxMs ?? FLEET_DEFAULTS.placementRetryMaxMs,
+      placementRetryMs,
+    ),
     commandTimeoutMs: integer('commandTimeoutMs', options.commandTimeoutMs ?? FLEET_DEFAULTS.commandTimeoutMs, 10),
     stopSession: options.stopSession,
     stopTimeoutMs: integer('stopTimeoutMs', options.stopTimeoutMs ?? FLEET_DEFAULTS.stopTimeoutMs, 1),
@@ -199,7 +218,10 @@ export function resolveFleetOptions(options: FleetOptions): ResolvedFleetOptions
     logger: createLogger(options.logger),
   };
   if (resolved.quarantineMs > 0 && resolved.quarantineMs < resolved.selfFenceMs) {
-    throw new ConfigError('quarantineMs', `Expected \`quarantineMs\` (${resolved.quarantineMs}) to be 0 or at least \`selfFenceMs\` (${resolved.selfFenceMs}): previous owners need that long to re-assert or stop`);
+    throw new ConfigError(
+      'quarantineMs',
+      `Expected \`quarantineMs\` (${resolved.quarantineMs}) to be 0 or at least \`selfFenceMs\` (${resolved.selfFenceMs}): previous owners need that long to re-assert or stop`,
+    );
   }
   return resolved;
 }

@@ -13,7 +13,12 @@ export type Script = (typeof scripts)[keyof typeof scripts];
  * Runs a script by SHA and falls back to its source after NOSCRIPT (a restarted or failed-over Redis). The
  * fallback is the same atomic script, so a retry never splits its effects.
  */
-export async function runScript(redis: RedisLike, script: Script, keys: readonly string[], args: ReadonlyArray<string | number>): Promise<Reply> {
+export async function runScript(
+  redis: RedisLike,
+  script: Script,
+  keys: readonly string[],
+  args: ReadonlyArray<string | number>,
+): Promise<Reply> {
   let raw: unknown;
   try {
     raw = await redis.evalsha(script.sha, script.numberOfKeys, ...keys, ...args);

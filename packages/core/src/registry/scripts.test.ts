@@ -159,17 +159,34 @@ describe('Lua scripts: every reply code', () => {
     await register('a', 'ia', 2);
     await claim('a', 'ia', 's1');
     expect(await run(scripts.lookup, [k.instances, k.instanceInfo, k.sessions], ['s1'])).toEqual([
-      OK, 'a', expect.any(String), 'STARTING', 'running', 'http://a', '1', expect.any(Number),
+      OK,
+      'a',
+      expect.any(String),
+      'STARTING',
+      'running',
+      'http://a',
+      '1',
+      expect.any(Number),
     ]);
     expect(await run(scripts.lookup, [k.instances, k.instanceInfo, k.sessions], ['nope'])).toEqual([NOT_FOUND]);
     const [code, , json] = await run(scripts.instances, [k.instances, k.instanceInfo, k.owned], []);
     expect(code).toBe(OK);
     expect(JSON.parse(json as string)).toEqual([expect.objectContaining({ id: 'a', load: 1, max: 2, live: true })]);
-    expect(await run(scripts.owned, [k.instances, k.instanceInfo, k.owned, k.sessions], ['a', 'ia', 10])).toEqual([OK, 's1', expect.any(String)]);
+    expect(await run(scripts.owned, [k.instances, k.instanceInfo, k.owned, k.sessions], ['a', 'ia', 10])).toEqual([
+      OK,
+      's1',
+      expect.any(String),
+    ]);
     expect(await run(scripts.owned, [k.instances, k.instanceInfo, k.owned, k.sessions], ['a', 'old', 10])).toEqual([FENCED, 'replaced']);
     expect(await run(scripts.setDraining, [k.instances, k.instanceInfo], ['a', 'old', '1'])).toEqual([FENCED, 'replaced']);
-    expect(await run(scripts.deregister, [k.instances, k.instanceInfo, k.owned, k.sessions, k.pending], ['a', 'old', k.events])).toEqual([FENCED, 'replaced']);
-    expect(await run(scripts.deregister, [k.instances, k.instanceInfo, k.owned, k.sessions, k.pending], ['a', 'ia', k.events])).toEqual([OK, 1]);
+    expect(await run(scripts.deregister, [k.instances, k.instanceInfo, k.owned, k.sessions, k.pending], ['a', 'old', k.events])).toEqual([
+      FENCED,
+      'replaced',
+    ]);
+    expect(await run(scripts.deregister, [k.instances, k.instanceInfo, k.owned, k.sessions, k.pending], ['a', 'ia', k.events])).toEqual([
+      OK,
+      1,
+    ]);
     expect(await client.zscore(k.pending, 's1')).not.toBeNull();
     // Nothing runs it any more: the record says so instead of keeping the departed owner's status.
     expect(JSON.parse((await client.hget(k.sessions, 's1'))!)).toMatchObject({ owner: '', status: 'STOPPED', prev: 'a' });
@@ -180,7 +197,10 @@ describe('Lua scripts: every reply code', () => {
     for (const s of ['s1', 's2']) await claim('a', 'ia', s);
     await run(scripts.setStatus, [k.instances, k.instanceInfo, k.sessions], ['a', 'ia', 's1', 'FAILED', '', k.events]);
     await run(scripts.setStatus, [k.instances, k.instanceInfo, k.sessions], ['a', 'ia', 's2', 'SCAN_QR_CODE', '', k.events]);
-    expect(await run(scripts.deregister, [k.instances, k.instanceInfo, k.owned, k.sessions, k.pending], ['a', 'ia', k.events])).toEqual([OK, 0]);
+    expect(await run(scripts.deregister, [k.instances, k.instanceInfo, k.owned, k.sessions, k.pending], ['a', 'ia', k.events])).toEqual([
+      OK,
+      0,
+    ]);
     expect(await client.zcard(k.pending)).toBe(0);
     expect(JSON.parse((await client.hget(k.sessions, 's1'))!)).toMatchObject({ owner: '', status: 'FAILED' });
   });
