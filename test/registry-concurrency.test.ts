@@ -1,6 +1,5 @@
-import { killAll, redisForTests, sleep, uniqueNamespace, type TestRedis } from '@wafleet/test-utils';
-import { Redis } from 'ioredis';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { sleep, uniqueNamespace } from '@wafleet/test-utils';
+import { describe, expect, it } from 'vitest';
 import {
   journalPath,
   overlaps,
@@ -10,21 +9,10 @@ import {
   snapshot,
   startInstance,
   type InstanceProcess,
+  useTestRedis,
 } from './helpers/fleet-harness.js';
 
-let redis: TestRedis;
-let client: Redis;
-
-beforeAll(async () => {
-  redis = await redisForTests();
-  client = new Redis(redis.url);
-});
-
-afterAll(async () => {
-  client.disconnect();
-  await killAll();
-  await redis.close();
-});
+const redis = useTestRedis();
 
 describe('concurrent claims and placements (G3, G1)', () => {
   it('200 concurrent claims and places of 50 sessions on 5 instances with caps of 8: no cap exceeded, one owner each', async () => {
@@ -41,7 +29,7 @@ describe('concurrent claims and placements (G3, G1)', () => {
     let sampling = true;
     const sampler = (async () => {
       while (sampling) {
-        const s = await snapshot(client, namespace);
+        const s = await snapshot(redis.client, namespace);
         for (const list of s.owned.values()) maxLoad = Math.max(maxLoad, list.length);
         await sleep(5);
       }
@@ -63,7 +51,7 @@ describe('concurrent claims and placements (G3, G1)', () => {
     );
     expect(operations).toBe(200);
 
-    const s = await snapshot(client, namespace);
+    const s = await snapshot(redis.client, namespace);
     const owners = new Map<string, string[]>();
     for (const [inst, list] of s.owned) {
       expect(list.length).toBeLessThanOrEqual(8);

@@ -1,21 +1,18 @@
-import { killAll, redisForTests, uniqueNamespace, waitUntil, type TestRedis } from '@wafleet/test-utils';
-import { Redis } from 'ioredis';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { TEST_TIMING, journalPath, overlaps, readJournal, runsOf, sessionIds, snapshot, startInstance } from './helpers/fleet-harness.js';
+import { uniqueNamespace, waitUntil } from '@wafleet/test-utils';
+import { describe, expect, it } from 'vitest';
+import {
+  TEST_TIMING,
+  journalPath,
+  overlaps,
+  readJournal,
+  runsOf,
+  sessionIds,
+  snapshot,
+  startInstance,
+  useTestRedis,
+} from './helpers/fleet-harness.js';
 
-let redis: TestRedis;
-let client: Redis;
-
-beforeAll(async () => {
-  redis = await redisForTests();
-  client = new Redis(redis.url);
-});
-
-afterAll(async () => {
-  client.disconnect();
-  await killAll();
-  await redis.close();
-});
+const redis = useTestRedis();
 
 describe('drain and graceful stop (G4)', () => {
   it('SIGTERM hands every session off in under a second, without waiting for lease expiry', async () => {
@@ -43,7 +40,7 @@ describe('drain and graceful stop (G4)', () => {
     const drained = a.events('drained')[0]!.result as { handedOff: number; durationsMs: number[] };
     expect(drained.handedOff).toBe(12);
 
-    const s = await snapshot(client, namespace);
+    const s = await snapshot(redis.client, namespace);
     expect(s.deadlines.has('a')).toBe(false);
     expect((s.owned.get('b') ?? []).length + (s.owned.get('c') ?? []).length).toBe(12);
     expect(overlaps(runsOf(readJournal(...journals)))).toEqual([]);

@@ -1,22 +1,19 @@
 import { compareEpochs, registryKeys } from '@wafleet/core';
-import { killAll, redisForTests, uniqueNamespace, waitUntil, type TestRedis } from '@wafleet/test-utils';
-import { Redis } from 'ioredis';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { TEST_TIMING, journalPath, overlaps, readJournal, runsOf, sessionIds, snapshot, startInstance } from './helpers/fleet-harness.js';
+import { uniqueNamespace, waitUntil } from '@wafleet/test-utils';
+import { describe, expect, it } from 'vitest';
+import {
+  TEST_TIMING,
+  journalPath,
+  overlaps,
+  readJournal,
+  runsOf,
+  sessionIds,
+  snapshot,
+  startInstance,
+  useTestRedis,
+} from './helpers/fleet-harness.js';
 
-let redis: TestRedis;
-let client: Redis;
-
-beforeAll(async () => {
-  redis = await redisForTests();
-  client = new Redis(redis.url);
-});
-
-afterAll(async () => {
-  client.disconnect();
-  await killAll();
-  await redis.close();
-});
+const redis = useTestRedis();
 
 describe('kill -9 of an owner (G4, G1, G2, G3)', () => {
   it('survivors own all 20 sessions after lease expiry + adoption delay, with raised epochs and caps kept', async () => {
@@ -29,21 +26,21 @@ describe('kill -9 of an owner (G4, G1, G2, G3)', () => {
     await startInstance({ redis: redis.url, namespace, instanceId: 'b', maxSessions: 12, journal: journals[1] });
     await startInstance({ redis: redis.url, namespace, instanceId: 'c', maxSessions: 12, journal: journals[2] });
 
-    const before = await snapshot(client, namespace);
+    const before = await snapshot(redis.client, namespace);
     await a.child.kill('SIGKILL');
     const killedAt = Date.now();
     // A stops renewing when it dies: its last deadline is final.
-    const finalDeadline = (await snapshot(client, namespace)).deadlines.get('a')!;
+    const finalDeadline = (await snapshot(redis.client, namespace)).deadlines.get('a')!;
 
     await waitUntil(
       async () => {
-        const s = await snapshot(client, namespace);
+        const s = await snapshot(redis.client, namespace);
         return ids.every((id) => ['b', 'c'].includes(s.sessions.get(id)?.owner ?? ''));
       },
       { timeoutMs: 15_000, message: 'survivors did not adopt every session' },
     );
     const adoptedAfterMs = Date.now() - killedAt;
-    const after = await snapshot(client, namespace);
+    const after = await snapshot(redis.client, namespace);
 
     for (const id of ids) {
       const rec = after.sessions.get(id)!;
@@ -75,13 +72,13 @@ describe('kill -9 of an owner (G4, G1, G2, G3)', () => {
     const ids = sessionIds('r', 6);
     await a.run('claim', { ids });
     await a.child.kill('SIGKILL');
-    const deadline = (await snapshot(client, namespace)).deadlines.get('a')!;
+    const deadline = (await snapshot(redis.client, namespace)).deadlines.get('a')!;
     // The new process registers only after the old lease + adoption delay, then its old sessions come back.
     const a2 = await startInstance({ redis: redis.url, namespace, instanceId: 'a', maxSessions: 10 });
-    const info = JSON.parse((await client.hget(registryKeys(namespace).instanceInfo, 'a'))!) as { registeredAt: number };
+    const info = JSON.parse((await redis.client.hget(registryKeys(namespace).instanceInfo, 'a'))!) as { registeredAt: number };
     expect(info.registeredAt).toBeGreaterThanOrEqual(deadline + TEST_TIMING.adoptionDelayMs);
     await waitUntil(async () => a2.events('assigned').length === 6, { timeoutMs: 10_000, message: 'sessions not taken back' });
-    const s = await snapshot(client, namespace);
+    const s = await snapshot(redis.client, namespace);
     expect(s.owned.get('a')!.sort()).toEqual(ids);
   });
 });

@@ -1,7 +1,6 @@
 import { registryKeys } from '@wafleet/core';
-import { killAll, redisForTests, sleep, uniqueNamespace, waitUntil, type TestRedis } from '@wafleet/test-utils';
-import { Redis } from 'ioredis';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { sleep, uniqueNamespace, waitUntil } from '@wafleet/test-utils';
+import { describe, expect, it } from 'vitest';
 import {
   PAUSE_BUDGET_MS,
   TEST_TIMING,
@@ -12,21 +11,10 @@ import {
   sessionIds,
   snapshot,
   startInstance,
+  useTestRedis,
 } from './helpers/fleet-harness.js';
 
-let redis: TestRedis;
-let client: Redis;
-
-beforeAll(async () => {
-  redis = await redisForTests();
-  client = new Redis(redis.url);
-});
-
-afterAll(async () => {
-  client.disconnect();
-  await killAll();
-  await redis.close();
-});
+const redis = useTestRedis();
 
 describe('process pauses (G1)', () => {
   it('a pause shorter than the budget moves nothing', async () => {
@@ -35,7 +23,7 @@ describe('process pauses (G1)', () => {
     const b = await startInstance({ redis: redis.url, namespace, instanceId: 'b', maxSessions: 10 });
     const ids = sessionIds('p', 5);
     await a.run('claim', { ids });
-    const before = await snapshot(client, namespace);
+    const before = await snapshot(redis.client, namespace);
 
     const pauseMs = Math.min(PAUSE_BUDGET_MS, TEST_TIMING.selfFenceMs - TEST_TIMING.heartbeatIntervalMs) / 2;
     a.child.kill('SIGSTOP');
@@ -43,7 +31,7 @@ describe('process pauses (G1)', () => {
     a.child.kill('SIGCONT');
     await sleep(TEST_TIMING.leaseTtlMs + TEST_TIMING.adoptionDelayMs);
 
-    const after = await snapshot(client, namespace);
+    const after = await snapshot(redis.client, namespace);
     for (const id of ids) {
       expect(after.sessions.get(id)!.owner).toBe('a');
       expect(after.sessions.get(id)!.epoch).toBe(before.sessions.get(id)!.epoch);
@@ -64,7 +52,7 @@ describe('process pauses (G1)', () => {
     a.child.kill('SIGSTOP');
     const stoppedAt = Date.now();
     await sleep(50);
-    const finalDeadline = (await snapshot(client, namespace)).deadlines.get('a')!;
+    const finalDeadline = (await snapshot(redis.client, namespace)).deadlines.get('a')!;
     await waitUntil(async () => b.events('assigned').length === 5, { timeoutMs: 15_000, message: 'b did not adopt' });
     await sleep(300);
     const continuedAt = Date.now();
@@ -79,12 +67,12 @@ describe('process pauses (G1)', () => {
     // It re-registered under a new incarnation instead of reviving the expired lease...
     const restored = a.events('leaseRestored').at(-1)!;
     expect(restored.inc).not.toBe(oldInc);
-    const info = JSON.parse((await client.hget(registryKeys(namespace).instanceInfo, 'a'))!);
+    const info = JSON.parse((await redis.client.hget(registryKeys(namespace).instanceInfo, 'a'))!);
     expect(info.inc).toBe(restored.inc);
     // ...and took nothing back: b had them.
     expect(a.events('assigned')).toEqual([]);
 
-    const s = await snapshot(client, namespace);
+    const s = await snapshot(redis.client, namespace);
     for (const id of ids) {
       expect(s.sessions.get(id)!.owner).toBe('b');
       expect(s.sessions.get(id)!.since!).toBeGreaterThanOrEqual(finalDeadline + TEST_TIMING.adoptionDelayMs);

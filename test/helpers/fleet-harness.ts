@@ -3,8 +3,35 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { registryKeys, type TimingOptions } from '@wafleet/core';
-import { spawnProcess, type ChildHandle } from '@wafleet/test-utils';
-import type { Cluster, Redis } from 'ioredis';
+import { killAll, redisForTests, spawnProcess, type ChildHandle, type TestRedis } from '@wafleet/test-utils';
+import { Redis, type Cluster } from 'ioredis';
+import { afterAll, beforeAll } from 'vitest';
+
+/**
+ * A Redis for this test file (private unless REDIS_URL is set) and a plain client to inspect it. Registers the
+ * hooks; after all tests every spawned process is killed and the private server stopped.
+ */
+export function useTestRedis(): { readonly url: string; readonly client: Redis } {
+  let redis: TestRedis | undefined;
+  let client: Redis | undefined;
+  beforeAll(async () => {
+    redis = await redisForTests();
+    client = new Redis(redis.url);
+  });
+  afterAll(async () => {
+    client?.disconnect();
+    await killAll();
+    await redis?.close();
+  });
+  return {
+    get url() {
+      return redis!.url;
+    },
+    get client() {
+      return client!;
+    },
+  };
+}
 
 const fixture = join(dirname(fileURLToPath(import.meta.url)), '..', 'fixtures', 'instance.mjs');
 

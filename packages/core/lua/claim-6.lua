@@ -32,8 +32,8 @@ local reassert, force = ARGV[5] == '1', ARGV[6] == '1'
 local keys_ = { instances = KEYS[1], info = KEYS[2], owned = KEYS[3], sessions = KEYS[4], pending = KEYS[5] }
 local now = now_ms()
 
-local me = live_instance(KEYS[1], KEYS[2], id, now)
-if not me or me.inc ~= inc then return { FENCED, me and 'replaced' or 'expired' } end
+local me, refused = my_lease(KEYS[1], KEYS[2], id, inc, now)
+if refused then return refused end
 local rec = get_json(KEYS[4], sid)
 if rec and rec.owner == id and rec.inc == inc then return { OK, rec.epoch, 'held', id } end
 if me.draining and not force then return { DRAINING } end

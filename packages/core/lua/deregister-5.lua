@@ -21,13 +21,7 @@ local keys_ = { instances = KEYS[1], info = KEYS[2], owned = KEYS[3], sessions =
 local now = now_ms()
 local info = get_json(KEYS[2], id)
 if not info or info.inc ~= inc then return { FENCED, 'replaced' } end
-local queued = 0
-for _, member in ipairs(owned_of(KEYS[3], id, 100000)) do
-  local sid = string.sub(member, #id + 2)
-  local rec = get_json(KEYS[4], sid)
-  redis.call('ZREM', KEYS[3], member)
-  if rec and rec.owner == id and orphan(keys_, sid, rec, info, now, ARGV[3]) then queued = queued + 1 end
-end
+local queued = orphan_all(keys_, id, info, now, ARGV[3])
 redis.call('ZREM', KEYS[1], id)
 redis.call('HDEL', KEYS[2], id)
 return { OK, queued }

@@ -14,8 +14,8 @@
          {-1 FENCED, reason}   the caller holds no valid lease, so the list proves nothing (the heartbeat recovers)
 ]]
 --@include common
-local me = live_instance(KEYS[1], KEYS[2], ARGV[1], now_ms())
-if not me or me.inc ~= ARGV[2] then return { FENCED, me and 'replaced' or 'expired' } end
+local _, refused = my_lease(KEYS[1], KEYS[2], ARGV[1], ARGV[2], now_ms())
+if refused then return refused end
 local out = { OK }
 for _, member in ipairs(owned_of(KEYS[3], ARGV[1], tonumber(ARGV[3]))) do
   local sid = string.sub(member, #ARGV[1] + 2)

@@ -47,12 +47,7 @@ if existing then
   else
     if deadline + adopt_delay > now then return { DUPLICATE, deadline + adopt_delay - now, existing.inc } end
     -- The old incarnation is gone for good: its sessions go back to placement, sticky to this instance.
-    for _, member in ipairs(owned_of(KEYS[3], id, 100000)) do
-      local sid = string.sub(member, #id + 2)
-      local rec = get_json(KEYS[4], sid)
-      redis.call('ZREM', KEYS[3], member)
-      if rec and rec.owner == id and orphan(keys_, sid, rec, existing, now, ARGV[10]) then queued = queued + 1 end
-    end
+    queued = orphan_all(keys_, id, existing, now, ARGV[10])
   end
 end
 

@@ -28,11 +28,8 @@ local id, inc, sid = ARGV[1], ARGV[2], ARGV[3]
 local keys_ = { instances = KEYS[1], info = KEYS[2], owned = KEYS[3], sessions = KEYS[4], pending = KEYS[5] }
 local now = now_ms()
 
-local me = live_instance(KEYS[1], KEYS[2], id, now)
-if not me or me.inc ~= inc then return { FENCED, me and 'replaced' or 'expired' } end
-local rec = get_json(KEYS[4], sid)
-if not rec then return { NOT_FOUND } end
-if rec.owner ~= id or rec.inc ~= inc then return { NOT_OWNER, rec.owner or '', rec.epoch or '0' } end
+local _, rec, refused = my_session(KEYS[1], KEYS[2], KEYS[4], id, inc, sid, now)
+if refused then return refused end
 
 unassign(keys_, sid, rec, now)
 if ARGV[4] == 'stop' then

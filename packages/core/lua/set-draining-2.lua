@@ -13,8 +13,8 @@
 ]]
 --@include common
 local now = now_ms()
-local me = live_instance(KEYS[1], KEYS[2], ARGV[1], now)
-if not me or me.inc ~= ARGV[2] then return { FENCED, me and 'replaced' or 'expired' } end
+local me, refused = my_lease(KEYS[1], KEYS[2], ARGV[1], ARGV[2], now)
+if refused then return refused end
 me.draining = ARGV[3] == '1'
 set_json(KEYS[2], ARGV[1], me)
 return { OK }

@@ -21,11 +21,8 @@
 --@include common
 local id, inc, sid = ARGV[1], ARGV[2], ARGV[3]
 local now = now_ms()
-local me = live_instance(KEYS[1], KEYS[2], id, now)
-if not me or me.inc ~= inc then return { FENCED, me and 'replaced' or 'expired' } end
-local rec = get_json(KEYS[3], sid)
-if not rec then return { NOT_FOUND } end
-if rec.owner ~= id or rec.inc ~= inc then return { NOT_OWNER, rec.owner or '', rec.epoch or '0' } end
+local me, rec, refused = my_session(KEYS[1], KEYS[2], KEYS[3], id, inc, sid, now)
+if refused then return refused end
 rec.status = ARGV[4]
 if ARGV[5] ~= '' then rec.desired = ARGV[5] end
 rec.updatedAt = now

@@ -169,3 +169,33 @@ local function orphan(keys_, sid, rec, owner_info, now, channel)
   publish(channel, sid, rec, '')
   return queue
 end
+
+-- Orphans every session `id` holds (no bound: called for one instance's sessions, at most its maxSessions).
+local function orphan_all(keys_, id, info, now, channel)
+  local queued = 0
+  for _, member in ipairs(owned_of(keys_.owned, id, 100000)) do
+    local sid = string.sub(member, #id + 2)
+    local rec = get_json(keys_.sessions, sid)
+    redis.call('ZREM', keys_.owned, member)
+    if rec and rec.owner == id and orphan(keys_, sid, rec, info, now, channel) then queued = queued + 1 end
+  end
+  return queued
+end
+
+-- The caller's instance record when its lease is valid, else the FENCED reply.
+local function my_lease(instances_key, info_key, id, inc, now)
+  local me = live_instance(instances_key, info_key, id, now)
+  if not me or me.inc ~= inc then return nil, { FENCED, me and 'replaced' or 'expired' } end
+  return me, nil
+end
+
+-- The record of a session the caller owns under a valid lease, else the reply refusing the call.
+local function my_session(instances_key, info_key, sessions_key, id, inc, sid, now)
+  local me, refused = my_lease(instances_key, info_key, id, inc, now)
+  if refused then return nil, nil, refused end
+  local rec = get_json(sessions_key, sid)
+  if not rec then return nil, nil, { NOT_FOUND } end
+  if rec.owner ~= id or rec.inc ~= inc then return nil, nil, { NOT_OWNER, rec.owner or '', rec.epoch or '0' } end
+  return me, rec, nil
+end
+
