@@ -58,6 +58,9 @@ export interface InstanceConfig {
   timing?: Partial<TimingOptions> & { quarantineMs?: number };
   labels?: Record<string, string>;
   mode?: 'managed' | 'observe';
+  /** Public URL (defaults to a placeholder; set it to the HTTP address when `http` is given). */
+  url?: string;
+  http?: { port: number; sends: string; abandonedPolicy?: 'retry' | 'conflict' };
 }
 
 /** A spawned instance process with typed helpers around its stdin/stdout protocol. */

@@ -13,7 +13,14 @@ export type WafleetErrorCode =
   | 'WAFLEET_NOT_FOUND'
   | 'WAFLEET_NOT_STARTED'
   | 'WAFLEET_CLOSED'
-  | 'WAFLEET_REDIS_REPLY';
+  | 'WAFLEET_REDIS_REPLY'
+  | 'WAFLEET_MISDIRECTED'
+  | 'WAFLEET_STALE_EPOCH'
+  | 'WAFLEET_FAILOVER_TIMEOUT'
+  | 'WAFLEET_IDEMPOTENCY_IN_FLIGHT'
+  | 'WAFLEET_IDEMPOTENCY_UNKNOWN_OUTCOME'
+  | 'WAFLEET_IDEMPOTENCY_MISMATCH'
+  | 'WAFLEET_UNAUTHORIZED';
 
 /** Base class of every error wafleet throws: a stable `code` and, where there is one, a `cause`. */
 export class WafleetError extends Error {

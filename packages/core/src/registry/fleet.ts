@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
+import type { Cluster, Redis } from 'ioredis';
 import { LeaseLostError, StateError, WafleetError, type FenceReason } from '../errors.js';
 import { validateSessionId } from '../ids.js';
 import { registryKeys, type RegistryKeys } from './keys.js';
@@ -9,14 +10,21 @@ import { resolveFleetOptions, type FleetOptions, type ResolvedFleetOptions } fro
 import { connect, disconnect, runScript, type Connection, type Script } from './redis.js';
 import { ReplyCode, replyError, type Reply } from './reply-codes.js';
 import { scripts } from './scripts.generated.js';
+import {
+  SESSION_STATUSES,
+  listInstances,
+  lookupOwner,
+  placeSession,
+  type InstanceInfo,
+  type PlaceResult,
+  type SessionOwner,
+  type SessionStatus,
+} from './queries.js';
+
+export { SESSION_STATUSES, type InstanceInfo, type PlaceResult, type SessionOwner, type SessionStatus };
 
 /** Lifecycle of a fleet instance. `fenced`: lease lost or self-fence deadline passed; it tries to recover. */
 export type FleetState = 'idle' | 'starting' | 'active' | 'fenced' | 'draining' | 'closed';
-
-/** Session statuses, the vocabulary WhatsApp gateways already use. */
-export const SESSION_STATUSES = ['STOPPED', 'STARTING', 'SCAN_QR_CODE', 'WORKING', 'FAILED'] as const;
-/** A session status. */
-export type SessionStatus = (typeof SESSION_STATUSES)[number];
 
 /** Result of a successful {@link Fleet.claim}. */
 export interface Ownership {
@@ -44,43 +52,6 @@ export interface FencedEvent {
 /** A session kept running under a new epoch (re-asserted after Redis lost its data). */
 export interface EpochEvent {
   sessionId: string;
-  epoch: string;
-}
-
-/** The registry's view of one session. */
-export interface SessionOwner {
-  sessionId: string;
-  /** Owning instance id, '' when nobody owns it. */
-  owner: string;
-  ownerUrl: string;
-  epoch: string;
-  status: SessionStatus;
-  desired: 'running' | 'stopped';
-  /** Whether the owner's lease is valid right now. */
-  live: boolean;
-}
-
-/** One registered instance and its load. */
-export interface InstanceInfo {
-  id: string;
-  url: string;
-  maxSessions: number;
-  load: number;
-  labels: Record<string, string>;
-  draining: boolean;
-  mode: 'managed' | 'observe';
-  /** Lease deadline in Redis server time (unix ms). */
-  leaseDeadline: number;
-  live: boolean;
-}
-
-/** Result of {@link Fleet.place}. */
-export interface PlaceResult {
-  sessionId: string;
-  /** `assigned`: a new owner; `existing`: a live owner already had it; `pending`: nobody has capacity now. */
-  outcome: 'assigned' | 'existing' | 'pending';
-  owner: string;
-  ownerUrl: string;
   epoch: string;
 }
 
@@ -222,6 +193,22 @@ export class Fleet extends EventEmitter<FleetEvents> {
     return this.#owned.has(sessionId) && !this.#pastDeadline();
   }
 
+  /** The epoch under which this instance owns `sessionId`, or undefined when it does not (or cannot prove it). */
+  epochOf(sessionId: string): string | undefined {
+    return this.#pastDeadline() ? undefined : this.#owned.get(sessionId);
+  }
+
+  /** Whether this instance holds a lease it can prove (registered, not fenced, self-fence deadline ahead). */
+  get leaseValid(): boolean {
+    return (this.#state === 'active' || this.#state === 'draining') && !this.#pastDeadline();
+  }
+
+  /** The command connection (for host middleware such as idempotency records). Never close it yourself. */
+  get redis(): Redis | Cluster {
+    if (!this.#cmd) throw new StateError('WAFLEET_NOT_STARTED', 'Call start() first');
+    return this.#cmd.client;
+  }
+
   /** Registers this instance, opens its connections and starts heartbeats and sweeps. Idempotent. */
   start(): Promise<void> {
     this.#startPromise ??= this.#start();
@@ -321,28 +308,12 @@ export class Fleet extends EventEmitter<FleetEvents> {
   async place(sessionId: string, options: { labels?: Record<string, string>; exclude?: string } = {}): Promise<PlaceResult> {
     validateSessionId(sessionId);
     this.#assertStarted();
-    const labels = options.labels === undefined ? '' : JSON.stringify(options.labels);
-    const waitUntil = performance.now() + this.options.quarantineMs + this.options.commandTimeoutMs;
-    for (;;) {
-      const reply = await this.#run(scripts.place, this.#sessionKeys(), [
-        sessionId,
-        labels,
-        options.exclude ?? '',
-        this.options.adoptionDelayMs,
-        this.keys.events,
-        this.options.placementRetryMs,
-      ]);
-      if (reply[0] === ReplyCode.OK) {
-        const outcome = reply[4] === 'existing' ? 'existing' : 'assigned';
-        return { sessionId, outcome, owner: String(reply[1]), epoch: String(reply[2]), ownerUrl: String(reply[3]) };
-      }
-      if (reply[0] === ReplyCode.PENDING) return { sessionId, outcome: 'pending', owner: '', ownerUrl: '', epoch: '' };
-      if (reply[0] === ReplyCode.QUARANTINE && performance.now() + Number(reply[1]) <= waitUntil) {
-        await sleep(Number(reply[1]) + 5);
-        continue;
-      }
-      throw replyError('place', reply, { sessionId });
-    }
+    const { adoptionDelayMs, placementRetryMs, quarantineMs, commandTimeoutMs } = this.options;
+    return placeSession(this.#cmd!.client, this.keys, sessionId, options, {
+      adoptionDelayMs,
+      placementRetryMs,
+      quarantineWaitMs: quarantineMs + commandTimeoutMs,
+    });
   }
 
   /**
@@ -394,36 +365,13 @@ export class Fleet extends EventEmitter<FleetEvents> {
   async owner(sessionId: string): Promise<SessionOwner | null> {
     validateSessionId(sessionId);
     this.#assertStarted();
-    const reply = await this.#run(scripts.lookup, [this.keys.instances, this.keys.instanceInfo, this.keys.sessions], [sessionId]);
-    if (reply[0] === ReplyCode.NOT_FOUND) return null;
-    const [, owner, epoch, status, desired, ownerUrl, live] = reply.map(String);
-    return {
-      sessionId,
-      owner: owner ?? '',
-      ownerUrl: ownerUrl ?? '',
-      epoch: epoch ?? '0',
-      status: status as SessionStatus,
-      desired: desired as 'running' | 'stopped',
-      live: live === '1',
-    };
+    return lookupOwner(this.#cmd!.client, this.keys, sessionId);
   }
 
   /** Every registered instance with its load and capacity. One Redis round trip. */
   async instances(): Promise<InstanceInfo[]> {
     this.#assertStarted();
-    const reply = await this.#run(scripts.instances, [this.keys.instances, this.keys.instanceInfo, this.keys.owned], []);
-    const rows = JSON.parse(String(reply[2])) as Array<Record<string, unknown>>;
-    return rows.map((r) => ({
-      id: String(r.id),
-      url: String(r.url),
-      maxSessions: Number(r.max),
-      load: Number(r.load),
-      labels: (Array.isArray(r.labels) ? {} : r.labels) as Record<string, string>,
-      draining: Boolean(r.draining),
-      mode: r.mode as 'managed' | 'observe',
-      leaseDeadline: Number(r.deadline),
-      live: Boolean(r.live),
-    }));
+    return listInstances(this.#cmd!.client, this.keys);
   }
 
   /**

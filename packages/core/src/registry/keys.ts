@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { validateNamespace } from '../ids.js';
 
 /**
@@ -35,4 +36,12 @@ export function registryKeys(namespace: string): RegistryKeys {
     meta: `${tag}:meta`,
     events: `${tag}:events`,
   });
+}
+
+/**
+ * Key of an idempotency record. Deliberately outside the namespace's hash tag: records are many and spread over
+ * Redis Cluster slots. The caller's key is hashed, so any characters are safe.
+ */
+export function idempotencyRecordKey(namespace: string, key: string): string {
+  return `wafleet:${validateNamespace(namespace)}:idem:${createHash('sha256').update(key).digest('hex')}`;
 }

@@ -1,0 +1,434 @@
+import { EventEmitter } from 'node:events';
+import { performance } from 'node:perf_hooks';
+import { ConfigError, WafleetError, createLogger, validateNamespace, validateSessionId, type Logger } from '@wafleet/core';
+import {
+  connect,
+  disconnect,
+  listInstances,
+  lookupOwner,
+  placeSession,
+  registryKeys,
+  type Connection,
+  type RegistryKeys,
+} from '@wafleet/core/registry';
+import type { InstanceInfo, PlaceResult, SessionOwner } from '@wafleet/core';
+import type { Cluster, Redis } from 'ioredis';
+import { Agent, Headers, fetch as undiciFetch, type RequestInit as UndiciRequestInit, type Response } from 'undici';
+
+/** Options of {@link createFleetClient}. */
+export interface FleetClientOptions {
+  /** A Redis URL, a list of Cluster node URLs, or an ioredis `Redis`/`Cluster` (never closed by wafleet). */
+  redis: string | readonly string[] | Redis | Cluster;
+  /** The fleet's namespace. @default 'default' */
+  namespace?: string;
+  /** How long `fetch` waits for a new owner after the old one failed, before `WAFLEET_FAILOVER_TIMEOUT`. @default 15000 */
+  failoverTimeoutMs?: number;
+  /** Cache entries older than this are read again even without a push (bounds staleness if a push is lost). @default 60000 */
+  maxStalenessMs?: number;
+  /** Most cached sessions; the oldest entries go first. @default 100000 */
+  maxCacheEntries?: number;
+  /** Time to response headers of one attempt. @default 30000 */
+  requestTimeoutMs?: number;
+  /** Keep-alive connections per instance. @default 32 */
+  connectionsPerInstance?: number;
+  /** Timeout of registry commands. @default 2000 */
+  commandTimeoutMs?: number;
+  /** The fleet's `adoptionDelayMs` (placement must agree with the instances). @default 1000 */
+  adoptionDelayMs?: number;
+  /** The fleet's `placementRetryMs`. @default 1000 */
+  placementRetryMs?: number;
+  /** Longest wait for a registry quarantine to end in `place`. @default 10000 */
+  quarantineWaitMs?: number;
+  /** pino, winston or console-like logger. @default no logging */
+  logger?: unknown;
+}
+
+/** Where a session lives, as the client sees it. */
+export interface OwnerInfo {
+  sessionId: string;
+  /** Owning instance id, '' when nobody owns it. */
+  instanceId: string;
+  url: string;
+  epoch: string;
+  status: string;
+  live: boolean;
+}
+
+/** An owner or status change, pushed by the registry. */
+export interface OwnerChange extends OwnerInfo {
+  /** `performance.now()` when the push arrived. */
+  receivedAt: number;
+}
+
+/** Counters for metrics and tests. */
+export interface FleetClientStats {
+  lookups: number;
+  cacheHits: number;
+  /** Registry reads (one Redis round trip each). */
+  registryReads: number;
+  pushes: number;
+  /** Whole-cache flushes after the subscription reconnected. */
+  flushes: number;
+  failovers: number;
+}
+
+/** `fetch` gave up waiting for a live owner. */
+export class FailoverTimeoutError extends WafleetError {
+  constructor(
+    readonly sessionId: string,
+    readonly waitedMs: number,
+    options?: { cause?: unknown },
+  ) {
+    super('WAFLEET_FAILOVER_TIMEOUT', `No live owner for session ${sessionId} within ${waitedMs} ms`, options);
+  }
+}
+
+const DEFAULTS = Object.freeze({
+  namespace: 'default',
+  failoverTimeoutMs: 15000,
+  maxStalenessMs: 60000,
+  maxCacheEntries: 100000,
+  requestTimeoutMs: 30000,
+  connectionsPerInstance: 32,
+  commandTimeoutMs: 2000,
+  adoptionDelayMs: 1000,
+  placementRetryMs: 1000,
+  quarantineWaitMs: 10000,
+});
+
+type Resolved = { -readonly [K in keyof typeof DEFAULTS]: (typeof DEFAULTS)[K] extends number ? number : string } & {
+  redis: FleetClientOptions['redis'];
+  logger: Logger;
+};
+
+/** Methods safe to send twice: RFC 9110 idempotent methods. */
+const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE', 'TRACE']);
+/** Failures after which the request may not have reached (or finished on) a live owner. */
+const CONNECTION_ERRORS = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'EPIPE',
+  'UND_ERR_SOCKET',
+  'UND_ERR_CONNECT_TIMEOUT',
+  'UND_ERR_CLOSED',
+  'EHOSTUNREACH',
+]);
+
+function resolveOptions(options: FleetClientOptions): Resolved {
+  if (typeof options !== 'object' || options === null) throw new ConfigError('options', 'Expected an options object');
+  const out = { ...DEFAULTS, redis: options.redis, logger: createLogger(options.logger) } as Resolved;
+  for (const key of Object.keys(DEFAULTS) as Array<keyof typeof DEFAULTS>) {
+    if (key === 'namespace') continue;
+    const value = options[key] ?? DEFAULTS[key];
+    if (typeof value !== 'number' || !Number.isInteger(value) || value < (key === 'adoptionDelayMs' ? 0 : 1)) {
+      throw new ConfigError(key, `Expected \`${key}\` to be a positive integer, got ${JSON.stringify(value)}`);
+    }
+    (out as Record<string, unknown>)[key] = value;
+  }
+  out.namespace = validateNamespace(options.namespace ?? DEFAULTS.namespace);
+  const isUrl = (u: unknown) => typeof u === 'string' && /^rediss?:\/\//.test(u);
+  const r = options.redis as unknown;
+  const ok = isUrl(r) || (Array.isArray(r) && r.length > 0 && r.every(isUrl)) || (typeof r === 'object' && r !== null && 'evalsha' in r);
+  if (!ok)
+    throw new ConfigError('redis', 'Expected `redis` to be a redis:// URL, a non-empty list of them (Cluster), or an ioredis client');
+  return out;
+}
+
+function connectionErrorCode(err: unknown): string | undefined {
+  for (let e = err as { code?: string; cause?: unknown } | undefined, depth = 0; e && depth < 4; e = e.cause as typeof e, depth++) {
+    if (e.code && CONNECTION_ERRORS.has(e.code)) return e.code;
+  }
+  return undefined;
+}
+
+const toInfo = (o: SessionOwner): OwnerInfo => ({
+  sessionId: o.sessionId,
+  instanceId: o.owner,
+  url: o.ownerUrl,
+  epoch: o.epoch,
+  status: o.status,
+  live: o.live,
+});
+
+/** Creates a client for backend services. Call `close()` when done. */
+export function createFleetClient(options: FleetClientOptions): FleetClient {
+  return new FleetClient(options);
+}
+
+/** Events of a {@link FleetClient}. */
+export interface FleetClientEvents {
+  change: [OwnerChange];
+  error: [Error];
+}
+
+/**
+ * Finds the live owner of a session without a database query per message, and sends requests to it over a
+ * keep-alive pool per instance, failing over when the owner dies or moves.
+ * @example
+ * const fleet = createFleetClient({ redis: 'redis://127.0.0.1:6379' });
+ * const res = await fleet.fetch('5511999990000', '/messages', { method: 'POST', body, headers: { 'idempotency-key': id } });
+ */
+export class FleetClient extends EventEmitter<FleetClientEvents> {
+  readonly options: Readonly<Resolved>;
+  readonly keys: RegistryKeys;
+  readonly #cache = new Map<string, { value: OwnerInfo | null; at: number }>();
+  /** Bumped by every push for a session, so a read that raced a push never overwrites it. */
+  readonly #generation = new Map<string, number>();
+  #flushes = 0;
+  readonly #waiters = new Map<string, Set<() => void>>();
+  readonly #agent: Agent;
+  #cmd: Connection | undefined;
+  #sub: Connection | undefined;
+  #ready: Promise<void> | undefined;
+  #closed = false;
+  readonly #closeWaiters = new Set<() => void>();
+  readonly #stats: FleetClientStats = { lookups: 0, cacheHits: 0, registryReads: 0, pushes: 0, flushes: 0, failovers: 0 };
+
+  constructor(options: FleetClientOptions) {
+    super();
+    this.options = Object.freeze(resolveOptions(options));
+    this.keys = registryKeys(this.options.namespace);
+    this.#agent = new Agent({
+      connections: this.options.connectionsPerInstance,
+      keepAliveTimeout: 30_000,
+      headersTimeout: this.options.requestTimeoutMs,
+    });
+  }
+
+  /** A copy of the counters. */
+  stats(): FleetClientStats {
+    return { ...this.#stats };
+  }
+
+  /** Connects and subscribes; the first call of any method does it too. */
+  connect(): Promise<void> {
+    if (this.#closed) return Promise.reject(new WafleetError('WAFLEET_CLOSED', 'This client is closed'));
+    this.#ready ??= this.#connect();
+    return this.#ready;
+  }
+
+  async #connect(): Promise<void> {
+    const timing = { commandTimeoutMs: this.options.commandTimeoutMs, heartbeatIntervalMs: this.options.commandTimeoutMs };
+    this.#cmd = connect(this.options.redis, 'command', timing);
+    this.#sub = connect(this.options.redis, 'subscriber', timing);
+    for (const conn of [this.#cmd, this.#sub]) {
+      if (!conn.owned) continue;
+      conn.client.on('error', (err: Error) => this.options.logger.debug('redis connection error', { err: err.message }));
+      await conn.client.connect();
+    }
+    const sub = this.#sub.client;
+    sub.on('message', (_channel: string, message: string) => this.#onPush(message));
+    await sub.subscribe(this.keys.events);
+    // Attached after the first connect, so every 'ready' is a reconnect. Pushes sent while the subscriber was away
+    // are lost: forget everything cached before it came back.
+    sub.on('ready', () => {
+      this.#flushes++;
+      this.#stats.flushes++;
+      this.#cache.clear();
+    });
+  }
+
+  /**
+   * The owner of `sessionId`, from the cache when it holds a fresh entry, else one Redis round trip. Null when
+   * the registry has never seen the session.
+   */
+  async lookup(sessionId: string): Promise<OwnerInfo | null> {
+    validateSessionId(sessionId);
+    await this.connect();
+    this.#stats.lookups++;
+    const entry = this.#cache.get(sessionId);
+    if (entry && performance.now() - entry.at < this.options.maxStalenessMs) {
+      this.#stats.cacheHits++;
+      return entry.value;
+    }
+    return this.#read(sessionId);
+  }
+
+  async #read(sessionId: string): Promise<OwnerInfo | null> {
+    const generation = this.#generation.get(sessionId) ?? 0;
+    const flushes = this.#flushes;
+    this.#stats.registryReads++;
+    const found = await lookupOwner(this.#cmd!.client, this.keys, sessionId);
+    const value = found ? toInfo(found) : null;
+    if ((this.#generation.get(sessionId) ?? 0) === generation && flushes === this.#flushes) this.#remember(sessionId, value);
+    return value;
+  }
+
+  #remember(sessionId: string, value: OwnerInfo | null): void {
+    this.#cache.delete(sessionId);
+    this.#cache.set(sessionId, { value, at: performance.now() });
+    if (this.#cache.size > this.options.maxCacheEntries) this.#cache.delete(this.#cache.keys().next().value!);
+  }
+
+  #onPush(message: string): void {
+    let m: { s?: string; o?: string; e?: string; st?: string; u?: string };
+    try {
+      m = JSON.parse(message);
+    } catch {
+      return;
+    }
+    if (typeof m.s !== 'string') return;
+    this.#stats.pushes++;
+    this.#generation.set(m.s, (this.#generation.get(m.s) ?? 0) + 1);
+    const live = Boolean(m.o);
+    const change: OwnerChange = {
+      sessionId: m.s,
+      instanceId: m.o ?? '',
+      url: m.u ?? '',
+      epoch: m.e ?? '',
+      status: m.st ?? '',
+      live,
+      receivedAt: performance.now(),
+    };
+    // An owner push carries everything a lookup returns; without a URL, read it again on next use.
+    if (live && change.url) this.#remember(m.s, change);
+    else this.#cache.delete(m.s);
+    this.emit('change', change);
+    const waiters = this.#waiters.get(m.s);
+    if (waiters) for (const wake of waiters) wake();
+  }
+
+  /**
+   * Sends `path` to the session's owner. On connection refused or reset, 421, or a 404 after which the registry
+   * names another owner, it waits up to `failoverTimeoutMs` for a live owner and retries once: only idempotent
+   * methods, or any method with an `Idempotency-Key` header (forwarded as is). Sends the expected epoch in
+   * `x-wafleet-epoch`. Bodies must be replayable (string, Buffer, URLSearchParams), not streams.
+   * @throws FailoverTimeoutError, InvalidIdError, ConfigError, and the network error of a request it may not retry
+   */
+  async fetch(sessionId: string, path: string, init: UndiciRequestInit = {}): Promise<Response> {
+    validateSessionId(sessionId);
+    if (typeof path !== 'string' || !path.startsWith('/'))
+      throw new ConfigError('path', `Expected \`path\` to start with '/', got ${JSON.stringify(path)}`);
+    const method = (init.method ?? 'GET').toUpperCase();
+    const headers = new Headers(init.headers);
+    const retryable = IDEMPOTENT.has(method) || headers.has('idempotency-key');
+    const deadline = performance.now() + this.options.failoverTimeoutMs;
+
+    let owner = await this.lookup(sessionId);
+    if (!owner?.live || !owner.url) owner = await this.#awaitOwner(sessionId, undefined, deadline);
+    let outcome = await this.#attempt(owner, path, init, headers);
+    if (outcome.response && !(await this.#misdirected(sessionId, owner, outcome.response))) return outcome.response;
+    if (outcome.error && !connectionErrorCode(outcome.error)) throw outcome.error;
+    if (!retryable) {
+      if (outcome.response) return outcome.response;
+      throw outcome.error;
+    }
+    await outcome.response?.body?.cancel().catch(() => undefined);
+    this.#cache.delete(sessionId);
+    this.#stats.failovers++;
+    const next = await this.#awaitOwner(sessionId, owner, deadline);
+    this.options.logger.info('failover', {
+      from: owner.instanceId,
+      to: next.instanceId,
+      reason: outcome.error ? connectionErrorCode(outcome.error) : outcome.response?.status,
+    });
+    outcome = await this.#attempt(next, path, init, headers);
+    if (outcome.error) throw outcome.error;
+    return outcome.response!;
+  }
+
+  async #attempt(
+    owner: OwnerInfo,
+    path: string,
+    init: UndiciRequestInit,
+    headers: Headers,
+  ): Promise<{ response?: Response; error?: unknown }> {
+    headers.set('x-wafleet-epoch', owner.epoch);
+    const timeout = AbortSignal.timeout(this.options.requestTimeoutMs);
+    const signal = init.signal ? AbortSignal.any([init.signal as AbortSignal, timeout]) : timeout;
+    try {
+      const response = await undiciFetch(new URL(path.slice(1), `${owner.url}/`), { ...init, headers, signal, dispatcher: this.#agent });
+      return { response };
+    } catch (error) {
+      return { error };
+    }
+  }
+
+  /** 421 always; 404 when the registry now names another owner or epoch than the one that answered. */
+  async #misdirected(sessionId: string, owner: OwnerInfo, response: Response): Promise<boolean> {
+    if (response.status === 421) return true;
+    if (response.status !== 404) return false;
+    const now = await this.#read(sessionId);
+    return !!now && (now.instanceId !== owner.instanceId || now.epoch !== owner.epoch);
+  }
+
+  /** Waits for a live owner other than `previous` (same instance and epoch), by push with a polling backstop. */
+  async #awaitOwner(sessionId: string, previous: OwnerInfo | undefined, deadline: number): Promise<OwnerInfo> {
+    for (;;) {
+      const current = await this.#read(sessionId);
+      const moved = !previous || current?.instanceId !== previous.instanceId || current?.epoch !== previous.epoch;
+      if (current?.live && current.url && moved) return current;
+      const remaining = deadline - performance.now();
+      if (remaining <= 0) throw new FailoverTimeoutError(sessionId, this.options.failoverTimeoutMs);
+      await this.#nextPush(sessionId, Math.min(remaining, 250));
+    }
+  }
+
+  #nextPush(sessionId: string, timeoutMs: number): Promise<void> {
+    return new Promise((resolve) => {
+      const set = this.#waiters.get(sessionId) ?? new Set();
+      const wake = () => {
+        clearTimeout(timer);
+        set.delete(wake);
+        if (set.size === 0) this.#waiters.delete(sessionId);
+        resolve();
+      };
+      const timer = setTimeout(wake, timeoutMs);
+      set.add(wake);
+      this.#waiters.set(sessionId, set);
+    });
+  }
+
+  /** Places a session on the least-loaded live instance with capacity (see `Fleet.place`). */
+  async place(sessionId: string, options: { labels?: Record<string, string> } = {}): Promise<PlaceResult> {
+    validateSessionId(sessionId);
+    await this.connect();
+    const { adoptionDelayMs, placementRetryMs, quarantineWaitMs } = this.options;
+    return placeSession(this.#cmd!.client, this.keys, sessionId, options, { adoptionDelayMs, placementRetryMs, quarantineWaitMs });
+  }
+
+  /** Every registered instance with its load and capacity. */
+  async instances(): Promise<InstanceInfo[]> {
+    await this.connect();
+    return listInstances(this.#cmd!.client, this.keys);
+  }
+
+  /**
+   * Owner and status changes as they are pushed, until `signal` aborts or the client closes.
+   * @example
+   * for await (const change of fleet.watch()) console.log(change.sessionId, '->', change.instanceId);
+   */
+  async *watch(options: { signal?: AbortSignal } = {}): AsyncGenerator<OwnerChange> {
+    await this.connect();
+    const queue: OwnerChange[] = [];
+    let wake: (() => void) | undefined;
+    const onChange = (c: OwnerChange) => {
+      queue.push(c);
+      wake?.();
+    };
+    const onEnd = () => wake?.();
+    this.on('change', onChange);
+    this.#closeWaiters.add(onEnd);
+    options.signal?.addEventListener('abort', onEnd);
+    try {
+      while (!this.#closed && !options.signal?.aborted) {
+        if (queue.length === 0) await new Promise<void>((r) => (wake = r));
+        wake = undefined;
+        while (queue.length > 0) yield queue.shift()!;
+      }
+    } finally {
+      this.off('change', onChange);
+      this.#closeWaiters.delete(onEnd);
+      options.signal?.removeEventListener('abort', onEnd);
+    }
+  }
+
+  /** Closes the connections wafleet opened and the HTTP pools. Idempotent. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    for (const wake of this.#closeWaiters) wake();
+    await this.#ready?.catch(() => undefined);
+    await Promise.all([disconnect(this.#sub), disconnect(this.#cmd), this.#agent.close()]);
+  }
+}

@@ -1,0 +1,10 @@
+export {
+  createFleetClient,
+  FleetClient,
+  FailoverTimeoutError,
+  type FleetClientOptions,
+  type FleetClientEvents,
+  type FleetClientStats,
+  type OwnerInfo,
+  type OwnerChange,
+} from './fleet-client.js';

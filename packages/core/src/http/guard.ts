@@ -1,0 +1,63 @@
+import type { NextFunction, Request, RequestHandler, Response } from 'express';
+import { compareEpochs } from '../registry/fleet.js';
+import type { Fleet } from '../registry/fleet.js';
+import { validateSessionId } from '../ids.js';
+import { EPOCH_HEADER, SERVED_EPOCH_HEADER } from './headers.js';
+import { sessionIdFromParams, type SessionIdOf } from './session-id.js';
+
+/** Options of {@link fleetGuard}. */
+export interface FleetGuardOptions {
+  /** Finds the session id of a request. @default route parameter `sessionId`, `session` or `id` */
+  sessionId?: SessionIdOf;
+}
+
+/**
+ * Lets a request through only when this instance owns its session under a provable lease. Otherwise answers
+ * 421 Misdirected Request with the current owner and epoch (so a caller never acts on a stale owner), or 409 when
+ * the caller's `x-wafleet-epoch` is older than the epoch this instance holds.
+ * @example
+ * app.post('/sessions/:sessionId/messages', fleetGuard(fleet), sendMessage);
+ */
+export function fleetGuard(fleet: Fleet, options: FleetGuardOptions = {}): RequestHandler {
+  const idOf = options.sessionId ?? sessionIdFromParams;
+  return async (req: Request, res: Response, next: NextFunction) => {
+    const sessionId = idOf(req);
+    try {
+      validateSessionId(sessionId);
+    } catch (err) {
+      res.status(400).json({ error: (err as { code: string }).code, message: (err as Error).message });
+      return;
+    }
+    const epoch = fleet.epochOf(sessionId!);
+    const expected = req.get(EPOCH_HEADER);
+    if (epoch !== undefined) {
+      const order = expected && /^\d+$/.test(expected) ? compareEpochs(expected, epoch) : 0;
+      if (order < 0) {
+        res
+          .status(409)
+          .json({ error: 'WAFLEET_STALE_EPOCH', sessionId, owner: fleet.options.instanceId, ownerUrl: fleet.options.url, epoch });
+        return;
+      }
+      // A caller that saw a newer epoch knows an owner change this instance has not heard of yet: not ours.
+      if (order === 0) {
+        res.set(SERVED_EPOCH_HEADER, epoch);
+        next();
+        return;
+      }
+    }
+    try {
+      const owner = await fleet.owner(sessionId!);
+      res
+        .status(421)
+        .json({
+          error: 'WAFLEET_MISDIRECTED',
+          sessionId,
+          owner: owner?.live ? owner.owner : '',
+          ownerUrl: owner?.live ? owner.ownerUrl : '',
+          epoch: owner?.epoch ?? '',
+        });
+    } catch (err) {
+      next(err);
+    }
+  };
+}

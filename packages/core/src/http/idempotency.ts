@@ -1,0 +1,169 @@
+import { createHash } from 'node:crypto';
+import type { NextFunction, Request, RequestHandler, Response } from 'express';
+import { WafleetError } from '../errors.js';
+import type { Fleet } from '../registry/fleet.js';
+import { idempotencyRecordKey } from '../registry/keys.js';
+import { runScript } from '../registry/redis.js';
+import { ReplyCode } from '../registry/reply-codes.js';
+import { scripts } from '../registry/scripts.generated.js';
+import { IDEMPOTENCY_HEADER, REPLAYED_HEADER } from './headers.js';
+
+/** Options of {@link idempotency}. */
+export interface IdempotencyOptions {
+  /** How long an outcome is kept for replay. @default 86_400_000 (24 h) */
+  ttlMs?: number;
+  /**
+   * What a repeat gets while the first attempt is in flight on an instance that died:
+   * `retry` executes it again (at-least-once), `conflict` answers 409 and never executes it again (at-most-once).
+   * @default 'retry'
+   */
+  abandonedPolicy?: 'retry' | 'conflict';
+}
+
+interface InFlight {
+  state: 'in-flight';
+  instance: string;
+  inc: string;
+  fingerprint: string;
+  startedAt: number;
+}
+
+interface Done {
+  state: 'done';
+  fingerprint: string;
+  status: number;
+  contentType: string | undefined;
+  body: string;
+}
+
+type RecordValue = InFlight | Done;
+
+const KEY_FORMAT = /^[\x21-\x7e]{1,255}$/;
+
+function fingerprintOf(req: Request): string {
+  return createHash('sha256')
+    .update(`${req.method} ${req.originalUrl}\n${req.body === undefined ? '' : JSON.stringify(req.body)}`)
+    .digest('base64url');
+}
+
+function refuse(res: Response, status: number, error: string, message: string): void {
+  if (status === 409) res.set('retry-after', '1');
+  res.status(status).json({ error, message });
+}
+
+/**
+ * Honours the `Idempotency-Key` header (IETF httpapi draft): the first request with a key executes; its response
+ * (status < 500) is stored in Redis before it is sent, and repeats get the stored response with
+ * `Idempotent-Replayed: true` instead of sending the WhatsApp message again. A repeat while the first attempt is
+ * still running gets 409; one whose first attempt died with its instance follows `abandonedPolicy`. The same key
+ * with a different method, path or body gets 422. Put it after the body parser and `fleetGuard`.
+ * @example
+ * app.post('/sessions/:sessionId/messages', express.json(), fleetGuard(fleet), idempotency(fleet), sendMessage);
+ */
+export function idempotency(fleet: Fleet, options: IdempotencyOptions = {}): RequestHandler {
+  const ttlMs = options.ttlMs ?? 86_400_000;
+  const policy = options.abandonedPolicy ?? 'retry';
+  if (!Number.isInteger(ttlMs) || ttlMs < 1000)
+    throw new WafleetError('WAFLEET_CONFIG', `Expected \`ttlMs\` to be an integer >= 1000, got ${ttlMs}`);
+  if (policy !== 'retry' && policy !== 'conflict') {
+    throw new WafleetError('WAFLEET_CONFIG', `Expected \`abandonedPolicy\` to be 'retry' or 'conflict', got ${JSON.stringify(policy)}`);
+  }
+
+  const holderLive = async (rec: InFlight) => {
+    const k = fleet.keys;
+    const reply = await runScript(fleet.redis, scripts.instanceLive, [k.instances, k.instanceInfo], [rec.instance, rec.inc]);
+    return reply[1] === '1';
+  };
+
+  return async (req: Request, res: Response, next: NextFunction) => {
+    const key = req.get(IDEMPOTENCY_HEADER);
+    if (key === undefined) return next();
+    if (!KEY_FORMAT.test(key)) return refuse(res, 400, 'WAFLEET_INVALID_ID', 'Idempotency-Key must be 1 to 255 visible ASCII characters');
+    try {
+      const redis = fleet.redis;
+      const recordKey = idempotencyRecordKey(fleet.options.namespace, key);
+      const fingerprint = fingerprintOf(req);
+      const mine: InFlight = {
+        state: 'in-flight',
+        instance: fleet.options.instanceId,
+        inc: fleet.incarnation,
+        fingerprint,
+        startedAt: Date.now(),
+      };
+      const mineRaw = JSON.stringify(mine);
+
+      let acquired = (await redis.set(recordKey, mineRaw, 'PX', ttlMs, 'NX')) === 'OK';
+      if (!acquired) {
+        const raw = await redis.get(recordKey);
+        const rec = raw ? (JSON.parse(raw) as RecordValue) : undefined;
+        if (rec && rec.fingerprint !== fingerprint) {
+          return refuse(res, 422, 'WAFLEET_IDEMPOTENCY_MISMATCH', 'This Idempotency-Key was used for a different request');
+        }
+        if (rec?.state === 'done') {
+          res.status(rec.status).set(REPLAYED_HEADER, 'true');
+          if (rec.contentType) res.type(rec.contentType);
+          res.send(Buffer.from(rec.body, 'base64'));
+          return;
+        }
+        if (rec?.state === 'in-flight') {
+          if (await holderLive(rec))
+            return refuse(res, 409, 'WAFLEET_IDEMPOTENCY_IN_FLIGHT', 'The first request with this key is still running');
+          if (policy === 'conflict') {
+            return refuse(
+              res,
+              409,
+              'WAFLEET_IDEMPOTENCY_UNKNOWN_OUTCOME',
+              'The first attempt died with its instance; its outcome is unknown and it is not executed again',
+            );
+          }
+        }
+        // Abandoned (retry policy) or expired between SET and GET: take the record over atomically.
+        const reply = raw
+          ? await runScript(redis, scripts.compareAndSet, [recordKey], [raw, mineRaw, ttlMs])
+          : [(await redis.set(recordKey, mineRaw, 'PX', ttlMs, 'NX')) === 'OK' ? ReplyCode.OK : ReplyCode.NOT_OWNER];
+        acquired = reply[0] === ReplyCode.OK;
+        if (!acquired) return refuse(res, 409, 'WAFLEET_IDEMPOTENCY_IN_FLIGHT', 'Another repeat of this request took it over');
+      }
+      const onStoreFailed = (err: Error) => fleet.options.logger.error('idempotency record not stored; answered 503', { err: err.message });
+      captureOutcome(res, onStoreFailed, async (status, contentType, body) => {
+        const done: Done = { state: 'done', fingerprint, status, contentType, body: body.toString('base64') };
+        // A server error is not an outcome worth replaying: free the key so a repeat may execute again.
+        await runScript(redis, scripts.compareAndSet, [recordKey], [mineRaw, status >= 500 ? '' : JSON.stringify(done), ttlMs]);
+      });
+      next();
+    } catch (err) {
+      next(err);
+    }
+  };
+}
+
+/** Buffers the response and calls `store` with it before anything reaches the client. */
+function captureOutcome(
+  res: Response,
+  onStoreFailed: (err: Error) => void,
+  store: (status: number, contentType: string | undefined, body: Buffer) => Promise<void>,
+): void {
+  const chunks: Buffer[] = [];
+  const toBuffer = (chunk: unknown, encoding?: BufferEncoding) =>
+    typeof chunk === 'string' ? Buffer.from(chunk, encoding) : Buffer.from(chunk as Uint8Array);
+  const end = res.end.bind(res) as (chunk?: unknown) => Response;
+  res.write = ((chunk: unknown, encoding?: BufferEncoding | (() => void)) => {
+    if (chunk != null) chunks.push(toBuffer(chunk, typeof encoding === 'string' ? encoding : undefined));
+    return true;
+  }) as Response['write'];
+  res.end = ((chunk?: unknown, encoding?: BufferEncoding | (() => void)) => {
+    if (chunk != null && typeof chunk !== 'function') chunks.push(toBuffer(chunk, typeof encoding === 'string' ? encoding : undefined));
+    const body = Buffer.concat(chunks);
+    const contentType = res.get('content-type');
+    store(res.statusCode, contentType, body).then(
+      () => end(body),
+      (err: Error) => {
+        // Not durable, so not acknowledged: the caller retries with the same key.
+        onStoreFailed(err);
+        res.statusCode = 503;
+        end(JSON.stringify({ error: 'WAFLEET_IDEMPOTENCY_UNKNOWN_OUTCOME', message: 'The outcome could not be recorded' }));
+      },
+    );
+    return res;
+  }) as Response['end'];
+}

@@ -1,0 +1,98 @@
+import { Counter, Gauge, Registry } from 'prom-client';
+import type { Fleet, FleetState } from '../registry/fleet.js';
+
+const STATES: readonly FleetState[] = ['idle', 'starting', 'active', 'fenced', 'draining', 'closed'];
+const attached = new WeakMap<Registry, WeakSet<Fleet>>();
+
+/**
+ * Registers the fleet's metrics (prefix `wafleet_`) on `registry`, once per registry and fleet. Values are read
+ * from the fleet when Prometheus scrapes; label values come from closed sets only (no session ids or URLs).
+ * @example
+ * const registry = new Registry();
+ * createFleetMetrics(fleet, registry);
+ */
+export function createFleetMetrics(fleet: Fleet, registry: Registry): Registry {
+  const seen = attached.get(registry) ?? new WeakSet<Fleet>();
+  if (seen.has(fleet)) return registry;
+  seen.add(fleet);
+  attached.set(registry, seen);
+  const registers = [registry];
+  // Cumulative counters live in fleet.stats(); a collect() re-reads them at scrape time.
+  const counter = (name: string, help: string, read: () => number) =>
+    new Counter({
+      name,
+      help,
+      registers,
+      collect() {
+        this.reset();
+        this.inc(read());
+      },
+    });
+  const gauge = (name: string, help: string, read: () => number) =>
+    new Gauge({
+      name,
+      help,
+      registers,
+      collect() {
+        this.set(read());
+      },
+    });
+
+  gauge('wafleet_sessions_owned', 'Sessions this instance owns, starting ones included', () => fleet.ownedSessions().size);
+  gauge('wafleet_sessions_capacity', 'maxSessions of this instance', () => fleet.options.maxSessions);
+  gauge('wafleet_lease_valid', '1 while this instance holds a lease it can prove', () => (fleet.leaseValid ? 1 : 0));
+  gauge(
+    'wafleet_heartbeat_gap_max_seconds',
+    'Longest gap between two heartbeat attempts (process or event-loop stall)',
+    () => fleet.stats().maxHeartbeatGapMs / 1000,
+  );
+  new Gauge({
+    name: 'wafleet_instance_state',
+    help: 'Lifecycle state of this instance (1 for the current state)',
+    labelNames: ['state'] as const,
+    registers,
+    collect() {
+      for (const state of STATES) this.set({ state }, fleet.state === state ? 1 : 0);
+    },
+  });
+  new Counter({
+    name: 'wafleet_lease_renewals_total',
+    help: 'Lease renewals by result',
+    labelNames: ['result'] as const,
+    registers,
+    collect() {
+      const s = fleet.stats();
+      this.reset();
+      this.inc({ result: 'ok' }, s.renewals);
+      this.inc({ result: 'failed' }, s.renewalFailures);
+    },
+  });
+  new Counter({
+    name: 'wafleet_claims_total',
+    help: 'Claims by this instance by result',
+    labelNames: ['result'] as const,
+    registers,
+    collect() {
+      const { claims } = fleet.stats();
+      this.reset();
+      for (const result of ['ok', 'refused', 'error'] as const) this.inc({ result }, claims[result]);
+    },
+  });
+  counter(
+    'wafleet_fenced_sessions_total',
+    'Sessions this instance had to stop because it could not prove ownership',
+    () => fleet.stats().fencedSessions,
+  );
+  counter(
+    'wafleet_adoptions_total',
+    'Sessions placed by this instance’s sweeps (adopted orphans and retried placements)',
+    () => fleet.stats().sweepPlaced,
+  );
+  counter('wafleet_handoffs_total', 'Sessions handed off by drain or close', () => fleet.stats().handoffs);
+  counter(
+    'wafleet_reregistrations_total',
+    'Times this instance registered a new incarnation after losing its lease',
+    () => fleet.stats().reRegistrations,
+  );
+  return registry;
+}

@@ -1,0 +1,124 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import { performance } from 'node:perf_hooks';
+import type { RegistryKeys } from './keys.js';
+import { runScript, type RedisLike } from './redis.js';
+import { ReplyCode, replyError } from './reply-codes.js';
+import { scripts } from './scripts.generated.js';
+
+/** Session statuses, the vocabulary WhatsApp gateways already use. */
+export const SESSION_STATUSES = ['STOPPED', 'STARTING', 'SCAN_QR_CODE', 'WORKING', 'FAILED'] as const;
+/** A session status. */
+export type SessionStatus = (typeof SESSION_STATUSES)[number];
+
+/** The registry's view of one session. */
+export interface SessionOwner {
+  sessionId: string;
+  /** Owning instance id, '' when nobody owns it. */
+  owner: string;
+  ownerUrl: string;
+  /** Fencing epoch, a decimal string; compare with `compareEpochs`. */
+  epoch: string;
+  status: SessionStatus;
+  desired: 'running' | 'stopped';
+  /** Whether the owner's lease is valid right now. */
+  live: boolean;
+}
+
+/** One registered instance and its load. */
+export interface InstanceInfo {
+  id: string;
+  url: string;
+  maxSessions: number;
+  load: number;
+  labels: Record<string, string>;
+  draining: boolean;
+  mode: 'managed' | 'observe';
+  /** Lease deadline in Redis server time (unix ms). */
+  leaseDeadline: number;
+  live: boolean;
+}
+
+/** Result of a placement. */
+export interface PlaceResult {
+  sessionId: string;
+  /** `assigned`: a new owner; `existing`: a live owner already had it; `pending`: nobody has capacity now. */
+  outcome: 'assigned' | 'existing' | 'pending';
+  owner: string;
+  ownerUrl: string;
+  epoch: string;
+}
+
+/** Reads one session's record and its owner's liveness in one round trip; null when the registry has none. */
+export async function lookupOwner(redis: RedisLike, keys: RegistryKeys, sessionId: string): Promise<SessionOwner | null> {
+  const reply = await runScript(redis, scripts.lookup, [keys.instances, keys.instanceInfo, keys.sessions], [sessionId]);
+  if (reply[0] === ReplyCode.NOT_FOUND) return null;
+  const [, owner, epoch, status, desired, ownerUrl, live] = reply.map(String);
+  return {
+    sessionId,
+    owner: owner ?? '',
+    ownerUrl: ownerUrl ?? '',
+    epoch: epoch ?? '0',
+    status: status as SessionStatus,
+    desired: desired as 'running' | 'stopped',
+    live: live === '1',
+  };
+}
+
+/** Every registered instance with its load and capacity, in one round trip. */
+export async function listInstances(redis: RedisLike, keys: RegistryKeys): Promise<InstanceInfo[]> {
+  const reply = await runScript(redis, scripts.instances, [keys.instances, keys.instanceInfo, keys.owned], []);
+  const rows = JSON.parse(String(reply[2])) as Array<Record<string, unknown>>;
+  return rows.map((r) => ({
+    id: String(r.id),
+    url: String(r.url),
+    maxSessions: Number(r.max),
+    load: Number(r.load),
+    // cjson encodes an empty Lua table as an array.
+    labels: (Array.isArray(r.labels) ? {} : r.labels) as Record<string, string>,
+    draining: Boolean(r.draining),
+    mode: r.mode as 'managed' | 'observe',
+    leaseDeadline: Number(r.deadline),
+    live: Boolean(r.live),
+  }));
+}
+
+/** What placement needs to know of the fleet's timing; the same values on every caller of a namespace. */
+export interface PlacementTiming {
+  adoptionDelayMs: number;
+  placementRetryMs: number;
+  /** Longest wait for a registry quarantine to end before giving up with QuarantineError. */
+  quarantineWaitMs: number;
+}
+
+/**
+ * Places a session atomically (see the place script) and waits out a registry quarantine.
+ * @throws OwnerExpiringError, QuarantineError
+ */
+export async function placeSession(
+  redis: RedisLike,
+  keys: RegistryKeys,
+  sessionId: string,
+  options: { labels?: Record<string, string>; exclude?: string },
+  timing: PlacementTiming,
+): Promise<PlaceResult> {
+  const labels = options.labels === undefined ? '' : JSON.stringify(options.labels);
+  const waitUntil = performance.now() + timing.quarantineWaitMs;
+  for (;;) {
+    const reply = await runScript(
+      redis,
+      scripts.place,
+      [keys.instances, keys.instanceInfo, keys.owned, keys.sessions, keys.pending, keys.meta],
+      [sessionId, labels, options.exclude ?? '', timing.adoptionDelayMs, keys.events, timing.placementRetryMs],
+    );
+    if (reply[0] === ReplyCode.OK) {
+      const outcome = reply[4] === 'existing' ? 'existing' : 'assigned';
+      return { sessionId, outcome, owner: String(reply[1]), epoch: String(reply[2]), ownerUrl: String(reply[3]) };
+    }
+    if (reply[0] === ReplyCode.PENDING) return { sessionId, outcome: 'pending', owner: '', ownerUrl: '', epoch: '' };
+    if (reply[0] === ReplyCode.QUARANTINE && performance.now() + Number(reply[1]) <= waitUntil) {
+      await sleep(Number(reply[1]) + 5);
+      continue;
+    }
+    throw replyError('place', reply, { sessionId });
+  }
+}
