@@ -14,6 +14,12 @@ export default tseslint.config(
     },
   },
   {
+    // The CommonJS consumer fixtures exist to use require().
+    files: ['test/fixtures/cjs-consumer/**'],
+    languageOptions: { globals: { require: 'readonly' } },
+    rules: { '@typescript-eslint/no-require-imports': 'off' },
+  },
+  {
     files: ['**/*.test.ts', 'test/**', 'examples/**', 'bench/**', '**/scripts/**', 'packages/test-utils/**'],
     rules: { 'no-console': 'off', '@typescript-eslint/no-non-null-assertion': 'off' },
   },

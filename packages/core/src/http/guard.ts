@@ -47,15 +47,13 @@ export function fleetGuard(fleet: Fleet, options: FleetGuardOptions = {}): Reque
     }
     try {
       const owner = await fleet.owner(sessionId!);
-      res
-        .status(421)
-        .json({
-          error: 'WAFLEET_MISDIRECTED',
-          sessionId,
-          owner: owner?.live ? owner.owner : '',
-          ownerUrl: owner?.live ? owner.ownerUrl : '',
-          epoch: owner?.epoch ?? '',
-        });
+      res.status(421).json({
+        error: 'WAFLEET_MISDIRECTED',
+        sessionId,
+        owner: owner?.live ? owner.owner : '',
+        ownerUrl: owner?.live ? owner.ownerUrl : '',
+        epoch: owner?.epoch ?? '',
+      });
     } catch (err) {
       next(err);
     }

@@ -80,15 +80,13 @@ export function createFleetRouter(fleet: Fleet, options: FleetRouterOptions = {}
     try {
       if (!fleet.owns(req.params.id)) {
         const owner = await fleet.owner(req.params.id);
-        res
-          .status(421)
-          .json({
-            error: 'WAFLEET_MISDIRECTED',
-            sessionId: req.params.id,
-            owner: owner?.live ? owner.owner : '',
-            ownerUrl: owner?.live ? owner.ownerUrl : '',
-            epoch: owner?.epoch ?? '',
-          });
+        res.status(421).json({
+          error: 'WAFLEET_MISDIRECTED',
+          sessionId: req.params.id,
+          owner: owner?.live ? owner.owner : '',
+          ownerUrl: owner?.live ? owner.ownerUrl : '',
+          epoch: owner?.epoch ?? '',
+        });
         return;
       }
       const qr = await options.qr?.(req.params.id);
