@@ -115,7 +115,9 @@ describe('failover fetch under load (G5, G4)', () => {
             results.push({ status: res.status, ms: performance.now() - t0, key });
             await res.body?.cancel();
           },
-          (err: Error & { code?: string }) => results.push({ status: err.code ?? err.message, ms: performance.now() - t0, key }),
+          (err: Error & { code?: string }) => {
+            results.push({ status: err.code ?? err.message, ms: performance.now() - t0, key });
+          },
         ),
       );
     }

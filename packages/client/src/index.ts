@@ -8,3 +8,4 @@ export {
   type OwnerInfo,
   type OwnerChange,
 } from './fleet-client.js';
+export { verifyWebhook, WebhookVerificationError, compareEventOrder, type WebhookEnvelope } from './verify-webhook.js';

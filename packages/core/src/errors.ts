@@ -20,7 +20,11 @@ export type WafleetErrorCode =
   | 'WAFLEET_IDEMPOTENCY_IN_FLIGHT'
   | 'WAFLEET_IDEMPOTENCY_UNKNOWN_OUTCOME'
   | 'WAFLEET_IDEMPOTENCY_MISMATCH'
-  | 'WAFLEET_UNAUTHORIZED';
+  | 'WAFLEET_UNAUTHORIZED'
+  | 'WAFLEET_WEBHOOK_INVALID'
+  | 'WAFLEET_OUTBOX_STORE'
+  | 'WAFLEET_EVENT_INVALID'
+  | 'WAFLEET_EVENT_TOO_LARGE';
 
 /** Base class of every error wafleet throws: a stable `code` and, where there is one, a `cause`. */
 export class WafleetError extends Error {

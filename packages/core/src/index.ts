@@ -49,3 +49,17 @@ export {
   type FleetEvents,
 } from './registry/fleet.js';
 export { ReplyCode } from './registry/reply-codes.js';
+export {
+  createOutbox,
+  Outbox,
+  type OutboxOptions,
+  type OutboxEvent,
+  type OutboxEvents,
+  type OutboxStats,
+  type WebhookEnvelope,
+  type AttemptOutcome,
+} from './outbox/outbox.js';
+export { standardWebhooksSigner, legacyHmacSigner, type Signer, type SignInput } from './outbox/signers.js';
+export { SqliteOutboxStore, OutboxStoreError } from './outbox/sqlite-store.js';
+export type { OutboxStore, EventRow, NewEvent, ReplayFilter, StoreCounts } from './outbox/store.js';
+export { DEFAULT_SCHEDULE_MS } from './outbox/schedule.js';

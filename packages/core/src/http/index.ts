@@ -3,4 +3,5 @@ export { fleetGuard, type FleetGuardOptions } from './guard.js';
 export { idempotency, type IdempotencyOptions } from './idempotency.js';
 export { EPOCH_HEADER, SERVED_EPOCH_HEADER, IDEMPOTENCY_HEADER, REPLAYED_HEADER } from './headers.js';
 export { createFleetMetrics } from '../metrics/fleet-metrics.js';
+export { createOutboxMetrics } from '../metrics/outbox-metrics.js';
 export type { SessionIdOf } from './session-id.js';

@@ -4,6 +4,8 @@ import { Registry } from 'prom-client';
 import type { Fleet } from '../registry/fleet.js';
 import { validateSessionId } from '../ids.js';
 import { createFleetMetrics } from '../metrics/fleet-metrics.js';
+import { createOutboxMetrics } from '../metrics/outbox-metrics.js';
+import type { Outbox } from '../outbox/outbox.js';
 
 /** Options of {@link createFleetRouter}. */
 export interface FleetRouterOptions {
@@ -13,6 +15,8 @@ export interface FleetRouterOptions {
   drainToken?: string;
   /** The current QR code of a session this instance owns, for `GET /sessions/:id/qr`. */
   qr?: (sessionId: string) => string | undefined | Promise<string | undefined>;
+  /** Adds the webhook outbox metrics to `/metrics`. */
+  outbox?: Outbox;
 }
 
 function badId(res: Response, id: unknown): boolean {
@@ -39,6 +43,7 @@ function tokenMatches(req: Request, token: string): boolean {
  */
 export function createFleetRouter(fleet: Fleet, options: FleetRouterOptions = {}): Router {
   const registry = createFleetMetrics(fleet, options.registry ?? new Registry());
+  if (options.outbox) createOutboxMetrics(options.outbox, registry);
   const router = Router();
 
   // Alive unless closed: a fenced or draining instance is still making progress and must not be restarted.

@@ -134,6 +134,8 @@ export class Fleet extends EventEmitter<FleetEvents> {
   /** Sessions stopped by a fence, to take back when this instance holds a lease again. */
   readonly #toReclaim = new Map<string, string>();
   readonly #inflight = new Map<string, number>();
+  /** Last status announced per session, so a repeated status sends no webhook. */
+  readonly #statuses = new Map<string, SessionStatus>();
   #beatTimer: NodeJS.Timeout | undefined;
   #fenceTimer: NodeJS.Timeout | undefined;
   #sweepTimer: NodeJS.Timeout | undefined;
@@ -349,6 +351,7 @@ export class Fleet extends EventEmitter<FleetEvents> {
       throw new WafleetError('WAFLEET_CONFIG', `Expected desired to be 'running' or 'stopped', got ${JSON.stringify(options.desired)}`);
     }
     this.#assertActive();
+    await this.#announceStatus(sessionId, status);
     const reply = await this.#run(
       scripts.setStatus,
       [this.keys.instances, this.keys.instanceInfo, this.keys.sessions],
@@ -359,6 +362,27 @@ export class Fleet extends EventEmitter<FleetEvents> {
       this.#fence([sessionId], 'taken');
     }
     throw replyError('set-status', reply, { sessionId });
+  }
+
+  /**
+   * Enqueues the status webhooks of a transition before the registry write, so they flow even when Redis is
+   * unreachable. Receivers order them by (epoch, seq), so a late one from a former owner is recognisably stale.
+   */
+  async #announceStatus(sessionId: string, status: SessionStatus): Promise<void> {
+    const outbox = this.options.outbox;
+    const previous = this.#statuses.get(sessionId) ?? '';
+    const epoch = this.#owned.get(sessionId);
+    if (!outbox || previous === status || epoch === undefined) return;
+    this.#statuses.set(sessionId, status);
+    const data = { status, previous };
+    const events = [{ type: 'session.status', session: sessionId, epoch, data, supersedeGroup: 'session.status' }];
+    if (status === 'WORKING')
+      events.push({ type: this.options.readyEventType, session: sessionId, epoch, data, supersedeGroup: 'session.ready' });
+    try {
+      await outbox.enqueueMany(events);
+    } catch (err) {
+      this.options.logger.error('status webhook not enqueued', { sessionId, err: (err as Error).message });
+    }
   }
 
   /** The registry's record of `sessionId`, or null when it has none. One Redis round trip. */

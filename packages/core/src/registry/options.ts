@@ -2,6 +2,7 @@ import type { Cluster, Redis } from 'ioredis';
 import { ConfigError } from '../errors.js';
 import { validateInstanceId, validateNamespace } from '../ids.js';
 import { createLogger, type Logger } from '../logger.js';
+import type { Outbox } from '../outbox/outbox.js';
 
 /** Lease timing. All durations in milliseconds. */
 export interface TimingOptions {
@@ -80,6 +81,13 @@ export interface FleetOptions extends Partial<TimingOptions> {
   handoffConcurrency?: number;
   /** pino, winston or console-like logger. @default no logging */
   logger?: unknown;
+  /**
+   * Where status webhooks go: `setStatus` enqueues `session.status` on every transition and the ready event when a
+   * session becomes WORKING. Webhooks keep flowing while Redis is unreachable.
+   */
+  outbox?: Outbox;
+  /** Wire name of the ready event, e.g. `session_ready` for existing receivers. @default 'session.ready' */
+  readyEventType?: string;
 }
 
 /** Options after defaults and validation. */
@@ -100,6 +108,8 @@ export interface ResolvedFleetOptions extends TimingOptions {
   stopTimeoutMs: number;
   handoffConcurrency: number;
   logger: Logger;
+  outbox: Outbox | undefined;
+  readyEventType: string;
 }
 
 /** Defaults of the options that are not timing. */
@@ -216,7 +226,18 @@ export function resolveFleetOptions(options: FleetOptions): ResolvedFleetOptions
     stopTimeoutMs: integer('stopTimeoutMs', options.stopTimeoutMs ?? FLEET_DEFAULTS.stopTimeoutMs, 1),
     handoffConcurrency: integer('handoffConcurrency', options.handoffConcurrency ?? FLEET_DEFAULTS.handoffConcurrency, 1, 64),
     logger: createLogger(options.logger),
+    outbox: options.outbox,
+    readyEventType: options.readyEventType ?? 'session.ready',
   };
+  if (typeof resolved.readyEventType !== 'string' || !/^[\w.:-]{1,128}$/.test(resolved.readyEventType)) {
+    throw new ConfigError(
+      'readyEventType',
+      `Expected \`readyEventType\` to match [A-Za-z0-9_.:-]{1,128}, got ${JSON.stringify(options.readyEventType)}`,
+    );
+  }
+  if (resolved.outbox !== undefined && typeof (resolved.outbox as { enqueue?: unknown }).enqueue !== 'function') {
+    throw new ConfigError('outbox', 'Expected `outbox` to be an Outbox from createOutbox()');
+  }
   if (resolved.quarantineMs > 0 && resolved.quarantineMs < resolved.selfFenceMs) {
     throw new ConfigError(
       'quarantineMs',

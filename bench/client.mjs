@@ -1,0 +1,804 @@
+#!/usr/bin/env node
+// Client benchmark (issue 3): what a backend pays to find a session's owner and to send it a request.
+//
+//   node bench/client.mjs          (from the repository root, after `npx -y pnpm@12.4.2 run build`)
+//
+// 1. Owner lookup, three ways, on the same 1,000 sessions claimed by 3 in-process fleets:
+//    (a) `client.lookup(id)` answered from the FleetClient cache (warm, kept fresh by pub/sub pushes);
+//    (b) `fleet.owner(id)`: the uncached lookup script, one EVALSHA round trip to Redis;
+//    (c) today's pattern: one MariaDB query per message (`pool.execute('SELECT assigned_instance_url ...')`).
+// 2. `client.fetch(id, path)` against a real express server guarded by `fleetGuard(fleet)`, next to a direct
+//    keep-alive call to the same URL with undici `fetch` and undici `request` over the caller's own Agent.
+//
+// Spawns its own redis-server on a free port (never the machine's Redis), uses MariaDB on 127.0.0.1:3306
+// (user root, no password, database `test`; a table `wafleet_bench_accounts` is created and dropped), prints a
+// markdown section to stdout and replaces that section of BENCHMARKS.md (between the bench:client markers).
+// Progress goes to stderr.
+//
+// Environment overrides (for quick trial runs only; published numbers use the defaults):
+//   BENCH_LOOKUPS        lookups per measurement                     (default 20000)
+//   BENCH_REQUESTS       sequential requests per fetch method        (default 6000; 32-caller runs do 2x)
+//   REDIS_SERVER         redis-server binary                         (default: redis-server on PATH)
+//   MARIADB_HOST/PORT    MariaDB address                             (default 127.0.0.1:3306)
+//   BENCH_NO_WRITE=1     print only, do not touch BENCHMARKS.md
+
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
+import { createRequire } from 'node:module';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { fileURLToPath } from 'node:url';
+
+import { createFleetClient } from '@wafleet/client';
+import { createFleet } from '@wafleet/core';
+import { fleetGuard } from '@wafleet/core/express';
+import express from 'express';
+import { Redis } from 'ioredis';
+import mysql from 'mysql2/promise';
+import { Agent, Headers, fetch as undiciFetch, request as undiciRequest } from 'undici';
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const BENCHMARKS_MD = path.join(ROOT, 'BENCHMARKS.md');
+const START_MARKER = '<!-- bench:client:start -->';
+const END_MARKER = '<!-- bench:client:end -->';
+const AFTER_MARKER = '<!-- bench:registry:end -->';
+
+const FLEETS = 3;
+const SESSIONS = 1_000;
+const LOOKUPS = positiveInt(process.env.BENCH_LOOKUPS, 20_000);
+const LOOKUP_WARMUP = 2_000;
+const LOOKUP_BATCH = 500;
+const LOOKUP_CONC_BATCH = 2_000;
+const REQUESTS = positiveInt(process.env.BENCH_REQUESTS, 6_000);
+const REQUEST_WARMUP = 500;
+const REQUEST_BATCH = 100;
+const REQUEST_CONC_BATCH = 1_000;
+const CONCURRENCY = 32;
+const TABLE = 'wafleet_bench_accounts';
+const MARIADB = {
+  host: process.env.MARIADB_HOST || '127.0.0.1',
+  port: positiveInt(process.env.MARIADB_PORT, 3306),
+  user: 'root',
+  password: '',
+  database: 'test',
+};
+
+function positiveInt(raw, fallback) {
+  const n = Number(raw);
+  return Number.isInteger(n) && n > 0 ? n : fallback;
+}
+
+const log = (...args) => console.error('[bench:client]', ...args);
+const runTag = Date.now().toString(36);
+const range = (n) => Array.from({ length: n }, (_, i) => i);
+
+// ---------------------------------------------------------------------------------------------------------
+// Cleanup: everything this script starts registers how to undo it; runs on success, failure and signals.
+// ---------------------------------------------------------------------------------------------------------
+
+/** @type {Array<{ name: string, fn: () => Promise<unknown> }>} newest first when run */
+const cleanups = [];
+const onCleanup = (name, fn) => cleanups.push({ name, fn });
+let cleaningUp;
+
+function cleanup() {
+  cleaningUp ??= (async () => {
+    while (cleanups.length > 0) {
+      const { name, fn } = cleanups.pop();
+      try {
+        await Promise.race([fn(), sleep(5_000).then(() => Promise.reject(new Error('timed out after 5 s')))]);
+      } catch (err) {
+        log(`cleanup "${name}" failed: ${err?.message ?? err}`);
+      }
+    }
+  })();
+  return cleaningUp;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Private redis-server
+// ---------------------------------------------------------------------------------------------------------
+
+/** @type {import('node:child_process').ChildProcess | undefined} */
+let redisChild;
+
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.unref();
+    srv.on('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address();
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+async function startRedis() {
+  const bin = process.env.REDIS_SERVER || 'redis-server';
+  for (let attempt = 1; ; attempt++) {
+    let port = await freePort();
+    while (port === 6379) port = await freePort();
+    const args = ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--daemonize', 'no'];
+    const child = spawn(bin, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    redisChild = child;
+    let output = '';
+    const keep = (chunk) => {
+      output = (output + chunk.toString()).slice(-4000);
+    };
+    child.stdout.on('data', keep);
+    child.stderr.on('data', keep);
+    child.once('error', (err) => keep(`spawn error: ${err.message}\n`));
+    const exited = new Promise((resolve) => child.once('exit', resolve));
+    const ready = await Promise.race([
+      (async () => {
+        const deadline = performance.now() + 10_000;
+        while (performance.now() < deadline) {
+          if (/Ready to accept connections/.test(output)) return true;
+          await sleep(20);
+        }
+        return false;
+      })(),
+      exited.then(() => false),
+    ]);
+    if (ready) {
+      log(`redis-server pid ${child.pid} on port ${port}`);
+      return { port, command: `${bin} ${args.map((a) => (a === '' ? '""' : a)).join(' ')}` };
+    }
+    await stopRedis();
+    if (attempt >= 3) throw new Error(`redis-server did not start:\n${output}`);
+    log(`redis-server on port ${port} did not start (attempt ${attempt}), retrying`);
+  }
+}
+
+async function stopRedis() {
+  const child = redisChild;
+  if (!child || child.exitCode !== null || child.signalCode !== null) return;
+  const gone = new Promise((resolve) => child.once('exit', resolve));
+  child.kill('SIGTERM');
+  const timer = setTimeout(() => child.kill('SIGKILL'), 3_000);
+  await gone;
+  clearTimeout(timer);
+  log(`redis-server pid ${child.pid} stopped`);
+}
+
+// Last resort: never leave the child behind, whatever happens to this process.
+process.on('exit', () => {
+  if (redisChild && redisChild.exitCode === null && redisChild.signalCode === null) redisChild.kill('SIGKILL');
+});
+for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
+  process.once(sig, () => {
+    log(`${sig}: cleaning up`);
+    const hard = setTimeout(() => process.exit(130), 8_000);
+    hard.unref();
+    cleanup().finally(() => process.exit(130));
+  });
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// MariaDB
+// ---------------------------------------------------------------------------------------------------------
+
+async function canReachMariadb() {
+  try {
+    const conn = await mysql.createConnection({ ...MARIADB, connectTimeout: 2_000 });
+    const [rows] = await conn.query('SELECT VERSION() AS v');
+    await conn.end();
+    return String(rows[0].v);
+  } catch (err) {
+    log(`MariaDB at ${MARIADB.host}:${MARIADB.port} not reachable: ${err.code ?? err.message}`);
+    return undefined;
+  }
+}
+
+/** Returns the server version, starting the local mariadbd once if it does not answer; undefined if unreachable. */
+async function ensureMariadb() {
+  let version = await canReachMariadb();
+  if (version) return { version, note: '' };
+  if (!existsSync('/usr/sbin/mariadbd'))
+    return { version: undefined, note: 'MariaDB was not reachable and /usr/sbin/mariadbd does not exist' };
+  log('starting mariadbd with start-stop-daemon');
+  const r = spawnSync('start-stop-daemon', ['--start', '--oknodo', '--background', '--exec', '/usr/sbin/mariadbd'], { encoding: 'utf8' });
+  if (r.status !== 0) log(`start-stop-daemon exited ${r.status}: ${r.stderr || r.error?.message || ''}`);
+  const deadline = performance.now() + 30_000;
+  while (performance.now() < deadline) {
+    await sleep(1_000);
+    version = await canReachMariadb();
+    if (version) return { version, note: ' (started by this script with `start-stop-daemon`)' };
+  }
+  return {
+    version: undefined,
+    note: `MariaDB at ${MARIADB.host}:${MARIADB.port} could not be reached, even after trying to start /usr/sbin/mariadbd`,
+  };
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Measurement helpers
+// ---------------------------------------------------------------------------------------------------------
+
+function percentile(sorted, p) {
+  if (sorted.length === 0) return NaN;
+  const rank = Math.ceil((p / 100) * sorted.length);
+  return sorted[Math.min(sorted.length, Math.max(1, rank)) - 1];
+}
+
+function summarize(samples) {
+  const sorted = Float64Array.from(samples).sort();
+  let sum = 0;
+  for (const x of sorted) sum += x;
+  return {
+    n: sorted.length,
+    p50: percentile(sorted, 50),
+    p99: percentile(sorted, 99),
+    mean: sum / sorted.length,
+    max: sorted[sorted.length - 1],
+  };
+}
+
+/** `n` calls of `fn(from + i)` one after another; pushes each call's time to `samples` unless it is null. Returns wall ms. */
+async function runSequential(fn, from, n, samples) {
+  const t0 = performance.now();
+  if (samples) {
+    for (let i = 0; i < n; i++) {
+      const t = performance.now();
+      await fn(from + i);
+      samples.push(performance.now() - t);
+    }
+  } else {
+    for (let i = 0; i < n; i++) await fn(from + i);
+  }
+  return performance.now() - t0;
+}
+
+/** `n` calls of `fn(from + i)` from `callers` concurrent callers, each call timed into `samples`. Returns wall ms. */
+async function runConcurrent(fn, from, n, callers, samples) {
+  let next = 0;
+  const worker = async () => {
+    while (next < n) {
+      const i = next++;
+      const t = performance.now();
+      await fn(from + i);
+      samples.push(performance.now() - t);
+    }
+  };
+  const t0 = performance.now();
+  await Promise.all(range(Math.min(callers, n)).map(worker));
+  return performance.now() - t0;
+}
+
+/**
+ * Measures several methods side by side. Each phase (sequential timed, sequential untimed, concurrent) is cut
+ * into batches and every batch runs each method once, in an order that rotates from batch to batch, so a slow
+ * moment of a shared machine lands on all methods alike instead of deciding one column.
+ */
+async function interleaved(label, methods, { warmup, seqN, seqBatch, concN, concBatch }) {
+  const names = Object.keys(methods);
+  const st = Object.fromEntries(
+    names.map((n) => [n, { next: 0, seq: [], batchP50: [], rateMs: 0, rateN: 0, conc: [], concMs: 0, concN: 0 }]),
+  );
+  const orderFor = (b) => {
+    const k = b % names.length;
+    const rotated = [...names.slice(k), ...names.slice(0, k)];
+    return Math.floor(b / names.length) % 2 === 1 ? rotated.reverse() : rotated;
+  };
+  const seqBatches = Math.ceil(seqN / seqBatch);
+  const concBatches = Math.ceil(concN / concBatch);
+  log(
+    `${label}: ${names.join(', ')} interleaved: ${fmt(warmup)} warm-up, ${fmt(seqBatches)} x ${fmt(seqBatch)} sequential timed, ` +
+      `${fmt(seqBatches)} x ${fmt(seqBatch)} sequential untimed, ${fmt(concBatches)} x ${fmt(concBatch)} with ${CONCURRENCY} callers, each`,
+  );
+  for (const name of names) {
+    const s = st[name];
+    await runConcurrent(methods[name], s.next, warmup, CONCURRENCY, []);
+    s.next += warmup;
+    await runSequential(methods[name], s.next, warmup, null);
+    s.next += warmup;
+  }
+  for (let b = 0; b < seqBatches; b++) {
+    for (const name of orderFor(b)) {
+      const s = st[name];
+      const batch = [];
+      await runSequential(methods[name], s.next, seqBatch, batch);
+      s.next += seqBatch;
+      for (const x of batch) s.seq.push(x);
+      s.batchP50.push(summarize(batch).p50);
+    }
+  }
+  for (let b = 0; b < seqBatches; b++) {
+    for (const name of orderFor(b)) {
+      const s = st[name];
+      s.rateMs += await runSequential(methods[name], s.next, seqBatch, null);
+      s.next += seqBatch;
+      s.rateN += seqBatch;
+    }
+  }
+  for (let b = 0; b < concBatches; b++) {
+    for (const name of orderFor(b)) {
+      const s = st[name];
+      s.concMs += await runConcurrent(methods[name], s.next, concBatch, CONCURRENCY, s.conc);
+      s.next += concBatch;
+      s.concN += concBatch;
+    }
+  }
+  return Object.fromEntries(
+    names.map((name) => {
+      const s = st[name];
+      return [
+        name,
+        {
+          seq: summarize(s.seq),
+          seqRate: (s.rateN * 1000) / s.rateMs,
+          conc: { ...summarize(s.conc), perSec: (s.concN * 1000) / s.concMs },
+          batchP50: s.batchP50,
+        },
+      ];
+    }),
+  );
+}
+
+/** Median and interquartile range of `a`'s minus `b`'s p50 in the same batch (the same moment of the run). */
+function pairedDiff(a, b) {
+  const diffs = a.batchP50.map((x, i) => x - b.batchP50[i]).sort((x, y) => x - y);
+  return { p25: percentile(diffs, 25), p50: percentile(diffs, 50), p75: percentile(diffs, 75), n: diffs.length };
+}
+
+/** Seeded shuffle, so every method walks the sessions in the same (non-sequential) order. */
+function shuffled(items, seed = 42) {
+  const out = [...items];
+  let s = seed;
+  const rand = () => (s = (s * 1103515245 + 12345) & 0x7fffffff) / 0x80000000;
+  for (let i = out.length - 1; i > 0; i--) {
+    const j = Math.floor(rand() * (i + 1));
+    [out[i], out[j]] = [out[j], out[i]];
+  }
+  return out;
+}
+
+const fmt = (x, digits = 0) =>
+  Number.isFinite(x) ? x.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits }) : 'n/a';
+const ms = (x) => (Number.isFinite(x) ? (x < 0.1 ? fmt(x, 4) : fmt(x, 3)) : 'n/a');
+const ratio = (a, b) => (Number.isFinite(a) && Number.isFinite(b) && b > 0 ? `${a / b >= 100 ? fmt(a / b, 0) : fmt(a / b, 1)}x` : 'n/a');
+
+function packageVersion(name) {
+  try {
+    const require = createRequire(import.meta.url);
+    let dir = path.dirname(require.resolve(name));
+    for (let i = 0; i < 5; i++, dir = path.dirname(dir)) {
+      const file = path.join(dir, 'package.json');
+      if (existsSync(file)) {
+        const pkg = JSON.parse(readFileSync(file, 'utf8'));
+        if (pkg.name === name) return pkg.version;
+      }
+    }
+  } catch {
+    // fall through
+  }
+  return 'unknown';
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// 1. Owner lookup: client cache, Redis lookup script, MariaDB query
+// ---------------------------------------------------------------------------------------------------------
+
+async function lookupBench(redisUrl, mariadb) {
+  const namespace = `bench-lookup-${runTag}`;
+  const fleets = range(FLEETS).map((i) =>
+    createFleet({
+      redis: redisUrl,
+      namespace,
+      instanceId: `wa-${i}`,
+      url: `http://wa-${i}.bench:3000`,
+      maxSessions: SESSIONS,
+      quarantineMs: 0,
+    }),
+  );
+  const errors = [];
+  for (const f of fleets) f.on('error', (err) => errors.push(err.message));
+  onCleanup('lookup fleets', () => Promise.all(fleets.map((f) => f.close())));
+  await Promise.all(fleets.map((f) => f.start()));
+
+  // Session i lives on fleet i % 3; `expected` is what every method must answer.
+  const ids = range(SESSIONS).map((i) => `5511${String(900000000 + i)}`);
+  const expected = new Map(ids.map((id, i) => [id, fleets[i % FLEETS].options.url]));
+  log(`lookup: claiming ${SESSIONS} sessions on ${FLEETS} fleets`);
+  await Promise.all(ids.map((id, i) => fleets[i % FLEETS].claim(id)));
+  const order = shuffled(ids);
+  const idAt = (i) => order[i % order.length];
+  const check = (id, url) => {
+    if (url !== expected.get(id)) throw new Error(`lookup of ${id} answered ${JSON.stringify(url)}, expected ${expected.get(id)}`);
+  };
+
+  const client = createFleetClient({ redis: redisUrl, namespace });
+  onCleanup('lookup client', () => client.close());
+  await client.connect();
+  for (const id of ids) check(id, (await client.lookup(id))?.url); // fills the cache: one registry read each
+  const owner = fleets[0];
+  const methods = {
+    cache: async (i) => {
+      const id = idAt(i);
+      const o = await client.lookup(id);
+      check(id, o.url);
+    },
+    redis: async (i) => {
+      const id = idAt(i);
+      const o = await owner.owner(id);
+      if (!o.live) throw new Error(`owner of ${id} is not live`);
+      check(id, o.ownerUrl);
+    },
+  };
+
+  const results = {};
+  if (mariadb.version) {
+    const pool = mysql.createPool({ ...MARIADB, connectionLimit: CONCURRENCY, waitForConnections: true });
+    onCleanup('mariadb pool', () => pool.end());
+    await pool.query(`DROP TABLE IF EXISTS ${TABLE}`);
+    onCleanup(`drop table test.${TABLE}`, async () => {
+      const conn = await mysql.createConnection(MARIADB);
+      try {
+        await conn.query(`DROP TABLE IF EXISTS ${TABLE}`);
+        log(`dropped test.${TABLE}`);
+      } finally {
+        await conn.end();
+      }
+    });
+    await pool.query(
+      `CREATE TABLE ${TABLE} (session_id VARCHAR(128) NOT NULL PRIMARY KEY, assigned_instance_url VARCHAR(255) NOT NULL) ENGINE=InnoDB`,
+    );
+    await pool.query(`INSERT INTO ${TABLE} (session_id, assigned_instance_url) VALUES ?`, [ids.map((id) => [id, expected.get(id)])]);
+    const [[engine]] = await pool.query(
+      `SELECT ENGINE AS engine FROM information_schema.TABLES WHERE TABLE_SCHEMA = 'test' AND TABLE_NAME = ?`,
+      [TABLE],
+    );
+    results.mariadbEngine = engine?.engine ?? 'unknown';
+    const sql = `SELECT assigned_instance_url FROM ${TABLE} WHERE session_id = ?`;
+    methods.mariadb = async (i) => {
+      const id = idAt(i);
+      const [rows] = await pool.execute(sql, [id]);
+      check(id, rows[0]?.assigned_instance_url);
+    };
+  }
+
+  const statsBefore = client.stats();
+  Object.assign(
+    results,
+    await interleaved('lookup', methods, {
+      warmup: LOOKUP_WARMUP,
+      seqN: LOOKUPS,
+      seqBatch: LOOKUP_BATCH,
+      concN: LOOKUPS,
+      concBatch: LOOKUP_CONC_BATCH,
+    }),
+  );
+  const statsAfter = client.stats();
+  const cacheStats = {
+    lookups: statsAfter.lookups - statsBefore.lookups,
+    hits: statsAfter.cacheHits - statsBefore.cacheHits,
+    registryReads: statsAfter.registryReads - statsBefore.registryReads,
+  };
+
+  results.cacheStats = cacheStats;
+  results.errors = errors;
+  log('lookup: closing fleets and client');
+  await cleanup();
+  return results;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// 2. fetch overhead: client.fetch vs a direct keep-alive call, against a guarded express route
+// ---------------------------------------------------------------------------------------------------------
+
+async function fetchBench(redisUrl) {
+  const namespace = `bench-fetch-${runTag}`;
+  const server = http.createServer();
+  server.keepAliveTimeout = 60_000;
+  await new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', resolve);
+  });
+  onCleanup('http server', () => {
+    server.closeAllConnections();
+    return new Promise((resolve) => server.close(resolve));
+  });
+  const baseUrl = `http://127.0.0.1:${server.address().port}`;
+
+  const fleet = createFleet({ redis: redisUrl, namespace, instanceId: 'wa-http', url: baseUrl, maxSessions: SESSIONS, quarantineMs: 0 });
+  const errors = [];
+  fleet.on('error', (err) => errors.push(err.message));
+  onCleanup('http fleet', () => fleet.close());
+  await fleet.start();
+
+  const app = express();
+  app.disable('x-powered-by');
+  app.disable('etag');
+  app.get('/sessions/:sessionId/ping', fleetGuard(fleet), (req, res) => {
+    res.json({ ok: true, sessionId: req.params.sessionId, instance: 'wa-http' });
+  });
+  server.on('request', app);
+
+  const ids = range(SESSIONS).map((i) => `5521${String(900000000 + i)}`);
+  log(`fetch: claiming ${SESSIONS} sessions on ${baseUrl}`);
+  const epochs = new Map();
+  for (const id of ids) epochs.set(id, (await fleet.claim(id)).epoch);
+  const order = shuffled(ids, 7);
+  const idAt = (i) => order[i % order.length];
+
+  const client = createFleetClient({ redis: redisUrl, namespace });
+  onCleanup('fetch client', () => client.close());
+  const agent = new Agent({ connections: CONCURRENCY });
+  onCleanup('direct agent', () => agent.close());
+
+  const expectOk = (status, body, id, how) => {
+    if (status !== 200 || body.sessionId !== id) throw new Error(`${how} ${id}: HTTP ${status} ${JSON.stringify(body)}`);
+  };
+  const methods = {
+    client: async (i) => {
+      const id = idAt(i);
+      const res = await client.fetch(id, `/sessions/${id}/ping`);
+      expectOk(res.status, await res.json(), id, 'client.fetch');
+    },
+    fetch: async (i) => {
+      const id = idAt(i);
+      const res = await undiciFetch(`${baseUrl}/sessions/${id}/ping`, { dispatcher: agent });
+      expectOk(res.status, await res.json(), id, 'undici fetch');
+    },
+    // The same request client.fetch sends (epoch header, per-request timeout signal, URL object), minus wafleet.
+    fetchAsClient: async (i) => {
+      const id = idAt(i);
+      const headers = new Headers();
+      headers.set('x-wafleet-epoch', epochs.get(id));
+      const res = await undiciFetch(new URL(`sessions/${id}/ping`, `${baseUrl}/`), {
+        headers,
+        signal: globalThis.AbortSignal.timeout(30_000),
+        dispatcher: agent,
+      });
+      expectOk(res.status, await res.json(), id, 'undici fetch (client options)');
+    },
+    request: async (i) => {
+      const id = idAt(i);
+      const { statusCode, body } = await undiciRequest(`${baseUrl}/sessions/${id}/ping`, { dispatcher: agent });
+      expectOk(statusCode, await body.json(), id, 'undici request');
+    },
+  };
+
+  // Fill the client's cache first, as a running backend would have it.
+  for (const id of ids) await client.lookup(id);
+  const statsBefore = client.stats();
+  const merged = await interleaved('fetch', methods, {
+    warmup: REQUEST_WARMUP,
+    seqN: REQUESTS,
+    seqBatch: REQUEST_BATCH,
+    concN: 2 * REQUESTS,
+    concBatch: REQUEST_CONC_BATCH,
+  });
+  const statsAfter = client.stats();
+  const result = {
+    ...merged,
+    baseUrl,
+    clientStats: {
+      lookups: statsAfter.lookups - statsBefore.lookups,
+      hits: statsAfter.cacheHits - statsBefore.cacheHits,
+      registryReads: statsAfter.registryReads - statsBefore.registryReads,
+      failovers: statsAfter.failovers - statsBefore.failovers,
+    },
+    errors,
+  };
+  log('fetch: closing');
+  await cleanup();
+  return result;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Report
+// ---------------------------------------------------------------------------------------------------------
+
+function report({ env, lookups: L, fetches: F, startedAt, runtimeS }) {
+  const cpu = os.cpus();
+  const c = L.cache;
+  const rd = L.redis;
+  const db = L.mariadb;
+  const fc = F.client;
+  const ff = F.fetch;
+  const fo = F.fetchAsClient;
+  const fr = F.request;
+  const lookupRows = [
+    ['(a) `client.lookup(id)`, warm FleetClient cache', c],
+    ['(b) `fleet.owner(id)`, uncached Redis lookup script (1 `EVALSHA`)', rd],
+    [`(c) MariaDB \`pool.execute('SELECT assigned_instance_url FROM ${TABLE} WHERE session_id = ?', [id])\``, db],
+  ];
+  const row = ([label, r]) =>
+    r
+      ? `| ${label} | ${ms(r.seq.p50)} | ${ms(r.seq.p99)} | ${ms(r.seq.mean)} | ${fmt(r.seqRate)} | ${fmt(r.conc.perSec)} | ${ms(r.conc.p50)} | ${ms(r.conc.p99)} |`
+      : `| ${label} | skipped | | | | | | |`;
+  // Latency ratios: slower / faster; throughput ratios: faster's rate / slower's rate. Above 1x: the second is better.
+  const cmpRow = (label, slow, fast) =>
+    `| ${label} | ${ratio(slow.seq.p50, fast.seq.p50)} | ${ratio(slow.seq.p99, fast.seq.p99)} | ${ratio(fast.seqRate, slow.seqRate)} | ${ratio(fast.conc.perSec, slow.conc.perSec)} |`;
+  const overRow = (label, d) =>
+    `| ${label} | ${pairedText(pairedDiff(fc, d))} | ${signedMs(fc.seq.p50 - d.seq.p50)} (${ratio(fc.seq.p50, d.seq.p50)}) | ${signedMs(fc.seq.mean - d.seq.mean)} (${ratio(fc.seq.mean, d.seq.mean)}) | ${ratio(fc.seqRate, d.seqRate)} | ${ratio(fc.conc.perSec, d.conc.perSec)} | ${signedMs(fc.conc.p50 - d.conc.p50)} (${ratio(fc.conc.p50, d.conc.p50)}) |`;
+  const fetchRows = [
+    ['`client.fetch(id, path)`', fc, 'client.fetch'],
+    ['direct undici `fetch(url, { dispatcher: agent })`', ff, 'undici fetch'],
+    [
+      "direct undici `fetch` with `client.fetch`'s request options (`URL` object, `x-wafleet-epoch` header, `AbortSignal.timeout(30000)`)",
+      fo,
+      'undici fetch with client options',
+    ],
+    ['direct undici `request(url, { dispatcher: agent })`', fr, 'undici request'],
+  ];
+  const load = os
+    .loadavg()
+    .map((x) => fmt(x, 2))
+    .join(' / ');
+
+  const lines = [
+    '## Owner lookup and fetch overhead (issue 3)',
+    '',
+    '- Command: `node bench/client.mjs` (from the repository root, after `npx -y pnpm@12.4.2 run build`; no root script runs it)',
+    `- Date: ${startedAt.toISOString().replace(/\.\d+Z$/, 'Z')} (run took ${fmt(runtimeS)} s)`,
+    `- Node ${process.version}, Redis ${env.redisVersion} (a private \`${env.redisCommand}\` spawned by the script), ${env.mariadbVersion ? `MariaDB ${env.mariadbVersion} on ${MARIADB.host}:${MARIADB.port}${env.mariadbNote}` : 'MariaDB: not reachable, (c) skipped'}`,
+    `- ioredis ${env.versions.ioredis}, mysql2 ${env.versions.mysql2}, undici ${env.versions.undici}, express ${env.versions.express}`,
+    `- Machine: ${os.availableParallelism()} cores${cpu[0] ? ` (${cpu[0].model.trim()})` : ''}, ${process.platform}; Redis, MariaDB and the benchmark process (fleets, clients and the HTTP server alike) share it. Load average at the start ${env.loadAtStart}, at the end ${load} (1 / 5 / 15 min): other work was running, so compare rows of one run, not runs.`,
+    '',
+    `### Owner lookup: ${fmt(SESSIONS)} sessions claimed by ${FLEETS} in-process fleets`,
+    '',
+    '- Every method answers the owner URL of a session, checked against the expected one on every call; all visit the sessions in the same shuffled order.',
+    `- Per method: ${fmt(LOOKUP_WARMUP)} warm-up lookups each sequential and concurrent, then ${fmt(LOOKUPS)} sequential lookups each timed with \`performance.now()\` (p50/p99/mean), then ${fmt(LOOKUPS)} sequential lookups untimed (seq lookups/s), then ${fmt(LOOKUPS)} lookups from ${CONCURRENCY} concurrent callers (lookups/s, and each call's latency under that load, which includes waiting for the other callers). The methods run interleaved: each phase is cut into batches (${fmt(LOOKUP_BATCH)} sequential, ${fmt(LOOKUP_CONC_BATCH)} concurrent) and every batch runs each method once, in a rotating order.`,
+    `- (a) one \`createFleetClient()\` whose cache was filled by one lookup of each session beforehand; it answered ${fmt(L.cacheStats.hits)} of the ${fmt(L.cacheStats.lookups)} measured lookups from the cache (${fmt(L.cacheStats.registryReads)} registry reads). (b) one fleet's command connection: one ioredis socket, so concurrent callers' commands are pipelined on it. ${db ? `(c) a mysql2 pool with \`connectionLimit: ${CONCURRENCY}\` (so ${CONCURRENCY} callers never queue for a connection; prepared statements via \`pool.execute\`, cached per connection), an ${L.mariadbEngine} table \`test.${TABLE}\` with the same ${fmt(SESSIONS)} rows (dropped at the end), over TCP on loopback.` : `(c) skipped: ${env.mariadbNote}.`}`,
+    '',
+    `| Owner lookup | seq p50 (ms) | seq p99 (ms) | seq mean (ms) | seq lookups/s | ${CONCURRENCY} callers: lookups/s | ${CONCURRENCY} callers: p50 (ms) | ${CONCURRENCY} callers: p99 (ms) |`,
+    '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+    ...lookupRows.map(row),
+    '',
+    `| Ratio (how many times slower / how many times fewer lookups per second) | seq p50 | seq p99 | seq lookups/s | ${CONCURRENCY} callers: lookups/s |`,
+    '| --- | ---: | ---: | ---: | ---: |',
+    ...(db ? [cmpRow('**MariaDB query (c) vs cache (a)**', db, c)] : []),
+    cmpRow('Redis lookup (b) vs cache (a)', rd, c),
+    ...(db ? [cmpRow('MariaDB query (c) vs Redis lookup (b)', db, rd)] : []),
+    '',
+    "Each cell is the first method's latency divided by the second's, or the second's lookups/s divided by the first's: above 1x the second method is faster, below 1x it is slower.",
+    '',
+    `### \`fetch\` overhead: one fleet behind a real express server on 127.0.0.1, same process`,
+    '',
+    `- Route \`GET /sessions/:sessionId/ping\` guarded by \`fleetGuard(fleet)\`, answering \`{"ok":true,"sessionId":"...","instance":"wa-http"}\`; ${fmt(SESSIONS)} sessions claimed by that fleet, visited in a shuffled order; every response is checked (200, right session) and its body read as JSON. The server runs in the benchmark's event loop, so req/s is what one Node process doing both ends manages.`,
+    `- \`client.fetch\`: cached owner lookup, then undici \`fetch\` over the client's own Agent (32 keep-alive connections per instance) with the epoch header and a per-request timeout signal. Its cache was filled beforehand; ${fmt(F.clientStats.hits)} of ${fmt(F.clientStats.lookups)} lookups were cache hits (${fmt(F.clientStats.registryReads)} registry reads, ${fmt(F.clientStats.failovers)} failovers).`,
+    `- Direct calls know the URL in advance and use the caller's own \`new Agent({ connections: ${CONCURRENCY} })\`, as a backend with a reused HTTP client does. The third row sends exactly what \`client.fetch\` sends but without wafleet, to split its overhead into wafleet's own work and the request options it uses.`,
+    `- Per method: ${fmt(REQUEST_WARMUP)} warm-up requests each sequential and concurrent, ${fmt(REQUESTS)} sequential timed, ${fmt(REQUESTS)} sequential untimed (seq req/s) and ${fmt(2 * REQUESTS)} from ${CONCURRENCY} concurrent callers, interleaved like the lookups (batches of ${fmt(REQUEST_BATCH)} sequential and ${fmt(REQUEST_CONC_BATCH)} concurrent requests, each method once per batch, rotating order).`,
+    '',
+    `| Request to the owner | seq p50 (ms) | seq p99 (ms) | seq mean (ms) | seq req/s | ${CONCURRENCY} callers: req/s | ${CONCURRENCY} callers: p50 (ms) | ${CONCURRENCY} callers: p99 (ms) |`,
+    '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+    ...fetchRows.map(row),
+    '',
+    `| Overhead of \`client.fetch\` | seq p50, paired by batch: median [IQR] | seq p50 | seq mean | seq req/s | ${CONCURRENCY} callers: req/s | ${CONCURRENCY} callers: p50 |`,
+    '| --- | ---: | ---: | ---: | ---: | ---: | ---: |',
+    overRow('**vs direct undici `fetch`**', ff),
+    overRow("vs direct undici `fetch` with `client.fetch`'s options (the rest is wafleet's own work)", fo),
+    overRow('vs direct undici `request`', fr),
+    '',
+    `Latency: \`client.fetch\` minus direct (and \`client.fetch\` / direct); req/s: \`client.fetch\` / direct, below 1x it serves fewer. "Paired by batch": the difference of the two methods' p50 within each of the ${fmt(Math.ceil(REQUESTS / REQUEST_BATCH))} sequential batches (run back to back, so under the same machine conditions), median and interquartile range over the batches; an IQR that includes 0 means this run cannot tell the two apart.`,
+    '',
+    `Reading the numbers: ${reading({ c, rd, db, fc, ff, fo, fr })}`,
+  ];
+  const problems = [];
+  if (L.cacheStats.registryReads > 0) problems.push(`${L.cacheStats.registryReads} cache misses during the cache measurement`);
+  if (F.clientStats.failovers > 0) problems.push(`${F.clientStats.failovers} failovers during the fetch measurement`);
+  if (L.errors.length > 0 || F.errors.length > 0) problems.push(`fleet errors: ${[...L.errors, ...F.errors].slice(0, 3).join('; ')}`);
+  if (problems.length > 0) lines.push('', `**Warning:** ${problems.join('; ')}.`);
+  return lines.join('\n');
+}
+
+function pairedText(d) {
+  return `${signedMs(d.p50)} [${signedMs(d.p25).replace(' ms', '')} … ${signedMs(d.p75)}]`;
+}
+
+function signedMs(x) {
+  return `${x >= 0 ? '+' : '−'}${ms(Math.abs(x))} ms`;
+}
+
+/** "1.3x slower" / "about the same" / "1.3x faster", for a / b where lower is better. */
+function compare(a, b) {
+  const r = a / b;
+  if (!Number.isFinite(r)) return 'n/a';
+  if (r > 1.15) return `${ratio(a, b)} slower than`;
+  if (r < 1 / 1.15) return `${ratio(b, a)} faster than`;
+  return 'about as fast as';
+}
+
+function reading({ c, rd, db, fc, ff, fo, fr }) {
+  const parts = [];
+  parts.push(
+    `a warm cache answers an owner lookup in ${ms(c.seq.p50)} ms at the median: a \`Map\` read behind an \`await\`, no I/O. That is ${ratio(rd.seq.p50, c.seq.p50)} less than one uncached Redis lookup (${ms(rd.seq.p50)} ms)${db ? ` and ${ratio(db.seq.p50, c.seq.p50)} less than today's MariaDB query per message (${ms(db.seq.p50)} ms)` : ''}.`,
+  );
+  if (db) {
+    parts.push(
+      `On this machine, over loopback, the MariaDB point query is ${compare(db.seq.p50, rd.seq.p50)} the Redis lookup script (p50 ${ms(db.seq.p50)} vs ${ms(rd.seq.p50)} ms, p99 ${ms(db.seq.p99)} vs ${ms(rd.seq.p99)} ms), so one at a time the saving comes from the cache, not from asking Redis instead of the database; with ${CONCURRENCY} callers MariaDB serves ${fmt(db.conc.perSec)} lookups/s against Redis's ${fmt(rd.conc.perSec)} (${ratio(rd.conc.perSec, db.conc.perSec)}), Redis pipelining every caller's command on one socket while MariaDB runs each query on its own pooled connection, all on the same ${os.availableParallelism()} cores. Across a real network both would add a round trip the cache does not.`,
+    );
+  }
+  const total = pairedDiff(fc, ff);
+  const own = pairedDiff(fc, fo);
+  const opts = pairedDiff(fo, ff);
+  const unresolved = (d) => d.p25 <= 0 && d.p75 >= 0;
+  parts.push(
+    `\`client.fetch\` costs ${signedMs(total.p50)} per request at the sequential median over a plain direct undici \`fetch\` to the same URL (paired by batch; ${ratio(fc.seq.p50, ff.seq.p50)} the p50) and serves ${ratio(fc.conc.perSec, ff.conc.perSec)} its req/s with ${CONCURRENCY} callers.` +
+      ` Of that, ${signedMs(opts.p50)} comes with the request options it sends (URL object, epoch header, a timeout signal per request)${unresolved(opts) ? ', not resolved by this run' : ''}` +
+      ` and ${signedMs(own.p50)} with the rest of \`client.fetch\` (cached lookup, id validation, the wrapper's awaits, its own Agent)${unresolved(own) ? ', which this run cannot tell apart from zero' : ''}.` +
+      ` For comparison, undici \`request\` is ${compare(fr.seq.p50, ff.seq.p50)} undici \`fetch\` (p50 ${ms(fr.seq.p50)} vs ${ms(ff.seq.p50)} ms)${ff.seq.p50 - fr.seq.p50 > Math.abs(total.p50) ? ': the HTTP API a backend uses matters more than what wafleet adds' : ''}.`,
+  );
+  return parts.join(' ');
+}
+
+function writeBenchmarksMd(section) {
+  const block = `${START_MARKER}\n${section}\n${END_MARKER}`;
+  const old = existsSync(BENCHMARKS_MD) ? readFileSync(BENCHMARKS_MD, 'utf8') : '# Benchmarks\n';
+  const start = old.indexOf(START_MARKER);
+  const end = start === -1 ? -1 : old.indexOf(END_MARKER, start);
+  let text;
+  if (start !== -1 && end !== -1) {
+    text = old.slice(0, start) + block + old.slice(end + END_MARKER.length);
+  } else {
+    // After the registry section when there is one (sections keep their order), else at the end.
+    const after = old.indexOf(AFTER_MARKER);
+    if (after !== -1) {
+      const at = after + AFTER_MARKER.length;
+      text = `${old.slice(0, at)}\n\n${block}${old.slice(at).length > 0 ? old.slice(at) : '\n'}`;
+    } else {
+      text = `${old.replace(/\s*$/, '')}\n\n${block}\n`;
+    }
+  }
+  writeFileSync(BENCHMARKS_MD, text);
+}
+
+// ---------------------------------------------------------------------------------------------------------
+
+async function main() {
+  const startedAt = new Date();
+  const t0 = performance.now();
+  const loadAtStart = os
+    .loadavg()
+    .map((x) => fmt(x, 2))
+    .join(' / ');
+  const mariadb = await ensureMariadb();
+  if (!mariadb.version) log(`(c) will be skipped: ${mariadb.note}`);
+  const redis = await startRedis();
+  const redisUrl = `redis://127.0.0.1:${redis.port}`;
+  const admin = new Redis({ host: '127.0.0.1', port: redis.port, lazyConnect: true, maxRetriesPerRequest: 1 });
+  admin.on('error', (err) => log('redis admin error:', err.message));
+  try {
+    await admin.connect();
+    const redisVersion = /redis_version:(\S+)/.exec(await admin.info('server'))?.[1] ?? 'unknown';
+    const lookups = await lookupBench(redisUrl, mariadb);
+    await admin.flushall();
+    const fetches = await fetchBench(redisUrl);
+    const env = {
+      loadAtStart,
+      redisVersion,
+      redisCommand: redis.command,
+      mariadbVersion: mariadb.version,
+      mariadbNote: mariadb.note,
+      versions: Object.fromEntries(['ioredis', 'mysql2', 'undici', 'express'].map((n) => [n, packageVersion(n)])),
+    };
+    const section = report({ env, lookups, fetches, startedAt, runtimeS: (performance.now() - t0) / 1000 });
+    process.stdout.write(`${section}\n`);
+    if (process.env.BENCH_NO_WRITE !== '1') {
+      writeBenchmarksMd(section);
+      log(`wrote ${path.relative(process.cwd(), BENCHMARKS_MD) || BENCHMARKS_MD}`);
+    }
+  } finally {
+    await cleanup();
+    admin.disconnect();
+    await stopRedis();
+    log(`total ${fmt((performance.now() - t0) / 1000, 1)} s`);
+  }
+}
+
+main().then(
+  () => process.exit(0),
+  async (err) => {
+    console.error(err);
+    await cleanup().catch(() => undefined);
+    await stopRedis().catch(() => undefined);
+    process.exit(1);
+  },
+);

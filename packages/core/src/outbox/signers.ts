@@ -1,0 +1,54 @@
+import { createHmac } from 'node:crypto';
+import { ConfigError } from '../errors.js';
+
+/** What a signer signs: the event id, this attempt's unix time in seconds, and the exact body bytes. */
+export interface SignInput {
+  id: string;
+  timestamp: number;
+  body: string;
+}
+
+/** Returns the headers that authenticate one delivery attempt. Pluggable, so existing receivers keep their scheme. */
+export type Signer = (input: SignInput) => Record<string, string>;
+
+function secretKey(secret: string): Buffer {
+  if (typeof secret !== 'string' || !secret.startsWith('whsec_') || secret.length < 16) {
+    throw new ConfigError('secrets', 'Expected webhook secrets of the form whsec_<base64>, at least 10 characters after the prefix');
+  }
+  return Buffer.from(secret.slice('whsec_'.length), 'base64');
+}
+
+/**
+ * Standard Webhooks signing: `webhook-id`, `webhook-timestamp` and `webhook-signature` with one
+ * `v1,<base64 HMAC-SHA256(id.timestamp.body)>` per secret (several during a key rotation).
+ * @example
+ * createOutbox({ ..., endpoint: { url, signer: standardWebhooksSigner(['whsec_new...', 'whsec_old...']) } })
+ */
+export function standardWebhooksSigner(secrets: readonly string[]): Signer {
+  if (!Array.isArray(secrets) || secrets.length === 0)
+    throw new ConfigError('secrets', 'Expected `secrets` to be a non-empty list of whsec_ secrets');
+  const keys = secrets.map(secretKey);
+  return ({ id, timestamp, body }) => ({
+    'webhook-id': id,
+    'webhook-timestamp': String(timestamp),
+    'webhook-signature': keys
+      .map((key) => `v1,${createHmac('sha256', key).update(`${id}.${timestamp}.${body}`).digest('base64')}`)
+      .join(' '),
+  });
+}
+
+/**
+ * A common legacy scheme: hex HMAC-SHA256 of `timestamp + body` in `X-HMAC-Signature`, the unix seconds in
+ * `X-Timestamp`. For receivers that predate Standard Webhooks; `webhook-id` is still sent for deduplication.
+ * @example
+ * createOutbox({ ..., endpoint: { url, signer: legacyHmacSigner(process.env.WEBHOOK_SECRET) } })
+ */
+export function legacyHmacSigner(secret: string): Signer {
+  if (typeof secret !== 'string' || secret.length < 8)
+    throw new ConfigError('secret', 'Expected `secret` to be a string of at least 8 characters');
+  return ({ id, timestamp, body }) => ({
+    'webhook-id': id,
+    'x-timestamp': String(timestamp),
+    'x-hmac-signature': createHmac('sha256', secret).update(`${timestamp}${body}`).digest('hex'),
+  });
+}

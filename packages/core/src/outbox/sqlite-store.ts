@@ -1,0 +1,238 @@
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import Database from 'better-sqlite3';
+import { WafleetError } from '../errors.js';
+import type { EventRow, NewEvent, OutboxStore, ReplayFilter, StoreCounts } from './store.js';
+
+/** The outbox store could not be opened or used: unwritable path, corrupt file, or held by another process. */
+export class OutboxStoreError extends WafleetError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('WAFLEET_OUTBOX_STORE', message, options);
+  }
+}
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS events (
+  id TEXT PRIMARY KEY,
+  session TEXT NOT NULL,
+  seq INTEGER NOT NULL,
+  type TEXT NOT NULL,
+  supersede_group TEXT NOT NULL,
+  target TEXT NOT NULL,
+  body TEXT NOT NULL,
+  state TEXT NOT NULL,
+  attempts INTEGER NOT NULL DEFAULT 0,
+  created_at INTEGER NOT NULL,
+  age_from INTEGER NOT NULL,
+  next_at INTEGER NOT NULL,
+  last_error TEXT NOT NULL DEFAULT '',
+  dead_reason TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX IF NOT EXISTS events_pending_due ON events (next_at) WHERE state = 'pending';
+CREATE INDEX IF NOT EXISTS events_pending_session ON events (session, seq) WHERE state = 'pending';
+CREATE INDEX IF NOT EXISTS events_state_created ON events (state, created_at);
+CREATE TABLE IF NOT EXISTS session_seq (session TEXT PRIMARY KEY, seq INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS disabled_targets (target TEXT PRIMARY KEY, at INTEGER NOT NULL);
+`;
+
+interface Row {
+  id: string;
+  session: string;
+  seq: number;
+  type: string;
+  supersede_group: string;
+  target: string;
+  body: string;
+  state: EventRow['state'];
+  attempts: number;
+  created_at: number;
+  age_from: number;
+  next_at: number;
+  last_error: string;
+  dead_reason: string;
+}
+
+const toEvent = (r: Row): EventRow => ({
+  id: r.id,
+  session: r.session,
+  seq: r.seq,
+  type: r.type,
+  supersedeGroup: r.supersede_group,
+  target: r.target,
+  body: r.body,
+  state: r.state,
+  attempts: r.attempts,
+  createdAt: r.created_at,
+  ageFrom: r.age_from,
+  nextAt: r.next_at,
+  lastError: r.last_error,
+  deadReason: r.dead_reason,
+});
+
+/**
+ * One SQLite file per instance (better-sqlite3): WAL, synchronous FULL, so an insert is on disk before it
+ * returns; an exclusive lock, so a second process cannot deliver the same events.
+ */
+export class SqliteOutboxStore implements OutboxStore {
+  #db: Database.Database | undefined;
+  #statements: ReturnType<SqliteOutboxStore['prepare']> | undefined;
+
+  constructor(readonly path: string) {}
+
+  async open(): Promise<void> {
+    try {
+      if (this.path !== ':memory:') mkdirSync(dirname(this.path), { recursive: true });
+      const db = new Database(this.path, { timeout: 2000 });
+      this.#db = db;
+      db.pragma('journal_mode = WAL');
+      db.pragma('synchronous = FULL');
+      // Held until close: a second process opening the same file fails here instead of double-delivering.
+      db.pragma('locking_mode = EXCLUSIVE');
+      const check = db.pragma('quick_check', { simple: true });
+      if (check !== 'ok') throw new Error(`integrity check failed: ${String(check)}`);
+      db.exec(SCHEMA);
+      this.#statements = this.prepare(db);
+    } catch (err) {
+      this.#db?.close();
+      this.#db = undefined;
+      const reason = (err as Error).message;
+      const hint = /locked|busy/i.test(reason) ? ' (is another process using this outbox file?)' : '';
+      throw new OutboxStoreError(`Cannot open the outbox store at ${this.path}: ${reason}${hint}`, { cause: err });
+    }
+  }
+
+  private prepare(db: Database.Database) {
+    return {
+      nextSeq: db.prepare<[string], { seq: number }>(
+        'INSERT INTO session_seq (session, seq) VALUES (?, 1) ON CONFLICT (session) DO UPDATE SET seq = seq + 1 RETURNING seq',
+      ),
+      supersede: db.prepare("UPDATE events SET state = 'superseded' WHERE session = ? AND supersede_group = ? AND state = 'pending'"),
+      insert: db.prepare(
+        "INSERT INTO events (id, session, seq, type, supersede_group, target, body, state, created_at, age_from, next_at) VALUES (?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?)",
+      ),
+      // Per session only the oldest pending event may go: later ones wait, so deliveries stay in seq order.
+      due: db.prepare<[number, number], Row>(`
+        SELECT e.* FROM events e
+        WHERE e.state = 'pending' AND e.next_at <= ?
+          AND (e.session = '' OR e.seq = (SELECT MIN(p.seq) FROM events p WHERE p.session = e.session AND p.state = 'pending'))
+        ORDER BY e.next_at LIMIT ?`),
+      nextDueAt: db.prepare<[], { at: number | null }>("SELECT MIN(next_at) AS at FROM events WHERE state = 'pending'"),
+      delivered: db.prepare("UPDATE events SET state = 'delivered', attempts = ?, next_at = ?, last_error = '' WHERE id = ?"),
+      retry: db.prepare("UPDATE events SET attempts = ?, next_at = ?, last_error = ? WHERE id = ? AND state = 'pending'"),
+      dead: db.prepare(
+        "UPDATE events SET state = 'dead', attempts = ?, dead_reason = ?, last_error = ? WHERE id = ? AND state = 'pending'",
+      ),
+      disable: db.prepare('INSERT OR REPLACE INTO disabled_targets (target, at) VALUES (?, ?)'),
+      enable: db.prepare('DELETE FROM disabled_targets WHERE target = ?'),
+      disabled: db.prepare<[], { target: string }>('SELECT target FROM disabled_targets'),
+      counts: db.prepare<[], { pending: number; dead: number; oldest: number | null }>(
+        "SELECT SUM(state = 'pending') AS pending, SUM(state = 'dead') AS dead, MIN(CASE WHEN state = 'pending' THEN created_at END) AS oldest FROM events",
+      ),
+      cleanup: db.prepare("DELETE FROM events WHERE state IN ('delivered', 'superseded') AND created_at < ?"),
+    };
+  }
+
+  #s() {
+    if (!this.#statements) throw new OutboxStoreError(`The outbox store at ${this.path} is not open`);
+    return this.#statements;
+  }
+
+  async insert(events: readonly NewEvent[]): Promise<Array<{ id: string; seq: number }>> {
+    const s = this.#s();
+    const run = this.#db!.transaction((batch: readonly NewEvent[]) =>
+      batch.map((e) => {
+        const seq = e.session === '' ? 0 : s.nextSeq.get(e.session)!.seq;
+        if (e.supersedeGroup !== '' && e.session !== '') s.supersede.run(e.session, e.supersedeGroup);
+        s.insert.run(e.id, e.session, seq, e.type, e.supersedeGroup, e.target, e.body(seq), e.createdAt, e.createdAt, e.createdAt);
+        return { id: e.id, seq };
+      }),
+    );
+    return run(events);
+  }
+
+  async due(now: number, limit: number, busySessions: ReadonlySet<string>): Promise<EventRow[]> {
+    const rows = this.#s().due.all(now, limit + busySessions.size);
+    return rows
+      .filter((r) => r.session === '' || !busySessions.has(r.session))
+      .slice(0, limit)
+      .map(toEvent);
+  }
+
+  async nextDueAt(): Promise<number | undefined> {
+    return this.#s().nextDueAt.get()?.at ?? undefined;
+  }
+
+  async markDelivered(id: string, attempts: number, at: number): Promise<void> {
+    this.#s().delivered.run(attempts, at, id);
+  }
+
+  async markRetry(id: string, attempts: number, nextAt: number, lastError: string): Promise<void> {
+    this.#s().retry.run(attempts, nextAt, lastError, id);
+  }
+
+  async markDead(id: string, attempts: number, reason: string, lastError: string): Promise<void> {
+    this.#s().dead.run(attempts, reason, lastError, id);
+  }
+
+  async disableTarget(target: string, at: number): Promise<void> {
+    this.#s().disable.run(target, at);
+  }
+
+  async enableTarget(target: string): Promise<void> {
+    this.#s().enable.run(target);
+  }
+
+  async disabledTargets(): Promise<string[]> {
+    return this.#s()
+      .disabled.all()
+      .map((r) => r.target);
+  }
+
+  async replay(filter: ReplayFilter, now: number): Promise<number> {
+    const where: string[] = [];
+    const params: Array<string | number> = [];
+    const states = filter.states ?? ['dead'];
+    where.push(`state IN (${states.map(() => '?').join(', ')})`);
+    params.push(...states);
+    if (filter.ids) {
+      if (filter.ids.length === 0) return 0;
+      where.push(`id IN (${filter.ids.map(() => '?').join(', ')})`);
+      params.push(...filter.ids);
+    }
+    const conditions: Array<[string, string | number | undefined]> = [
+      ['session = ?', filter.session],
+      ['created_at >= ?', filter.from],
+      ['created_at < ?', filter.to],
+    ];
+    for (const [condition, value] of conditions) {
+      if (value === undefined) continue;
+      where.push(condition);
+      params.push(value);
+    }
+    if (!filter.ids && filter.session === undefined && filter.from === undefined && filter.to === undefined) return 0;
+    const sql = `UPDATE events SET state = 'pending', attempts = 0, next_at = ?, age_from = ?, dead_reason = '', last_error = '' WHERE ${where.join(' AND ')}`;
+    return this.#db!.prepare(sql).run(now, now, ...params).changes;
+  }
+
+  async list(filter: { state: EventRow['state']; session?: string; limit: number }): Promise<EventRow[]> {
+    this.#s();
+    const sql = `SELECT * FROM events WHERE state = ?${filter.session !== undefined ? ' AND session = ?' : ''} ORDER BY created_at, seq LIMIT ?`;
+    const params = filter.session !== undefined ? [filter.state, filter.session, filter.limit] : [filter.state, filter.limit];
+    return (this.#db!.prepare(sql).all(...params) as Row[]).map(toEvent);
+  }
+
+  async counts(): Promise<StoreCounts> {
+    const r = this.#s().counts.get()!;
+    return { pending: r.pending ?? 0, dead: r.dead ?? 0, oldestPendingAt: r.oldest ?? undefined };
+  }
+
+  async cleanup(before: number): Promise<number> {
+    return this.#s().cleanup.run(before).changes;
+  }
+
+  async close(): Promise<void> {
+    this.#statements = undefined;
+    this.#db?.close();
+    this.#db = undefined;
+  }
+}

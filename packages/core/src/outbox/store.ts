@@ -1,0 +1,75 @@
+/** A stored event. Times are wall-clock ms (they must survive restarts; leases never use them). */
+export interface EventRow {
+  id: string;
+  session: string;
+  seq: number;
+  type: string;
+  /** Events of one session and group: a newer one supersedes older undelivered ones. '' for none. */
+  supersedeGroup: string;
+  /** Absolute URL the event is POSTed to. */
+  target: string;
+  /** The exact JSON body, built once at enqueue. */
+  body: string;
+  state: 'pending' | 'delivered' | 'dead' | 'superseded';
+  attempts: number;
+  createdAt: number;
+  /** Start of the max-age window: enqueue time, or the last replay. */
+  ageFrom: number;
+  nextAt: number;
+  lastError: string;
+  deadReason: string;
+}
+
+/** What the outbox hands the store to insert; the store assigns the per-session seq. */
+export interface NewEvent {
+  id: string;
+  session: string;
+  type: string;
+  supersedeGroup: string;
+  target: string;
+  createdAt: number;
+  /** Builds the body once the seq is known. */
+  body: (seq: number) => string;
+}
+
+/** Selects events for replay: any combination; an empty filter selects nothing. */
+export interface ReplayFilter {
+  ids?: readonly string[];
+  session?: string;
+  /** Enqueued at or after (ms). */
+  from?: number;
+  /** Enqueued before (ms). */
+  to?: number;
+  /** Which states to replay. @default ['dead'] */
+  states?: ReadonlyArray<'dead' | 'delivered'>;
+}
+
+/** Counts for metrics. */
+export interface StoreCounts {
+  pending: number;
+  dead: number;
+  oldestPendingAt: number | undefined;
+}
+
+/** Where the outbox keeps events. Every write is durable when its promise resolves. */
+export interface OutboxStore {
+  open(): Promise<void>;
+  insert(events: readonly NewEvent[]): Promise<Array<{ id: string; seq: number }>>;
+  /** Pending events due by `now`, only the oldest pending one per session, skipping `busySessions`. */
+  due(now: number, limit: number, busySessions: ReadonlySet<string>): Promise<EventRow[]>;
+  /** The earliest `nextAt` of a pending event, if any. */
+  nextDueAt(): Promise<number | undefined>;
+  markDelivered(id: string, attempts: number, at: number): Promise<void>;
+  /** Only while still pending: a superseded event is not revived by a failed attempt. */
+  markRetry(id: string, attempts: number, nextAt: number, lastError: string): Promise<void>;
+  markDead(id: string, attempts: number, reason: string, lastError: string): Promise<void>;
+  disableTarget(target: string, at: number): Promise<void>;
+  enableTarget(target: string): Promise<void>;
+  disabledTargets(): Promise<string[]>;
+  replay(filter: ReplayFilter, now: number): Promise<number>;
+  list(filter: { state: EventRow['state']; session?: string; limit: number }): Promise<EventRow[]>;
+  counts(): Promise<StoreCounts>;
+  /** Deletes delivered and superseded events enqueued before `before`; returns how many. */
+  cleanup(before: number): Promise<number>;
+  close(): Promise<void>;
+}
