@@ -17,7 +17,7 @@ export function createOutboxMetrics(outbox: Outbox, registry: Registry): Registr
   const registers = [registry];
   const deliveries = new Counter({
     name: 'wafleet_webhook_deliveries_total',
-    help: 'Webhook delivery attempts by outcome (delivered, retry, dead, disabled)',
+    help: 'Webhook delivery attempts by outcome (delivered, retry, dead, disabled, superseded)',
     labelNames: ['outcome'] as const,
     registers,
   });

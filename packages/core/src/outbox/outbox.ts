@@ -39,7 +39,7 @@ export interface WebhookEnvelope {
 }
 
 /** How one delivery attempt ended. */
-export type AttemptOutcome = 'delivered' | 'retry' | 'dead' | 'disabled';
+export type AttemptOutcome = 'delivered' | 'retry' | 'dead' | 'disabled' | 'superseded';
 
 /** Options of {@link createOutbox}. */
 export interface OutboxOptions {
@@ -168,6 +168,8 @@ interface Attempt {
   status?: number;
   retryAfterMs?: number;
   error?: string;
+  /** A newer event of its group replaced it while it was being retried: it is not sent again. */
+  superseded?: boolean;
 }
 
 /** Creates an outbox. Call `start()` before `enqueue()`. */
@@ -205,7 +207,7 @@ export class Outbox extends EventEmitter<OutboxEvents> {
   #lastCleanup = 0;
   #lastCounts = 0;
   #counts: StoreCounts = { pending: 0, dead: 0, oldestPendingAt: undefined };
-  readonly #stats = { enqueued: 0, attempts: { delivered: 0, retry: 0, dead: 0, disabled: 0 } };
+  readonly #stats = { enqueued: 0, attempts: { delivered: 0, retry: 0, dead: 0, disabled: 0, superseded: 0 } };
 
   constructor(options: OutboxOptions) {
     super();
@@ -423,6 +425,7 @@ export class Outbox extends EventEmitter<OutboxEvents> {
     const t0 = performance.now();
     const result = await this.#send(row);
     const durationMs = performance.now() - t0;
+    if (result.superseded) return this.#emitAttempt(row, 'superseded', undefined, durationMs);
     const status = result.status;
     if (status !== undefined && status >= 200 && status < 300) {
       this.#breakerSuccess();
@@ -477,7 +480,9 @@ export class Outbox extends EventEmitter<OutboxEvents> {
   /** One attempt, with quick in-process retries of connection errors and timeouts only. */
   async #send(row: EventRow): Promise<Attempt> {
     const o = this.#o;
+    let tries = 0;
     const once = async (): Promise<Attempt> => {
+      if (tries++ > 0 && !(await this.#store.isPending(row.id))) return { superseded: true };
       const timestamp = Math.floor(o.now() / 1000);
       const headers = {
         ...o.headers,

@@ -116,6 +116,7 @@ export class SqliteOutboxStore implements OutboxStore {
         WHERE e.state = 'pending' AND e.next_at <= ?
           AND (e.session = '' OR e.seq = (SELECT MIN(p.seq) FROM events p WHERE p.session = e.session AND p.state = 'pending'))
         ORDER BY e.next_at LIMIT ?`),
+      isPending: db.prepare<[string], { one: number }>("SELECT 1 AS one FROM events WHERE id = ? AND state = 'pending'"),
       nextDueAt: db.prepare<[], { at: number | null }>("SELECT MIN(next_at) AS at FROM events WHERE state = 'pending'"),
       delivered: db.prepare("UPDATE events SET state = 'delivered', attempts = ?, next_at = ?, last_error = '' WHERE id = ?"),
       retry: db.prepare("UPDATE events SET attempts = ?, next_at = ?, last_error = ? WHERE id = ? AND state = 'pending'"),
@@ -160,6 +161,10 @@ export class SqliteOutboxStore implements OutboxStore {
 
   async nextDueAt(): Promise<number | undefined> {
     return this.#s().nextDueAt.get()?.at ?? undefined;
+  }
+
+  async isPending(id: string): Promise<boolean> {
+    return this.#s().isPending.get(id) !== undefined;
   }
 
   async markDelivered(id: string, attempts: number, at: number): Promise<void> {

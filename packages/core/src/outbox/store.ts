@@ -59,6 +59,8 @@ export interface OutboxStore {
   due(now: number, limit: number, busySessions: ReadonlySet<string>): Promise<EventRow[]>;
   /** The earliest `nextAt` of a pending event, if any. */
   nextDueAt(): Promise<number | undefined>;
+  /** Whether the event is still pending (not delivered, dead or superseded meanwhile). */
+  isPending(id: string): Promise<boolean>;
   markDelivered(id: string, attempts: number, at: number): Promise<void>;
   /** Only while still pending: a superseded event is not revived by a failed attempt. */
   markRetry(id: string, attempts: number, nextAt: number, lastError: string): Promise<void>;
