@@ -63,3 +63,13 @@ export { standardWebhooksSigner, legacyHmacSigner, type Signer, type SignInput }
 export { SqliteOutboxStore, OutboxStoreError } from './outbox/sqlite-store.js';
 export type { OutboxStore, EventRow, NewEvent, ReplayFilter, StoreCounts } from './outbox/store.js';
 export { DEFAULT_SCHEDULE_MS } from './outbox/schedule.js';
+export type { EngineEvent, EngineContext, SessionEngine, EngineFactory } from './supervisor/engine.js';
+export {
+  createSupervisor,
+  Supervisor,
+  type SupervisorOptions,
+  type SupervisorEvents,
+  type SupervisedSession,
+  type Transition,
+  type DeadmanLike,
+} from './supervisor/supervisor.js';

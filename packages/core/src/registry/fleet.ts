@@ -6,7 +6,7 @@ import type { Cluster, Redis } from 'ioredis';
 import { LeaseLostError, StateError, WafleetError, type FenceReason } from '../errors.js';
 import { validateSessionId } from '../ids.js';
 import { registryKeys, type RegistryKeys } from './keys.js';
-import { resolveFleetOptions, type FleetOptions, type ResolvedFleetOptions } from './options.js';
+import { resolveFleetOptions, type FleetOptions, type ResolvedFleetOptions, type StopSession } from './options.js';
 import { connect, disconnect, runScript, type Connection, type Script } from './redis.js';
 import { ReplyCode, replyError, type Reply } from './reply-codes.js';
 import { scripts } from './scripts.generated.js';
@@ -87,6 +87,8 @@ export interface FleetEvents {
   epoch: [EpochEvent];
   leaseLost: [{ reason: FenceReason }];
   leaseRestored: [{ incarnation: string }];
+  /** A lease renewal was acknowledged: `selfFenceInMs` is the new self-fence deadline (for the dead-man switch). */
+  renewed: [{ selfFenceInMs: number }];
   state: [FleetState];
   error: [Error];
   closed: [];
@@ -136,6 +138,7 @@ export class Fleet extends EventEmitter<FleetEvents> {
   readonly #inflight = new Map<string, number>();
   /** Last status announced per session, so a repeated status sends no webhook. */
   readonly #statuses = new Map<string, SessionStatus>();
+  #stopSession: StopSession | undefined;
   #beatTimer: NodeJS.Timeout | undefined;
   #fenceTimer: NodeJS.Timeout | undefined;
   #sweepTimer: NodeJS.Timeout | undefined;
@@ -158,6 +161,7 @@ export class Fleet extends EventEmitter<FleetEvents> {
     super();
     this.options = resolveFleetOptions(options);
     this.keys = registryKeys(this.options.namespace);
+    this.#stopSession = this.options.stopSession;
   }
 
   /** Current lifecycle state. */
@@ -512,6 +516,7 @@ export class Fleet extends EventEmitter<FleetEvents> {
     // The send time, not the reply time: Redis may have renewed at any moment in between.
     this.#selfFenceAt = Math.max(this.#selfFenceAt, sentAt + this.options.selfFenceMs);
     this.#armFenceTimer();
+    this.emit('renewed', { selfFenceInMs: this.selfFenceInMs });
     if (this.#state === 'fenced') {
       this.#setState(this.#drainPromise ? 'draining' : 'active');
       this.emit('leaseRestored', { incarnation: this.#incarnation });
@@ -624,6 +629,7 @@ export class Fleet extends EventEmitter<FleetEvents> {
         this.#era = String(reply[2]);
         this.#selfFenceAt = sentAt + options.selfFenceMs;
         this.#armFenceTimer();
+        this.emit('renewed', { selfFenceInMs: this.selfFenceInMs });
         return;
       }
       if (reply[0] === ReplyCode.FENCED) {
@@ -733,8 +739,16 @@ export class Fleet extends EventEmitter<FleetEvents> {
     return runScript(this.#cmd.client, script, keys, args);
   }
 
+  /**
+   * Sets how sessions are stopped before release and handoff (the `stopSession` option), for hosts such as the
+   * supervisor that exist only after the fleet.
+   */
+  setStopSession(stop: StopSession): void {
+    this.#stopSession = stop;
+  }
+
   async #stopEngine(sessionId: string, reason: 'release' | 'handoff'): Promise<void> {
-    const stop = this.options.stopSession;
+    const stop = this.#stopSession;
     if (!stop) return;
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<never>((_, reject) => {

@@ -1,0 +1,45 @@
+/**
+ * What a session engine reports. A whatsapp-web.js binding maps `qr`, `code`, `authenticated`, `ready`,
+ * `change_state`, `disconnected`, browser disconnect and page close onto these.
+ */
+export type EngineEvent =
+  /** A QR code to scan (the session needs a human). */
+  | { type: 'qr'; qr: string }
+  /** A pairing code (pairing by phone number). */
+  | { type: 'code'; code: string }
+  /** Authenticated; may fire more than once. */
+  | { type: 'authenticated' }
+  /** Ready to send and receive; may fire more than once. */
+  | { type: 'ready' }
+  /** The account was logged out (by the phone, or the session was unpaired): never restart on its own. */
+  | { type: 'logout'; reason: string }
+  /** Another client took the session (WhatsApp CONFLICT): stop, then check ownership; never reconnect on its own. */
+  | { type: 'conflict' }
+  /** The engine died (browser disconnected, page closed, fatal error): restart with backoff. */
+  | { type: 'crashed'; reason: string }
+  /** Browser process ids, for the dead-man switch to kill if this instance stops refreshing its deadline. */
+  | { type: 'pids'; pids: number[] };
+
+/** Handed to the factory: how the engine reports, and the fencing epoch it runs under. */
+export interface EngineContext {
+  readonly sessionId: string;
+  readonly epoch: string;
+  /** Report an event. Events after `stop()` was called are ignored. */
+  report(event: EngineEvent): void;
+}
+
+/**
+ * One run of one session (a whatsapp-web.js `Client`, a simulated engine). The supervisor creates a new engine for
+ * every start and never reuses a stopped one.
+ */
+export interface SessionEngine {
+  /** Launches the session; resolves once launched (readiness arrives later as a `ready` event). */
+  start(): Promise<void>;
+  /** Stops the session and closes its browser; must be safe to call at any time and more than once. */
+  stop(): Promise<void>;
+  /** Health probe: resolves true when the engine answers as connected; false or a rejection marks a zombie. */
+  probe(): Promise<boolean>;
+}
+
+/** Creates the engine of one session run. */
+export type EngineFactory = (context: EngineContext) => SessionEngine | Promise<SessionEngine>;

@@ -1,0 +1,1 @@
+export { createSimEngine, type SimEngine, type SimEngineOptions, type SimFault } from './sim-engine.js';

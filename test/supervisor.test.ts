@@ -1,0 +1,170 @@
+import { createFleet, createSupervisor, type Fleet, type FleetOptions, type Supervisor, type SupervisorOptions } from '@wafleet/core';
+import { createSimEngine, type SimEngine } from '@wafleet/sim';
+import { startRedis, uniqueNamespace, waitUntil, type RedisServerHandle } from '@wafleet/test-utils';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { TEST_TIMING, sessionIds, snapshot, startInstance } from './helpers/fleet-harness.js';
+
+// Paused in one test, so always a private server.
+let server: RedisServerHandle;
+const fleets: Fleet[] = [];
+const supervisors: Supervisor[] = [];
+
+beforeAll(async () => {
+  server = await startRedis();
+});
+
+afterAll(async () => {
+  server.resume();
+  await Promise.all(supervisors.map((s) => s.close()));
+  await Promise.all(fleets.map((f) => f.close()));
+  await server.stop();
+});
+
+interface Host {
+  fleet: Fleet;
+  supervisor: Supervisor;
+  sim: SimEngine;
+  starts: Array<{ t: number; sessionId: string }>;
+}
+
+async function host(
+  namespace: string,
+  instanceId: string,
+  extra: { fleet?: Partial<FleetOptions>; supervisor?: Partial<SupervisorOptions>; sim?: SimEngine } = {},
+): Promise<Host> {
+  const fleet = createFleet({
+    redis: server.url,
+    namespace,
+    instanceId,
+    url: `http://${instanceId}:3000`,
+    maxSessions: 10,
+    ...TEST_TIMING,
+    quarantineMs: 0,
+    ...extra.fleet,
+  });
+  fleets.push(fleet);
+  const sim = extra.sim ?? createSimEngine();
+  const starts: Host['starts'] = [];
+  const supervisor = createSupervisor({
+    fleet,
+    engine: sim.factory,
+    probeIntervalMs: 100,
+    probeTimeoutMs: 100,
+    restart: { baseMs: 50, maxMs: 200, maxAttempts: 3 },
+    startTimeoutMs: 500,
+    onEngine: ({ event, sessionId }) => event === 'start' && starts.push({ t: Date.now(), sessionId }),
+    ...extra.supervisor,
+  });
+  supervisors.push(supervisor);
+  await fleet.start();
+  supervisor.start();
+  return { fleet, supervisor, sim, starts };
+}
+
+const statusOf = (h: Host, id: string) => h.supervisor.session(id)?.status;
+const reasons = (h: Host, id: string) => h.supervisor.session(id)!.transitions.map((t) => `${t.to}:${t.reason}`);
+
+describe('session supervisor (G4, G1)', () => {
+  it('launches a session, records its status in the registry, and serves its QR code while it waits for a scan', async () => {
+    const ns = uniqueNamespace('sup-basic');
+    const h = await host(ns, 'a', { sim: createSimEngine({ requiresQr: (id) => id === 'qr-1' }) });
+    await h.supervisor.startSession('s-1');
+    await h.supervisor.startSession('s-1');
+    await waitUntil(() => statusOf(h, 's-1') === 'WORKING');
+    await waitUntil(async () => (await h.fleet.owner('s-1'))?.status === 'WORKING');
+    await h.supervisor.startSession('qr-1');
+    await waitUntil(() => statusOf(h, 'qr-1') === 'SCAN_QR_CODE');
+    expect(h.supervisor.qr('qr-1')).toMatch(/^sim-qr:qr-1:/);
+    expect(h.sim.scan('qr-1')).toBe(true);
+    await waitUntil(() => statusOf(h, 'qr-1') === 'WORKING');
+    expect(h.supervisor.qr('qr-1')).toBeUndefined();
+    expect(h.starts.filter((s) => s.sessionId === 's-1')).toHaveLength(1);
+  });
+
+  it('detects a zombie (WORKING but not answering) and restarts it', async () => {
+    const h = await host(uniqueNamespace('sup-zombie'), 'a');
+    await h.supervisor.startSession('z-1');
+    await waitUntil(() => statusOf(h, 'z-1') === 'WORKING');
+    h.sim.fault('z-1', 'zombie');
+    await waitUntil(() => h.supervisor.session('z-1')!.restarts === 1 && statusOf(h, 'z-1') === 'WORKING', {
+      message: 'zombie not restarted',
+    });
+    expect(reasons(h, 'z-1')).toContain('FAILED:zombie: health probe failed');
+  });
+
+  it('does not restart a logged-out session: desired state stopped, released in the registry', async () => {
+    const h = await host(uniqueNamespace('sup-logout'), 'a');
+    await h.supervisor.startSession('l-1');
+    await waitUntil(() => statusOf(h, 'l-1') === 'WORKING');
+    h.sim.fault('l-1', 'logout');
+    await waitUntil(async () => (await h.fleet.owner('l-1'))?.desired === 'stopped');
+    await new Promise((r) => setTimeout(r, 500));
+    expect(statusOf(h, 'l-1')).toBe('STOPPED');
+    expect(h.starts.filter((s) => s.sessionId === 'l-1')).toHaveLength(1);
+    expect(await h.fleet.owner('l-1')).toMatchObject({ owner: '', status: 'STOPPED', desired: 'stopped' });
+    expect(h.sim.running().has('l-1')).toBe(false);
+  });
+
+  it('a conflict stops the session first; it reconnects only after confirming ownership', async () => {
+    const h = await host(uniqueNamespace('sup-conflict'), 'a');
+    await h.supervisor.startSession('c-1');
+    await waitUntil(() => statusOf(h, 'c-1') === 'WORKING');
+    h.sim.fault('c-1', 'conflict');
+    await waitUntil(() => reasons(h, 'c-1').includes('STOPPED:conflict'));
+    await waitUntil(() => statusOf(h, 'c-1') === 'WORKING' && h.starts.filter((s) => s.sessionId === 'c-1').length === 2);
+  });
+
+  it('restarts crashes with backoff, catches a launch that never becomes ready, and gives up after maxAttempts (FAILED)', async () => {
+    const h = await host(uniqueNamespace('sup-crash'), 'a');
+    await h.supervisor.startSession('x-1');
+    await waitUntil(() => statusOf(h, 'x-1') === 'WORKING');
+    h.sim.fault('x-1', 'crash');
+    await waitUntil(() => h.supervisor.session('x-1')!.restarts === 1 && statusOf(h, 'x-1') === 'WORKING');
+    // Three launches in a row that never get ready: each is caught by the start deadline, then it gives up.
+    for (let i = 0; i < 3; i++) h.sim.fault('x-1', 'slow-start');
+    h.sim.fault('x-1', 'crash');
+    await waitUntil(() => reasons(h, 'x-1').filter((r) => r === 'FAILED:start deadline passed').length === 2, { timeoutMs: 10_000 });
+    await new Promise((r) => setTimeout(r, 1500));
+    expect(statusOf(h, 'x-1')).toBe('FAILED');
+    expect(await h.fleet.owner('x-1')).toMatchObject({ owner: 'a', status: 'FAILED' });
+  });
+
+  it('boot restore: a restarted instance takes back only what nobody took, one launch at a time with the stagger, within its cap', async () => {
+    const ns = uniqueNamespace('sup-boot');
+    const ids = sessionIds('b', 6);
+    const old = await startInstance({ redis: server.url, namespace: ns, instanceId: 'a', maxSessions: 10 });
+    await old.run('claim', { ids });
+    const b = await host(ns, 'b', { fleet: { maxSessions: 2 } });
+    await old.child.kill('SIGKILL');
+    // b fills its two places by adoption; four sessions wait for capacity.
+    await waitUntil(() => b.fleet.ownedSessions().size === 2, { timeoutMs: 10_000 });
+    const a = await host(ns, 'a', { fleet: { maxSessions: 3 }, supervisor: { staggerMs: 150 } });
+    await waitUntil(() => a.supervisor.sessions().filter((s) => s.status === 'WORKING').length === 3, { timeoutMs: 10_000 });
+    const taken = [...b.fleet.ownedSessions().keys()];
+    const mine = a.starts.map((s) => s.sessionId);
+    expect(mine).toHaveLength(3);
+    for (const sid of mine) expect(taken).not.toContain(sid);
+    // Launches were serial: each one began at least the stagger after the previous one.
+    for (let i = 1; i < a.starts.length; i++) expect(a.starts[i]!.t - a.starts[i - 1]!.t).toBeGreaterThanOrEqual(140);
+    const s = await snapshot(server.client(), ns);
+    expect([...s.sessions.values()].filter((r) => !r.owner && r.desired === 'running')).toHaveLength(1);
+  });
+
+  it('on lease loss every engine is destroyed at once, and taken back when the lease returns', async () => {
+    const h = await host(uniqueNamespace('sup-fence'), 'a', { sim: createSimEngine({ browserProcesses: true }) });
+    for (const id of ['f-1', 'f-2']) await h.supervisor.startSession(id);
+    await waitUntil(() => h.sim.running().size === 2 && statusOf(h, 'f-2') === 'WORKING');
+    const pids = [...h.sim.running().values()];
+    let fencedAt = 0;
+    h.fleet.once('fenced', () => (fencedAt = Date.now()));
+    server.pause();
+    await waitUntil(() => fencedAt > 0 && h.sim.running().size === 0, { timeoutMs: 5000 });
+    const stoppedWithinMs = Date.now() - fencedAt;
+    server.resume();
+    // The browsers themselves are gone, not just the bookkeeping.
+    for (const pid of pids) expect(() => process.kill(pid!, 0)).toThrow();
+    await waitUntil(() => statusOf(h, 'f-1') === 'WORKING' && statusOf(h, 'f-2') === 'WORKING', { timeoutMs: 10_000 });
+    console.log(`fence: engines and browser processes down ${stoppedWithinMs} ms after the fenced event`);
+    expect(stoppedWithinMs).toBeLessThan(500);
+  });
+});
