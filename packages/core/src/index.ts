@@ -73,3 +73,11 @@ export {
   type Transition,
   type DeadmanLike,
 } from './supervisor/supervisor.js';
+export {
+  startDeadmanSwitch,
+  type DeadmanSwitch,
+  type DeadmanSwitchEvents,
+  type DeadmanSwitchOptions,
+  type DeadmanFiredEvent,
+  type DeadmanFireReason,
+} from './deadman/deadman-switch.js';

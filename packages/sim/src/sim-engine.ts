@@ -36,6 +36,8 @@ export interface SimEngine {
   scan(sessionId: string): boolean;
   /** Sessions with a live simulated engine, and their browser process ids. */
   running(): Map<string, number | undefined>;
+  /** Browser process id of the newest engine created for the session (started or not). */
+  browserPid(sessionId: string): number | undefined;
 }
 
 /**
@@ -51,6 +53,8 @@ export function createSimEngine(options: SimEngineOptions = {}): SimEngine {
   const authDelayMs = options.authDelayMs ?? 20;
   const readyDelayMs = options.readyDelayMs ?? 30;
   const live = new Map<string, SimSession>();
+  /** The newest engine created per session, started or not. */
+  const latest = new Map<string, SimSession>();
   /** Launches per session that will never become ready. */
   const slowNext = new Map<string, number>();
 
@@ -61,7 +65,18 @@ export function createSimEngine(options: SimEngineOptions = {}): SimEngine {
     #timers = new Set<NodeJS.Timeout>();
     #awaitingScan = false;
 
-    constructor(readonly ctx: EngineContext) {}
+    constructor(readonly ctx: EngineContext) {
+      latest.set(ctx.sessionId, this);
+      if (options.browserProcesses) {
+        // Spawned at creation, so its pid is known when the launch is journaled (before the session is up).
+        // Detached, like puppeteer's Chromium: it survives its host being paused or killed.
+        this.#browser = spawn('sleep', ['86400'], { detached: true, stdio: 'ignore' });
+        this.#browser.unref();
+        this.#browser.on('exit', () => {
+          if (!this.#stopped) this.ctx.report({ type: 'crashed', reason: 'browser process exited' });
+        });
+      }
+    }
 
     get pid(): number | undefined {
       return this.#browser?.pid;
@@ -69,15 +84,7 @@ export function createSimEngine(options: SimEngineOptions = {}): SimEngine {
 
     async start(): Promise<void> {
       live.set(this.ctx.sessionId, this);
-      if (options.browserProcesses) {
-        // Detached, like puppeteer's Chromium: it survives its host being paused or killed.
-        this.#browser = spawn('sleep', ['86400'], { detached: true, stdio: 'ignore' });
-        this.#browser.unref();
-        this.#browser.on('exit', () => {
-          if (!this.#stopped) this.ctx.report({ type: 'crashed', reason: 'browser process exited' });
-        });
-        if (this.#browser.pid) this.ctx.report({ type: 'pids', pids: [this.#browser.pid] });
-      }
+      if (this.#browser?.pid) this.ctx.report({ type: 'pids', pids: [this.#browser.pid] });
       const slow = slowNext.get(this.ctx.sessionId) ?? 0;
       if (slow > 0) {
         if (slow === 1) slowNext.delete(this.ctx.sessionId);
@@ -158,6 +165,9 @@ export function createSimEngine(options: SimEngineOptions = {}): SimEngine {
     },
     running() {
       return new Map([...live].map(([sid, s]) => [sid, s.pid]));
+    },
+    browserPid(sessionId) {
+      return latest.get(sessionId)?.pid;
     },
   };
 }

@@ -1,0 +1,198 @@
+import { appendFileSync } from 'node:fs';
+import type { Server } from 'node:http';
+import { parseArgs } from 'node:util';
+import { createFleetClient } from '@wafleet/client';
+import { createFleet, createOutbox, createSupervisor, startDeadmanSwitch, type DeadmanSwitch, type Outbox } from '@wafleet/core';
+import { createFleetRouter } from '@wafleet/core/express';
+import express from 'express';
+import { createSimEngine, type SimFault } from './sim-engine.js';
+
+const USAGE = `Usage:
+  wafleet-sim instance --redis <url> --namespace <ns> --id <id> --port <port> --max-sessions <n> [--journal <file>]
+      [--url <public url>] [--profile default|tolerant] [--heartbeat-ms n] [--lease-ttl-ms n] [--self-fence-ms n]
+      [--adoption-delay-ms n] [--sweep-ms n] [--browser-processes] [--no-deadman] [--auth-delay-ms n] [--ready-delay-ms n]
+      [--start-concurrency n] [--stagger-ms n] [--outbox <file> --webhook-url <url> --webhook-secret <whsec_...>]
+    Runs core + supervisor + the HTTP routes with simulated sessions until SIGTERM, then drains and exits 0.
+    Journal lines: {"t": unix ms, "instance", "session", "event": "start"|"stop", "epoch", "pid"?}.
+    Extra routes: GET /sim/sessions, POST /sim/sessions/:id/fault {"fault": "crash"|"zombie"|"logout"|"conflict"|"slow-start"}.
+  wafleet-sim sessions --redis <url> --namespace <ns> --count <n> [--prefix <p>]
+    Declares n desired sessions (<prefix>-0000 ...) and places them; prints one JSON summary line.`;
+
+/** Raised for bad command lines; the bin prints the message and the usage. */
+export class UsageError extends Error {}
+
+const num = (values: Record<string, unknown>, name: string, fallback?: number): number | undefined => {
+  const raw = values[name];
+  if (raw === undefined) return fallback;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < 0) throw new UsageError(`--${name} expects a non-negative integer, got ${JSON.stringify(raw)}`);
+  return n;
+};
+
+const need = (values: Record<string, unknown>, name: string): string => {
+  const v = values[name];
+  if (typeof v !== 'string' || v === '') throw new UsageError(`--${name} is required`);
+  return v;
+};
+
+const redisOf = (value: string) => (value.includes(',') ? value.split(',') : value);
+const out = (msg: Record<string, unknown>) => process.stdout.write(`${JSON.stringify({ t: Date.now(), ...msg })}\n`);
+
+/** `wafleet-sim instance`: one simulated instance until SIGTERM. */
+export async function runInstance(argv: string[]): Promise<void> {
+  const { values } = parseArgs({
+    args: argv,
+    strict: true,
+    options: {
+      redis: { type: 'string' },
+      namespace: { type: 'string' },
+      id: { type: 'string' },
+      port: { type: 'string' },
+      url: { type: 'string' },
+      'max-sessions': { type: 'string' },
+      journal: { type: 'string' },
+      profile: { type: 'string' },
+      'heartbeat-ms': { type: 'string' },
+      'lease-ttl-ms': { type: 'string' },
+      'self-fence-ms': { type: 'string' },
+      'adoption-delay-ms': { type: 'string' },
+      'sweep-ms': { type: 'string' },
+      'browser-processes': { type: 'boolean', default: false },
+      'no-deadman': { type: 'boolean', default: false },
+      'auth-delay-ms': { type: 'string' },
+      'ready-delay-ms': { type: 'string' },
+      'start-concurrency': { type: 'string' },
+      'stagger-ms': { type: 'string' },
+      outbox: { type: 'string' },
+      'webhook-url': { type: 'string' },
+      'webhook-secret': { type: 'string' },
+    },
+  });
+  const id = need(values, 'id');
+  const port = num(values, 'port')!;
+  if (values.port === undefined) throw new UsageError('--port is required');
+  const journalFile = values.journal;
+  const journal = (session: string, event: 'start' | 'stop', epoch: string, pid?: number) => {
+    // appendFileSync: the line is on disk before the engine starts, and survives kill -9 after it.
+    if (journalFile)
+      appendFileSync(journalFile, `${JSON.stringify({ t: Date.now(), instance: id, session, event, epoch, ...(pid ? { pid } : {}) })}\n`);
+  };
+
+  let outbox: Outbox | undefined;
+  if (values.outbox) {
+    outbox = createOutbox({
+      store: values.outbox,
+      endpoint: { url: need(values, 'webhook-url'), secrets: [need(values, 'webhook-secret')] },
+      instance: { id, url: values.url ?? `http://127.0.0.1:${port}` },
+    });
+    await outbox.start();
+  }
+  const fleet = createFleet({
+    redis: redisOf(need(values, 'redis')),
+    namespace: need(values, 'namespace'),
+    instanceId: id,
+    url: values.url ?? `http://127.0.0.1:${port}`,
+    maxSessions: num(values, 'max-sessions')!,
+    profile: values.profile as 'default' | 'tolerant' | undefined,
+    heartbeatIntervalMs: num(values, 'heartbeat-ms'),
+    leaseTtlMs: num(values, 'lease-ttl-ms'),
+    selfFenceMs: num(values, 'self-fence-ms'),
+    adoptionDelayMs: num(values, 'adoption-delay-ms'),
+    sweepIntervalMs: num(values, 'sweep-ms'),
+    outbox,
+  });
+  const sim = createSimEngine({
+    browserProcesses: values['browser-processes'],
+    authDelayMs: num(values, 'auth-delay-ms'),
+    readyDelayMs: num(values, 'ready-delay-ms'),
+  });
+  let deadman: DeadmanSwitch | undefined;
+  if (values['browser-processes'] && !values['no-deadman']) deadman = await startDeadmanSwitch();
+  const supervisor = createSupervisor({
+    fleet,
+    engine: sim.factory,
+    deadman,
+    startConcurrency: num(values, 'start-concurrency'),
+    staggerMs: num(values, 'stagger-ms'),
+    probeIntervalMs: 1000,
+    probeTimeoutMs: 1000,
+    startTimeoutMs: 10_000,
+    restart: { baseMs: 200, maxMs: 5000, maxAttempts: 10 },
+    onEngine: ({ event, sessionId, epoch }) => journal(sessionId, event, epoch, sim.browserPid(sessionId)),
+  });
+  fleet.on('fenced', ({ sessionIds, reason }) => out({ ev: 'fenced', count: sessionIds.length, reason }));
+  fleet.on('leaseRestored', ({ incarnation }) => out({ ev: 'leaseRestored', inc: incarnation }));
+  supervisor.on('status', ({ sessionId, status }) => out({ ev: 'status', s: sessionId, status }));
+
+  const app = express();
+  app.use(createFleetRouter(fleet, { qr: (sid) => supervisor.qr(sid), outbox }));
+  app.get('/sim/sessions', (_req, res) => {
+    res.json(supervisor.sessions());
+  });
+  app.post('/sim/sessions/:id/fault', express.json(), (req, res) => {
+    const applied = sim.fault(req.params.id, req.body?.fault as SimFault);
+    res.status(applied ? 202 : 404).json({ applied });
+  });
+
+  await fleet.start();
+  supervisor.start();
+  const server = await new Promise<Server>((resolve) => {
+    const s = app.listen(port, '127.0.0.1', () => resolve(s));
+  });
+  out({ ev: 'ready', instance: id, port, inc: fleet.incarnation, deadmanPid: deadman?.pid });
+
+  // The host, not the library, owns signals: drain, then exit 0.
+  let stopping = false;
+  process.on('SIGTERM', () => {
+    if (stopping) return;
+    stopping = true;
+    void (async () => {
+      const drained = await fleet.drain();
+      await fleet.close();
+      await supervisor.close();
+      await deadman?.close();
+      await outbox?.close();
+      server.close();
+      out({ ev: 'drained', handedOff: drained.handedOff, pending: drained.pending, failed: drained.failed });
+      process.exit(0);
+    })();
+  });
+}
+
+/** `wafleet-sim sessions`: declares and places n sessions. */
+export async function runSessions(argv: string[]): Promise<void> {
+  const { values } = parseArgs({
+    args: argv,
+    strict: true,
+    options: { redis: { type: 'string' }, namespace: { type: 'string' }, count: { type: 'string' }, prefix: { type: 'string' } },
+  });
+  const count = num(values, 'count');
+  if (count === undefined) throw new UsageError('--count is required');
+  const client = createFleetClient({ redis: redisOf(need(values, 'redis')), namespace: need(values, 'namespace') });
+  const outcomes: Record<string, number> = {};
+  try {
+    for (let i = 0; i < count; i++) {
+      const { outcome } = await client.place(`${values.prefix ?? 'sim'}-${String(i).padStart(4, '0')}`);
+      outcomes[outcome] = (outcomes[outcome] ?? 0) + 1;
+    }
+  } finally {
+    await client.close();
+  }
+  out({ ev: 'placed', count, outcomes });
+}
+
+/** Entry point of the `wafleet-sim` command. */
+export async function main(argv: string[]): Promise<void> {
+  const [command, ...rest] = argv;
+  try {
+    if (command === 'instance') await runInstance(rest);
+    else if (command === 'sessions') await runSessions(rest);
+    else throw new UsageError(command ? `Unknown command ${command}` : 'No command given');
+  } catch (err) {
+    if (err instanceof UsageError || (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
+      process.stderr.write(`${(err as Error).message}\n\n${USAGE}\n`);
+      process.exit(2);
+    }
+    throw err;
+  }
+}
