@@ -197,14 +197,17 @@ describe('webhook outbox: answers and failures (G6)', () => {
   it('the breaker opens after consecutive failures and lets one probe through after the cooldown', async () => {
     const r = await receiver();
     r.reply = () => ({ status: 503 });
-    const o = await outbox(r.url, { breaker: { failureThreshold: 3, cooldownMs: 400 }, scheduleMs: [0, 10] });
+    // A cooldown far longer than the observation window, so a loaded machine cannot blur the two.
+    const o = await outbox(r.url, { breaker: { failureThreshold: 3, cooldownMs: 1500 }, scheduleMs: [0, 10] });
     for (let i = 0; i < 10; i++) await o.enqueue({ type: 't', session: `s${i}` });
     await waitUntil(() => o.stats().breaker === 'open');
+    // Attempts launched before it opened may still land; none may start while it is open.
+    await waitUntil(() => o.stats().inFlight === 0);
     const whenOpened = r.received.length;
     await new Promise((res) => setTimeout(res, 300));
     expect(r.received.length).toBe(whenOpened);
     r.reply = () => ({ status: 200 });
-    await waitUntil(() => o.stats().attempts.delivered === 10, { timeoutMs: 5000 });
+    await waitUntil(() => o.stats().attempts.delivered === 10, { timeoutMs: 8000 });
     expect(o.stats().breaker).toBe('closed');
   });
 });
