@@ -1,8 +1,8 @@
 import { Counter, Gauge, Registry } from 'prom-client';
 import type { Fleet, FleetState } from '../registry/fleet.js';
+import { attachOnce } from './attach-once.js';
 
 const STATES: readonly FleetState[] = ['idle', 'starting', 'active', 'fenced', 'draining', 'closed'];
-const attached = new WeakMap<Registry, WeakSet<Fleet>>();
 
 /**
  * Registers the fleet's metrics (prefix `wafleet_`) on `registry`, once per registry and fleet. Values are read
@@ -12,10 +12,7 @@ const attached = new WeakMap<Registry, WeakSet<Fleet>>();
  * createFleetMetrics(fleet, registry);
  */
 export function createFleetMetrics(fleet: Fleet, registry: Registry): Registry {
-  const seen = attached.get(registry) ?? new WeakSet<Fleet>();
-  if (seen.has(fleet)) return registry;
-  seen.add(fleet);
-  attached.set(registry, seen);
+  if (!attachOnce(registry, fleet)) return registry;
   const registers = [registry];
   // Cumulative counters live in fleet.stats(); a collect() re-reads them at scrape time.
   const counter = (name: string, help: string, read: () => number) =>

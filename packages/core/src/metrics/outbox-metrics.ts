@@ -1,7 +1,6 @@
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import type { Outbox } from '../outbox/outbox.js';
-
-const attached = new WeakMap<Registry, WeakSet<Outbox>>();
+import { attachOnce } from './attach-once.js';
 
 /**
  * Registers the webhook outbox metrics on `registry`, once per registry and outbox: deliveries by outcome, attempt
@@ -10,10 +9,7 @@ const attached = new WeakMap<Registry, WeakSet<Outbox>>();
  * createOutboxMetrics(outbox, registry);
  */
 export function createOutboxMetrics(outbox: Outbox, registry: Registry): Registry {
-  const seen = attached.get(registry) ?? new WeakSet<Outbox>();
-  if (seen.has(outbox)) return registry;
-  seen.add(outbox);
-  attached.set(registry, seen);
+  if (!attachOnce(registry, outbox)) return registry;
   const registers = [registry];
   const deliveries = new Counter({
     name: 'wafleet_webhook_deliveries_total',

@@ -26,16 +26,29 @@ export interface OutboxEvent {
   supersedeGroup?: string;
 }
 
-/** The JSON body every delivery carries. */
-export interface WebhookEnvelope {
+/**
+ * The JSON body of every wafleet webhook. `TData` narrows `data` for event types whose payload you know.
+ * @example
+ * const event = verifyWebhook(secret, req.headers, req.body) as WebhookEnvelope<{ status: string; previous: string }>;
+ * if (event.type === 'session.status') await setStatus(event.session, event.data.status);
+ */
+export interface WebhookEnvelope<TData extends object = Record<string, unknown>> {
+  /** `evt_` and a ULID; equals the `webhook-id` header and stays the same on every retry and replay: dedupe by it. */
   id: string;
+  /** `session.status`, the ready event (`session.ready` unless the sender renamed it) or any other type. */
   type: string;
+  /** ISO 8601 time of enqueue (not of this attempt). */
   timestamp: string;
+  /** Session id, '' for events that belong to no session. */
   session: string;
+  /** The session's fencing epoch: a canonical decimal string that can exceed 2^53. Order with {@link compareEventOrder}. */
   epoch: string;
+  /** Per session and sending instance, increasing; gaps are normal (superseded state events are never sent). */
   seq: number;
+  /** The sending instance. */
   instance: { id: string; url: string };
-  data: unknown;
+  /** For `session.status` and the ready event: `{ status, previous }` (`previous` is '' for the first status). */
+  data: TData;
 }
 
 /** How one delivery attempt ended. */
@@ -282,7 +295,8 @@ export class Outbox extends EventEmitter<OutboxEvents> {
       epoch: event.epoch ?? '0',
       seq,
       instance: this.#o.instance,
-      data: event.data ?? null,
+      // Any JSON value; receivers narrow it by type.
+      data: (event.data ?? null) as WebhookEnvelope['data'],
     });
     let probe: string;
     try {
