@@ -5,8 +5,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { killAll, sleep, spawnProcess, waitUntil } from '@wafleet/test-utils';
 import { afterAll, describe, expect, it } from 'vitest';
-// index.ts of @wafleet/core does not export the switch yet; `pnpm test` builds dist before running this.
-import { startDeadmanSwitch, type DeadmanFiredEvent, type DeadmanSwitch } from '../packages/core/dist/deadman/index.js';
+import { startDeadmanSwitch, type DeadmanFiredEvent, type DeadmanSwitch } from '@wafleet/core';
 
 const HOST = join(dirname(fileURLToPath(import.meta.url)), 'fixtures', 'deadman-host.mjs');
 const CHROMIUM = '/usr/bin/chromium';
