@@ -286,6 +286,8 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     try {
       engine = await this.#factory({ sessionId: sid, epoch: run.epoch, report: (event) => this.#onEvent(run, generation, event) });
     } catch (err) {
+      // A configuration error (e.g. takeoverOnConflict) fails the same way every time: give up at once.
+      if ((err as WafleetError).code === 'WAFLEET_CONFIG') run.failures = this.#o.maxAttempts - 1;
       this.#crash(run, generation, `engine factory failed: ${(err as Error).message}`);
       return;
     }
