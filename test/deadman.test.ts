@@ -189,6 +189,31 @@ describe('dead-man switch with a fake browser', () => {
     expect(after).toBeLessThan(200);
   });
 
+  it('re-arms after firing: browsers launched after the instance recovered are still protected', async () => {
+    const sw = await newSwitch();
+    const first = fakeBrowser();
+    sw.track('s1', [first.pid]);
+    const fired = firedOnce(sw);
+    sw.refresh(150);
+    await fired;
+    await first.exited;
+    expect(sw.active).toBe(false);
+    // The instance recovers: it launches a new browser and renews its lease.
+    const second = fakeBrowser();
+    sw.untrack('s1');
+    sw.track('s1', [second.pid]);
+    sw.refresh(5_000);
+    await waitUntil(() => sw.active, { timeoutMs: 5_000, message: 'the switch did not re-arm' });
+    watchdogs.add(sw.pid);
+    // ...and pauses again: the new watchdog kills the new browser.
+    const t0 = performance.now();
+    sw.refresh(200);
+    const after = (await second.exited) - t0;
+    console.log(`deadman re-armed: second browser killed ${after.toFixed(0)} ms after the last refresh(200)`);
+    expect(after).toBeGreaterThanOrEqual(150);
+    await sw.close();
+  });
+
   it('never throws into the host once the watchdog is gone, and reports a watchdog that died', async () => {
     const sw = await newSwitch();
     const errors: Error[] = [];

@@ -106,6 +106,7 @@ export async function runInstance(argv: string[]): Promise<void> {
     authDelayMs: num(values, 'auth-delay-ms'),
     readyDelayMs: num(values, 'ready-delay-ms'),
   });
+  const browserPids = new Map<string, number | undefined>();
   let deadman: DeadmanSwitch | undefined;
   if (values['browser-processes'] && !values['no-deadman']) deadman = await startDeadmanSwitch();
   const supervisor = createSupervisor({
@@ -118,9 +119,15 @@ export async function runInstance(argv: string[]): Promise<void> {
     probeTimeoutMs: 1000,
     startTimeoutMs: 10_000,
     restart: { baseMs: 200, maxMs: 5000, maxAttempts: 10 },
-    onEngine: ({ event, sessionId, epoch }) => journal(sessionId, event, epoch, sim.browserPid(sessionId)),
+    onEngine: ({ event, sessionId, epoch }) => {
+      // A stop is journaled with the pid its own start had, not a newer engine's.
+      if (event === 'start') browserPids.set(sessionId, sim.browserPid(sessionId));
+      journal(sessionId, event, epoch, browserPids.get(sessionId));
+      if (event === 'stop') browserPids.delete(sessionId);
+    },
   });
   fleet.on('fenced', ({ sessionIds, reason }) => out({ ev: 'fenced', count: sessionIds.length, reason }));
+  deadman?.on('fired', ({ reason, killed }) => out({ ev: 'deadman-fired', reason, killed: killed.length }));
   fleet.on('leaseRestored', ({ incarnation }) => out({ ev: 'leaseRestored', inc: incarnation }));
   supervisor.on('status', ({ sessionId, status }) => out({ ev: 'status', s: sessionId, status }));
 

@@ -106,9 +106,85 @@ export async function startDeadmanSwitch(options: DeadmanSwitchOptions = {}): Pr
   if (!existsSync(WATCHDOG_PATH)) {
     throw new Error(`Dead-man watchdog not found at ${WATCHDOG_PATH}: run the compiled package (dist), not its sources`);
   }
-  const sw = new WatchdogSwitch(createLogger(options.logger), closeTimeoutMs);
-  await sw.started(startTimeoutMs);
-  return sw;
+  const log = createLogger(options.logger);
+  const spawnWatchdog = async () => {
+    const sw = new WatchdogSwitch(log, closeTimeoutMs);
+    await sw.started(startTimeoutMs);
+    return sw;
+  };
+  return new RearmingSwitch(await spawnWatchdog(), spawnWatchdog, log);
+}
+
+/**
+ * A watchdog that fired (or died) protects nothing any more. The instance's next `refresh()` proves it is alive
+ * and renewing again, so a fresh watchdog takes over, with every tracked browser and that deadline.
+ */
+class RearmingSwitch extends EventEmitter<DeadmanSwitchEvents> implements DeadmanSwitch {
+  #current: WatchdogSwitch;
+  readonly #tracked = new Map<string, number[]>();
+  #rearming: Promise<void> | undefined;
+  #deadline: number | undefined;
+  #closing = false;
+
+  constructor(
+    first: WatchdogSwitch,
+    private readonly spawnWatchdog: () => Promise<WatchdogSwitch>,
+    private readonly log: Logger,
+  ) {
+    super();
+    this.#current = this.#wire(first);
+  }
+
+  get pid(): number {
+    return this.#current.pid;
+  }
+
+  get active(): boolean {
+    return this.#current.active;
+  }
+
+  refresh(inMs: number): void {
+    if (this.#current.active) return this.#current.refresh(inMs);
+    this.#deadline = inMs;
+    this.#rearm();
+  }
+
+  track(sessionId: string, pids: readonly number[]): void {
+    this.#tracked.set(validSessionId(sessionId), [...pids]);
+    if (this.#current.active) this.#current.track(sessionId, pids);
+  }
+
+  untrack(sessionId: string): void {
+    this.#tracked.delete(validSessionId(sessionId));
+    if (this.#current.active) this.#current.untrack(sessionId);
+  }
+
+  async close(): Promise<void> {
+    this.#closing = true;
+    await this.#rearming;
+    await this.#current.close();
+  }
+
+  #wire(sw: WatchdogSwitch): WatchdogSwitch {
+    sw.on('fired', (event) => this.emit('fired', event));
+    sw.on('error', (err) => {
+      if (this.listenerCount('error') > 0) this.emit('error', err);
+    });
+    return sw;
+  }
+
+  #rearm(): void {
+    if (this.#closing || this.#rearming) return;
+    this.#rearming = this.spawnWatchdog()
+      .then((next) => {
+        this.#current = this.#wire(next);
+        for (const [sessionId, pids] of this.#tracked) next.track(sessionId, pids);
+        if (this.#deadline !== undefined) next.refresh(this.#deadline);
+        this.log.warn('dead-man switch re-armed with a new watchdog', { pid: next.pid, tracked: this.#tracked.size });
+      })
+      .catch((err: Error) => this.log.error('dead-man switch could not be re-armed; browsers are unprotected', { err: err.message }))
+      .finally(() => (this.#rearming = undefined));
+  }
 }
 
 function positiveMs(option: string, value: unknown, fallback: number): number {

@@ -85,6 +85,8 @@ interface Run {
   settled: (() => void) | undefined;
   /** Registry writes of this session, in order. */
   writes: Promise<void>;
+  /** The previous engine's stop: a new engine never starts while its predecessor's browser may still run. */
+  stopping: Promise<void>;
   queued: boolean;
 }
 
@@ -158,9 +160,12 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     fleet.on('fenced', ({ sessionIds, reason }) => {
       for (const sid of sessionIds) void this.#halt(sid, `fenced: ${reason}`);
     });
+    // Re-asserted after Redis lost its data: the engine kept running, but the new record says STARTING.
     fleet.on('epoch', ({ sessionId, epoch }) => {
       const run = this.#runs.get(sessionId);
-      if (run) run.epoch = epoch;
+      if (!run) return;
+      run.epoch = epoch;
+      this.#record(run, run.status);
     });
     fleet.on('renewed', ({ selfFenceInMs }) => this.#deadman?.refresh(selfFenceInMs));
     fleet.setStopSession((sessionId, reason) => this.#stopForFleet(sessionId, reason));
@@ -251,6 +256,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
         timers: new Set(),
         settled: undefined,
         writes: Promise.resolve(),
+        stopping: Promise.resolve(),
         queued: false,
       };
       this.#runs.set(sessionId, run);
@@ -277,6 +283,8 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
 
   async #launch(run: Run): Promise<void> {
     const sid = run.sessionId;
+    if (this.#closed || run.desired !== 'running' || run.engine || !this.#fleet.owns(sid)) return;
+    await run.stopping;
     if (this.#closed || run.desired !== 'running' || run.engine || !this.#fleet.owns(sid)) return;
     const generation = ++run.generation;
     run.epoch = this.#fleet.epochOf(sid) ?? run.epoch;
@@ -439,10 +447,15 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     await this.#fleet.release(run.sessionId).catch((err: Error) => this.#log.warn('release after logout failed', { err: err.message }));
   }
 
-  async #stopEngine(run: Run): Promise<void> {
+  #stopEngine(run: Run): Promise<void> {
     const engine = run.engine;
-    if (!engine) return;
+    if (!engine) return run.stopping;
     run.engine = undefined;
+    run.stopping = this.#stop(run, engine);
+    return run.stopping;
+  }
+
+  async #stop(run: Run, engine: SessionEngine): Promise<void> {
     let timeout: NodeJS.Timeout | undefined;
     const stopped = await Promise.race([
       engine.stop().then(
@@ -467,11 +480,15 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     run.transitions.push({ at: Date.now(), from, to, reason });
     if (run.transitions.length > this.#o.transitionsKept) run.transitions.shift();
     this.emit('status', { sessionId: run.sessionId, status: to, reason });
-    // A fenced instance never writes the session's records again: only the owner reports.
+    this.#record(run, to);
+  }
+
+  /** Writes a status to the registry, in order per session; a fenced instance never writes the session's records. */
+  #record(run: Run, status: SessionStatus): void {
     if (!this.#fleet.owns(run.sessionId)) return;
     const desired = run.desired === 'running' ? undefined : run.desired;
     run.writes = run.writes.then(() =>
-      this.#fleet.setStatus(run.sessionId, to, desired ? { desired } : {}).catch((err: WafleetError) => {
+      this.#fleet.setStatus(run.sessionId, status, desired ? { desired } : {}).catch((err: WafleetError) => {
         this.#log.debug('status not recorded', { sessionId: run.sessionId, code: err.code });
       }),
     );
