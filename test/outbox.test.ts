@@ -99,6 +99,20 @@ describe('webhook outbox: order and supersession (G6)', () => {
     for (let i = 1; i < delivered.length; i++) expect(delivered[i]!).toBeGreaterThanOrEqual(delivered[i - 1]!);
   });
 
+  it('keeps delivering while a caller enqueues in a tight await loop', async () => {
+    const r = await receiver();
+    const o = await outbox(r.url, { pollIntervalMs: 20, ratePerSecond: 100_000 });
+    const t0 = performance.now();
+    let deliveredDuringLoop = 0;
+    // Each commit is synchronous: without yielding, this loop would never let a delivery run.
+    while (performance.now() - t0 < 400) {
+      await o.enqueue({ type: 'burst', session: `s${Math.floor(Math.random() * 50)}` });
+      deliveredDuringLoop = r.received.length;
+    }
+    expect(deliveredDuringLoop).toBeGreaterThan(0);
+    await waitUntil(() => o.stats().pending === 0 && o.stats().oldestPendingAt === undefined, { timeoutMs: 20_000 });
+  });
+
   it('a newer state event supersedes older undelivered ones, which never arrive after it', async () => {
     const r = await receiver();
     await r.down();

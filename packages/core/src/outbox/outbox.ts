@@ -89,7 +89,7 @@ export interface OutboxOptions {
   retryOn409?: boolean;
   /** Deliveries in flight at once (across sessions; one per session). @default 16 */
   concurrency?: number;
-  /** Most delivery attempts per second: a recovering backend is not flattened by the backlog. @default 50 */
+  /** Most delivery attempts per second: a recovering backend is not flattened by the backlog. @default 200 */
   ratePerSecond?: number;
   /** Circuit breaker: opens after this many consecutive failures, probes again after the cooldown. */
   breaker?: { failureThreshold?: number; cooldownMs?: number };
@@ -165,7 +165,7 @@ function resolve(options: OutboxOptions) {
     retryAfterMaxMs: positiveInt('retryAfter.maxMs', options.retryAfter?.maxMs ?? 3_600_000),
     retryOn409: options.retryOn409 ?? false,
     concurrency: positiveInt('concurrency', options.concurrency ?? 16),
-    ratePerSecond: positiveInt('ratePerSecond', options.ratePerSecond ?? 50),
+    ratePerSecond: positiveInt('ratePerSecond', options.ratePerSecond ?? 200),
     failureThreshold: positiveInt('breaker.failureThreshold', options.breaker?.failureThreshold ?? 5),
     cooldownMs: positiveInt('breaker.cooldownMs', options.breaker?.cooldownMs ?? 30_000),
     maxEventBytes: positiveInt('maxEventBytes', options.maxEventBytes ?? 1_048_576, 256),
@@ -210,6 +210,7 @@ export class Outbox extends EventEmitter<OutboxEvents> {
   readonly #inFlight = new Set<Promise<void>>();
   #disabled = new Set<string>();
   #timer: NodeJS.Timeout | undefined;
+  #immediate: NodeJS.Immediate | undefined;
   #pumping = false;
   #pumpAgain = false;
   #tokens: number;
@@ -219,6 +220,7 @@ export class Outbox extends EventEmitter<OutboxEvents> {
   #probing = false;
   #lastCleanup = 0;
   #lastCounts = 0;
+  #lastPumpAt = performance.now();
   #counts: StoreCounts = { pending: 0, dead: 0, oldestPendingAt: undefined };
   readonly #stats = { enqueued: 0, attempts: { delivered: 0, retry: 0, dead: 0, disabled: 0, superseded: 0 } };
 
@@ -265,6 +267,9 @@ export class Outbox extends EventEmitter<OutboxEvents> {
     this.#counts.pending += inserted.length;
     this.#counts.oldestPendingAt ??= now;
     this.#schedule(0);
+    // The store commits synchronously, so a caller awaiting enqueue in a loop never yields to the event loop and
+    // delivery would starve: give it a turn when it has not run for a while.
+    if (performance.now() - this.#lastPumpAt > this.#o.pollIntervalMs) await new Promise((r) => setImmediate(r));
     return inserted;
   }
 
@@ -362,6 +367,7 @@ export class Outbox extends EventEmitter<OutboxEvents> {
       await this.#startPromise?.catch(() => undefined);
       this.#state = 'closed';
       clearTimeout(this.#timer);
+      if (this.#immediate) clearImmediate(this.#immediate);
       await Promise.allSettled([...this.#inFlight]);
       await this.#store.close();
     })();
@@ -373,7 +379,17 @@ export class Outbox extends EventEmitter<OutboxEvents> {
   #schedule(ms: number): void {
     if (this.#state !== 'running') return;
     clearTimeout(this.#timer);
-    this.#timer = setTimeout(() => void this.#pump(), ms).unref();
+    this.#timer = undefined;
+    if (ms > 0) {
+      this.#timer = setTimeout(() => void this.#pump(), ms).unref();
+      return;
+    }
+    // setTimeout(0) waits at least 1 ms; a wake-up for new work should not.
+    if (this.#immediate) return;
+    this.#immediate = setImmediate(() => {
+      this.#immediate = undefined;
+      void this.#pump();
+    }).unref();
   }
 
   async #pump(): Promise<void> {
@@ -382,6 +398,7 @@ export class Outbox extends EventEmitter<OutboxEvents> {
       return;
     }
     this.#pumping = true;
+    this.#lastPumpAt = performance.now();
     try {
       do {
         this.#pumpAgain = false;
@@ -445,6 +462,7 @@ export class Outbox extends EventEmitter<OutboxEvents> {
       this.#breakerSuccess();
       await this.#store.markDelivered(row.id, attempts, o.now());
       this.#counts.pending = Math.max(0, this.#counts.pending - 1);
+      if (this.#counts.pending === 0) this.#counts.oldestPendingAt = undefined;
       return this.#emitAttempt(row, 'delivered', status, durationMs);
     }
     if (status === 410) {
