@@ -1,0 +1,104 @@
+// A whatsapp-service instance on wafleet: the real whatsapp-web.js Client, one browser per session, supervised,
+// fenced, with durable webhooks. Configuration comes from the environment (the library itself reads none).
+//
+//   REDIS_URL=redis://127.0.0.1:6379 INSTANCE_ID=wa-1 PORT=3001 PUBLIC_URL=http://127.0.0.1:3001 \
+//   WEBHOOK_URL=http://backend/webhooks/whatsapp WEBHOOK_SECRET=whsec_... node server.mjs
+import { createFleet, createOutbox, createSupervisor, startDeadmanSwitch } from '@wafleet/core';
+import { createFleetRouter, fleetGuard, idempotency } from '@wafleet/core/express';
+import { createWwebjsEngine } from '@wafleet/wwebjs';
+import express from 'express';
+import wwebjs from 'whatsapp-web.js';
+
+const { Client, LocalAuth } = wwebjs;
+const env = (name, fallback) =>
+  process.env[name] ??
+  fallback ??
+  (() => {
+    throw new Error(`${name} is required`);
+  })();
+const port = Number(env('PORT', '3001'));
+const instanceId = env('INSTANCE_ID');
+const publicUrl = env('PUBLIC_URL', `http://127.0.0.1:${port}`);
+const log = (msg, fields = {}) => process.stdout.write(`${JSON.stringify({ t: Date.now(), msg, ...fields })}\n`);
+const logger = { debug() {}, info: (m, f) => log(m, f), warn: (m, f) => log(m, f), error: (m, f) => log(m, f) };
+
+const outbox = createOutbox({
+  store: env('OUTBOX_FILE', `./data/${instanceId}-outbox.sqlite`),
+  endpoint: { url: env('WEBHOOK_URL'), secrets: [env('WEBHOOK_SECRET')] },
+  instance: { id: instanceId, url: publicUrl },
+  logger,
+});
+await outbox.start();
+
+const fleet = createFleet({
+  redis: env('REDIS_URL'),
+  namespace: env('WAFLEET_NAMESPACE', 'default'),
+  instanceId,
+  url: publicUrl,
+  maxSessions: Number(env('MAX_SESSIONS', '20')),
+  outbox,
+  readyEventType: env('READY_EVENT', 'session_ready'),
+  logger,
+});
+
+// The host builds each Client with its own options; the binding refuses takeoverOnConflict.
+const clients = new Map();
+const chromiumArgs = (process.env.CHROMIUM_ARGS ?? '--no-sandbox --disable-gpu --disable-background-networking').split(' ').filter(Boolean);
+const engine = createWwebjsEngine(
+  ({ sessionId }) => {
+    const client = new Client({
+      authStrategy: new LocalAuth({ clientId: sessionId, dataPath: env('AUTH_DIR', './data/auth') }),
+      puppeteer: { executablePath: env('CHROMIUM', '/usr/bin/chromium'), headless: true, args: chromiumArgs },
+    });
+    clients.set(sessionId, client);
+    return client;
+  },
+  { logger },
+);
+const deadman = await startDeadmanSwitch({ logger });
+const supervisor = createSupervisor({ fleet, engine, deadman, logger });
+
+const app = express();
+app.use(createFleetRouter(fleet, { qr: (id) => supervisor.qr(id), outbox, drainToken: process.env.DRAIN_TOKEN }));
+app.post('/sessions/:sessionId/start', async (req, res) => {
+  try {
+    await supervisor.startSession(req.params.sessionId);
+    res.status(202).json(supervisor.session(req.params.sessionId));
+  } catch (err) {
+    // Owned elsewhere or full: tell the caller where to go instead of starting a second copy.
+    res
+      .status(err.code === 'WAFLEET_OWNED_ELSEWHERE' ? 421 : err.code === 'WAFLEET_CAPACITY' ? 503 : 400)
+      .json({ error: err.code, owner: err.owner, ownerUrl: err.ownerUrl });
+  }
+});
+app.get('/sessions/:sessionId/status', fleetGuard(fleet), (req, res) => res.json(supervisor.session(req.params.sessionId)));
+app.post('/sessions/:sessionId/messages', express.json(), fleetGuard(fleet), idempotency(fleet), async (req, res) => {
+  const client = clients.get(req.params.sessionId);
+  if (supervisor.session(req.params.sessionId)?.status !== 'WORKING' || !client) {
+    // 503, not 409: a transient state must not be stored as this idempotency key's outcome.
+    res
+      .status(503)
+      .set('retry-after', '5')
+      .json({ error: 'SESSION_NOT_WORKING', status: supervisor.session(req.params.sessionId)?.status });
+    return;
+  }
+  const message = await client.sendMessage(req.body.chatId, req.body.text);
+  res.status(201).json({ id: message.id._serialized });
+});
+
+// RemoteAuth saves from a timer without awaiting: a fenced (refused) save must not take the process down.
+process.on('unhandledRejection', (err) => log('unhandled rejection', { err: String(err?.message ?? err) }));
+await fleet.start();
+supervisor.start();
+const server = app.listen(port, '127.0.0.1', () => log('listening', { instanceId, port }));
+
+// The host owns signals: hand every session off (each browser closed first), then exit.
+process.on('SIGTERM', async () => {
+  await fleet.close();
+  await supervisor.close();
+  await deadman.close();
+  await outbox.close();
+  server.close();
+  log('stopped');
+  process.exit(0);
+});
