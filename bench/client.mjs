@@ -22,30 +22,43 @@
 //   MARIADB_HOST/PORT    MariaDB address                             (default 127.0.0.1:3306)
 //   BENCH_NO_WRITE=1     print only, do not touch BENCHMARKS.md
 
-import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import http from 'node:http';
-import { createRequire } from 'node:module';
-import net from 'node:net';
 import os from 'node:os';
-import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { fileURLToPath } from 'node:url';
 
 import { createFleetClient } from '@wafleet/client';
 import { createFleet } from '@wafleet/core';
 import { fleetGuard } from '@wafleet/core/express';
 import express from 'express';
-import { Redis } from 'ioredis';
 import mysql from 'mysql2/promise';
 import { Agent, Headers, fetch as undiciFetch, request as undiciRequest } from 'undici';
 
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const BENCHMARKS_MD = path.join(ROOT, 'BENCHMARKS.md');
-const START_MARKER = '<!-- bench:client:start -->';
-const END_MARKER = '<!-- bench:client:end -->';
-const AFTER_MARKER = '<!-- bench:registry:end -->';
+import {
+  benchLog,
+  cleanup,
+  fmt,
+  isoSeconds,
+  loadAverage,
+  machine,
+  onCleanup,
+  packageVersion,
+  percentile,
+  positiveInt,
+  publish,
+  range,
+  redisClient,
+  redisVersion,
+  RedisServer,
+  rotation,
+  runConcurrent,
+  runMain,
+  runSequential,
+  runTag,
+  summarize,
+} from './lib.mjs';
 
 const FLEETS = 3;
 const SESSIONS = 1_000;
@@ -67,117 +80,7 @@ const MARIADB = {
   database: 'test',
 };
 
-function positiveInt(raw, fallback) {
-  const n = Number(raw);
-  return Number.isInteger(n) && n > 0 ? n : fallback;
-}
-
-const log = (...args) => console.error('[bench:client]', ...args);
-const runTag = Date.now().toString(36);
-const range = (n) => Array.from({ length: n }, (_, i) => i);
-
-// ---------------------------------------------------------------------------------------------------------
-// Cleanup: everything this script starts registers how to undo it; runs on success, failure and signals.
-// ---------------------------------------------------------------------------------------------------------
-
-/** @type {Array<{ name: string, fn: () => Promise<unknown> }>} newest first when run */
-const cleanups = [];
-const onCleanup = (name, fn) => cleanups.push({ name, fn });
-let cleaningUp;
-
-function cleanup() {
-  cleaningUp ??= (async () => {
-    while (cleanups.length > 0) {
-      const { name, fn } = cleanups.pop();
-      try {
-        await Promise.race([fn(), sleep(5_000).then(() => Promise.reject(new Error('timed out after 5 s')))]);
-      } catch (err) {
-        log(`cleanup "${name}" failed: ${err?.message ?? err}`);
-      }
-    }
-  })();
-  return cleaningUp;
-}
-
-// ---------------------------------------------------------------------------------------------------------
-// Private redis-server
-// ---------------------------------------------------------------------------------------------------------
-
-/** @type {import('node:child_process').ChildProcess | undefined} */
-let redisChild;
-
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.unref();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address();
-      srv.close(() => resolve(port));
-    });
-  });
-}
-
-async function startRedis() {
-  const bin = process.env.REDIS_SERVER || 'redis-server';
-  for (let attempt = 1; ; attempt++) {
-    let port = await freePort();
-    while (port === 6379) port = await freePort();
-    const args = ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--daemonize', 'no'];
-    const child = spawn(bin, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-    redisChild = child;
-    let output = '';
-    const keep = (chunk) => {
-      output = (output + chunk.toString()).slice(-4000);
-    };
-    child.stdout.on('data', keep);
-    child.stderr.on('data', keep);
-    child.once('error', (err) => keep(`spawn error: ${err.message}\n`));
-    const exited = new Promise((resolve) => child.once('exit', resolve));
-    const ready = await Promise.race([
-      (async () => {
-        const deadline = performance.now() + 10_000;
-        while (performance.now() < deadline) {
-          if (/Ready to accept connections/.test(output)) return true;
-          await sleep(20);
-        }
-        return false;
-      })(),
-      exited.then(() => false),
-    ]);
-    if (ready) {
-      log(`redis-server pid ${child.pid} on port ${port}`);
-      return { port, command: `${bin} ${args.map((a) => (a === '' ? '""' : a)).join(' ')}` };
-    }
-    await stopRedis();
-    if (attempt >= 3) throw new Error(`redis-server did not start:\n${output}`);
-    log(`redis-server on port ${port} did not start (attempt ${attempt}), retrying`);
-  }
-}
-
-async function stopRedis() {
-  const child = redisChild;
-  if (!child || child.exitCode !== null || child.signalCode !== null) return;
-  const gone = new Promise((resolve) => child.once('exit', resolve));
-  child.kill('SIGTERM');
-  const timer = setTimeout(() => child.kill('SIGKILL'), 3_000);
-  await gone;
-  clearTimeout(timer);
-  log(`redis-server pid ${child.pid} stopped`);
-}
-
-// Last resort: never leave the child behind, whatever happens to this process.
-process.on('exit', () => {
-  if (redisChild && redisChild.exitCode === null && redisChild.signalCode === null) redisChild.kill('SIGKILL');
-});
-for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
-  process.once(sig, () => {
-    log(`${sig}: cleaning up`);
-    const hard = setTimeout(() => process.exit(130), 8_000);
-    hard.unref();
-    cleanup().finally(() => process.exit(130));
-  });
-}
+const log = benchLog('bench:client');
 
 // ---------------------------------------------------------------------------------------------------------
 // MariaDB
@@ -220,56 +123,6 @@ async function ensureMariadb() {
 // Measurement helpers
 // ---------------------------------------------------------------------------------------------------------
 
-function percentile(sorted, p) {
-  if (sorted.length === 0) return NaN;
-  const rank = Math.ceil((p / 100) * sorted.length);
-  return sorted[Math.min(sorted.length, Math.max(1, rank)) - 1];
-}
-
-function summarize(samples) {
-  const sorted = Float64Array.from(samples).sort();
-  let sum = 0;
-  for (const x of sorted) sum += x;
-  return {
-    n: sorted.length,
-    p50: percentile(sorted, 50),
-    p99: percentile(sorted, 99),
-    mean: sum / sorted.length,
-    max: sorted[sorted.length - 1],
-  };
-}
-
-/** `n` calls of `fn(from + i)` one after another; pushes each call's time to `samples` unless it is null. Returns wall ms. */
-async function runSequential(fn, from, n, samples) {
-  const t0 = performance.now();
-  if (samples) {
-    for (let i = 0; i < n; i++) {
-      const t = performance.now();
-      await fn(from + i);
-      samples.push(performance.now() - t);
-    }
-  } else {
-    for (let i = 0; i < n; i++) await fn(from + i);
-  }
-  return performance.now() - t0;
-}
-
-/** `n` calls of `fn(from + i)` from `callers` concurrent callers, each call timed into `samples`. Returns wall ms. */
-async function runConcurrent(fn, from, n, callers, samples) {
-  let next = 0;
-  const worker = async () => {
-    while (next < n) {
-      const i = next++;
-      const t = performance.now();
-      await fn(from + i);
-      samples.push(performance.now() - t);
-    }
-  };
-  const t0 = performance.now();
-  await Promise.all(range(Math.min(callers, n)).map(worker));
-  return performance.now() - t0;
-}
-
 /**
  * Measures several methods side by side. Each phase (sequential timed, sequential untimed, concurrent) is cut
  * into batches and every batch runs each method once, in an order that rotates from batch to batch, so a slow
@@ -280,11 +133,6 @@ async function interleaved(label, methods, { warmup, seqN, seqBatch, concN, conc
   const st = Object.fromEntries(
     names.map((n) => [n, { next: 0, seq: [], batchP50: [], rateMs: 0, rateN: 0, conc: [], concMs: 0, concN: 0 }]),
   );
-  const orderFor = (b) => {
-    const k = b % names.length;
-    const rotated = [...names.slice(k), ...names.slice(0, k)];
-    return Math.floor(b / names.length) % 2 === 1 ? rotated.reverse() : rotated;
-  };
   const seqBatches = Math.ceil(seqN / seqBatch);
   const concBatches = Math.ceil(concN / concBatch);
   log(
@@ -299,7 +147,7 @@ async function interleaved(label, methods, { warmup, seqN, seqBatch, concN, conc
     s.next += warmup;
   }
   for (let b = 0; b < seqBatches; b++) {
-    for (const name of orderFor(b)) {
+    for (const name of rotation(b, names)) {
       const s = st[name];
       const batch = [];
       await runSequential(methods[name], s.next, seqBatch, batch);
@@ -309,7 +157,7 @@ async function interleaved(label, methods, { warmup, seqN, seqBatch, concN, conc
     }
   }
   for (let b = 0; b < seqBatches; b++) {
-    for (const name of orderFor(b)) {
+    for (const name of rotation(b, names)) {
       const s = st[name];
       s.rateMs += await runSequential(methods[name], s.next, seqBatch, null);
       s.next += seqBatch;
@@ -317,7 +165,7 @@ async function interleaved(label, methods, { warmup, seqN, seqBatch, concN, conc
     }
   }
   for (let b = 0; b < concBatches; b++) {
-    for (const name of orderFor(b)) {
+    for (const name of rotation(b, names)) {
       const s = st[name];
       s.concMs += await runConcurrent(methods[name], s.next, concBatch, CONCURRENCY, s.conc);
       s.next += concBatch;
@@ -358,27 +206,8 @@ function shuffled(items, seed = 42) {
   return out;
 }
 
-const fmt = (x, digits = 0) =>
-  Number.isFinite(x) ? x.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits }) : 'n/a';
 const ms = (x) => (Number.isFinite(x) ? (x < 0.1 ? fmt(x, 4) : fmt(x, 3)) : 'n/a');
 const ratio = (a, b) => (Number.isFinite(a) && Number.isFinite(b) && b > 0 ? `${a / b >= 100 ? fmt(a / b, 0) : fmt(a / b, 1)}x` : 'n/a');
-
-function packageVersion(name) {
-  try {
-    const require = createRequire(import.meta.url);
-    let dir = path.dirname(require.resolve(name));
-    for (let i = 0; i < 5; i++, dir = path.dirname(dir)) {
-      const file = path.join(dir, 'package.json');
-      if (existsSync(file)) {
-        const pkg = JSON.parse(readFileSync(file, 'utf8'));
-        if (pkg.name === name) return pkg.version;
-      }
-    }
-  } catch {
-    // fall through
-  }
-  return 'unknown';
-}
 
 // ---------------------------------------------------------------------------------------------------------
 // 1. Owner lookup: client cache, Redis lookup script, MariaDB query
@@ -596,7 +425,6 @@ async function fetchBench(redisUrl) {
 // ---------------------------------------------------------------------------------------------------------
 
 function report({ env, lookups: L, fetches: F, startedAt, runtimeS }) {
-  const cpu = os.cpus();
   const c = L.cache;
   const rd = L.redis;
   const db = L.mariadb;
@@ -628,19 +456,15 @@ function report({ env, lookups: L, fetches: F, startedAt, runtimeS }) {
     ],
     ['direct undici `request(url, { dispatcher: agent })`', fr, 'undici request'],
   ];
-  const load = os
-    .loadavg()
-    .map((x) => fmt(x, 2))
-    .join(' / ');
 
   const lines = [
     '## Owner lookup and fetch overhead (issue 3)',
     '',
     '- Command: `node bench/client.mjs` (from the repository root, after `npx -y pnpm@12.4.2 run build`; no root script runs it)',
-    `- Date: ${startedAt.toISOString().replace(/\.\d+Z$/, 'Z')} (run took ${fmt(runtimeS)} s)`,
+    `- Date: ${isoSeconds(startedAt)} (run took ${fmt(runtimeS)} s)`,
     `- Node ${process.version}, Redis ${env.redisVersion} (a private \`${env.redisCommand}\` spawned by the script), ${env.mariadbVersion ? `MariaDB ${env.mariadbVersion} on ${MARIADB.host}:${MARIADB.port}${env.mariadbNote}` : 'MariaDB: not reachable, (c) skipped'}`,
     `- ioredis ${env.versions.ioredis}, mysql2 ${env.versions.mysql2}, undici ${env.versions.undici}, express ${env.versions.express}`,
-    `- Machine: ${os.availableParallelism()} cores${cpu[0] ? ` (${cpu[0].model.trim()})` : ''}, ${process.platform}; Redis, MariaDB and the benchmark process (fleets, clients and the HTTP server alike) share it. Load average at the start ${env.loadAtStart}, at the end ${load} (1 / 5 / 15 min): other work was running, so compare rows of one run, not runs.`,
+    `- Machine: ${machine()}; Redis, MariaDB and the benchmark process (fleets, clients and the HTTP server alike) share it. Load average at the start ${env.loadAtStart}, at the end ${loadAverage()} (1 / 5 / 15 min): other work was running, so compare rows of one run, not runs.`,
     '',
     `### Owner lookup: ${fmt(SESSIONS)} sessions claimed by ${FLEETS} in-process fleets`,
     '',
@@ -729,76 +553,38 @@ function reading({ c, rd, db, fc, ff, fo, fr }) {
   return parts.join(' ');
 }
 
-function writeBenchmarksMd(section) {
-  const block = `${START_MARKER}\n${section}\n${END_MARKER}`;
-  const old = existsSync(BENCHMARKS_MD) ? readFileSync(BENCHMARKS_MD, 'utf8') : '# Benchmarks\n';
-  const start = old.indexOf(START_MARKER);
-  const end = start === -1 ? -1 : old.indexOf(END_MARKER, start);
-  let text;
-  if (start !== -1 && end !== -1) {
-    text = old.slice(0, start) + block + old.slice(end + END_MARKER.length);
-  } else {
-    // After the registry section when there is one (sections keep their order), else at the end.
-    const after = old.indexOf(AFTER_MARKER);
-    if (after !== -1) {
-      const at = after + AFTER_MARKER.length;
-      text = `${old.slice(0, at)}\n\n${block}${old.slice(at).length > 0 ? old.slice(at) : '\n'}`;
-    } else {
-      text = `${old.replace(/\s*$/, '')}\n\n${block}\n`;
-    }
-  }
-  writeFileSync(BENCHMARKS_MD, text);
-}
-
 // ---------------------------------------------------------------------------------------------------------
 
 async function main() {
   const startedAt = new Date();
   const t0 = performance.now();
-  const loadAtStart = os
-    .loadavg()
-    .map((x) => fmt(x, 2))
-    .join(' / ');
+  const loadAtStart = loadAverage();
   const mariadb = await ensureMariadb();
   if (!mariadb.version) log(`(c) will be skipped: ${mariadb.note}`);
-  const redis = await startRedis();
+  const redis = await new RedisServer().start();
   const redisUrl = `redis://127.0.0.1:${redis.port}`;
-  const admin = new Redis({ host: '127.0.0.1', port: redis.port, lazyConnect: true, maxRetriesPerRequest: 1 });
-  admin.on('error', (err) => log('redis admin error:', err.message));
+  const admin = redisClient(redis.port);
   try {
     await admin.connect();
-    const redisVersion = /redis_version:(\S+)/.exec(await admin.info('server'))?.[1] ?? 'unknown';
+    const version = await redisVersion(admin);
     const lookups = await lookupBench(redisUrl, mariadb);
     await admin.flushall();
     const fetches = await fetchBench(redisUrl);
     const env = {
       loadAtStart,
-      redisVersion,
+      redisVersion: version,
       redisCommand: redis.command,
       mariadbVersion: mariadb.version,
       mariadbNote: mariadb.note,
       versions: Object.fromEntries(['ioredis', 'mysql2', 'undici', 'express'].map((n) => [n, packageVersion(n)])),
     };
-    const section = report({ env, lookups, fetches, startedAt, runtimeS: (performance.now() - t0) / 1000 });
-    process.stdout.write(`${section}\n`);
-    if (process.env.BENCH_NO_WRITE !== '1') {
-      writeBenchmarksMd(section);
-      log(`wrote ${path.relative(process.cwd(), BENCHMARKS_MD) || BENCHMARKS_MD}`);
-    }
+    publish('client', report({ env, lookups, fetches, startedAt, runtimeS: (performance.now() - t0) / 1000 }), { after: 'registry' });
   } finally {
     await cleanup();
     admin.disconnect();
-    await stopRedis();
+    await redis.stop();
     log(`total ${fmt((performance.now() - t0) / 1000, 1)} s`);
   }
 }
 
-main().then(
-  () => process.exit(0),
-  async (err) => {
-    console.error(err);
-    await cleanup().catch(() => undefined);
-    await stopRedis().catch(() => undefined);
-    process.exit(1);
-  },
-);
+runMain(main);

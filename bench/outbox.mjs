@@ -35,41 +35,50 @@
 /* global fetch, AbortSignal */
 
 import { spawn, spawnSync } from 'node:child_process';
-import { randomUUID } from 'node:crypto';
-import {
-  closeSync,
-  existsSync,
-  fdatasyncSync,
-  mkdirSync,
-  mkdtempSync,
-  openSync,
-  readFileSync,
-  rmSync,
-  writeFileSync,
-  writeSync,
-} from 'node:fs';
+import { closeSync, fdatasyncSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
 import http from 'node:http';
 import { createRequire } from 'node:module';
-import net from 'node:net';
-import os from 'node:os';
 import path from 'node:path';
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { fileURLToPath } from 'node:url';
 
 import { createOutbox, standardWebhooksSigner } from '@wafleet/core';
 import { Queue, Worker } from 'bullmq';
-import { Redis } from 'ioredis';
 
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const BENCHMARKS_MD = path.join(ROOT, 'BENCHMARKS.md');
+import {
+  benchLog,
+  bullEnvelope,
+  cleanup,
+  fmt,
+  isoSeconds,
+  loadAverage,
+  machine,
+  NO_PERSISTENCE,
+  onCleanup,
+  packageVersion,
+  positiveInt,
+  publish,
+  range,
+  redisClient,
+  redisVersion,
+  RedisServer,
+  ROOT,
+  rotation,
+  runMain,
+  runTag,
+  summarize,
+  sumBy,
+  tempDir,
+  track,
+  waitFor,
+  webhookEvent,
+} from './lib.mjs';
+
 const PRODUCER = path.join(ROOT, 'bench', 'outbox', 'producer.mjs');
-const START_MARKER = '<!-- bench:outbox:start -->';
-const END_MARKER = '<!-- bench:outbox:end -->';
 
 const SESSIONS = 1_000;
 const CONCURRENCY = 16;
-const RATE = 100_000; // wafleet's ratePerSecond for every throughput run (default 50/s would be the bottleneck)
+const RATE = 100_000; // wafleet's ratePerSecond for every throughput run (the default 200/s would be the bottleneck)
 const BATCH = 100;
 const ENQ_SINGLE = positiveInt(process.env.BENCH_ENQ_SINGLE, 1_000);
 const ENQ_BATCHED = Math.ceil(positiveInt(process.env.BENCH_ENQ_BATCHED, 5_000) / BATCH) * BATCH;
@@ -104,209 +113,36 @@ const LABEL = {
 };
 const SHORT = { wafleet: 'wafleet', bullmq: 'BullMQ (no persistence)', 'bullmq-aof': 'BullMQ (AOF always)' };
 
-function positiveInt(raw, fallback) {
-  const n = Number(raw);
-  return Number.isInteger(n) && n > 0 ? n : fallback;
-}
+const log = benchLog('bench:outbox');
 
-const log = (...args) => console.error('[bench:outbox]', ...args);
-const runTag = Date.now().toString(36);
-const range = (n) => Array.from({ length: n }, (_, i) => i);
-
-// ---------------------------------------------------------------------------------------------------------
-// Cleanup: everything this script starts registers how to undo it; runs on success, failure and signals.
-// ---------------------------------------------------------------------------------------------------------
-
-/** @type {Array<{ name: string, fn: () => Promise<unknown> }>} newest first when run */
-const cleanups = [];
-const onCleanup = (name, fn) => {
-  const entry = { name, fn };
-  cleanups.push(entry);
-  // Returns a function that runs this cleanup now and forgets it.
-  return async () => {
-    const i = cleanups.indexOf(entry);
-    if (i !== -1) cleanups.splice(i, 1);
-    await fn();
-  };
-};
-let cleaningUp;
-
-function cleanup() {
-  cleaningUp ??= (async () => {
-    while (cleanups.length > 0) {
-      const { name, fn } = cleanups.pop();
-      try {
-        await Promise.race([fn(), sleep(5_000).then(() => Promise.reject(new Error('timed out after 5 s')))]);
-      } catch (err) {
-        log(`cleanup "${name}" failed: ${err?.message ?? err}`);
-      }
-    }
-  })();
-  return cleaningUp;
-}
-
-/** Child processes (redis-servers, producers) still alive: SIGKILLed whatever happens to this process. */
-const children = new Set();
-function track(child) {
-  children.add(child);
-  child.once('exit', () => children.delete(child));
-  return child;
-}
-
-process.on('exit', () => {
-  for (const child of children) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-  if (tmpDir && existsSync(tmpDir)) rmSync(tmpDir, { recursive: true, force: true });
-});
-for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
-  process.once(sig, () => {
-    log(`${sig}: cleaning up`);
-    const hard = setTimeout(() => process.exit(130), 8_000);
-    hard.unref();
-    cleanup().finally(() => process.exit(130));
-  });
-}
-
-/** @type {string | undefined} */
+/** Every file of the run (SQLite stores, AOFs, the fsync probe) lives here; set first thing in main(). */
 let tmpDir;
 
 // ---------------------------------------------------------------------------------------------------------
 // Private redis-servers: one without persistence, one with appendfsync always
 // ---------------------------------------------------------------------------------------------------------
 
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.unref();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address();
-      srv.close(() => resolve(port));
-    });
-  });
-}
+const AOF_ALWAYS = ['--save', '', '--appendonly', 'yes', '--appendfsync', 'always'];
 
-const PERSISTENCE_ARGS = {
-  none: ['--save', '', '--appendonly', 'no'],
-  aof: ['--save', '', '--appendonly', 'yes', '--appendfsync', 'always'],
-};
-
-/** A redis-server that can be SIGKILLed and started again on the same port with the same files. */
-class RedisServer {
-  constructor(name, persistence) {
-    this.name = name;
-    this.persistence = persistence;
-    this.dir = path.join(tmpDir, `redis-${name}`);
-    mkdirSync(this.dir, { recursive: true });
-    this.port = undefined;
-    this.child = undefined;
-    this.starts = 0;
+/** `fn(client)` on a connection of its own: a long-lived one would have to ride out every kill -9 of the server. */
+async function withAdmin(server, fn) {
+  const admin = redisClient(server.port, () => undefined);
+  try {
+    await admin.connect();
+    return await fn(admin);
+  } finally {
+    admin.disconnect();
   }
-
-  args(port) {
-    return ['--port', String(port), '--bind', '127.0.0.1', ...PERSISTENCE_ARGS[this.persistence], '--dir', this.dir, '--daemonize', 'no'];
-  }
-
-  /** The command line for the report, with the temp directory shortened. */
-  get command() {
-    const bin = process.env.REDIS_SERVER || 'redis-server';
-    return `${bin} ${this.args(this.port)
-      .map((a) => (a === '' ? '""' : a === this.dir ? `<tmp>/redis-${this.name}` : a))
-      .join(' ')}`;
-  }
-
-  async start() {
-    const bin = process.env.REDIS_SERVER || 'redis-server';
-    for (let attempt = 1; ; attempt++) {
-      let port = this.port;
-      if (port === undefined) {
-        port = await freePort();
-        while (port === 6379) port = await freePort();
-      }
-      const child = track(spawn(bin, this.args(port), { stdio: ['ignore', 'pipe', 'pipe'] }));
-      let output = '';
-      const keep = (chunk) => {
-        output = (output + chunk.toString()).slice(-4000);
-      };
-      child.stdout.on('data', keep);
-      child.stderr.on('data', keep);
-      child.once('error', (err) => keep(`spawn error: ${err.message}\n`));
-      const exited = new Promise((resolve) => child.once('exit', resolve));
-      const ready = await Promise.race([
-        (async () => {
-          const deadline = performance.now() + 15_000;
-          while (performance.now() < deadline) {
-            if (/Ready to accept connections/.test(output)) return true;
-            await sleep(5);
-          }
-          return false;
-        })(),
-        exited.then(() => false),
-      ]);
-      if (ready) {
-        this.port = port;
-        this.child = child;
-        this.starts++;
-        if (this.starts === 1) log(`redis-server "${this.name}" pid ${child.pid} on port ${port}`);
-        return;
-      }
-      if (child.exitCode === null && child.signalCode === null) {
-        child.kill('SIGKILL');
-        await exited;
-      }
-      if (attempt >= 3 || this.port !== undefined) throw new Error(`redis-server "${this.name}" did not start:\n${output}`);
-      log(`redis-server on port ${port} did not start (attempt ${attempt}), retrying`);
-    }
-  }
-
-  /** kill -9, as a crash or an OOM kill would. */
-  async kill9() {
-    const child = this.child;
-    if (!child || child.exitCode !== null || child.signalCode !== null) return;
-    const gone = new Promise((resolve) => child.once('exit', resolve));
-    child.kill('SIGKILL');
-    await gone;
-  }
-
-  async stop() {
-    const child = this.child;
-    if (!child || child.exitCode !== null || child.signalCode !== null) return;
-    const gone = new Promise((resolve) => child.once('exit', resolve));
-    child.kill('SIGTERM');
-    const timer = setTimeout(() => child.kill('SIGKILL'), 3_000);
-    await gone;
-    clearTimeout(timer);
-    log(`redis-server "${this.name}" pid ${child.pid} stopped`);
-  }
-}
-
-function adminClient(port) {
-  const client = new Redis({ host: '127.0.0.1', port, lazyConnect: true, maxRetriesPerRequest: 1 });
-  client.on('error', () => undefined); // reconnects after a deliberate kill -9 are expected
-  return client;
 }
 
 async function redisCpuSeconds(server) {
-  const admin = adminClient(server.port);
-  try {
-    await admin.connect();
-    const text = await admin.info('cpu');
-    const user = Number(/used_cpu_user:([\d.]+)/.exec(text)?.[1] ?? NaN);
-    const sys = Number(/used_cpu_sys:([\d.]+)/.exec(text)?.[1] ?? NaN);
-    return user + sys;
-  } finally {
-    admin.disconnect();
-  }
+  const text = await withAdmin(server, (admin) => admin.info('cpu'));
+  const user = Number(/used_cpu_user:([\d.]+)/.exec(text)?.[1] ?? NaN);
+  const sys = Number(/used_cpu_sys:([\d.]+)/.exec(text)?.[1] ?? NaN);
+  return user + sys;
 }
 
-async function flushRedis(server) {
-  const admin = adminClient(server.port);
-  try {
-    await admin.connect();
-    await admin.flushall();
-  } finally {
-    admin.disconnect();
-  }
-}
+const flushRedis = (server) => withAdmin(server, (admin) => admin.flushall());
 
 // ---------------------------------------------------------------------------------------------------------
 // The receiver: node:http on 127.0.0.1, answers 200, records each event id with the time it fully arrived
@@ -392,24 +228,11 @@ function collector() {
 // Events and the two systems
 // ---------------------------------------------------------------------------------------------------------
 
-/** Event i of a workload: sessions round-robin, `k` = the event's position within its session. */
-function eventFor(i) {
-  const session = `5511${String(i % SESSIONS).padStart(9, '0')}`;
-  return { type: 'message.received', session, data: { k: Math.floor(i / SESSIONS), from: session, body: `bench message ${i}` } };
-}
-
-/** The same envelope wafleet sends (minus its per-session seq, which BullMQ has no equivalent of). */
-function bullEnvelope(event) {
-  return {
-    id: `evt_${randomUUID()}`,
-    type: event.type,
-    timestamp: new Date().toISOString(),
-    session: event.session,
-    epoch: '0',
-    instance: INSTANCE,
-    data: event.data,
-  };
-}
+const eventFor = (i) => webhookEvent(i, SESSIONS);
+const deleteStore = (store) => {
+  for (const suffix of ['', '-wal', '-shm']) rmSync(store + suffix, { force: true });
+};
+const envelope = (event) => bullEnvelope(event, INSTANCE);
 
 const errors = new Map();
 function noteError(system, err) {
@@ -484,70 +307,20 @@ function newWorker(server, name) {
 // Measurement helpers
 // ---------------------------------------------------------------------------------------------------------
 
-function percentile(sorted, p) {
-  if (sorted.length === 0) return NaN;
-  const rank = Math.ceil((p / 100) * sorted.length);
-  return sorted[Math.min(sorted.length, Math.max(1, rank)) - 1];
-}
+const orderFor = (r, names = SYSTEMS) => rotation(r, names);
 
-function summarize(samples) {
-  const sorted = Float64Array.from(samples).sort();
-  let sum = 0;
-  for (const x of sorted) sum += x;
-  return {
-    n: sorted.length,
-    p50: percentile(sorted, 50),
-    p99: percentile(sorted, 99),
-    mean: sum / sorted.length,
-    max: sorted[sorted.length - 1],
-  };
-}
-
-/** Resolves once `cond()` holds (checked every `everyMs`), or false after `timeoutMs`. */
-async function waitFor(cond, timeoutMs, everyMs = 5) {
-  const deadline = performance.now() + timeoutMs;
-  while (performance.now() < deadline) {
-    if (await cond()) return true;
-    await sleep(everyMs);
-  }
-  return false;
-}
-
-/** The order of the systems in round `r`: rotates, and reverses every other cycle, so none is always first. */
-function orderFor(r, names = SYSTEMS) {
-  const k = r % names.length;
-  const rotated = [...names.slice(k), ...names.slice(0, k)];
-  return Math.floor(r / names.length) % 2 === 1 ? rotated.reverse() : rotated;
-}
-
-const fmt = (x, digits = 0) =>
-  Number.isFinite(x) ? x.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits }) : 'n/a';
 const ms = (x) => (Number.isFinite(x) ? (x < 0.1 ? fmt(x, 4) : x < 100 ? fmt(x, 3) : fmt(x, 1)) : 'n/a');
 const ratio = (a, b) =>
   Number.isFinite(a) && Number.isFinite(b) && b > 0
     ? `${a / b >= 100 ? fmt(a / b, 0) : a / b >= 10 ? fmt(a / b, 1) : fmt(a / b, 2)}x`
     : 'n/a';
 
-function packageVersion(name, from = import.meta.url) {
-  try {
-    const require = createRequire(from);
-    let dir = path.dirname(require.resolve(name));
-    for (let i = 0; i < 6; i++, dir = path.dirname(dir)) {
-      const file = path.join(dir, 'package.json');
-      if (existsSync(file)) {
-        const pkg = JSON.parse(readFileSync(file, 'utf8'));
-        if (pkg.name === name) return pkg.version;
-      }
-    }
-  } catch {
-    // fall through
-  }
-  return 'unknown';
-}
+// better-sqlite3 is a dependency of @wafleet/core, not of the benchmarks: this loads the copy the outbox runs on.
+const requireFromCore = () => createRequire(createRequire(import.meta.url).resolve('@wafleet/core'));
 
 function sqliteInfo() {
   try {
-    const coreRequire = createRequire(createRequire(import.meta.url).resolve('@wafleet/core'));
+    const coreRequire = requireFromCore();
     const Database = coreRequire('better-sqlite3');
     const db = new Database(':memory:');
     const v = db.prepare('SELECT sqlite_version() AS v').get().v;
@@ -631,7 +404,7 @@ async function enqueueRound(system, servers, round, acc) {
     }
     batchedMs = performance.now() - t0;
     await close();
-    for (const suffix of ['', '-wal', '-shm']) rmSync(store + suffix, { force: true });
+    deleteStore(store);
   } else {
     const server = servers[system];
     const queue = newQueue(server, `enqueue-${runTag}-${round}`);
@@ -640,12 +413,12 @@ async function enqueueRound(system, servers, round, acc) {
     let i = 0;
     for (let w = 0; w < ENQ_WARMUP; w++) {
       const e = eventFor(i++);
-      await queue.add(e.type, bullEnvelope(e));
+      await queue.add(e.type, envelope(e));
     }
     let t0 = performance.now();
     for (let n = 0; n < ENQ_SINGLE; n++) {
       const e = eventFor(i++);
-      const data = bullEnvelope(e);
+      const data = envelope(e);
       const t = performance.now();
       await queue.add(e.type, data);
       single.push(performance.now() - t);
@@ -655,7 +428,7 @@ async function enqueueRound(system, servers, round, acc) {
     for (let b = 0; b < ENQ_BATCHED / BATCH; b++) {
       const jobs = range(BATCH).map(() => {
         const e = eventFor(i++);
-        return { name: e.type, data: bullEnvelope(e) };
+        return { name: e.type, data: envelope(e) };
       });
       await queue.addBulk(jobs);
     }
@@ -700,7 +473,7 @@ async function openSystem(system, servers, name) {
     const outbox = newOutbox(store);
     const close = onCleanup(`outbox ${name}`, async () => {
       await outbox.close();
-      for (const suffix of ['', '-wal', '-shm']) rmSync(store + suffix, { force: true });
+      deleteStore(store);
     });
     await outbox.start();
     return {
@@ -720,12 +493,12 @@ async function openSystem(system, servers, name) {
   await Promise.all([queue.waitUntilReady(), worker.waitUntilReady()]);
   return {
     one: async (event) => {
-      const data = bullEnvelope(event);
+      const data = envelope(event);
       await queue.add(event.type, data);
       return data.id;
     },
     many: async (events) => {
-      const jobs = events.map((e) => ({ name: e.type, data: bullEnvelope(e) }));
+      const jobs = events.map((e) => ({ name: e.type, data: envelope(e) }));
       await queue.addBulk(jobs);
       return jobs.map((j) => j.data.id);
     },
@@ -840,27 +613,26 @@ async function deliveryBench(servers) {
       paced[system].push(await pacedRound(system, servers, r));
     }
   }
-  const sum = (arr, pick) => arr.reduce((s, x) => s + pick(x), 0);
   return Object.fromEntries(
     SYSTEMS.map((s) => {
       const b = burst[s];
       const p = paced[s];
-      const events = sum(b, (x) => x.received);
+      const events = sumBy(b, (x) => x.received);
       return [
         s,
         {
           burst: {
-            perSec: events / sum(b, (x) => x.seconds),
+            perSec: events / sumBy(b, (x) => x.seconds),
             perRound: b.map((x) => x.received / x.seconds),
-            enqueueSeconds: sum(b, (x) => x.enqueueSeconds) / b.length,
-            drainSeconds: sum(b, (x) => x.seconds) / b.length,
+            enqueueSeconds: sumBy(b, (x) => x.enqueueSeconds) / b.length,
+            drainSeconds: sumBy(b, (x) => x.seconds) / b.length,
             latency: summarize(b.flatMap((x) => x.latencies)),
             complete: b.every((x) => x.complete),
             received: events,
-            duplicates: sum(b, (x) => x.duplicates),
-            outOfOrder: sum(b, (x) => x.outOfOrder),
-            nodeCpuPer1k: (sum(b, (x) => x.nodeCpuMs) / events) * 1000,
-            redisCpuPer1k: (sum(b, (x) => x.redisCpuMs) / events) * 1000,
+            duplicates: sumBy(b, (x) => x.duplicates),
+            outOfOrder: sumBy(b, (x) => x.outOfOrder),
+            nodeCpuPer1k: (sumBy(b, (x) => x.nodeCpuMs) / events) * 1000,
+            redisCpuPer1k: (sumBy(b, (x) => x.redisCpuMs) / events) * 1000,
           },
           paced: {
             latency: summarize(p.flatMap((x) => x.latencies)),
@@ -933,7 +705,7 @@ async function killRun(system, scenario, servers, rep) {
   if (system === 'wafleet') {
     const store = path.join(tmpDir, `${name}.sqlite`);
     const removeStore = onCleanup(`store ${name}`, async () => {
-      for (const suffix of ['', '-wal', '-shm']) rmSync(store + suffix, { force: true });
+      deleteStore(store);
     });
     prod = await runProducer({ system, loops: PRODUCER_LOOPS, sessions: SESSIONS, url: receiver.url, secret: SECRET, store });
     beforeKill = col.got.size;
@@ -1064,8 +836,7 @@ async function waitForValue(fn, timeoutMs) {
 
 /** The state of each of `ids` in an outbox SQLite file (read after the outbox closed it). */
 function sqliteStates(store, ids) {
-  const coreRequire = createRequire(createRequire(import.meta.url).resolve('@wafleet/core'));
-  const Database = coreRequire('better-sqlite3');
+  const Database = requireFromCore()('better-sqlite3');
   const db = new Database(store, { readonly: true });
   try {
     const q = db.prepare('SELECT state FROM events WHERE id = ?');
@@ -1111,19 +882,18 @@ async function killBench(servers) {
 
 function report({ env, enq, del, kill, startedAt, runtimeS }) {
   const w = (obj) => obj.wafleet;
-  const sumOf = (arr, pick) => arr.reduce((s, x) => s + pick(x), 0);
   const killRow = (key) => {
     const r = kill[key];
     return {
-      acked: sumOf(r, (x) => x.acked),
-      before: sumOf(r, (x) => x.deliveredBeforeKill),
-      lost: sumOf(r, (x) => x.lost),
+      acked: sumBy(r, (x) => x.acked),
+      before: sumBy(r, (x) => x.deliveredBeforeKill),
+      lost: sumBy(r, (x) => x.lost),
       perRep: r.map((x) => x.lost),
-      unacked: sumOf(r, (x) => x.unackedDelivered),
-      dups: sumOf(r, (x) => x.duplicates),
-      drain: sumOf(r, (x) => x.drainMs) / r.length,
-      pending: sumOf(r, (x) => (Number.isFinite(x.pendingAtRecovery) ? x.pendingAtRecovery : 0)),
-      stuck: sumOf(r, (x) => x.stuck),
+      unacked: sumBy(r, (x) => x.unackedDelivered),
+      dups: sumBy(r, (x) => x.duplicates),
+      drain: sumBy(r, (x) => x.drainMs) / r.length,
+      pending: sumBy(r, (x) => (Number.isFinite(x.pendingAtRecovery) ? x.pendingAtRecovery : 0)),
+      stuck: sumBy(r, (x) => x.stuck),
       states: r.reduce((acc, x) => {
         for (const [state, n] of Object.entries(x.storedStates)) acc[state] = (acc[state] ?? 0) + n;
         return acc;
@@ -1137,13 +907,13 @@ function report({ env, enq, del, kill, startedAt, runtimeS }) {
     '## Webhook outbox vs a BullMQ queue (issue 4)',
     '',
     `- Command: \`node bench/outbox.mjs\` (from the repository root, after \`npx -y pnpm@12.4.2 run build\`; ${env.rootBench ? 'the root `bench` script also runs it, after the other benchmarks' : 'no root script runs it'})`,
-    `- Date: ${startedAt.toISOString().replace(/\.\d+Z$/, 'Z')} (run took ${fmt(runtimeS)} s: enqueue ${fmt(env.phases.enqueue)} s, delivery ${fmt(env.phases.delivery)} s, kill -9 ${fmt(env.phases.kill)} s)`,
+    `- Date: ${isoSeconds(startedAt)} (run took ${fmt(runtimeS)} s: enqueue ${fmt(env.phases.enqueue)} s, delivery ${fmt(env.phases.delivery)} s, kill -9 ${fmt(env.phases.kill)} s)`,
     `- Node ${process.version}; @wafleet/core ${env.versions.core} with better-sqlite3 ${env.sqlite.betterSqlite3} (SQLite ${env.sqlite.sqlite}); bullmq ${env.versions.bullmq}, ioredis ${env.versions.ioredis}; Redis ${env.redisVersion}`,
     `- Redis for BullMQ, two private servers spawned by the script: \`${env.redisNone}\` (no persistence: how BullMQ is commonly run, and Redis's default \`appendonly no\`; RDB snapshots off too, so a restart starts empty) and \`${env.redisAof}\` (every write fsynced before the reply: the durability of a \`synchronous=FULL\` commit)`,
     `- Disk: the temp directory (SQLite files and the AOF alike) is on \`${d.device}\`, **${d.fsType}** (\`df -T\`; ${fmt(d.sizeGiB)} GiB; mount \`${d.mount}\`), a virtual disk. One 4 KB append + \`fdatasync\` there: p50 ${ms(d.fdatasync.p50)} ms, p99 ${ms(d.fdatasync.p99)} ms back to back; p50 ${ms(d.fdatasyncIdle.p50)} ms, p99 ${ms(d.fdatasyncIdle.p99)} ms after 5 ms of idle each (this virtual disk flushes fastest under a steady stream of fsyncs). Every fsync-bound number below scales with this; on a disk with slower flushes (no write cache, network storage) the synchronous=FULL and AOF-always columns drop, the no-persistence column does not.`,
-    `- Machine: ${os.availableParallelism()} cores${env.cpuModel ? ` (${env.cpuModel})` : ''}, ${process.platform}; Redis, the benchmark process (outbox or Worker, producer loop and receiver alike) and the kill -9 producer children share it. Load average at the start ${env.loadAtStart}, at the end ${env.loadAtEnd} (1 / 5 / 15 min)${Number(env.loadAtStart.split(' / ')[0]) > 1 ? ': other work was running, so compare rows of one run, not runs' : ''}.`,
+    `- Machine: ${machine()}; Redis, the benchmark process (outbox or Worker, producer loop and receiver alike) and the kill -9 producer children share it. Load average at the start ${env.loadAtStart}, at the end ${env.loadAtEnd} (1 / 5 / 15 min)${Number(env.loadAtStart.split(' / ')[0]) > 1 ? ': other work was running, so compare rows of one run, not runs' : ''}.`,
     `- Receiver: a \`node:http\` server on 127.0.0.1 in the benchmark process; it reads each body, answers 200 and records the event id (the \`webhook-id\` header) with \`performance.now()\` when the request has fully arrived.`,
-    `- wafleet: \`createOutbox({ store: <tmp file>, endpoint: { url, secrets: [whsec_...] }, instance, concurrency: ${CONCURRENCY}, ratePerSecond: ${fmt(RATE)} })\`. **\`ratePerSecond\` is raised from its default of 50/s**, which would otherwise cap delivery at 50 events/s; everything else is default (retry schedule, \`pollIntervalMs\` 250, \`quickRetries\` 2, timeout 15 s).`,
+    `- wafleet: \`createOutbox({ store: <tmp file>, endpoint: { url, secrets: [whsec_...] }, instance, concurrency: ${CONCURRENCY}, ratePerSecond: ${fmt(RATE)} })\`. **\`ratePerSecond\` is raised from its default of 200/s**, which would otherwise cap delivery at 200 events/s; everything else is default (retry schedule, \`pollIntervalMs\` 250, \`quickRetries\` 2, timeout 15 s).`,
     `- BullMQ: a \`Queue\` with \`defaultJobOptions: ${JSON.stringify(JOB_OPTIONS).replace(/"/g, '')}\` (add = enqueue) and a \`Worker\` with \`concurrency: ${CONCURRENCY}\` whose processor builds the same Standard Webhooks signature (wafleet's \`standardWebhooksSigner\`, so signing costs the same), POSTs \`JSON.stringify(job.data)\` with the global \`fetch\` (the same undici wafleet uses) and a 15 s timeout, and throws on a non-2xx answer so BullMQ retries. Job data is the same envelope wafleet sends (id, type, timestamp, session, epoch, instance, data).`,
     `- Workload: \`message.received\` events, sessions round-robin over ${fmt(SESSIONS)} sessions (\`5511000000000\`...), payload about 300 bytes. Measurements of the three columns alternate (rotating order per round) so a slow moment of the shared machine lands on all of them.`,
     '',
@@ -1256,7 +1026,7 @@ function reading({ enq, del, k, disk }) {
   out.push(
     `- **Latency without a backlog.** At ${PACED_RATE} events/s an event arrived ${ms(Wp.latency.p50)} ms (p50) / ${ms(Wp.latency.p99)} ms (p99) after \`enqueue\` resolved with wafleet, ${ms(Bp.latency.p50)} / ${ms(Bp.latency.p99)} ms with BullMQ without persistence and ${ms(Ap.latency.p50)} / ${ms(Ap.latency.p99)} ms with AOF always. ` +
       (Wp.latency.p50 > Math.max(Bp.latency.p50, Ap.latency.p50) * 1.1
-        ? `BullMQ is faster here too. A BullMQ Worker waiting in Redis is woken as soon as the job lands; wafleet's delivery starts from a \`setTimeout(0)\` the enqueue arms after its commit (Node makes that at least 1 ms), then reads the due rows from SQLite, and every commit it makes (each enqueue, each \`markDelivered\`) is a synchronous fsync on the event loop, which on this disk costs ${ms(disk.fdatasyncIdle.p50)} ms at the median after a pause (see the disk line) and delays whatever else the process is doing, including the responses of requests in flight. ` +
+        ? `BullMQ is faster here too. A BullMQ Worker waiting in Redis is woken as soon as the job lands; wafleet's delivery starts from a \`setImmediate\` the enqueue arms after its commit, then reads the due rows from SQLite, and every commit it makes (each enqueue, each \`markDelivered\`) is a synchronous fsync on the event loop, which on this disk costs ${ms(disk.fdatasyncIdle.p50)} ms at the median after a pause (see the disk line) and delays whatever else the process is doing, including the responses of requests in flight. ` +
           (Wp.loopP99 > Math.max(Bp.loopP99, Ap.loopP99) * 1.5
             ? `The benchmark process's event-loop delay p99 shows it: ${ms(Wp.loopP99)} ms with wafleet against ${ms(Bp.loopP99)} ms with BullMQ. `
             : `At this rate that does not show in the event-loop delay p99 (${ms(Wp.loopP99)} ms with wafleet, ${ms(Bp.loopP99)} ms with BullMQ, both dominated by the shared machine at 1 ms resolution); it shows in the median. `) +
@@ -1273,8 +1043,8 @@ function reading({ enq, del, k, disk }) {
   out.push(
     `- **kill -9.** wafleet lost ${fmt(wl)} of ${fmt(k['wafleet-a'].acked + k['wafleet-b'].acked)} acknowledged events over both scenarios${ws > 0 ? ` (${fmt(ws)} still pending when the wait ended)` : ''}: an acknowledged event is a committed row, and the next outbox on the file delivers it. ` +
       (wBefore === 0
-        ? 'The producer delivered nothing before it was killed: its enqueue loops never yield to the event loop (better-sqlite3 is synchronous, so each `await outbox.enqueue()` resolves in a microtask), so the delivery timer never fired and everything was still pending at the kill, the hardest case for recovery. '
-        : '') +
+        ? 'The producer delivered nothing before it was killed, so everything was still pending at the kill, the hardest case for recovery. '
+        : `The producer delivered ${fmt(wBefore)} events before it was killed (enqueue yields to the event loop while deliveries are in flight), and the rest was pending at the kill. `) +
       `BullMQ lost ${fmt(k['bullmq-a'].lost)} of ${fmt(k['bullmq-a'].acked)} when only the producer died (the jobs were already in Redis), ` +
       `and ${fmt(k['bullmq-b'].lost)} of ${fmt(k['bullmq-b'].acked)} (${k['bullmq-b'].acked > 0 ? fmt((100 * k['bullmq-b'].lost) / k['bullmq-b'].acked, 1) : 'n/a'}%) when Redis without persistence restarted too: every job not yet delivered by the Worker was gone. Nothing reported the loss itself: the Worker logged connection errors while Redis was down and \`Missing key for job N\` for the jobs it was sending at that moment (those had been delivered), then idled on an empty queue. ` +
       `With \`appendfsync always\` it lost ${fmt(k['bullmq-aof-b'].lost)} of ${fmt(k['bullmq-aof-b'].acked)}${k['bullmq-aof-b'].stuck > 0 ? `, though ${fmt(k['bullmq-aof-b'].stuck)} ${k['bullmq-aof-b'].stuck === 1 ? 'job was' : 'jobs were'} left \`active\` in Redis, to come back only after the 30 s stalled-job check` : ''}: BullMQ is as durable as the Redis under it, and that Redis is the one in the AOF-always rows above. ` +
@@ -1293,44 +1063,24 @@ function rootBenchRunsThis() {
   }
 }
 
-function writeBenchmarksMd(section) {
-  const block = `${START_MARKER}\n${section}\n${END_MARKER}`;
-  const old = existsSync(BENCHMARKS_MD) ? readFileSync(BENCHMARKS_MD, 'utf8') : '# Benchmarks\n';
-  const start = old.indexOf(START_MARKER);
-  const end = start === -1 ? -1 : old.indexOf(END_MARKER, start);
-  const text =
-    start !== -1 && end !== -1
-      ? old.slice(0, start) + block + old.slice(end + END_MARKER.length)
-      : `${old.replace(/\s*$/, '')}\n\n${block}\n`;
-  writeFileSync(BENCHMARKS_MD, text);
-}
-
 // ---------------------------------------------------------------------------------------------------------
 
 async function main() {
   const startedAt = new Date();
   const t0 = performance.now();
-  const loadavg = () =>
-    os
-      .loadavg()
-      .map((x) => fmt(x, 2))
-      .join(' / ');
-  const loadAtStart = loadavg();
-  tmpDir = mkdtempSync(path.join(os.tmpdir(), 'wafleet-bench-outbox-'));
-  onCleanup('temp directory', async () => rmSync(tmpDir, { recursive: true, force: true }));
+  const loadAtStart = loadAverage();
+  tmpDir = tempDir('wafleet-bench-outbox-');
   log(`temp directory ${tmpDir}`);
   const disk = await diskInfo(tmpDir);
   log(`disk: ${disk.device} ${disk.fsType}, 4 KB append + fdatasync p50 ${ms(disk.fdatasync.p50)} ms`);
 
-  const servers = { bullmq: new RedisServer('none', 'none'), 'bullmq-aof': new RedisServer('aof', 'aof') };
+  const redisIn = (name, persistence) => new RedisServer({ name, persistence, dir: path.join(tmpDir, `redis-${name}`) });
+  const servers = { bullmq: redisIn('none', NO_PERSISTENCE), 'bullmq-aof': redisIn('aof', AOF_ALWAYS) };
   for (const s of Object.values(servers)) onCleanup(`redis-server ${s.name}`, () => s.stop());
   await Promise.all(Object.values(servers).map((s) => s.start()));
   await startReceiver();
 
-  const admin = adminClient(servers.bullmq.port);
-  await admin.connect();
-  const redisVersion = /redis_version:(\S+)/.exec(await admin.info('server'))?.[1] ?? 'unknown';
-  admin.disconnect();
+  const version = await withAdmin(servers.bullmq, redisVersion);
 
   try {
     const phases = {};
@@ -1344,15 +1094,13 @@ async function main() {
     const kill = await killBench(servers);
     phases.kill = (performance.now() - tp) / 1000;
     log(`phases: enqueue ${fmt(phases.enqueue, 1)} s, delivery ${fmt(phases.delivery, 1)} s, kill -9 ${fmt(phases.kill, 1)} s`);
-    const cpu = os.cpus();
     const env = {
       disk,
       phases,
       rootBench: rootBenchRunsThis(),
       loadAtStart,
-      loadAtEnd: loadavg(),
-      cpuModel: cpu[0]?.model.trim(),
-      redisVersion,
+      loadAtEnd: loadAverage(),
+      redisVersion: version,
       redisNone: servers.bullmq.command,
       redisAof: servers['bullmq-aof'].command,
       sqlite: sqliteInfo(),
@@ -1362,23 +1110,11 @@ async function main() {
         ioredis: packageVersion('ioredis'),
       },
     };
-    const section = report({ env, enq, del, kill, startedAt, runtimeS: (performance.now() - t0) / 1000 });
-    process.stdout.write(`${section}\n`);
-    if (process.env.BENCH_NO_WRITE !== '1') {
-      writeBenchmarksMd(section);
-      log(`wrote ${path.relative(process.cwd(), BENCHMARKS_MD) || BENCHMARKS_MD}`);
-    }
+    publish('outbox', report({ env, enq, del, kill, startedAt, runtimeS: (performance.now() - t0) / 1000 }));
   } finally {
     await cleanup();
     log(`total ${fmt((performance.now() - t0) / 1000, 1)} s`);
   }
 }
 
-main().then(
-  () => process.exit(0),
-  async (err) => {
-    console.error(err);
-    await cleanup().catch(() => undefined);
-    process.exit(1);
-  },
-);
+runMain(main);

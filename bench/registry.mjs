@@ -13,23 +13,29 @@
 //   REDIS_SERVER      redis-server binary                             (default: redis-server on PATH)
 //   BENCH_NO_WRITE=1  print only, do not touch BENCHMARKS.md
 
-import { spawn } from 'node:child_process';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
-import net from 'node:net';
-import os from 'node:os';
-import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { fileURLToPath } from 'node:url';
 
 import { createFleet } from '@wafleet/core';
-import { Redis } from 'ioredis';
 import Redlock from 'redlock';
 
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const BENCHMARKS_MD = path.join(ROOT, 'BENCHMARKS.md');
-const START_MARKER = '<!-- bench:registry:start -->';
-const END_MARKER = '<!-- bench:registry:end -->';
+import {
+  benchLog,
+  fmt,
+  isoSeconds,
+  machine,
+  positiveInt,
+  publish,
+  range,
+  redisClient,
+  redisVersion,
+  RedisServer,
+  runMain,
+  runSequential,
+  runTag,
+  summarize,
+  sumBy,
+} from './lib.mjs';
 
 const INSTANCES = 20;
 const SESSIONS_PER_INSTANCE = 500;
@@ -42,91 +48,7 @@ const EXTEND_EVERY_MS = 1_000; // wafleet's default heartbeatIntervalMs
 const SETTLE_MS = 1_500; // after setup, before a window opens: every timer has fired at least once
 const SCRIPT_COMMANDS = new Set(['eval', 'evalsha', 'eval_ro', 'evalsha_ro', 'fcall', 'fcall_ro']);
 
-function positiveInt(raw, fallback) {
-  const n = Number(raw);
-  return Number.isInteger(n) && n > 0 ? n : fallback;
-}
-
-const log = (...args) => console.error('[bench]', ...args);
-
-// ---------------------------------------------------------------------------------------------------------
-// Private redis-server
-// ---------------------------------------------------------------------------------------------------------
-
-/** @type {import('node:child_process').ChildProcess | undefined} */
-let redisChild;
-
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.unref();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address();
-      srv.close(() => resolve(port));
-    });
-  });
-}
-
-async function startRedis() {
-  const bin = process.env.REDIS_SERVER || 'redis-server';
-  for (let attempt = 1; ; attempt++) {
-    let port = await freePort();
-    while (port === 6379) port = await freePort();
-    const args = ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--daemonize', 'no'];
-    const child = spawn(bin, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-    redisChild = child;
-    let output = '';
-    const keep = (chunk) => {
-      output = (output + chunk.toString()).slice(-4000);
-    };
-    child.stdout.on('data', keep);
-    child.stderr.on('data', keep);
-    const exited = new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
-    child.once('error', (err) => keep(`spawn error: ${err.message}\n`));
-    const ready = await Promise.race([
-      (async () => {
-        const deadline = performance.now() + 10_000;
-        while (performance.now() < deadline) {
-          if (/Ready to accept connections/.test(output)) return true;
-          await sleep(20);
-        }
-        return false;
-      })(),
-      exited.then(() => false),
-    ]);
-    if (ready) {
-      const command = `${bin} ${args.map((a) => (a === '' ? '""' : a)).join(' ')}`;
-      log(`redis-server pid ${child.pid} on port ${port}`);
-      return { port, child, command, exited };
-    }
-    await stopRedis();
-    if (attempt >= 3) throw new Error(`redis-server did not start:\n${output}`);
-    log(`redis-server on port ${port} did not start (attempt ${attempt}), retrying`);
-  }
-}
-
-async function stopRedis() {
-  const child = redisChild;
-  if (!child || child.exitCode !== null || child.signalCode !== null) return;
-  const gone = new Promise((resolve) => child.once('exit', resolve));
-  child.kill('SIGTERM');
-  const timer = setTimeout(() => child.kill('SIGKILL'), 3_000);
-  await gone;
-  clearTimeout(timer);
-}
-
-// Last resort: never leave the child behind, whatever happens to this process.
-process.on('exit', () => {
-  if (redisChild && redisChild.exitCode === null && redisChild.signalCode === null) redisChild.kill('SIGKILL');
-});
-for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
-  process.on(sig, () => {
-    log(`${sig}: stopping redis-server`);
-    if (redisChild && redisChild.exitCode === null) redisChild.kill('SIGKILL');
-    process.exit(130);
-  });
-}
+const log = benchLog('bench');
 
 // ---------------------------------------------------------------------------------------------------------
 // INFO snapshots
@@ -191,18 +113,6 @@ async function measureWindow(admin, label) {
 // Helpers
 // ---------------------------------------------------------------------------------------------------------
 
-function percentile(sorted, p) {
-  if (sorted.length === 0) return NaN;
-  const rank = Math.ceil((p / 100) * sorted.length);
-  return sorted[Math.min(sorted.length, Math.max(1, rank)) - 1];
-}
-
-function summarize(samples) {
-  const sorted = [...samples].sort((x, y) => x - y);
-  const mean = sorted.reduce((s, x) => s + x, 0) / sorted.length;
-  return { n: sorted.length, p50: percentile(sorted, 50), p99: percentile(sorted, 99), mean, max: sorted[sorted.length - 1] };
-}
-
 /** Runs `fn(item)` over `items` with at most `limit` in flight. */
 async function pool(items, limit, fn) {
   let next = 0;
@@ -215,23 +125,14 @@ async function pool(items, limit, fn) {
   await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
 }
 
-const range = (n) => Array.from({ length: n }, (_, i) => i);
-const fmt = (x, digits = 0) => (Number.isFinite(x) ? x.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits }) : 'n/a');
 const ms = (x) => fmt(x, 3);
-const runTag = Date.now().toString(36);
-
-function newClient(port) {
-  const client = new Redis({ host: '127.0.0.1', port, lazyConnect: true, maxRetriesPerRequest: 1 });
-  client.on('error', (err) => log('redis client error:', err.message));
-  return client;
-}
 
 // ---------------------------------------------------------------------------------------------------------
 // 1b. node-redlock keep-alive: one lock per session, each extended every second
 // ---------------------------------------------------------------------------------------------------------
 
 async function redlockKeepAlive(port, admin) {
-  const clients = range(INSTANCES).map(() => newClient(port));
+  const clients = range(INSTANCES).map(() => redisClient(port));
   await Promise.all(clients.map((c) => c.connect()));
   const redlocks = clients.map((c) => new Redlock([c]));
   const errors = new Map();
@@ -244,7 +145,11 @@ async function redlockKeepAlive(port, admin) {
       (async () => {
         const mine = new Array(SESSIONS_PER_INSTANCE);
         await pool(range(SESSIONS_PER_INSTANCE), 50, async (i) => {
-          mine[i] = { key: `bench:${runTag}:lock:i${inst}:s${i}`, redlock, lock: await redlock.acquire([`bench:${runTag}:lock:i${inst}:s${i}`], LOCK_TTL_MS) };
+          mine[i] = {
+            key: `bench:${runTag}:lock:i${inst}:s${i}`,
+            redlock,
+            lock: await redlock.acquire([`bench:${runTag}:lock:i${inst}:s${i}`], LOCK_TTL_MS),
+          };
         });
         return mine;
       })(),
@@ -302,7 +207,11 @@ async function redlockKeepAlive(port, admin) {
   measuring = true;
   const window = await measureWindow(admin, 'redlock');
   measuring = false;
-  const during = { ok: counters.ok - before.ok, failed: counters.failed - before.failed, skippedOverlap: counters.skippedOverlap - before.skippedOverlap };
+  const during = {
+    ok: counters.ok - before.ok,
+    failed: counters.failed - before.failed,
+    skippedOverlap: counters.skippedOverlap - before.skippedOverlap,
+  };
   for (const t of timers) clearTimeout(t);
   await Promise.all(inflight);
 
@@ -317,7 +226,13 @@ async function redlockKeepAlive(port, admin) {
   return {
     setupMs,
     window,
-    extensions: { ...during, total: counters, minMarginMs: counters.minMarginMs, maxGapMs: counters.maxGapMs, latency: summarize(extendLatencies) },
+    extensions: {
+      ...during,
+      total: counters,
+      minMarginMs: counters.minMarginMs,
+      maxGapMs: counters.maxGapMs,
+      latency: summarize(extendLatencies),
+    },
     held,
     errors: Object.fromEntries(errors),
   };
@@ -347,9 +262,7 @@ async function wafleetKeepAlive(port, admin) {
 
   log(`wafleet: claiming ${TOTAL_SESSIONS} sessions`);
   const t0 = performance.now();
-  await Promise.all(
-    fleets.map((fleet, inst) => pool(range(SESSIONS_PER_INSTANCE), 50, (i) => fleet.claim(`bench-${inst}-${i}`))),
-  );
+  await Promise.all(fleets.map((fleet, inst) => pool(range(SESSIONS_PER_INSTANCE), 50, (i) => fleet.claim(`bench-${inst}-${i}`))));
   const setupMs = performance.now() - t0;
 
   await sleep(SETTLE_MS);
@@ -358,16 +271,15 @@ async function wafleetKeepAlive(port, admin) {
   const after = fleets.map((f) => f.stats());
 
   const instances = await fleets[0].instances();
-  const sum = (arr, pick) => arr.reduce((s, x) => s + pick(x), 0);
   const result = {
     setupMs,
     window,
-    renewals: sum(after, (s) => s.renewals) - sum(before, (s) => s.renewals),
-    renewalFailures: sum(after, (s) => s.renewalFailures) - sum(before, (s) => s.renewalFailures),
-    fencedSessions: sum(after, (s) => s.fencedSessions),
+    renewals: sumBy(after, (s) => s.renewals) - sumBy(before, (s) => s.renewals),
+    renewalFailures: sumBy(after, (s) => s.renewalFailures) - sumBy(before, (s) => s.renewalFailures),
+    fencedSessions: sumBy(after, (s) => s.fencedSessions),
     maxHeartbeatGapMs: Math.max(...after.map((s) => s.maxHeartbeatGapMs)),
-    ownedLocally: sum(fleets, (f) => f.ownedSessions().size),
-    registryLoad: sum(instances, (i) => i.load),
+    ownedLocally: sumBy(fleets, (f) => f.ownedSessions().size),
+    registryLoad: sumBy(instances, (i) => i.load),
     liveInstances: instances.filter((i) => i.live).length,
     errors,
   };
@@ -397,11 +309,7 @@ async function latency(port) {
   await fleet.start();
   const time = async (n, fn) => {
     const out = [];
-    for (let i = 0; i < n; i++) {
-      const t = performance.now();
-      await fn(i);
-      out.push(performance.now() - t);
-    }
+    await runSequential(fn, 0, n, out);
     return out;
   };
 
@@ -415,7 +323,7 @@ async function latency(port) {
   });
   await fleet.close();
 
-  const client = newClient(port);
+  const client = redisClient(port);
   await client.connect();
   const redlock = new Redlock([client]);
   await time(WARMUP, (i) => redlock.acquire([`bench:${runTag}:warm:${i}`], LOCK_TTL_MS));
@@ -440,20 +348,19 @@ function report({ redisCommand, redisVersion, wafleet: w, redlock: r, lat, start
   const ratio = r.window.commandsPerSec / w.window.commandsPerSec;
   const rtRatio = r.window.scriptCallsPerSec / w.window.scriptCallsPerSec;
   const cpuRatio = r.window.redisCpuMsPerSec / w.window.redisCpuMsPerSec;
-  const cpu = os.cpus();
   const lines = [
     '## Registry keep-alive and claim latency (issue 2)',
     '',
     `- Command: \`${command}\` (from the repository root; \`pnpm bench\` builds first)`,
-    `- Date: ${startedAt.toISOString().replace(/\.\d+Z$/, 'Z')} (run took ${fmt(runtimeS)} s)`,
+    `- Date: ${isoSeconds(startedAt)} (run took ${fmt(runtimeS)} s)`,
     `- Node ${process.version}, Redis ${redisVersion} (a private \`${redisCommand}\` spawned by the script), ioredis 5.9.2, redlock 5.0.0-beta.2`,
-    `- Machine: ${os.availableParallelism()} cores${cpu[0] ? ` (${cpu[0].model.trim()})` : ''}, ${process.platform}; Redis and the benchmark process share it`,
+    `- Machine: ${machine()}; Redis and the benchmark process share it`,
     '',
     `### Keep-alive cost: ${fmt(TOTAL_SESSIONS)} sessions on ${INSTANCES} instances (${SESSIONS_PER_INSTANCE} each), ${fmt(w.window.seconds, 1)} s window`,
     '',
     `- **wafleet**: ${INSTANCES} \`createFleet()\` instances with default timing (heartbeat 1 s, sweep 1 s, lease 6 s), \`maxSessions: ${SESSIONS_PER_INSTANCE}\`, each claiming ${SESSIONS_PER_INSTANCE} sessions. \`quarantineMs: 0\` skips the start-up quarantine of a fresh namespace (7 s by default); it does not change the steady state.`,
     `- **node-redlock**: ${INSTANCES} ioredis clients (one \`Redlock\` each, one per simulated instance), ${fmt(TOTAL_SESSIONS)} locks from \`redlock.acquire([key], ${LOCK_TTL_MS})\`, each extended with \`lock.extend(${LOCK_TTL_MS})\` every ${EXTEND_EVERY_MS} ms by its own timer (random phase).`,
-    '- Rates are `INFO commandstats` deltas over the window, opened after all claims/acquires finished plus 1.5 s; the script\'s own `INFO` calls are excluded. Redis counts the commands a Lua script runs as well as the `EVALSHA` itself, so both totals are shown.',
+    "- Rates are `INFO commandstats` deltas over the window, opened after all claims/acquires finished plus 1.5 s; the script's own `INFO` calls are excluded. Redis counts the commands a Lua script runs as well as the `EVALSHA` itself, so both totals are shown.",
     '',
     '| Keep-alive, steady state | wafleet | node-redlock | redlock / wafleet |',
     '| --- | ---: | ---: | ---: |',
@@ -490,7 +397,8 @@ function report({ redisCommand, redisVersion, wafleet: w, redlock: r, lat, start
     'Latencies are measured with `performance.now()` around each awaited call, so they include ioredis and the event loop, not only Redis.',
   ];
   const problems = [];
-  if (w.renewalFailures > 0 || w.fencedSessions > 0 || w.registryLoad !== TOTAL_SESSIONS) problems.push('wafleet did not keep every session');
+  if (w.renewalFailures > 0 || w.fencedSessions > 0 || w.registryLoad !== TOTAL_SESSIONS)
+    problems.push('wafleet did not keep every session');
   if (r.extensions.failed > 0 || r.held !== TOTAL_SESSIONS) problems.push('node-redlock did not keep every lock');
   if (w.errors.length > 0) problems.push(`wafleet errors: ${w.errors.slice(0, 3).join('; ')}`);
   if (Object.keys(r.errors).length > 0) problems.push(`redlock errors: ${JSON.stringify(r.errors).slice(0, 300)}`);
@@ -498,59 +406,26 @@ function report({ redisCommand, redisVersion, wafleet: w, redlock: r, lat, start
   return lines.join('\n');
 }
 
-function writeBenchmarksMd(section) {
-  const block = `${START_MARKER}\n${section}\n${END_MARKER}`;
-  let text;
-  if (!existsSync(BENCHMARKS_MD)) {
-    text = [
-      '# Benchmarks',
-      '',
-      `Numbers in this file come from the scripts under \`bench/\`, run on the development machine (${os.availableParallelism()} cores, shared between Redis, the benchmark process and whatever else was running). Timings are noisy: compare columns measured in the same run, not runs with each other, and rerun before relying on a figure. Each section is written by its script between its own markers and replaced on the next run; add new sections after the existing ones.`,
-      '',
-      block,
-      '',
-    ].join('\n');
-  } else {
-    const old = readFileSync(BENCHMARKS_MD, 'utf8');
-    const start = old.indexOf(START_MARKER);
-    const end = old.indexOf(END_MARKER, start);
-    if (start !== -1 && end !== -1) text = old.slice(0, start) + block + old.slice(end + END_MARKER.length);
-    else text = `${old.replace(/\s*$/, '')}\n\n${block}\n`;
-  }
-  writeFileSync(BENCHMARKS_MD, text);
-}
-
 // ---------------------------------------------------------------------------------------------------------
 
 async function main() {
   const startedAt = new Date();
   const t0 = performance.now();
-  const redis = await startRedis();
-  const admin = newClient(redis.port);
+  const redis = await new RedisServer().start();
+  const admin = redisClient(redis.port);
   try {
     await admin.connect();
-    const redisVersion = /redis_version:(\S+)/.exec(await admin.info('server'))?.[1] ?? 'unknown';
+    const version = await redisVersion(admin);
     const redlock = await redlockKeepAlive(redis.port, admin);
     const wafleet = await wafleetKeepAlive(redis.port, admin);
     const lat = await latency(redis.port);
-    const section = report({ redisCommand: redis.command, redisVersion, wafleet, redlock, lat, startedAt, runtimeS: (performance.now() - t0) / 1000 });
-    process.stdout.write(`${section}\n`);
-    if (process.env.BENCH_NO_WRITE !== '1') {
-      writeBenchmarksMd(section);
-      log(`wrote ${path.relative(process.cwd(), BENCHMARKS_MD) || BENCHMARKS_MD}`);
-    }
+    const runtimeS = (performance.now() - t0) / 1000;
+    publish('registry', report({ redisCommand: redis.command, redisVersion: version, wafleet, redlock, lat, startedAt, runtimeS }));
   } finally {
     admin.disconnect();
-    await stopRedis();
-    log(`redis-server stopped; total ${fmt((performance.now() - t0) / 1000, 1)} s`);
+    await redis.stop();
+    log(`total ${fmt((performance.now() - t0) / 1000, 1)} s`);
   }
 }
 
-main().then(
-  () => process.exit(0),
-  async (err) => {
-    console.error(err);
-    await stopRedis().catch(() => undefined);
-    process.exit(1);
-  },
-);
+runMain(main);

@@ -109,7 +109,10 @@ describe('webhook outbox: order and supersession (G6)', () => {
       await o.enqueue({ type: 'burst', session: `s${Math.floor(Math.random() * 50)}` });
       deliveredDuringLoop = r.received.length;
     }
-    expect(deliveredDuringLoop).toBeGreaterThan(0);
+    // Not just a trickle: most of what was enqueued in the loop was also delivered during it.
+    const enqueued = o.stats().enqueued;
+    console.log(`tight loop: ${enqueued} enqueued, ${deliveredDuringLoop} delivered during the 400 ms loop`);
+    expect(deliveredDuringLoop).toBeGreaterThan(enqueued / 4);
     await waitUntil(() => o.stats().pending === 0 && o.stats().oldestPendingAt === undefined, { timeoutMs: 20_000 });
   });
 

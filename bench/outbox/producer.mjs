@@ -15,15 +15,12 @@
 // enqueues (concurrency 16, ratePerSecond raised). BullMQ: this process only adds jobs; the parent runs the
 // Worker, as a typical deployment runs workers apart from the code that adds jobs.
 
-import { randomUUID } from 'node:crypto';
+import { bullEnvelope, webhookEvent } from '../lib.mjs';
 
 const config = JSON.parse(process.argv[2]);
 const INSTANCE = { id: 'wa-producer', url: 'http://wa-producer.invalid:3000' };
 
-function eventFor(i) {
-  const session = `5511${String(i % config.sessions).padStart(9, '0')}`;
-  return { type: 'message.received', session, data: { k: Math.floor(i / config.sessions), from: session, body: `bench message ${i}` } };
-}
+const eventFor = (i) => webhookEvent(i, config.sessions);
 
 const write = (line) => process.stdout.write(`${line}\n`);
 
@@ -49,17 +46,9 @@ if (config.system === 'wafleet') {
   await queue.waitUntilReady();
   enqueueOne = async (i) => {
     const event = eventFor(i);
-    const id = `evt_${randomUUID()}`;
-    await queue.add(event.type, {
-      id,
-      type: event.type,
-      timestamp: new Date().toISOString(),
-      session: event.session,
-      epoch: '0',
-      instance: INSTANCE,
-      data: event.data,
-    });
-    return id;
+    const data = bullEnvelope(event, INSTANCE);
+    await queue.add(event.type, data);
+    return data.id;
   };
 } else {
   throw new Error(`unknown system ${config.system}`);

@@ -268,8 +268,8 @@ export class Outbox extends EventEmitter<OutboxEvents> {
     this.#counts.oldestPendingAt ??= now;
     this.#schedule(0);
     // The store commits synchronously, so a caller awaiting enqueue in a loop never yields to the event loop and
-    // delivery would starve: give it a turn when it has not run for a while.
-    if (performance.now() - this.#lastPumpAt > this.#o.pollIntervalMs) await new Promise((r) => setImmediate(r));
+    // delivery would starve: give I/O a turn while deliveries are in flight, or when the pump has not run lately.
+    if (this.#inFlight.size > 0 || performance.now() - this.#lastPumpAt > this.#o.pollIntervalMs) await new Promise((r) => setImmediate(r));
     return inserted;
   }
 
