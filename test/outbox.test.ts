@@ -257,7 +257,9 @@ describe('webhook outbox: long outages (G6)', () => {
     expect((await o.deadLetters())[0]).toMatchObject({ id: old.id, deadReason: 'max age' });
 
     await r.up();
-    // The next retries are an hour out on the simulated clock.
+    // An attempt refused just before the receiver came up must record its retry before the clock moves, or it
+    // would be scheduled an hour after the new time. Then the next retries (an hour out) fall due.
+    await waitUntil(() => o.stats().inFlight === 0);
     clock += hour;
     const t0 = Date.now();
     await waitUntil(() => new Set(r.received.map((x) => x.json.id)).size === 60, { timeoutMs: 15_000, message: 'backlog not delivered' });

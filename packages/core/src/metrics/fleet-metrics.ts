@@ -1,6 +1,6 @@
 import { Counter, Gauge, Registry } from 'prom-client';
 import type { Fleet, FleetState } from '../registry/fleet.js';
-import { attachOnce } from './attach-once.js';
+import { attachOnce, scrapedGauge } from './metric-helpers.js';
 
 const STATES: readonly FleetState[] = ['idle', 'starting', 'active', 'fenced', 'draining', 'closed'];
 
@@ -25,15 +25,7 @@ export function createFleetMetrics(fleet: Fleet, registry: Registry): Registry {
         this.inc(read());
       },
     });
-  const gauge = (name: string, help: string, read: () => number) =>
-    new Gauge({
-      name,
-      help,
-      registers,
-      collect() {
-        this.set(read());
-      },
-    });
+  const gauge = (name: string, help: string, read: () => number) => scrapedGauge(registry, name, help, read);
 
   gauge('wafleet_sessions_owned', 'Sessions this instance owns, starting ones included', () => fleet.ownedSessions().size);
   gauge('wafleet_sessions_capacity', 'maxSessions of this instance', () => fleet.options.maxSessions);

@@ -1,6 +1,6 @@
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import type { Outbox } from '../outbox/outbox.js';
-import { attachOnce } from './attach-once.js';
+import { attachOnce, scrapedGauge } from './metric-helpers.js';
 
 /**
  * Registers the webhook outbox metrics on `registry`, once per registry and outbox: deliveries by outcome, attempt
@@ -27,15 +27,7 @@ export function createOutboxMetrics(outbox: Outbox, registry: Registry): Registr
     deliveries.inc({ outcome });
     duration.observe(durationMs / 1000);
   });
-  const gauge = (name: string, help: string, read: () => number) =>
-    new Gauge({
-      name,
-      help,
-      registers,
-      collect() {
-        this.set(read());
-      },
-    });
+  const gauge = (name: string, help: string, read: () => number) => scrapedGauge(registry, name, help, read);
   gauge('wafleet_outbox_pending', 'Events not yet delivered', () => outbox.stats().pending);
   gauge('wafleet_outbox_oldest_pending_age_seconds', 'Age of the oldest undelivered event', () => {
     const oldest = outbox.stats().oldestPendingAt;

@@ -1,4 +1,4 @@
-import type { Registry } from 'prom-client';
+import { Gauge, type Registry } from 'prom-client';
 
 const attached = new WeakMap<Registry, WeakSet<object>>();
 
@@ -9,4 +9,16 @@ export function attachOnce(registry: Registry, source: object): boolean {
   if (seen.has(source)) return false;
   seen.add(source);
   return true;
+}
+
+/** A gauge whose value is read from its source when Prometheus scrapes, so nothing has to keep it current. */
+export function scrapedGauge(registry: Registry, name: string, help: string, read: () => number): Gauge {
+  return new Gauge({
+    name,
+    help,
+    registers: [registry],
+    collect() {
+      this.set(read());
+    },
+  });
 }
