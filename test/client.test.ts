@@ -11,6 +11,8 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { useTestRedis } from './helpers/fleet-harness.js';
 
 const redis = useTestRedis();
+const ADMIN_TOKEN = 'test-admin-token-0123456789abcdefghij';
+const admin = { authorization: `Bearer ${ADMIN_TOKEN}` };
 const fleets: Fleet[] = [];
 const clients: FleetClient[] = [];
 const servers: Server[] = [];
@@ -39,7 +41,7 @@ async function instance(namespace: string, instanceId: string, extra: Partial<Fl
     ...extra,
   });
   fleets.push(fleet);
-  app.use(createFleetRouter(fleet, { registry: new Registry(), drainToken: 'secret' }));
+  app.use(createFleetRouter(fleet, { registry: new Registry(), auth: { token: ADMIN_TOKEN } }));
   app.get('/sessions/:sessionId/ping', fleetGuard(fleet), (_req, res) => res.json({ instance: instanceId }));
   await fleet.start();
   return fleet;
@@ -65,7 +67,7 @@ describe('@wafleet/client', () => {
     );
     // Port 1 has no Redis: a network attempt would fail differently (and slowly).
     const c = createFleetClient({ redis: 'redis://127.0.0.1:1', commandTimeoutMs: 100 });
-    for (const bad of ['', 'a:b', '{x}', 'x'.repeat(129)]) {
+    for (const bad of ['', 'a:b', '{x}', 'x'.repeat(129), '5511999990000@c.us', '../etc']) {
       await expect(c.lookup(bad)).rejects.toMatchObject({ code: 'WAFLEET_INVALID_ID' });
       await expect(c.fetch(bad, '/x')).rejects.toMatchObject({ code: 'WAFLEET_INVALID_ID' });
       await expect(c.place(bad)).rejects.toMatchObject({ code: 'WAFLEET_INVALID_ID' });
@@ -181,7 +183,7 @@ describe('@wafleet/core/express', () => {
     expect((await fetch(`${a.options.url}/readyz`)).status).toBe(200);
     expect((await fetch(`${a.options.url}/drain`, { method: 'POST' })).status).toBe(401);
     expect((await fetch(`${a.options.url}/drain`, { method: 'POST', headers: { authorization: 'Bearer wrong' } })).status).toBe(401);
-    const drain = await fetch(`${a.options.url}/drain`, { method: 'POST', headers: { authorization: 'Bearer secret' } });
+    const drain = await fetch(`${a.options.url}/drain`, { method: 'POST', headers: admin });
     expect(drain.status).toBe(202);
     const ready = await fetch(`${a.options.url}/readyz`);
     expect(ready.status).toBe(503);
@@ -194,7 +196,7 @@ describe('@wafleet/core/express', () => {
     const a = await instance(ns, 'a');
     await a.claim('m1');
     await a.claim('m2');
-    const res = await fetch(`${a.options.url}/metrics`);
+    const res = await fetch(`${a.options.url}/metrics`, { headers: admin });
     expect(res.headers.get('content-type')).toMatch(/^text\/plain/);
     const families = parsePrometheusTextFormat(await res.text()) as Array<{
       name: string;
@@ -220,13 +222,13 @@ describe('@wafleet/core/express', () => {
     const ns = uniqueNamespace('routes');
     const a = await instance(ns, 'a');
     const { epoch } = await a.claim('r1');
-    expect(await (await fetch(`${a.options.url}/sessions`)).json()).toEqual({
+    expect(await (await fetch(`${a.options.url}/sessions`, { headers: admin })).json()).toEqual({
       instance: 'a',
       maxSessions: 50,
       sessions: [{ sessionId: 'r1', epoch }],
     });
-    expect(await (await fetch(`${a.options.url}/sessions/r1`)).json()).toMatchObject({ owner: 'a', epoch, live: true });
-    expect((await fetch(`${a.options.url}/sessions/nope`)).status).toBe(404);
-    expect((await fetch(`${a.options.url}/sessions/r1/qr`)).status).toBe(404);
+    expect(await (await fetch(`${a.options.url}/sessions/r1`, { headers: admin })).json()).toMatchObject({ owner: 'a', epoch, live: true });
+    expect((await fetch(`${a.options.url}/sessions/nope`, { headers: admin })).status).toBe(404);
+    expect((await fetch(`${a.options.url}/sessions/r1/qr`, { headers: admin })).status).toBe(404);
   });
 });

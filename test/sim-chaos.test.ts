@@ -85,6 +85,8 @@ const SHORT_PAUSE_MS: [number, number] = [400, 700];
 const LONG_PAUSE_MS: [number, number] = [3000, 4000];
 /** The second part's pause: beyond TTL + adoption delay (2.5 s), so the session is adopted while the owner sleeps. */
 const MEASURED_PAUSE_MS = 4000;
+/** The runners' admin token: their routes answer nobody without it. */
+const ADMIN_TOKEN = randomBytes(24).toString('base64url');
 const CHAOS_MS = Number(process.env['CHAOS_MS'] ?? 120_000);
 const SEED = Number(process.env['CHAOS_SEED'] ?? Date.now() % 1_000_000);
 
@@ -181,7 +183,7 @@ class SimInstance {
       ...['--adoption-delay-ms', String(ADOPTION_DELAY_MS), '--sweep-ms', String(SWEEP_MS)],
     ];
     const span: ProcessSpan = { pid: 0, spawnedAt: Date.now(), exitedAt: undefined, deadmanPid: undefined };
-    this.child = spawnProcess(process.execPath, args, { name: this.id, env: { [TAG_NAME]: s.tag } });
+    this.child = spawnProcess(process.execPath, args, { name: this.id, env: { [TAG_NAME]: s.tag, WAFLEET_ADMIN_TOKEN: ADMIN_TOKEN } });
     span.pid = this.child.pid;
     this.processes.push(span);
     void this.child.exited.then(() => (span.exitedAt = Date.now()));
@@ -307,7 +309,10 @@ const summarizeBad = (bad: Map<string, NotWorking>): string => {
 
 /** The supervisor's view of its sessions (`GET /sim/sessions`): session id -> { status, epoch }. */
 async function supervisorSessions(port: number): Promise<Map<string, { status: string; epoch: string }>> {
-  const res = await fetch(`http://127.0.0.1:${port}/sim/sessions`, { signal: AbortSignal.timeout(1000) });
+  const res = await fetch(`http://127.0.0.1:${port}/sim/sessions`, {
+    headers: { authorization: `Bearer ${ADMIN_TOKEN}` },
+    signal: AbortSignal.timeout(1000),
+  });
   const list = (await res.json()) as Array<{ sessionId: string; status: string; epoch: string }>;
   return new Map(list.map((s) => [s.sessionId, { status: s.status, epoch: s.epoch }]));
 }

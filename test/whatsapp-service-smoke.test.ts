@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -9,6 +10,8 @@ import { startReceiver, type Receiver } from './helpers/receiver.js';
 
 const server = join(dirname(fileURLToPath(import.meta.url)), '..', 'examples', 'whatsapp-service', 'server.mjs');
 const redis = useTestRedis();
+const TOKEN = randomBytes(24).toString('base64');
+const authorization = { authorization: `Bearer ${TOKEN}` };
 let receiver: Receiver | undefined;
 afterAll(() => receiver?.close());
 
@@ -29,6 +32,7 @@ describe('examples/whatsapp-service (real whatsapp-web.js, Debian Chromium, offl
           WEBHOOK_URL: `${receiver.url}/webhooks/whatsapp`,
           WEBHOOK_SECRET: `whsec_${Buffer.from('example-service-secret').toString('base64')}`,
           OUTBOX_FILE: join(dir, 'outbox.sqlite'),
+          API_TOKEN: TOKEN,
           AUTH_DIR: join(dir, 'auth'),
           CHROMIUM_ARGS:
             '--no-sandbox --disable-gpu --disable-background-networking --disable-component-update --no-first-run --host-resolver-rules=MAP * ~NOTFOUND',
@@ -36,11 +40,15 @@ describe('examples/whatsapp-service (real whatsapp-web.js, Debian Chromium, offl
       });
       await child.waitFor((m) => m.msg === 'listening', 30_000);
       const base = `http://127.0.0.1:${port}`;
-      const start = await fetch(`${base}/sessions/5511999990000/start`, { method: 'POST' });
+      // Starting a session links a phone: an anonymous caller is refused.
+      expect((await fetch(`${base}/sessions/5511999990000/start`, { method: 'POST' })).status).toBe(401);
+      const start = await fetch(`${base}/sessions/5511999990000/start`, { method: 'POST', headers: authorization });
       expect(start.status).toBe(202);
       // Offline, whatsapp-web.js cannot load WhatsApp Web: the supervisor records FAILED and retries with backoff.
       await waitUntil(
-        async () => ((await (await fetch(`${base}/sessions/5511999990000`)).json()) as { status: string }).status === 'FAILED',
+        async () =>
+          ((await (await fetch(`${base}/sessions/5511999990000`, { headers: authorization })).json()) as { status: string }).status ===
+          'FAILED',
         {
           timeoutMs: 30_000,
           message: 'the session never reached FAILED',
@@ -54,7 +62,7 @@ describe('examples/whatsapp-service (real whatsapp-web.js, Debian Chromium, offl
       expect((await fetch(`${base}/readyz`)).status).toBe(200);
       const send = await fetch(`${base}/sessions/5511999990000/messages`, {
         method: 'POST',
-        headers: { 'content-type': 'application/json', 'idempotency-key': 'm-1' },
+        headers: { ...authorization, 'content-type': 'application/json', 'idempotency-key': 'm-1' },
         body: JSON.stringify({ chatId: '5511888880000@c.us', text: 'hi' }),
       });
       expect(send.status).toBe(503);

@@ -2,9 +2,11 @@
 // fenced, with durable webhooks. Configuration comes from the environment (the library itself reads none).
 //
 //   REDIS_URL=redis://127.0.0.1:6379 INSTANCE_ID=wa-1 PORT=3001 PUBLIC_URL=http://127.0.0.1:3001 \
-//   WEBHOOK_URL=http://backend/webhooks/whatsapp WEBHOOK_SECRET=whsec_... node server.mjs
+//   WEBHOOK_URL=http://backend/webhooks/whatsapp WEBHOOK_SECRET=whsec_... API_TOKEN=$(openssl rand -base64 32) node server.mjs
+//
+// Every route but /livez and /readyz wants `Authorization: Bearer $API_TOKEN` (the backend's token).
 import { createFleet, createOutbox, createSupervisor, startDeadmanSwitch } from '@wafleet/core';
-import { createFleetRouter, fleetGuard, idempotency } from '@wafleet/core/express';
+import { createFleetRouter, fleetGuard, idempotency, requireAuth } from '@wafleet/core/express';
 import { createWwebjsEngine } from '@wafleet/wwebjs';
 import express from 'express';
 import wwebjs from 'whatsapp-web.js';
@@ -58,9 +60,13 @@ const engine = createWwebjsEngine(
 const deadman = await startDeadmanSwitch({ logger });
 const supervisor = createSupervisor({ fleet, engine, deadman, logger });
 
+// One token for the fleet's routes (QR codes, session list, drain) and this service's own: starting a session
+// links a phone, so no route that acts on sessions answers an anonymous caller.
+const auth = { token: env('API_TOKEN') };
+const authenticated = requireAuth(auth, { logger });
 const app = express();
-app.use(createFleetRouter(fleet, { qr: (id) => supervisor.qr(id), outbox, drainToken: process.env.DRAIN_TOKEN }));
-app.post('/sessions/:sessionId/start', async (req, res) => {
+app.use(createFleetRouter(fleet, { auth, qr: (id) => supervisor.qr(id), outbox }));
+app.post('/sessions/:sessionId/start', authenticated, async (req, res) => {
   try {
     await supervisor.startSession(req.params.sessionId);
     res.status(202).json(supervisor.session(req.params.sessionId));
@@ -71,8 +77,8 @@ app.post('/sessions/:sessionId/start', async (req, res) => {
       .json({ error: err.code, owner: err.owner, ownerUrl: err.ownerUrl });
   }
 });
-app.get('/sessions/:sessionId/status', fleetGuard(fleet), (req, res) => res.json(supervisor.session(req.params.sessionId)));
-app.post('/sessions/:sessionId/messages', express.json(), fleetGuard(fleet), idempotency(fleet), async (req, res) => {
+app.get('/sessions/:sessionId/status', authenticated, fleetGuard(fleet), (req, res) => res.json(supervisor.session(req.params.sessionId)));
+app.post('/sessions/:sessionId/messages', authenticated, express.json(), fleetGuard(fleet), idempotency(fleet), async (req, res) => {
   const client = clients.get(req.params.sessionId);
   if (supervisor.session(req.params.sessionId)?.status !== 'WORKING' || !client) {
     // 503, not 409: a transient state must not be stored as this idempotency key's outcome.

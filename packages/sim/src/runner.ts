@@ -1,9 +1,10 @@
+import { randomBytes } from 'node:crypto';
 import { appendFileSync } from 'node:fs';
 import type { Server } from 'node:http';
 import { parseArgs } from 'node:util';
 import { createFleetClient } from '@wafleet/client';
 import { createFleet, createOutbox, createSupervisor, startDeadmanSwitch, type DeadmanSwitch, type Outbox } from '@wafleet/core';
-import { createFleetRouter } from '@wafleet/core/express';
+import { createFleetRouter, requireAuth } from '@wafleet/core/express';
 import express from 'express';
 import { createSimEngine, type SimFault } from './sim-engine.js';
 
@@ -13,6 +14,8 @@ const USAGE = `Usage:
       [--adoption-delay-ms n] [--sweep-ms n] [--browser-processes] [--no-deadman] [--auth-delay-ms n] [--ready-delay-ms n]
       [--start-concurrency n] [--stagger-ms n] [--outbox <file> --webhook-url <url> --webhook-secret <whsec_...>]
     Runs core + supervisor + the HTTP routes with simulated sessions until SIGTERM, then drains and exits 0.
+    Every route but /livez and /readyz wants \`Authorization: Bearer <token>\`: the token in WAFLEET_ADMIN_TOKEN
+    (at least 32 characters), or else a random one, printed once in the "ready" line as "adminToken".
     Journal lines: {"t": unix ms, "instance", "session", "event": "start"|"stop", "epoch", "pid"?}.
     Extra routes: GET /sim/sessions, POST /sim/sessions/:id/fault {"fault": "crash"|"zombie"|"logout"|"conflict"|"slow-start"}.
   wafleet-sim sessions --redis <url> --namespace <ns> --count <n> [--prefix <p>]
@@ -131,13 +134,18 @@ export async function runInstance(argv: string[]): Promise<void> {
   fleet.on('leaseRestored', ({ incarnation }) => out({ ev: 'leaseRestored', inc: incarnation }));
   supervisor.on('status', ({ sessionId, status }) => out({ ev: 'status', s: sessionId, status }));
 
+  // A host reads its environment; the library never does.
+  const givenToken = process.env.WAFLEET_ADMIN_TOKEN;
+  const adminToken = givenToken || randomBytes(24).toString('base64url');
+  const auth = { token: adminToken };
   const app = express();
-  app.use(createFleetRouter(fleet, { qr: (sid) => supervisor.qr(sid), outbox }));
-  app.get('/sim/sessions', (_req, res) => {
+  app.use(createFleetRouter(fleet, { auth, qr: (sid) => supervisor.qr(sid), outbox }));
+  const admin = requireAuth(auth);
+  app.get('/sim/sessions', admin, (_req, res) => {
     res.json(supervisor.sessions());
   });
-  app.post('/sim/sessions/:id/fault', express.json(), (req, res) => {
-    const applied = sim.fault(req.params.id, req.body?.fault as SimFault);
+  app.post('/sim/sessions/:id/fault', admin, express.json(), (req, res) => {
+    const applied = sim.fault(req.params.id as string, req.body?.fault as SimFault);
     res.status(applied ? 202 : 404).json({ applied });
   });
 
@@ -146,7 +154,7 @@ export async function runInstance(argv: string[]): Promise<void> {
   const server = await new Promise<Server>((resolve) => {
     const s = app.listen(port, '127.0.0.1', () => resolve(s));
   });
-  out({ ev: 'ready', instance: id, port, inc: fleet.incarnation, deadmanPid: deadman?.pid });
+  out({ ev: 'ready', instance: id, port, inc: fleet.incarnation, deadmanPid: deadman?.pid, ...(givenToken ? {} : { adminToken }) });
 
   // The host, not the library, owns signals: drain, then exit 0.
   let stopping = false;

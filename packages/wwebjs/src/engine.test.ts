@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events';
 import type { EngineContext, EngineEvent, SessionEngine } from '@wafleet/core';
 import { afterAll, describe, expect, it, vi } from 'vitest';
-import { type Client, localClient, removeTempDirs, tempDir } from '../test/client-fixture.js';
+import { Client, LocalAuth, localClient, removeTempDirs, tempDir } from '../test/client-fixture.js';
 import { createWwebjsEngine, type WwebjsEngineOptions } from './engine.js';
 
 afterAll(removeTempDirs);
@@ -130,6 +130,18 @@ describe('createWwebjsEngine configuration', () => {
     }
     expect(thrown).toMatchObject({ code: 'WAFLEET_CONFIG', option: 'takeoverOnConflict' });
     expect((thrown as Error).message).toMatch(/log the phone out/);
+  });
+
+  it('reports a Client that cannot be built (a clientId whatsapp-web.js refuses) as a configuration error, so it is not retried', async () => {
+    const factory = createWwebjsEngine(({ sessionId }) => new Client({ authStrategy: new LocalAuth({ clientId: `${sessionId}@c.us` }) }));
+    let thrown: unknown;
+    try {
+      await factory({ sessionId: 'jid', epoch: '1', report: () => {} });
+    } catch (error) {
+      thrown = error;
+    }
+    expect(thrown).toMatchObject({ code: 'WAFLEET_CONFIG', option: 'createClient' });
+    expect((thrown as Error).message).toMatch(/Invalid clientId/);
   });
 
   it('validates its options when created', () => {

@@ -2,6 +2,7 @@ import type { EventEmitter } from 'node:events';
 import {
   ConfigError,
   createLogger,
+  describeValue,
   type EngineContext,
   type EngineEvent,
   type EngineFactory,
@@ -32,7 +33,8 @@ const LOGOUT_REASONS = new Set(['LOGOUT', 'UNPAIRED', 'UNPAIRED_IDLE']);
 
 function positiveInteger(name: string, value: number | undefined, fallback: number): number {
   if (value === undefined) return fallback;
-  if (!Number.isInteger(value) || value <= 0) throw new ConfigError(name, `Expected \`${name}\` to be a positive integer, got ${value}`);
+  if (!Number.isInteger(value) || value <= 0)
+    throw new ConfigError(name, `Expected \`${name}\` to be a positive integer, got ${describeValue(value)}`);
   return value;
 }
 
@@ -74,7 +76,16 @@ export function createWwebjsEngine(createClient: CreateClient, options: WwebjsEn
   const stopTimeoutMs = positiveInteger('stopTimeoutMs', options.stopTimeoutMs, DEFAULTS.stopTimeoutMs);
   const log = createLogger(options.logger);
   return (context) => {
-    const client = createClient(context);
+    let client: Client;
+    try {
+      client = createClient(context);
+    } catch (err) {
+      // Building a Client only validates options (LocalAuth/RemoteAuth throw 'Invalid clientId' here): it fails
+      // the same way on every attempt, so the supervisor must give up at once instead of retrying.
+      throw new ConfigError('createClient', `The whatsapp-web.js Client could not be built: ${(err as Error)?.message ?? String(err)}`, {
+        cause: err,
+      });
+    }
     const clientOptions = (client as unknown as { options?: { takeoverOnConflict?: boolean } }).options;
     if (clientOptions?.takeoverOnConflict) {
       throw new ConfigError(

@@ -4,6 +4,7 @@ import { existsSync } from 'node:fs';
 import type { Socket } from 'node:net';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
+import { describe } from '../describe.js';
 import { ConfigError } from '../errors.js';
 import { createLogger, type Logger } from '../logger.js';
 
@@ -99,7 +100,7 @@ const DEFAULT_CLOSE_TIMEOUT_MS = 5_000;
  */
 export async function startDeadmanSwitch(options: DeadmanSwitchOptions = {}): Promise<DeadmanSwitch> {
   if (options === null || typeof options !== 'object') {
-    throw new ConfigError('options', `Expected \`options\` to be an object, got ${String(options)}`);
+    throw new ConfigError('options', `Expected \`options\` to be an object, got ${describe(options)}`);
   }
   const startTimeoutMs = positiveMs('startTimeoutMs', options.startTimeoutMs, DEFAULT_START_TIMEOUT_MS);
   const closeTimeoutMs = positiveMs('closeTimeoutMs', options.closeTimeoutMs, DEFAULT_CLOSE_TIMEOUT_MS);
@@ -190,17 +191,14 @@ class RearmingSwitch extends EventEmitter<DeadmanSwitchEvents> implements Deadma
 function positiveMs(option: string, value: unknown, fallback: number): number {
   if (value === undefined) return fallback;
   if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0) {
-    throw new ConfigError(option, `Expected \`${option}\` to be a positive number of milliseconds, got ${String(value)}`);
+    throw new ConfigError(option, `Expected \`${option}\` to be a positive number of milliseconds, got ${describe(value)}`);
   }
   return value;
 }
 
 function validSessionId(sessionId: unknown): string {
   if (typeof sessionId !== 'string' || sessionId.length === 0) {
-    throw new ConfigError(
-      'sessionId',
-      `Expected \`sessionId\` to be a non-empty string, got ${JSON.stringify(sessionId) ?? String(sessionId)}`,
-    );
+    throw new ConfigError('sessionId', `Expected \`sessionId\` to be a non-empty string, got ${describe(sessionId)}`);
   }
   return sessionId;
 }
@@ -281,7 +279,7 @@ class WatchdogSwitch extends EventEmitter<DeadmanSwitchEvents> implements Deadma
 
   refresh(inMs: number): void {
     if (typeof inMs !== 'number' || Number.isNaN(inMs)) {
-      throw new ConfigError('inMs', `Expected \`inMs\` to be a number of milliseconds, got ${String(inMs)}`);
+      throw new ConfigError('inMs', `Expected \`inMs\` to be a number of milliseconds, got ${describe(inMs)}`);
     }
     // A deadline already passed (a late renewal) means the browsers must go now, not an invalid call.
     this.#send({ t: 'deadline', inMs: Math.max(0, inMs) });
@@ -291,7 +289,7 @@ class WatchdogSwitch extends EventEmitter<DeadmanSwitchEvents> implements Deadma
     const id = validSessionId(sessionId);
     if (!Array.isArray(pids) || !pids.every((p) => Number.isSafeInteger(p) && p > 1)) {
       // 0, 1 and -1 would mean "our group", init and "every process" to kill(2).
-      throw new ConfigError('pids', `Expected \`pids\` to be an array of process ids (integers > 1), got ${JSON.stringify(pids)}`);
+      throw new ConfigError('pids', `Expected \`pids\` to be an array of process ids (integers > 1), got ${describe(pids)}`);
     }
     this.#send({ t: 'track', id, pids: [...pids] });
   }

@@ -2,6 +2,7 @@ import type { NextFunction, Request, RequestHandler, Response } from 'express';
 import { compareEpochs } from '../registry/fleet.js';
 import type { Fleet } from '../registry/fleet.js';
 import { validateSessionId } from '../ids.js';
+import { answerError } from './answer-error.js';
 import { EPOCH_HEADER, SERVED_EPOCH_HEADER } from './headers.js';
 import { sessionIdFromParams, type SessionIdOf } from './session-id.js';
 
@@ -11,12 +12,25 @@ export interface FleetGuardOptions {
   sessionId?: SessionIdOf;
 }
 
+/** Answers 421 Misdirected Request with the session's current live owner ('' when none) and epoch. */
+export async function misdirected(fleet: Fleet, sessionId: string, res: Response): Promise<void> {
+  const owner = await fleet.owner(sessionId);
+  res.status(421).json({
+    error: 'WAFLEET_MISDIRECTED',
+    sessionId,
+    owner: owner?.live ? owner.owner : '',
+    ownerUrl: owner?.live ? owner.ownerUrl : '',
+    epoch: owner?.epoch ?? '',
+  });
+}
+
 /**
  * Lets a request through only when this instance owns its session under a provable lease. Otherwise answers
  * 421 Misdirected Request with the current owner and epoch (so a caller never acts on a stale owner), or 409 when
- * the caller's `x-wafleet-epoch` is older than the epoch this instance holds.
+ * the caller's `x-wafleet-epoch` is older than the epoch this instance holds. Put your own authentication first:
+ * the guard tells who owns a session to whoever asks.
  * @example
- * app.post('/sessions/:sessionId/messages', fleetGuard(fleet), sendMessage);
+ * app.post('/sessions/:sessionId/messages', requireApiKey, fleetGuard(fleet), sendMessage);
  */
 export function fleetGuard(fleet: Fleet, options: FleetGuardOptions = {}): RequestHandler {
   const idOf = options.sessionId ?? sessionIdFromParams;
@@ -31,7 +45,7 @@ export function fleetGuard(fleet: Fleet, options: FleetGuardOptions = {}): Reque
     const epoch = fleet.epochOf(sessionId!);
     const expected = req.get(EPOCH_HEADER);
     if (epoch !== undefined) {
-      const order = expected && /^\d+$/.test(expected) ? compareEpochs(expected, epoch) : 0;
+      const order = expected && /^\d{1,40}$/.test(expected) ? compareEpochs(expected, epoch) : 0;
       if (order < 0) {
         res
           .status(409)
@@ -46,16 +60,9 @@ export function fleetGuard(fleet: Fleet, options: FleetGuardOptions = {}): Reque
       }
     }
     try {
-      const owner = await fleet.owner(sessionId!);
-      res.status(421).json({
-        error: 'WAFLEET_MISDIRECTED',
-        sessionId,
-        owner: owner?.live ? owner.owner : '',
-        ownerUrl: owner?.live ? owner.ownerUrl : '',
-        epoch: owner?.epoch ?? '',
-      });
+      await misdirected(fleet, sessionId!, res);
     } catch (err) {
-      next(err);
+      answerError(res, err, fleet.options.logger);
     }
   };
 }

@@ -1,11 +1,13 @@
 import { createHash } from 'node:crypto';
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
-import { WafleetError } from '../errors.js';
+import { describe } from '../describe.js';
+import { ConfigError } from '../errors.js';
 import type { Fleet } from '../registry/fleet.js';
 import { idempotencyRecordKey } from '../registry/keys.js';
 import { runScript } from '../registry/redis.js';
 import { ReplyCode } from '../registry/reply-codes.js';
 import { scripts } from '../registry/scripts.generated.js';
+import { answerError } from './answer-error.js';
 import { IDEMPOTENCY_HEADER, REPLAYED_HEADER } from './headers.js';
 
 /** Options of {@link idempotency}. */
@@ -18,6 +20,12 @@ export interface IdempotencyOptions {
    * @default 'retry'
    */
   abandonedPolicy?: 'retry' | 'conflict';
+  /**
+   * Largest response body kept for replay. A larger one is still sent to the first caller, and its status is kept
+   * so the request is never executed twice, but a repeat gets a short JSON note (`WAFLEET_RESPONSE_TOO_LARGE`)
+   * instead of the body. @default 65536
+   */
+  maxResponseBytes?: number;
 }
 
 interface InFlight {
@@ -63,10 +71,17 @@ function refuse(res: Response, status: number, error: string, message: string): 
 export function idempotency(fleet: Fleet, options: IdempotencyOptions = {}): RequestHandler {
   const ttlMs = options.ttlMs ?? 86_400_000;
   const policy = options.abandonedPolicy ?? 'retry';
+  const maxResponseBytes = options.maxResponseBytes ?? 65_536;
   if (!Number.isInteger(ttlMs) || ttlMs < 1000)
-    throw new WafleetError('WAFLEET_CONFIG', `Expected \`ttlMs\` to be an integer >= 1000, got ${ttlMs}`);
+    throw new ConfigError('ttlMs', `Expected \`ttlMs\` to be an integer >= 1000, got ${describe(ttlMs)}`);
   if (policy !== 'retry' && policy !== 'conflict') {
-    throw new WafleetError('WAFLEET_CONFIG', `Expected \`abandonedPolicy\` to be 'retry' or 'conflict', got ${JSON.stringify(policy)}`);
+    throw new ConfigError('abandonedPolicy', `Expected \`abandonedPolicy\` to be 'retry' or 'conflict', got ${describe(policy)}`);
+  }
+  if (!Number.isInteger(maxResponseBytes) || maxResponseBytes < 0 || maxResponseBytes > 16 * 1024 * 1024) {
+    throw new ConfigError(
+      'maxResponseBytes',
+      `Expected \`maxResponseBytes\` to be an integer from 0 to 16 MiB, got ${describe(maxResponseBytes)}`,
+    );
   }
 
   const holderLive = async (rec: InFlight) => {
@@ -124,17 +139,30 @@ export function idempotency(fleet: Fleet, options: IdempotencyOptions = {}): Req
         acquired = reply[0] === ReplyCode.OK;
         if (!acquired) return refuse(res, 409, 'WAFLEET_IDEMPOTENCY_IN_FLIGHT', 'Another repeat of this request took it over');
       }
-      const onStoreFailed = (err: Error) => fleet.options.logger.error('idempotency record not stored; answered 503', { err: err.message });
+      const onStoreFailed = (err: Error) => fleet.options.logger.error('idempotency record not stored; answered 503', { err });
       captureOutcome(res, onStoreFailed, async (status, contentType, body) => {
-        const done: Done = { state: 'done', fingerprint, status, contentType, body: body.toString('base64') };
+        const kept = body.length <= maxResponseBytes;
+        const done: Done = {
+          state: 'done',
+          fingerprint,
+          status,
+          contentType: kept ? contentType : 'application/json; charset=utf-8',
+          body: (kept ? body : tooLargeNote(body.length, maxResponseBytes)).toString('base64'),
+        };
         // A server error is not an outcome worth replaying: free the key so a repeat may execute again.
         await runScript(redis, scripts.compareAndSet, [recordKey], [mineRaw, status >= 500 ? '' : JSON.stringify(done), ttlMs]);
       });
-      next();
     } catch (err) {
-      next(err);
+      answerError(res, err, fleet.options.logger);
+      return;
     }
+    next();
   };
+}
+
+function tooLargeNote(bytes: number, max: number): Buffer {
+  const message = `The first response (${bytes} bytes) was larger than maxResponseBytes (${max}) and was not kept; the request was not executed again`;
+  return Buffer.from(JSON.stringify({ error: 'WAFLEET_RESPONSE_TOO_LARGE', message }));
 }
 
 /** Buffers the response and calls `store` with it before anything reaches the client. */

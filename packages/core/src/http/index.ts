@@ -1,4 +1,5 @@
 export { createFleetRouter, type FleetRouterOptions } from './router.js';
+export { requireAuth, MIN_TOKEN_LENGTH, type RouterAuth } from './auth.js';
 export { fleetGuard, type FleetGuardOptions } from './guard.js';
 export { idempotency, type IdempotencyOptions } from './idempotency.js';
 export { EPOCH_HEADER, SERVED_EPOCH_HEADER, IDEMPOTENCY_HEADER, REPLAYED_HEADER } from './headers.js';

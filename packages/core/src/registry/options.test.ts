@@ -69,6 +69,6 @@ describe('fleet options', () => {
   });
 
   it('rejects a bad instance id with the id error class', () => {
-    expect(() => resolveFleetOptions({ ...base, instanceId: 'a:b' })).toThrow(/Instance id must not contain/);
+    expect(() => resolveFleetOptions({ ...base, instanceId: 'a:b' })).toThrow(/Instance id must be ASCII letters/);
   });
 });

@@ -1,8 +1,11 @@
-import type { Cluster, Redis } from 'ioredis';
+import { describe } from '../describe.js';
 import { ConfigError } from '../errors.js';
+import { validateLabels } from '../labels.js';
+import { validateBaseUrl } from '../urls.js';
 import { validateInstanceId, validateNamespace } from '../ids.js';
 import { createLogger, type Logger } from '../logger.js';
 import type { Outbox } from '../outbox/outbox.js';
+import { resolveRedisOption, type RedisOption, type RedisTarget } from './redis.js';
 
 /** Lease timing. All durations in milliseconds. */
 export interface TimingOptions {
@@ -44,8 +47,11 @@ export type StopSession = (sessionId: string, reason: 'release' | 'handoff') => 
 
 /** Options of {@link createFleet}. */
 export interface FleetOptions extends Partial<TimingOptions> {
-  /** A Redis URL, a list of Cluster node URLs, or an ioredis `Redis`/`Cluster` (never closed by wafleet). */
-  redis: string | readonly string[] | Redis | Cluster;
+  /**
+   * A Redis URL (`redis://user:password@host:6379/0`, `rediss://` for TLS), a list of Cluster node URLs,
+   * `{ url | nodes, tls }` for TLS options, or an ioredis `Redis`/`Cluster` (never closed by wafleet).
+   */
+  redis: RedisOption;
   /** Namespace of this fleet; fleets in different namespaces never see each other. @default 'default' */
   namespace?: string;
   /** Stable name of this instance (e.g. the pod name). No ':', '{', '}' or control characters. */
@@ -92,7 +98,7 @@ export interface FleetOptions extends Partial<TimingOptions> {
 
 /** Options after defaults and validation. */
 export interface ResolvedFleetOptions extends TimingOptions {
-  redis: FleetOptions['redis'];
+  redis: RedisTarget;
   namespace: string;
   instanceId: string;
   url: string;
@@ -128,40 +134,20 @@ export const FLEET_DEFAULTS = Object.freeze({
 function integer(option: string, value: unknown, min: number, max = Number.MAX_SAFE_INTEGER): number {
   if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
     const range = max === Number.MAX_SAFE_INTEGER ? `an integer >= ${min}` : `an integer from ${min} to ${max}`;
-    throw new ConfigError(option, `Expected \`${option}\` to be ${range}, got ${JSON.stringify(value) ?? String(value)}`);
+    throw new ConfigError(option, `Expected \`${option}\` to be ${range}, got ${describe(value)}`);
   }
   return value;
 }
 
 function oneOf<T extends string>(option: string, value: unknown, allowed: readonly T[]): T {
   if (!allowed.includes(value as T)) {
-    throw new ConfigError(
-      option,
-      `Expected \`${option}\` to be one of ${allowed.map((a) => `'${a}'`).join(', ')}, got ${JSON.stringify(value)}`,
-    );
+    throw new ConfigError(option, `Expected \`${option}\` to be one of ${allowed.map((a) => `'${a}'`).join(', ')}, got ${describe(value)}`);
   }
   return value as T;
 }
 
-function labelsOf(value: unknown): Record<string, string> {
-  if (value === undefined) return {};
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
-    throw new ConfigError('labels', 'Expected `labels` to be an object of string values');
-  }
-  for (const [k, v] of Object.entries(value)) {
-    if (typeof v !== 'string' || k.length === 0 || k.length > 64 || v.length > 256) {
-      throw new ConfigError('labels', `Expected \`labels.${k}\` to be a string of at most 256 characters (keys 1 to 64)`);
-    }
-  }
-  return { ...(value as Record<string, string>) };
-}
-
-function redisOf(value: unknown): FleetOptions['redis'] {
-  const isUrl = (u: unknown) => typeof u === 'string' && /^rediss?:\/\//.test(u);
-  if (isUrl(value)) return value as string;
-  if (Array.isArray(value) && value.length > 0 && value.every(isUrl)) return value as string[];
-  if (typeof value === 'object' && value !== null && typeof (value as Redis).evalsha === 'function') return value as Redis;
-  throw new ConfigError('redis', 'Expected `redis` to be a redis:// URL, a non-empty list of them (Cluster), or an ioredis client');
+function redisOf(value: unknown): RedisTarget {
+  return resolveRedisOption(value);
 }
 
 /** Validates types, ranges and cross-field rules (heartbeat < self-fence < TTL); throws {@link ConfigError}. */
@@ -194,12 +180,6 @@ export function resolveTiming(options: Partial<TimingOptions> & { profile?: unkn
 export function resolveFleetOptions(options: FleetOptions): ResolvedFleetOptions {
   if (typeof options !== 'object' || options === null) throw new ConfigError('options', 'Expected an options object');
   const timing = resolveTiming(options);
-  let url: string;
-  try {
-    url = new URL(String(options.url)).toString().replace(/\/$/, '');
-  } catch {
-    throw new ConfigError('url', `Expected \`url\` to be an absolute URL, got ${JSON.stringify(options.url)}`);
-  }
   if (options.stopSession !== undefined && typeof options.stopSession !== 'function') {
     throw new ConfigError('stopSession', 'Expected `stopSession` to be a function');
   }
@@ -209,9 +189,9 @@ export function resolveFleetOptions(options: FleetOptions): ResolvedFleetOptions
     redis: redisOf(options.redis),
     namespace: validateNamespace(options.namespace ?? FLEET_DEFAULTS.namespace),
     instanceId: validateInstanceId(options.instanceId),
-    url,
+    url: validateBaseUrl('url', options.url),
     maxSessions: integer('maxSessions', options.maxSessions, 1, 100_000),
-    labels: Object.freeze(labelsOf(options.labels)),
+    labels: Object.freeze(options.labels === undefined ? {} : validateLabels('labels', options.labels)),
     mode: oneOf('mode', options.mode ?? FLEET_DEFAULTS.mode, ['managed', 'observe']),
     quarantineMs: integer('quarantineMs', options.quarantineMs ?? timing.leaseTtlMs + timing.adoptionDelayMs, 0),
     sweepBatch: integer('sweepBatch', options.sweepBatch ?? FLEET_DEFAULTS.sweepBatch, 1, 500),
@@ -232,7 +212,7 @@ export function resolveFleetOptions(options: FleetOptions): ResolvedFleetOptions
   if (typeof resolved.readyEventType !== 'string' || !/^[\w.:-]{1,128}$/.test(resolved.readyEventType)) {
     throw new ConfigError(
       'readyEventType',
-      `Expected \`readyEventType\` to match [A-Za-z0-9_.:-]{1,128}, got ${JSON.stringify(options.readyEventType)}`,
+      `Expected \`readyEventType\` to match [A-Za-z0-9_.:-]{1,128}, got ${describe(options.readyEventType)}`,
     );
   }
   if (resolved.outbox !== undefined && typeof (resolved.outbox as { enqueue?: unknown }).enqueue !== 'function') {

@@ -1,5 +1,9 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { performance } from 'node:perf_hooks';
+import { describe } from '../describe.js';
+import { ConfigError } from '../errors.js';
+import { validateInstanceId } from '../ids.js';
+import { validateLabels } from '../labels.js';
 import type { RegistryKeys } from './keys.js';
 import { runScript, type RedisLike } from './redis.js';
 import { ReplyCode, replyError } from './reply-codes.js';
@@ -46,6 +50,17 @@ export interface PlaceResult {
   owner: string;
   ownerUrl: string;
   epoch: string;
+}
+
+/**
+ * The labels a session requires, as the claim and place scripts take them: '' to keep the recorded ones.
+ * @throws ConfigError for labels that are not a plain object of short strings (nothing is written)
+ */
+export function labelsArg(options: { labels?: unknown } | undefined): string {
+  if (options !== undefined && (typeof options !== 'object' || options === null)) {
+    throw new ConfigError('options', `Expected an options object, got ${describe(options)}`);
+  }
+  return options?.labels === undefined ? '' : JSON.stringify(validateLabels('labels', options.labels));
 }
 
 /** Reads one session's record and its owner's liveness in one round trip; null when the registry has none. */
@@ -101,7 +116,8 @@ export async function placeSession(
   options: { labels?: Record<string, string>; exclude?: string },
   timing: PlacementTiming,
 ): Promise<PlaceResult> {
-  const labels = options.labels === undefined ? '' : JSON.stringify(options.labels);
+  const labels = labelsArg(options);
+  if (options.exclude !== undefined) validateInstanceId(options.exclude);
   const waitUntil = performance.now() + timing.quarantineWaitMs;
   for (;;) {
     const reply = await runScript(

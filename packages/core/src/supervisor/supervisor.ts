@@ -1,4 +1,5 @@
 import { EventEmitter } from 'node:events';
+import { describe } from '../describe.js';
 import { ConfigError, WafleetError } from '../errors.js';
 import { validateSessionId } from '../ids.js';
 import { createLogger, type Logger } from '../logger.js';
@@ -92,7 +93,7 @@ interface Run {
 
 const int = (option: string, value: unknown, min: number) => {
   if (typeof value !== 'number' || !Number.isInteger(value) || value < min) {
-    throw new ConfigError(option, `Expected \`${option}\` to be an integer >= ${min}, got ${JSON.stringify(value)}`);
+    throw new ConfigError(option, `Expected \`${option}\` to be an integer >= ${min}, got ${describe(value)}`);
   }
   return value;
 };
