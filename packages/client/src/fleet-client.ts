@@ -6,19 +6,25 @@ import {
   disconnect,
   listInstances,
   lookupOwner,
+  open,
   placeSession,
   registryKeys,
+  resolveRedisOption,
   type Connection,
+  type RedisOption,
+  type RedisTarget,
   type RegistryKeys,
 } from '@wafleet/core/registry';
 import type { InstanceInfo, PlaceResult, SessionOwner } from '@wafleet/core';
-import type { Cluster, Redis } from 'ioredis';
 import { Agent, Headers, fetch as undiciFetch, type RequestInit as UndiciRequestInit, type Response } from 'undici';
 
 /** Options of {@link createFleetClient}. */
 export interface FleetClientOptions {
-  /** A Redis URL, a list of Cluster node URLs, or an ioredis `Redis`/`Cluster` (never closed by wafleet). */
-  redis: string | readonly string[] | Redis | Cluster;
+  /**
+   * A Redis URL (`redis://user:password@host:6379/0`, `rediss://` for TLS), a list of Cluster node URLs,
+   * `{ url | nodes, tls }` for TLS options, or an ioredis `Redis`/`Cluster` (never closed by wafleet).
+   */
+  redis: RedisOption;
   /** The fleet's namespace. @default 'default' */
   namespace?: string;
   /** How long `fetch` waits for a new owner after the old one failed, before `WAFLEET_FAILOVER_TIMEOUT`. @default 15000 */
@@ -97,7 +103,7 @@ const DEFAULTS = Object.freeze({
 });
 
 type Resolved = { -readonly [K in keyof typeof DEFAULTS]: (typeof DEFAULTS)[K] extends number ? number : string } & {
-  redis: FleetClientOptions['redis'];
+  redis: RedisTarget;
   logger: Logger;
 };
 
@@ -116,7 +122,7 @@ const CONNECTION_ERRORS = new Set([
 
 function resolveOptions(options: FleetClientOptions): Resolved {
   if (typeof options !== 'object' || options === null) throw new ConfigError('options', 'Expected an options object');
-  const out = { ...DEFAULTS, redis: options.redis, logger: createLogger(options.logger) } as Resolved;
+  const out = { ...DEFAULTS, redis: resolveRedisOption(options.redis), logger: createLogger(options.logger) } as Resolved;
   for (const key of Object.keys(DEFAULTS) as Array<keyof typeof DEFAULTS>) {
     if (key === 'namespace') continue;
     const value = options[key] ?? DEFAULTS[key];
@@ -126,11 +132,6 @@ function resolveOptions(options: FleetClientOptions): Resolved {
     (out as Record<string, unknown>)[key] = value;
   }
   out.namespace = validateNamespace(options.namespace ?? DEFAULTS.namespace);
-  const isUrl = (u: unknown) => typeof u === 'string' && /^rediss?:\/\//.test(u);
-  const r = options.redis as unknown;
-  const ok = isUrl(r) || (Array.isArray(r) && r.length > 0 && r.every(isUrl)) || (typeof r === 'object' && r !== null && 'evalsha' in r);
-  if (!ok)
-    throw new ConfigError('redis', 'Expected `redis` to be a redis:// URL, a non-empty list of them (Cluster), or an ioredis client');
   return out;
 }
 
@@ -187,7 +188,7 @@ export class FleetClient extends EventEmitter<FleetClientEvents> {
   constructor(options: FleetClientOptions) {
     super();
     this.options = Object.freeze(resolveOptions(options));
-    this.keys = registryKeys(this.options.namespace);
+    this.keys = registryKeys(this.options.namespace, this.options.redis.db);
     this.#agent = new Agent({
       connections: this.options.connectionsPerInstance,
       keepAliveTimeout: 30_000,
@@ -212,12 +213,11 @@ export class FleetClient extends EventEmitter<FleetClientEvents> {
     this.#cmd = connect(this.options.redis, 'command', timing);
     this.#sub = connect(this.options.redis, 'subscriber', timing);
     for (const conn of [this.#cmd, this.#sub]) {
-      if (!conn.owned) continue;
-      conn.client.on('error', (err: Error) => this.options.logger.debug('redis connection error', { err: err.message }));
-      await conn.client.connect();
+      if (conn.owned) conn.client.on('error', (err: Error) => this.options.logger.debug('redis connection error', { err: err.message }));
+      await open(conn, this.options.redis);
     }
     const sub = this.#sub.client;
-    sub.on('message', (_channel: string, message: string) => this.#onPush(message));
+    sub.on('message', (channel: string, message: string) => this.#onPush(channel, message));
     await sub.subscribe(this.keys.events);
     // Attached after the first connect, so every 'ready' is a reconnect. Pushes sent while the subscriber was away
     // are lost: forget everything cached before it came back.
@@ -260,7 +260,9 @@ export class FleetClient extends EventEmitter<FleetClientEvents> {
     if (this.#cache.size > this.options.maxCacheEntries) this.#cache.delete(this.#cache.keys().next().value!);
   }
 
-  #onPush(message: string): void {
+  #onPush(channel: string, message: string): void {
+    // Pub/sub ignores the database: the channel name is what keeps pushes of fleets in other databases out.
+    if (channel !== this.keys.events) return;
     let m: { s?: string; o?: string; e?: string; st?: string; u?: string };
     try {
       m = JSON.parse(message);

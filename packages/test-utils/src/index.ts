@@ -7,5 +7,6 @@ export { sleep } from './sleep.js';
 export { spawnProcess, type ChildExit, type ChildHandle, type SpawnProcessOptions } from './spawn-process.js';
 export { startRedisCluster, type RedisClusterHandle, type RedisClusterNode, type StartRedisClusterOptions } from './start-redis-cluster.js';
 export { startRedis, type RedisServerHandle, type RestartRedisOptions, type StartRedisOptions } from './start-redis.js';
+export { createTestCertificates, type TestCertificates } from './test-certificates.js';
 export { uniqueNamespace } from './unique-namespace.js';
 export { waitUntil, type WaitUntilOptions } from './wait-until.js';

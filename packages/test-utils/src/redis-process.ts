@@ -1,8 +1,18 @@
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { createConnection } from 'node:net';
+import { createConnection, type Socket } from 'node:net';
+import { connect as tlsConnect } from 'node:tls';
 import { sleep } from './sleep.js';
 import { hasExited, signalProcess, trackProcess, waitForExit, type TrackedProcess } from './process-registry.js';
+import type { TestCertificates } from './test-certificates.js';
+
+/** How clients must talk to a private redis-server: the default user's password and TLS. */
+export interface RedisSecurity {
+  /** `requirepass` of the default user. */
+  password?: string;
+  /** Serve TLS only (`--port 0 --tls-port PORT`) with these certificates; clients are not asked for one. */
+  tls?: TestCertificates;
+}
 
 /** Where a private redis-server lives and how it persists. */
 export interface RedisLayout {
@@ -11,6 +21,7 @@ export interface RedisLayout {
   dataDir: string;
   logFile: string;
   appendonly: boolean;
+  security?: RedisSecurity;
 }
 
 /**
@@ -20,9 +31,14 @@ export interface RedisLayout {
  * registry keys.
  */
 export function redisArgs(layout: RedisLayout, extra: readonly string[] = []): string[] {
+  const { password, tls } = layout.security ?? {};
+  const listen = tls
+    ? ['--port', '0', '--tls-port', String(layout.port), '--tls-cert-file', tls.certFile, '--tls-key-file', tls.keyFile]
+    : ['--port', String(layout.port)];
   return [
-    '--port',
-    String(layout.port),
+    ...listen,
+    ...(tls ? ['--tls-ca-cert-file', tls.caFile, '--tls-auth-clients', 'no'] : []),
+    ...(password === undefined ? [] : ['--requirepass', password]),
     '--bind',
     '127.0.0.1',
     '--dir',
@@ -108,7 +124,7 @@ export async function launchRedis(
       const text = describe(why);
       throw new RedisStartError(text, /address already in use/i.test(text));
     }
-    const probe = await probeRedis(layout.port, 500);
+    const probe = await probeRedis(layout.port, 500, layout.security);
     if (probe.pong && probe.pid === child.pid) return tracked;
     if (Date.now() > deadline) {
       signalProcess(tracked, 'SIGKILL');
@@ -133,15 +149,23 @@ interface Probe {
   pid?: number;
 }
 
+/** A RESP command, so a password with spaces or CRLF reaches Redis intact. */
+const resp = (...args: string[]) => `*${args.length}\r\n${args.map((a) => `$${Buffer.byteLength(a)}\r\n${a}\r\n`).join('')}`;
+
 /**
- * One raw-socket round trip of `PING` + `INFO server`. A raw socket instead
- * of ioredis keeps startup free of client reconnect logic and error events.
+ * One raw-socket round trip of `PING` + `INFO server` (after `AUTH` when a
+ * password is set; over TLS when asked, without checking the certificate).
+ * A raw socket instead of ioredis keeps startup free of client reconnect
+ * logic and error events.
  */
-function probeRedis(port: number, timeoutMs: number): Promise<Probe> {
+function probeRedis(port: number, timeoutMs: number, security: RedisSecurity = {}): Promise<Probe> {
   return new Promise((resolve) => {
     let buffer = '';
     let settled = false;
-    const socket = createConnection({ host: '127.0.0.1', port });
+    let authed = security.password === undefined;
+    const socket: Socket = security.tls
+      ? tlsConnect({ host: '127.0.0.1', port, rejectUnauthorized: false })
+      : createConnection({ host: '127.0.0.1', port });
     const finish = (probe: Probe): void => {
       if (settled) return;
       settled = true;
@@ -151,9 +175,17 @@ function probeRedis(port: number, timeoutMs: number): Promise<Probe> {
     socket.setTimeout(timeoutMs, () => finish({ pong: false }));
     socket.on('error', () => finish({ pong: false }));
     socket.on('close', () => finish({ pong: false }));
-    socket.on('connect', () => socket.write('PING\r\nINFO server\r\n'));
+    const auth = security.password === undefined ? '' : resp('AUTH', security.password);
+    socket.on(security.tls ? 'secureConnect' : 'connect', () => socket.write(`${auth}PING\r\nINFO server\r\n`));
     socket.on('data', (chunk) => {
       buffer += chunk.toString('latin1');
+      if (!authed) {
+        const end = buffer.indexOf('\r\n');
+        if (end < 0) return;
+        if (!buffer.startsWith('+OK')) return finish({ pong: false });
+        buffer = buffer.slice(end + 2);
+        authed = true;
+      }
       const firstEnd = buffer.indexOf('\r\n');
       if (firstEnd < 0) return;
       // -LOADING while an AOF is replayed: not ready yet.

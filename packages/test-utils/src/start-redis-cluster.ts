@@ -2,7 +2,7 @@ import { execFile } from 'node:child_process';
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Cluster, Redis, type ClusterOptions } from 'ioredis';
+import { Cluster, Redis, type ClusterOptions, type RedisOptions } from 'ioredis';
 import { freePortPair } from './free-port.js';
 import {
   closeClient,
@@ -14,9 +14,10 @@ import {
   waitForExit,
   type TrackedProcess,
 } from './process-registry.js';
-import { launchRedis, logTail, RedisStartError, redisArgs, type RedisLayout } from './redis-process.js';
+import { launchRedis, logTail, RedisStartError, redisArgs, type RedisLayout, type RedisSecurity } from './redis-process.js';
 import { redisCliBinary } from './redis-cli-binary.js';
 import { redisServerBinary } from './redis-server-binary.js';
+import { createTestCertificates, type TestCertificates } from './test-certificates.js';
 import { waitUntil } from './wait-until.js';
 
 /** Options for {@link startRedisCluster}. */
@@ -27,6 +28,10 @@ export interface StartRedisClusterOptions {
   args?: string[];
   /** Turn on the AOF (`appendfsync always`) on every node. Default false. */
   appendonly?: boolean;
+  /** Password of the default user on every node (`requirepass`, `masterauth`). Default none. */
+  password?: string;
+  /** TLS only, for clients and the cluster bus, with generated certificates (see `startRedis`). Default false. */
+  tls?: boolean;
 }
 
 /** Address of one cluster node. */
@@ -38,8 +43,11 @@ export interface RedisClusterNode {
 /** A private Redis Cluster started by {@link startRedisCluster}. */
 export interface RedisClusterHandle {
   readonly nodes: RedisClusterNode[];
-  /** `redis://127.0.0.1:PORT` for every node. */
+  /** `redis://127.0.0.1:PORT` for every node; `rediss://` with `tls`, `:PASSWORD@` with `password`. */
   readonly urls: string[];
+  readonly password: string | undefined;
+  /** The generated certificates (`ca` is the PEM clients must trust), when started with `tls`. */
+  readonly tls: TestCertificates | undefined;
   /** Private temporary directory holding every node's data, config and log. */
   readonly dir: string;
   /** Closes tracked clients, SIGTERMs every node, waits, removes the temp dir. Idempotent. */
@@ -81,7 +89,7 @@ export async function startRedisCluster(opts: StartRedisClusterOptions = {}): Pr
   const cli = masters >= 3 ? redisCliBinary(binary) : undefined;
   const dir = await mkdtemp(join(tmpdir(), 'wafleet-redis-cluster-'));
   trackTempDir(dir);
-
+  const security: RedisSecurity = { password: opts.password };
   const launched: NodeProcess[] = [];
   const killNodes = async (signal: NodeJS.Signals): Promise<void> => {
     for (const node of launched) signalProcess(node.tracked, signal);
@@ -90,9 +98,10 @@ export async function startRedisCluster(opts: StartRedisClusterOptions = {}): Pr
   };
 
   try {
+    if (opts.tls) security.tls = await createTestCertificates(dir);
     // allSettled, not all: on failure every node that did come up must be
     // in `launched` before the cleanup below kills them.
-    const results = await Promise.allSettled(Array.from({ length: masters }, () => launchNode(binary, dir, opts, launched)));
+    const results = await Promise.allSettled(Array.from({ length: masters }, () => launchNode(binary, dir, opts, security, launched)));
     const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
     if (failed) throw failed.reason;
     const nodes = [...launched];
@@ -100,9 +109,14 @@ export async function startRedisCluster(opts: StartRedisClusterOptions = {}): Pr
       await createWithCli(
         cli,
         nodes.map((n) => n.port),
+        security,
       );
-    else await createByHand(nodes.map((n) => n.port));
-    await waitForClusterOk(nodes);
+    else
+      await createByHand(
+        nodes.map((n) => n.port),
+        security,
+      );
+    await waitForClusterOk(nodes, security);
   } catch (err) {
     await killNodes('SIGKILL');
     await removeTempDir(dir);
@@ -115,7 +129,9 @@ export async function startRedisCluster(opts: StartRedisClusterOptions = {}): Pr
 
   return {
     nodes,
-    urls: nodes.map((n) => `redis://${n.host}:${n.port}`),
+    urls: nodes.map((n) => `${security.tls ? 'rediss' : 'redis'}://${userInfo(security)}${n.host}:${n.port}`),
+    password: security.password,
+    tls: security.tls,
     dir,
 
     async stop() {
@@ -131,7 +147,7 @@ export async function startRedisCluster(opts: StartRedisClusterOptions = {}): Pr
       if (stopped) throw new Error('redis cluster was stopped');
       const c = new Cluster(
         nodes.map((n) => ({ host: n.host, port: n.port })),
-        options,
+        { ...options, redisOptions: { ...clientSecurity(security), ...options.redisOptions } },
       );
       c.on('error', () => {});
       clients.add(c);
@@ -141,7 +157,21 @@ export async function startRedisCluster(opts: StartRedisClusterOptions = {}): Pr
   };
 }
 
-async function launchNode(binary: string, dir: string, opts: StartRedisClusterOptions, launched: NodeProcess[]): Promise<NodeProcess> {
+const userInfo = (security: RedisSecurity) => (security.password === undefined ? '' : `:${encodeURIComponent(security.password)}@`);
+
+/** ioredis options that pass a node's password and trust its CA. */
+const clientSecurity = (security: RedisSecurity): RedisOptions => ({
+  ...(security.password === undefined ? {} : { password: security.password }),
+  ...(security.tls ? { tls: { ca: security.tls.ca } } : {}),
+});
+
+async function launchNode(
+  binary: string,
+  dir: string,
+  opts: StartRedisClusterOptions,
+  security: RedisSecurity,
+  launched: NodeProcess[],
+): Promise<NodeProcess> {
   for (let attempt = 1; ; attempt++) {
     const { port } = await freePortPair();
     const layout: RedisLayout = {
@@ -149,6 +179,7 @@ async function launchNode(binary: string, dir: string, opts: StartRedisClusterOp
       dataDir: join(dir, `node-${port}`),
       logFile: join(dir, `node-${port}.log`),
       appendonly: opts.appendonly ?? false,
+      security,
     };
     await mkdir(layout.dataDir);
     const args = redisArgs(layout, [
@@ -162,6 +193,8 @@ async function launchNode(binary: string, dir: string, opts: StartRedisClusterOp
       // gets one and would advertise "" in CLUSTER SLOTS, stalling clients.
       '--cluster-announce-ip',
       HOST,
+      ...(security.password === undefined ? [] : ['--masterauth', security.password]),
+      ...(security.tls ? ['--tls-cluster', 'yes', '--tls-replication', 'yes'] : []),
       ...(opts.args ?? []),
     ]);
     try {
@@ -176,10 +209,20 @@ async function launchNode(binary: string, dir: string, opts: StartRedisClusterOp
   }
 }
 
-function createWithCli(cli: string, ports: number[]): Promise<void> {
-  const args = ['--cluster', 'create', ...ports.map((p) => `${HOST}:${p}`), '--cluster-replicas', '0', '--cluster-yes'];
+function createWithCli(cli: string, ports: number[], security: RedisSecurity): Promise<void> {
+  const args = [
+    ...(security.tls ? ['--tls', '--cacert', security.tls.caFile] : []),
+    '--cluster',
+    'create',
+    ...ports.map((p) => `${HOST}:${p}`),
+    '--cluster-replicas',
+    '0',
+    '--cluster-yes',
+  ];
+  // The password goes by environment, so it is neither in `ps` nor in the error below.
+  const env = security.password === undefined ? process.env : { ...process.env, REDISCLI_AUTH: security.password };
   return new Promise((resolve, reject) => {
-    execFile(cli, args, { timeout: CREATE_TIMEOUT_MS, maxBuffer: 4 * 1024 * 1024 }, (err, stdout, stderr) => {
+    execFile(cli, args, { timeout: CREATE_TIMEOUT_MS, maxBuffer: 4 * 1024 * 1024, env }, (err, stdout, stderr) => {
       if (!err) return resolve();
       const out = `${stdout}\n${stderr}`.trim().split('\n').slice(-30).join('\n');
       reject(new Error(`${cli} ${args.join(' ')} failed: ${err.message}\n${out}`));
@@ -188,9 +231,9 @@ function createWithCli(cli: string, ports: number[]): Promise<void> {
 }
 
 /** Even slot split plus CLUSTER MEET, for the 1–2 master case redis-cli rejects. */
-async function createByHand(ports: number[]): Promise<void> {
+async function createByHand(ports: number[], security: RedisSecurity): Promise<void> {
   const per = Math.ceil(TOTAL_SLOTS / ports.length);
-  await withNodeClients(ports, async (clients) => {
+  await withNodeClients(ports, security, async (clients) => {
     await Promise.all(
       clients.map((c, i) => {
         const first = i * per;
@@ -203,11 +246,12 @@ async function createByHand(ports: number[]): Promise<void> {
   });
 }
 
-async function waitForClusterOk(nodes: NodeProcess[]): Promise<void> {
+async function waitForClusterOk(nodes: NodeProcess[], security: RedisSecurity): Promise<void> {
   let lastInfo = '';
   const expected = ['cluster_state:ok', `cluster_slots_assigned:${TOTAL_SLOTS}`, `cluster_known_nodes:${nodes.length}`];
   await withNodeClients(
     nodes.map((n) => n.port),
+    security,
     async (clients) => {
       try {
         await waitUntil(
@@ -234,9 +278,9 @@ async function waitForClusterOk(nodes: NodeProcess[]): Promise<void> {
 }
 
 /** Short-lived admin connections, one per node, always disconnected. */
-async function withNodeClients<T>(ports: number[], fn: (clients: Redis[]) => Promise<T>): Promise<T> {
+async function withNodeClients<T>(ports: number[], security: RedisSecurity, fn: (clients: Redis[]) => Promise<T>): Promise<T> {
   const clients = ports.map((port) => {
-    const c = new Redis({ host: HOST, port, maxRetriesPerRequest: 1, commandTimeout: 2_000 });
+    const c = new Redis({ host: HOST, port, maxRetriesPerRequest: 1, commandTimeout: 2_000, ...clientSecurity(security) });
     c.on('error', () => {});
     return c;
   });

@@ -13,9 +13,10 @@ import {
   waitForExit,
   type TrackedProcess,
 } from './process-registry.js';
-import { launchRedis, RedisStartError, redisArgs, type RedisLayout } from './redis-process.js';
+import { launchRedis, RedisStartError, redisArgs, type RedisLayout, type RedisSecurity } from './redis-process.js';
 import { redisServerBinary } from './redis-server-binary.js';
 import { sleep } from './sleep.js';
+import { createTestCertificates, type TestCertificates } from './test-certificates.js';
 
 /** Options for {@link startRedis}. */
 export interface StartRedisOptions {
@@ -26,6 +27,13 @@ export interface StartRedisOptions {
    * survives `kill -9` and `restart({ empty: false })`. Default false.
    */
   appendonly?: boolean;
+  /** Password of the default user (`requirepass`); it goes into `url` and `client()`. Default none. */
+  password?: string;
+  /**
+   * Serve TLS only, with a CA and server certificate generated into the temp dir by `openssl` (see
+   * `handle.tls`); `url` becomes `rediss://` and `client()` trusts the CA. Default false.
+   */
+  tls?: boolean;
 }
 
 /** Options for {@link RedisServerHandle.restart}. */
@@ -42,8 +50,12 @@ export interface RestartRedisOptions {
 export interface RedisServerHandle {
   readonly host: string;
   readonly port: number;
-  /** `redis://127.0.0.1:PORT` */
+  /** `redis://127.0.0.1:PORT`; `rediss://` with `tls`, and `:PASSWORD@` (percent-encoded) with `password`. */
   readonly url: string;
+  /** The default user's password, when started with one. */
+  readonly password: string | undefined;
+  /** The generated certificates (`ca` is the PEM clients must trust), when started with `tls`. */
+  readonly tls: TestCertificates | undefined;
   /** Pid of the current redis-server process; changes on restart. */
   readonly pid: number;
   /** Private temporary directory (data directory and `redis.log`), removed by stop(). */
@@ -61,7 +73,7 @@ export interface RedisServerHandle {
   /** SIGCONT after pause(). */
   resume(): void;
   /**
-   * A new ioredis connection to this server, disconnected on stop(). Its
+   * A new ioredis connection to this server (with its password and CA), disconnected on stop(). Its
    * `error` events are absorbed (commands still reject) so that killing the
    * server in a test does not spam "Unhandled error event" logs.
    */
@@ -92,10 +104,12 @@ export async function startRedis(opts: StartRedisOptions = {}): Promise<RedisSer
 
   let layout: RedisLayout | undefined;
   let tracked: TrackedProcess | undefined;
+  const security: RedisSecurity = { password: opts.password };
   try {
     await mkdir(dataDir);
+    if (opts.tls) security.tls = await createTestCertificates(dir);
     for (let attempt = 1; !tracked; attempt++) {
-      layout = { port: await freePort(), dataDir, logFile, appendonly };
+      layout = { port: await freePort(), dataDir, logFile, appendonly, security };
       try {
         tracked = await launchRedis(binary, layout, redisArgs(layout, extra));
       } catch (err) {
@@ -125,7 +139,9 @@ export async function startRedis(opts: StartRedisOptions = {}): Promise<RedisSer
   const handle: RedisServerHandle = {
     host: HOST,
     port,
-    url: `redis://${HOST}:${port}`,
+    url: `${security.tls ? 'rediss' : 'redis'}://${opts.password === undefined ? '' : `:${encodeURIComponent(opts.password)}@`}${HOST}:${port}`,
+    password: opts.password,
+    tls: security.tls,
     get pid(): number {
       return current.child.pid ?? -1;
     },
@@ -158,7 +174,7 @@ export async function startRedis(opts: StartRedisOptions = {}): Promise<RedisSer
         await rm(dataDir, { recursive: true, force: true, maxRetries: 3 });
         await mkdir(dataDir, { recursive: true });
       }
-      const sameLayout: RedisLayout = { port, dataDir, logFile, appendonly };
+      const sameLayout: RedisLayout = { port, dataDir, logFile, appendonly, security };
       for (let attempt = 1; ; attempt++) {
         try {
           current = await launchRedis(binary, sameLayout, redisArgs(sameLayout, extra));
@@ -182,7 +198,8 @@ export async function startRedis(opts: StartRedisOptions = {}): Promise<RedisSer
 
     client(options: RedisOptions = {}) {
       if (stopped) throw new Error(`redis-server on port ${port} was stopped`);
-      const c = new Redis({ host: HOST, port, ...options });
+      const secure = { password: opts.password, ...(security.tls ? { tls: { ca: security.tls.ca } } : {}) };
+      const c = new Redis({ host: HOST, port, ...secure, ...options });
       c.on('error', () => {});
       clients.add(c);
       trackClient(c);

@@ -7,7 +7,7 @@ import { LeaseLostError, StateError, WafleetError, type FenceReason } from '../e
 import { validateSessionId } from '../ids.js';
 import { registryKeys, type RegistryKeys } from './keys.js';
 import { resolveFleetOptions, type FleetOptions, type ResolvedFleetOptions, type StopSession } from './options.js';
-import { connect, disconnect, runScript, type Connection, type Script } from './redis.js';
+import { connect, disconnect, open, runScript, type Connection, type Script } from './redis.js';
 import { ReplyCode, replyError, type Reply } from './reply-codes.js';
 import { scripts } from './scripts.generated.js';
 import {
@@ -160,7 +160,7 @@ export class Fleet extends EventEmitter<FleetEvents> {
   constructor(options: FleetOptions) {
     super();
     this.options = resolveFleetOptions(options);
-    this.keys = registryKeys(this.options.namespace);
+    this.keys = registryKeys(this.options.namespace, this.options.redis.db);
     this.#stopSession = this.options.stopSession;
   }
 
@@ -232,10 +232,10 @@ export class Fleet extends EventEmitter<FleetEvents> {
       for (const conn of [this.#cmd, this.#hb, this.#sub]) {
         // ioredis emits 'error' on every failed reconnect; an unhandled one would crash the host.
         if (conn.owned) conn.client.on('error', (err: Error) => options.logger.debug('redis connection error', { err: err.message }));
-        if (conn.owned) await conn.client.connect();
+        await open(conn, options.redis);
       }
       const sub = this.#sub.client;
-      sub.on('message', (_channel: string, message: string) => this.#onPush(message));
+      sub.on('message', (channel: string, message: string) => this.#onPush(channel, message));
       await sub.subscribe(this.keys.events);
       // A subscriber that reconnects missed pushes: compare with the registry.
       sub.on('ready', () => void this.#reconcile());
@@ -647,7 +647,9 @@ export class Fleet extends EventEmitter<FleetEvents> {
 
   // ---- pushes, reconciliation and sweeps ----
 
-  #onPush(message: string): void {
+  #onPush(channel: string, message: string): void {
+    // Pub/sub ignores the database: the channel name is what keeps pushes of fleets in other databases out.
+    if (channel !== this.keys.events) return;
     let m: { s?: string; o?: string; i?: string; e?: string; d?: string };
     try {
       m = JSON.parse(message);

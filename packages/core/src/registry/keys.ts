@@ -1,4 +1,6 @@
 import { createHash } from 'node:crypto';
+import { describe } from '../describe.js';
+import { ConfigError } from '../errors.js';
 import { validateNamespace } from '../ids.js';
 
 /**
@@ -19,13 +21,20 @@ export interface RegistryKeys {
   readonly pending: string;
   /** HASH era, quarantineUntil. */
   readonly meta: string;
-  /** Pub/sub channel announcing every owner and status change. */
+  /**
+   * Pub/sub channel announcing every owner and status change: `<tag>:events` on database 0, `<tag>:events:<db>`
+   * on another. Pub/sub ignores the database, so fleets of one namespace in different databases of one server
+   * must not share a channel; database 0 keeps the name it always had, for existing subscribers.
+   */
   readonly events: string;
 }
 
-/** Builds the keys of `namespace`. */
-export function registryKeys(namespace: string): RegistryKeys {
+/** Builds the keys of `namespace` in database `db` (0 on a Cluster). */
+export function registryKeys(namespace: string, db = 0): RegistryKeys {
   const tag = `{wafleet:${validateNamespace(namespace)}}`;
+  if (!Number.isInteger(db) || db < 0 || db > 99_999) {
+    throw new ConfigError('db', `Expected the Redis database to be an integer from 0 to 99999, got ${describe(db)}`);
+  }
   return Object.freeze({
     namespace,
     instances: `${tag}:instances`,
@@ -34,7 +43,7 @@ export function registryKeys(namespace: string): RegistryKeys {
     sessions: `${tag}:sessions`,
     pending: `${tag}:pending`,
     meta: `${tag}:meta`,
-    events: `${tag}:events`,
+    events: db === 0 ? `${tag}:events` : `${tag}:events:${db}`,
   });
 }
 

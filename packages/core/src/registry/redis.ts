@@ -1,5 +1,7 @@
+import type { ConnectionOptions as TlsOptions } from 'node:tls';
 import { Cluster, Redis, type RedisOptions } from 'ioredis';
-import type { FleetOptions } from './options.js';
+import { describe } from '../describe.js';
+import { ConfigError, WafleetError } from '../errors.js';
 import { asReply, type Reply } from './reply-codes.js';
 import type { scripts } from './scripts.generated.js';
 
@@ -38,6 +40,157 @@ export interface Connection {
   owned: boolean;
 }
 
+/**
+ * Where wafleet connects when it opens its connections itself. Give exactly one of `url` and `nodes`.
+ * @example
+ * { url: 'rediss://wafleet:s3cret@redis.internal:6380/2', tls: { ca: readFileSync('/etc/redis/ca.pem') } }
+ */
+export interface RedisEndpoint {
+  /** `redis://[user:password@]host[:port][/db]` of a standalone server; `rediss://` for TLS. Percent-encode `@ : /` in the password. */
+  url?: string;
+  /** Seed nodes of a Redis Cluster, as URLs like `url` without a database; all must carry the same user, password and scheme. */
+  nodes?: readonly string[];
+  /** TLS options (`ca` for a private CA, `servername`, a client certificate); needs `rediss://`. @default system CAs */
+  tls?: TlsOptions;
+}
+
+/**
+ * The `redis` option of `createFleet` and `createFleetClient`: a URL, a list of Cluster node URLs, a
+ * {@link RedisEndpoint} (for TLS options), or your own ioredis `Redis`/`Cluster` (never closed by wafleet).
+ */
+export type RedisOption = string | readonly string[] | RedisEndpoint | Redis | Cluster;
+
+interface TargetBase {
+  /** Database number; pushes are scoped by it. Always 0 on a Cluster. */
+  db: number;
+  /** Where it points, for logs and errors: never contains the password. */
+  display: string;
+}
+
+/** A validated {@link RedisOption}. */
+export type RedisTarget =
+  | (TargetBase & { kind: 'standalone'; options: RedisOptions })
+  | (TargetBase & { kind: 'cluster'; nodes: Array<{ host: string; port: number }>; nodeOptions: RedisOptions })
+  | (TargetBase & { kind: 'client'; client: Redis | Cluster });
+
+interface ParsedUrl {
+  host: string;
+  port: number;
+  db: number;
+  auth: Pick<RedisOptions, 'username' | 'password'>;
+  tls: TlsOptions | undefined;
+  display: string;
+}
+
+/** A URL with its user info masked, so a mistyped URL can be shown without its password. */
+const masked = (raw: string) => raw.replace(/\/\/[^@/?#]*@/, '//***@');
+
+function parseUrl(option: string, raw: unknown, tls: TlsOptions | undefined): ParsedUrl {
+  const bad = (why: string) =>
+    new ConfigError(option, `Expected \`${option}\` to be ${why}, got ${describe(typeof raw === 'string' ? masked(raw) : raw)}`);
+  if (typeof raw !== 'string') throw bad('a redis:// or rediss:// URL');
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    throw bad('a redis:// or rediss:// URL');
+  }
+  if (url.protocol !== 'redis:' && url.protocol !== 'rediss:') throw bad('a redis:// or rediss:// URL');
+  if (url.search || url.hash) throw bad('a URL without query or fragment (give TLS options as `{ url, tls }`)');
+  const db = /^\/?$/.test(url.pathname) ? 0 : Number(/^\/(\d{1,5})$/.exec(url.pathname)?.[1] ?? NaN);
+  if (!Number.isInteger(db)) throw bad('a URL whose path is empty or a database number');
+  if (tls !== undefined && url.protocol !== 'rediss:') throw bad('a rediss:// URL when `tls` is given');
+  let auth: ParsedUrl['auth'];
+  try {
+    const username = decodeURIComponent(url.username);
+    const password = decodeURIComponent(url.password);
+    if (username && !password) throw new URIError('user without password');
+    auth = { ...(username ? { username } : {}), ...(password ? { password } : {}) };
+  } catch {
+    throw bad('a URL with a percent-encoded user and password (or neither)');
+  }
+  const host = url.hostname.replace(/^\[(.*)\]$/, '$1');
+  const port = Number(url.port || 6379);
+  const user = auth.username ? `${auth.username}@` : auth.password ? '***@' : '';
+  return {
+    host,
+    port,
+    db,
+    auth,
+    tls: url.protocol === 'rediss:' ? { ...tls } : undefined,
+    display: `${url.protocol}//${user}${url.host}${db ? `/${db}` : ''}`,
+  };
+}
+
+function endpointOf(option: string, value: RedisEndpoint): RedisTarget {
+  const extra = Object.keys(value).filter((k) => !['url', 'nodes', 'tls'].includes(k));
+  if (extra.length > 0 || (value.url === undefined) === (value.nodes === undefined)) {
+    const why = 'sentinels' in value ? ' (Sentinel is not supported yet)' : '';
+    throw new ConfigError(
+      option,
+      `Expected \`${option}\` to have exactly one of \`url\` and \`nodes\`, and \`tls\`${why}, got keys ${describe(Object.keys(value))}`,
+    );
+  }
+  if (value.tls !== undefined && (typeof value.tls !== 'object' || value.tls === null)) {
+    throw new ConfigError(`${option}.tls`, `Expected \`${option}.tls\` to be tls.connect() options, got ${describe(value.tls)}`);
+  }
+  if (value.url !== undefined) {
+    const u = parseUrl(`${option}.url`, value.url, value.tls);
+    const options: RedisOptions = { host: u.host, port: u.port, db: u.db, ...u.auth, ...(u.tls ? { tls: u.tls } : {}) };
+    return { kind: 'standalone', options, db: u.db, display: u.display };
+  }
+  return clusterOf(`${option}.nodes`, value.nodes, value.tls);
+}
+
+function clusterOf(option: string, urls: unknown, tls: TlsOptions | undefined): RedisTarget {
+  if (!Array.isArray(urls) || urls.length === 0) {
+    throw new ConfigError(option, `Expected \`${option}\` to be a non-empty list of Cluster node URLs, got ${describe(urls)}`);
+  }
+  const parsed = urls.map((u: unknown, i) => parseUrl(`${option}[${i}]`, u, tls));
+  const first = parsed[0]!;
+  const same = (p: ParsedUrl) =>
+    p.auth.username === first.auth.username && p.auth.password === first.auth.password && !p.tls === !first.tls;
+  if (!parsed.every(same)) {
+    throw new ConfigError(option, `Expected every URL of \`${option}\` to carry the same user, password and scheme`);
+  }
+  if (parsed.some((p) => p.db !== 0)) {
+    throw new ConfigError(option, `Expected no database number in \`${option}\`: a Redis Cluster has only database 0`);
+  }
+  return {
+    kind: 'cluster',
+    nodes: parsed.map(({ host, port }) => ({ host, port })),
+    nodeOptions: { ...first.auth, ...(first.tls ? { tls: first.tls } : {}) },
+    db: 0,
+    display: `cluster ${parsed.map((p) => p.display).join(',')}`,
+  };
+}
+
+const isClient = (value: unknown): value is Redis | Cluster =>
+  typeof value === 'object' && value !== null && typeof (value as Redis).evalsha === 'function';
+
+/**
+ * Validates a {@link RedisOption} once, for every connection wafleet opens from it and for the database number
+ * that scopes its pushes. Throws `ConfigError` (naming `option`, never showing a password).
+ */
+export function resolveRedisOption(value: unknown, option = 'redis'): RedisTarget {
+  if (typeof value === 'string') {
+    const u = parseUrl(option, value, undefined);
+    const options: RedisOptions = { host: u.host, port: u.port, db: u.db, ...u.auth, ...(u.tls ? { tls: u.tls } : {}) };
+    return { kind: 'standalone', options, db: u.db, display: u.display };
+  }
+  if (Array.isArray(value)) return clusterOf(option, value, undefined);
+  if (isClient(value)) {
+    // A Cluster has database 0 only; a Redis keeps the database it was created with (ioredis re-SELECTs it).
+    const db = value instanceof Cluster ? 0 : Number((value as Partial<Redis>).options?.db ?? 0);
+    return { kind: 'client', client: value, db, display: 'the given ioredis client' };
+  }
+  if (typeof value === 'object' && value !== null) return endpointOf(option, value as RedisEndpoint);
+  throw new ConfigError(
+    option,
+    `Expected \`${option}\` to be a redis:// URL, a non-empty list of them (Cluster), \`{ url | nodes, tls }\` or an ioredis client, got ${describe(value)}`,
+  );
+}
+
 function roleOptions(role: ConnectionRole, commandTimeoutMs: number, heartbeatIntervalMs: number): RedisOptions {
   const retryStrategy = (attempt: number) => Math.min(50 * attempt, 1000);
   if (role === 'heartbeat') {
@@ -51,25 +204,52 @@ function roleOptions(role: ConnectionRole, commandTimeoutMs: number, heartbeatIn
 
 /** Opens (or reuses) the connection for `role`. A caller's client is reused for commands and duplicated otherwise. */
 export function connect(
-  redis: FleetOptions['redis'],
+  target: RedisTarget,
   role: ConnectionRole,
   timing: { commandTimeoutMs: number; heartbeatIntervalMs: number },
 ): Connection {
   const options = roleOptions(role, timing.commandTimeoutMs, timing.heartbeatIntervalMs);
   const { enableOfflineQueue, lazyConnect, ...nodeOptions } = options;
   const clusterOptions = { enableOfflineQueue, lazyConnect, redisOptions: nodeOptions };
-  if (typeof redis === 'string') return { client: new Redis(redis, options), owned: true };
-  if (Array.isArray(redis)) {
-    const nodes = redis.map((u) => {
-      const url = new URL(u);
-      return { host: url.hostname, port: Number(url.port || 6379) };
-    });
-    return { client: new Cluster(nodes, clusterOptions), owned: true };
+  if (target.kind === 'standalone') return { client: new Redis({ ...target.options, ...options }), owned: true };
+  if (target.kind === 'cluster') {
+    const redisOptions = { ...nodeOptions, ...target.nodeOptions };
+    return { client: new Cluster(target.nodes, { ...clusterOptions, redisOptions }), owned: true };
   }
-  const given = redis as Redis | Cluster;
+  const given = target.client;
   if (role === 'command') return { client: given, owned: false };
   if (given instanceof Cluster) return { client: given.duplicate(undefined, clusterOptions), owned: true };
-  return { client: (given as Redis).duplicate(options), owned: true };
+  return { client: given.duplicate(options), owned: true };
+}
+
+const AUTH_REFUSED = /NOAUTH|WRONGPASS|NOPERM|invalid password|invalid username/i;
+
+/**
+ * Connects a connection wafleet created (a caller's client is left as it is). Fails fast with `WAFLEET_REDIS_AUTH`
+ * when Redis refuses the credentials and `WAFLEET_REDIS_CONNECT` for any other first-connect failure (refused,
+ * TLS handshake), instead of retrying forever; the message names the endpoint without its password.
+ */
+export async function open(conn: Connection, target: RedisTarget): Promise<void> {
+  if (!conn.owned) return;
+  // ioredis rejects connect() with a bare "Connection is closed." (a Cluster with "Failed to refresh slots
+  // cache."); the reason arrives as 'error', or 'node error' from a Cluster's nodes.
+  const seen: Error[] = [];
+  const note = (err: Error) => void seen.push(err);
+  conn.client.on('error', note);
+  conn.client.on('node error', note);
+  try {
+    await conn.client.connect();
+  } catch (err) {
+    conn.client.disconnect();
+    const cause = seen.find((e) => AUTH_REFUSED.test(e.message)) ?? seen.at(-1) ?? (err as Error);
+    if (AUTH_REFUSED.test(cause.message)) {
+      throw new WafleetError('WAFLEET_REDIS_AUTH', `Redis at ${target.display} refused the credentials: ${cause.message}`, { cause });
+    }
+    throw new WafleetError('WAFLEET_REDIS_CONNECT', `Could not connect to Redis at ${target.display}: ${cause.message}`, { cause });
+  } finally {
+    conn.client.off('error', note);
+    conn.client.off('node error', note);
+  }
 }
 
 /** Closes a connection wafleet created; leaves a caller's client alone. */
