@@ -129,6 +129,12 @@ describe('Redis with TLS only', () => {
 });
 
 describe('Redis Cluster with a password and TLS', () => {
+  it('a plain list of node URLs carries the password to every node', async () => {
+    const cluster = await startRedisCluster({ masters: 2, password: PASSWORD });
+    servers.push(cluster);
+    await roundTrip(uniqueNamespace('cluster-pass'), cluster.urls);
+  });
+
   it('works from the node URL list with `{ nodes, tls }`, and refuses a wrong password loudly', async () => {
     const cluster = await startRedisCluster({ masters: 3, password: PASSWORD, tls: true });
     servers.push(cluster);

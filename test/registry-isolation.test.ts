@@ -58,7 +58,7 @@ describe('fleets sharing one Redis server', () => {
   it('a claim by a fleet on db 6 does not fence the session a fleet of the same namespace holds on db 5', async () => {
     const ns = uniqueNamespace('iso-db');
     const a5 = await startFleet(`${server.url}/5`, ns, 'a', 'http://a.invalid');
-    const b6 = await startFleet({ url: `${server.url}/6` }, ns, 'b', 'http://b.invalid');
+    const b6 = await startFleet(`${server.url}/6`, ns, 'b', 'http://b.invalid');
     const fenced = fencedOf(a5);
     await a5.claim('s1');
     await b6.claim('s1');
