@@ -49,7 +49,12 @@ describe('webhook outbox: signing (G6)', () => {
   it('signatures verify with the standardwebhooks package, also during a secret rotation', async () => {
     const r = await receiver();
     const o = await outbox(`${r.url}/hooks`, { endpoint: { url: `${r.url}/hooks`, secrets: [NEW_SECRET, SECRET] } });
-    const { id, seq } = await o.enqueue({ type: 'session.status', session: 's1', epoch: '1838981364692992', data: { status: 'WORKING' } });
+    const { id, seq } = await o.enqueue({
+      type: 'session.status',
+      session: 's1',
+      epoch: '1838981364692992',
+      data: { status: 'WORKING', previous: '' },
+    });
     await waitUntil(() => r.received.length === 1);
     const got = r.received[0]!;
     const headers = got.headers as Record<string, string>;
@@ -65,7 +70,7 @@ describe('webhook outbox: signing (G6)', () => {
       seq: 1,
       epoch: '1838981364692992',
       instance: { id: 'wa-1', url: 'http://wa-1:3000' },
-      data: { status: 'WORKING' },
+      data: { status: 'WORKING', previous: '' },
     });
   });
 
@@ -121,7 +126,7 @@ describe('webhook outbox: order and supersession (G6)', () => {
     await r.down();
     const o = await outbox(r.url);
     for (const status of ['STARTING', 'SCAN_QR_CODE', 'WORKING']) {
-      await o.enqueue({ type: 'session.status', session: 's1', data: { status }, supersedeGroup: 'session.status' });
+      await o.enqueue({ type: 'session.status', session: 's1', data: { status, previous: '' }, supersedeGroup: 'session.status' });
     }
     await o.enqueue({ type: 'message', session: 's1', data: { text: 'kept' } });
     await r.up();
@@ -320,7 +325,7 @@ describe('webhook outbox: bad input (G8)', () => {
     circular.self = circular;
     await expect(o.enqueue({ type: 't', data: circular })).rejects.toMatchObject({ code: 'WAFLEET_EVENT_INVALID' });
     await expect(o.enqueue({ type: 't', data: { n: 10n } })).rejects.toMatchObject({ code: 'WAFLEET_EVENT_INVALID' });
-    await expect(o.enqueue({ type: 't', data: 'x'.repeat(2000) })).rejects.toMatchObject({ code: 'WAFLEET_EVENT_TOO_LARGE' });
+    await expect(o.enqueue({ type: 't', data: { text: 'x'.repeat(2000) } })).rejects.toMatchObject({ code: 'WAFLEET_EVENT_TOO_LARGE' });
     await expect(o.enqueue({ type: 'bad type' })).rejects.toMatchObject({ code: 'WAFLEET_EVENT_INVALID' });
     await expect(o.enqueue({ type: 't', session: 'a:b' })).rejects.toMatchObject({ code: 'WAFLEET_INVALID_ID' });
     await expect(o.enqueue({ type: 't', epoch: '12x' })).rejects.toMatchObject({ code: 'WAFLEET_EVENT_INVALID' });

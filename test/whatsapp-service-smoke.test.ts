@@ -30,7 +30,7 @@ describe('examples/whatsapp-service (real whatsapp-web.js, Debian Chromium, offl
           PORT: String(port),
           WAFLEET_NAMESPACE: 'example',
           WEBHOOK_URL: `${receiver.url}/webhooks/whatsapp`,
-          WEBHOOK_SECRET: `whsec_${Buffer.from('example-service-secret').toString('base64')}`,
+          WEBHOOK_SECRET: `whsec_${Buffer.from('example-service-secret-0123').toString('base64')}`,
           OUTBOX_FILE: join(dir, 'outbox.sqlite'),
           API_TOKEN: TOKEN,
           AUTH_DIR: join(dir, 'auth'),

@@ -1,8 +1,7 @@
-import type { WebhookEnvelope } from '@wafleet/core';
+import { createHmac, timingSafeEqual } from 'node:crypto';
+import { ConfigError, envelopeProblem, parseWebhookSecret, WafleetError, type WebhookEnvelope } from '@wafleet/core';
 
 export type { WebhookEnvelope };
-import { createHmac, timingSafeEqual } from 'node:crypto';
-import { ConfigError, WafleetError } from '@wafleet/core';
 
 /** Options of {@link verifyWebhook}. */
 export interface VerifyWebhookOptions {
@@ -38,14 +37,7 @@ export class WebhookVerificationError extends WafleetError {
 type HeaderBag = Headers | Record<string, string | string[] | undefined>;
 
 const DEFAULT_TOLERANCE_SECONDS = 300;
-const SECRET_PREFIX = 'whsec_';
-// Strict standard base64 with padding: a secret that only lenient decoders accept would yield a different key
-// in another language's receiver, and every signature would fail there.
-const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
-// Canonical only: receivers in other languages compare epochs as strings by length, then lexically.
-const CANONICAL_DECIMAL = /^(?:0|[1-9][0-9]*)$/;
 const DECIMAL = /^[0-9]+$/;
-const STATE_EVENT_TYPES = new Set(['session.status', 'session.ready']);
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
 /** Messages quote untrusted input; keep them short enough for a log line. */
@@ -59,18 +51,8 @@ function secretKeys(secret: unknown): Buffer[] {
   if (!Array.isArray(list) || list.length === 0) {
     throw new ConfigError('secret', 'Expected `secret` to be a whsec_ secret or a non-empty list of them');
   }
-  return list.map((s: unknown, i) => {
-    const name = typeof secret === 'string' ? '`secret`' : `\`secret[${i}]\``;
-    // Never quote the value: it is a credential.
-    if (typeof s !== 'string' || !s.startsWith(SECRET_PREFIX)) {
-      throw new ConfigError('secret', `Expected ${name} to be a string starting with whsec_ (Standard Webhooks format)`);
-    }
-    const encoded = s.slice(SECRET_PREFIX.length);
-    if (encoded.length === 0 || !BASE64.test(encoded)) {
-      throw new ConfigError('secret', `Expected ${name} to be whsec_ followed by standard base64 with padding`);
-    }
-    return Buffer.from(encoded, 'base64');
-  });
+  // The sender's rule (24 to 64 bytes of strict base64), so both sides take the same secrets.
+  return list.map((s: unknown, i) => parseWebhookSecret(s, 'secret', typeof secret === 'string' ? '`secret`' : `\`secret[${i}]\``));
 }
 
 function resolveOptions(options: unknown): { tolerance: number; now: () => number } {
@@ -106,10 +88,6 @@ function singleHeader(headers: HeaderBag, name: string): string {
   return values[0]!;
 }
 
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
-
 function parseEnvelope(body: string | Uint8Array, webhookId: string): WebhookEnvelope {
   const bad = (message: string, cause?: unknown): never => {
     throw new WebhookVerificationError('body', message, cause === undefined ? undefined : { cause });
@@ -126,29 +104,12 @@ function parseEnvelope(body: string | Uint8Array, webhookId: string): WebhookEnv
   } catch (err) {
     bad(`Body is not valid JSON: ${(err as Error).message}`, err);
   }
-  if (!isRecord(value)) return bad(`Expected the body to be a JSON object, got ${show(value)}`);
-  const e = value;
-  const field = (name: string, ok: boolean, expected: string) => {
-    if (!ok) bad(`Expected envelope \`${name}\` to be ${expected}, got ${show(e[name])}`);
-  };
-  field('id', typeof e.id === 'string' && e.id !== '', 'a non-empty string');
+  // The one definition of an envelope, the one the outbox checks before it stores an event.
+  const problem = envelopeProblem(value);
+  if (problem) bad(problem.message);
+  const e = value as WebhookEnvelope;
   if (e.id !== webhookId) bad(`Envelope id ${show(e.id)} differs from the webhook-id header ${show(webhookId)}`);
-  field('type', typeof e.type === 'string' && e.type !== '', 'a non-empty string');
-  field('timestamp', typeof e.timestamp === 'string' && !Number.isNaN(Date.parse(e.timestamp)), 'an ISO 8601 date string');
-  field('session', typeof e.session === 'string', 'a string');
-  field('epoch', typeof e.epoch === 'string' && CANONICAL_DECIMAL.test(e.epoch), 'a decimal string without sign or leading zeros');
-  field('seq', Number.isSafeInteger(e.seq) && (e.seq as number) >= 0, 'a non-negative integer');
-  field(
-    'instance',
-    isRecord(e.instance) && typeof e.instance.id === 'string' && typeof e.instance.url === 'string',
-    'an object { id, url }',
-  );
-  field('data', isRecord(e.data), 'an object');
-  if (STATE_EVENT_TYPES.has(e.type as string)) {
-    const data = e.data as Record<string, unknown>;
-    field('data', typeof data.status === 'string' && typeof data.previous === 'string', 'an object { status, previous }');
-  }
-  return e as unknown as WebhookEnvelope;
+  return e;
 }
 
 /**

@@ -56,9 +56,17 @@ export {
   type OutboxEvent,
   type OutboxEvents,
   type OutboxStats,
-  type WebhookEnvelope,
   type AttemptOutcome,
 } from './outbox/outbox.js';
+export {
+  envelopeProblem,
+  EVENT_TYPE,
+  CANONICAL_EPOCH,
+  STATE_EVENT_TYPES,
+  type WebhookEnvelope,
+  type EnvelopeProblem,
+} from './webhook/envelope.js';
+export { parseWebhookSecret, WEBHOOK_SECRET_BYTES } from './webhook/secret.js';
 export { standardWebhooksSigner, legacyHmacSigner, type Signer, type SignInput } from './outbox/signers.js';
 export { SqliteOutboxStore, OutboxStoreError } from './outbox/sqlite-store.js';
 export type { OutboxStore, EventRow, NewEvent, ReplayFilter, StoreCounts } from './outbox/store.js';

@@ -1,13 +1,15 @@
 import { EventEmitter } from 'node:events';
 import { performance } from 'node:perf_hooks';
 import pRetry from 'p-retry';
+import { describe } from '../describe.js';
 import { ConfigError, StateError, WafleetError } from '../errors.js';
 import { validateSessionId } from '../ids.js';
 import { createLogger, type Logger } from '../logger.js';
+import { CANONICAL_EPOCH, EVENT_TYPE, envelopeProblem, type WebhookEnvelope } from '../webhook/envelope.js';
 import { newEventId } from './event-id.js';
 import { DEFAULT_SCHEDULE_MS, parseRetryAfter, retryDelay } from './schedule.js';
 import { standardWebhooksSigner, type Signer } from './signers.js';
-import { SqliteOutboxStore } from './sqlite-store.js';
+import { OutboxStoreError, SqliteOutboxStore } from './sqlite-store.js';
 import type { EventRow, OutboxStore, ReplayFilter, StoreCounts } from './store.js';
 
 /** An event to send. */
@@ -16,39 +18,22 @@ export interface OutboxEvent {
   type: string;
   /** Session the event belongs to; events of one session are delivered one at a time, in order. */
   session?: string;
-  /** Fencing epoch of the session when the event happened (decimal string). */
+  /** Fencing epoch of the session when the event happened: canonical decimal (no leading zeros), up to 30 digits. @default '0' */
   epoch?: string;
-  /** JSON-serializable payload. */
-  data?: unknown;
-  /** Path (or absolute URL) on the backend, resolved against the endpoint URL. @default the endpoint URL */
+  /**
+   * Payload: a JSON object (arrays and other values are refused). `session.status` and `session.ready` need
+   * `{ status, previous }` (strings), the shape `verifyWebhook` checks. @default {}
+   */
+  data?: object;
+  /**
+   * Path on the endpoint's origin, starting with a single '/': it replaces the endpoint URL's path and query
+   * (`/status` on `http://backend/hooks` goes to `http://backend/status`). Absolute URLs, `//host` and anything
+   * else that would leave the endpoint's origin are refused: the endpoint's headers and signature go with it.
+   * @default the endpoint URL
+   */
   path?: string;
   /** A newer event of the same session and group supersedes older undelivered ones (state events). */
   supersedeGroup?: string;
-}
-
-/**
- * The JSON body of every wafleet webhook. `TData` narrows `data` for event types whose payload you know.
- * @example
- * const event = verifyWebhook(secret, req.headers, req.body) as WebhookEnvelope<{ status: string; previous: string }>;
- * if (event.type === 'session.status') await setStatus(event.session, event.data.status);
- */
-export interface WebhookEnvelope<TData extends object = Record<string, unknown>> {
-  /** `evt_` and a ULID; equals the `webhook-id` header and stays the same on every retry and replay: dedupe by it. */
-  id: string;
-  /** `session.status`, the ready event (`session.ready` unless the sender renamed it) or any other type. */
-  type: string;
-  /** ISO 8601 time of enqueue (not of this attempt). */
-  timestamp: string;
-  /** Session id, '' for events that belong to no session. */
-  session: string;
-  /** The session's fencing epoch: a canonical decimal string that can exceed 2^53. Order with {@link compareEventOrder}. */
-  epoch: string;
-  /** Per session and sending instance, increasing; gaps are normal (superseded state events are never sent). */
-  seq: number;
-  /** The sending instance. */
-  instance: { id: string; url: string };
-  /** For `session.status` and the ready event: `{ status, previous }` (`previous` is '' for the first status). */
-  data: TData;
 }
 
 /** How one delivery attempt ended. */
@@ -60,7 +45,7 @@ export interface OutboxOptions {
   store: string | OutboxStore;
   /** The backend that receives the webhooks. */
   endpoint: {
-    /** Base URL; events with a `path` go to that path on it. */
+    /** An http(s) URL without credentials; events with a `path` go to that path on its origin. */
     url: string;
     /** `whsec_` secrets for Standard Webhooks signatures (several during a rotation). */
     secrets?: readonly string[];
@@ -126,17 +111,51 @@ function positiveInt(option: string, value: unknown, min = 1): number {
   return value;
 }
 
+function resolveEndpoint(url: unknown): URL {
+  let endpoint: URL | undefined;
+  try {
+    endpoint = new URL(url as string);
+  } catch {
+    // reported below
+  }
+  if (!endpoint || (endpoint.protocol !== 'http:' && endpoint.protocol !== 'https:')) {
+    throw new ConfigError('endpoint.url', `Expected \`endpoint.url\` to be an absolute http(s) URL, got ${describe(url)}`);
+  }
+  // fetch() refuses URLs with credentials: every delivery would fail. Not quoted, since it holds a password.
+  if (endpoint.username !== '' || endpoint.password !== '') {
+    throw new ConfigError('endpoint.url', 'Expected `endpoint.url` without credentials: send them with `endpoint.headers` instead');
+  }
+  return endpoint;
+}
+
+function invalidEvent(message: string, cause?: unknown): never {
+  throw new WafleetError('WAFLEET_EVENT_INVALID', message, cause === undefined ? undefined : { cause });
+}
+
+/** The URL an event goes to: the endpoint, or `path` on the endpoint's origin. */
+function resolveTarget(endpoint: URL, path: unknown): string {
+  if (path === undefined) return endpoint.toString();
+  let target: URL | undefined;
+  if (typeof path === 'string' && path.startsWith('/') && !path.startsWith('//')) {
+    try {
+      target = new URL(path, endpoint);
+    } catch {
+      // reported below
+    }
+  }
+  // The origin check, not the pattern, is what holds: WHATWG URLs read '/\\host' as '//host' for http(s).
+  if (!target || target.origin !== endpoint.origin) {
+    invalidEvent(`Expected \`path\` to be a path on the endpoint's origin, starting with a single '/', got ${describe(path)}`);
+  }
+  return target.toString();
+}
+
 function resolve(options: OutboxOptions) {
   if (typeof options !== 'object' || options === null) throw new ConfigError('options', 'Expected an options object');
   if (typeof options.store !== 'string' && typeof options.store?.insert !== 'function') {
     throw new ConfigError('store', 'Expected `store` to be a file path or an OutboxStore');
   }
-  let endpoint: URL;
-  try {
-    endpoint = new URL(options.endpoint?.url);
-  } catch {
-    throw new ConfigError('endpoint.url', `Expected \`endpoint.url\` to be an absolute URL, got ${JSON.stringify(options.endpoint?.url)}`);
-  }
+  const endpoint = resolveEndpoint(options.endpoint?.url);
   const signer = options.endpoint.signer ?? (options.endpoint.secrets ? standardWebhooksSigner(options.endpoint.secrets) : undefined);
   if (!signer)
     throw new ConfigError('endpoint.secrets', 'Expected `endpoint.secrets` (whsec_...) or `endpoint.signer`: webhooks are always signed');
@@ -176,6 +195,10 @@ function resolve(options: OutboxOptions) {
   };
 }
 
+/** Back-off of the pump while the store fails: doubling from the first to the last. */
+const STORE_BACKOFF_MIN_MS = 250;
+const STORE_BACKOFF_MAX_MS = 30_000;
+
 /** A delivery attempt's result before classification. */
 interface Attempt {
   status?: number;
@@ -207,6 +230,8 @@ export class Outbox extends EventEmitter<OutboxEvents> {
   #startPromise: Promise<void> | undefined;
   #closePromise: Promise<void> | undefined;
   readonly #busySessions = new Set<string>();
+  /** Events with an attempt in flight: each event has at most one, with or without a session. */
+  readonly #busyIds = new Set<string>();
   readonly #inFlight = new Set<Promise<void>>();
   #disabled = new Set<string>();
   #timer: NodeJS.Timeout | undefined;
@@ -222,6 +247,11 @@ export class Outbox extends EventEmitter<OutboxEvents> {
   #lastCounts = 0;
   #lastPumpAt = performance.now();
   #counts: StoreCounts = { pending: 0, dead: 0, oldestPendingAt: undefined };
+  /** A failing store (disk full, I/O errors): one `error` per episode, and the pump backs off. */
+  #storeFailures = 0;
+  #storeRetryAt = 0;
+  #storeLoggedAt = 0;
+  readonly #reported = new WeakSet<object>();
   readonly #stats = { enqueued: 0, attempts: { delivered: 0, retry: 0, dead: 0, disabled: 0, superseded: 0 } };
 
   constructor(options: OutboxOptions) {
@@ -262,7 +292,7 @@ export class Outbox extends EventEmitter<OutboxEvents> {
     }
     const now = this.#o.now();
     const rows = events.map((event) => this.#prepare(event, now));
-    const inserted = await this.#store.insert(rows);
+    const inserted = await this.#storeOp('write', () => this.#store.insert(rows));
     this.#stats.enqueued += inserted.length;
     this.#counts.pending += inserted.length;
     this.#counts.oldestPendingAt ??= now;
@@ -274,23 +304,19 @@ export class Outbox extends EventEmitter<OutboxEvents> {
   }
 
   #prepare(event: OutboxEvent, now: number) {
-    if (typeof event !== 'object' || event === null) throw new WafleetError('WAFLEET_EVENT_INVALID', 'Expected an event object');
-    if (typeof event.type !== 'string' || !/^[\w.:-]{1,128}$/.test(event.type)) {
-      throw new WafleetError(
-        'WAFLEET_EVENT_INVALID',
-        `Expected \`type\` to match [A-Za-z0-9_.:-]{1,128}, got ${JSON.stringify(event.type)}`,
-      );
+    if (typeof event !== 'object' || event === null) invalidEvent(`Expected an event object, got ${describe(event)}`);
+    if (typeof event.type !== 'string' || !EVENT_TYPE.test(event.type)) {
+      invalidEvent(`Expected \`type\` to match [A-Za-z0-9_.:-]{1,128}, got ${describe(event.type)}`);
     }
     const session = event.session === undefined ? '' : validateSessionId(event.session);
-    if (event.epoch !== undefined && (typeof event.epoch !== 'string' || !/^\d{1,30}$/.test(event.epoch))) {
-      throw new WafleetError('WAFLEET_EVENT_INVALID', `Expected \`epoch\` to be a decimal string, got ${JSON.stringify(event.epoch)}`);
+    if (event.epoch !== undefined && (typeof event.epoch !== 'string' || !CANONICAL_EPOCH.test(event.epoch))) {
+      invalidEvent(`Expected \`epoch\` to be a decimal string without sign or leading zeros, got ${describe(event.epoch)}`);
     }
-    let target: string;
-    try {
-      target = new URL(event.path ?? '', this.#o.endpoint).toString();
-    } catch {
-      throw new WafleetError('WAFLEET_EVENT_INVALID', `Expected \`path\` to be a path or URL, got ${JSON.stringify(event.path)}`);
+    const data: unknown = event.data === undefined ? {} : event.data;
+    if (typeof data !== 'object' || data === null || Array.isArray(data)) {
+      invalidEvent(`Expected \`data\` to be a JSON object, got ${describe(event.data)}`);
     }
+    const target = resolveTarget(this.#o.endpoint, event.path);
     const id = newEventId(now);
     const envelope = (seq: number): WebhookEnvelope => ({
       id,
@@ -300,16 +326,18 @@ export class Outbox extends EventEmitter<OutboxEvents> {
       epoch: event.epoch ?? '0',
       seq,
       instance: this.#o.instance,
-      // Any JSON value; receivers narrow it by type.
-      data: (event.data ?? null) as WebhookEnvelope['data'],
+      data: data as WebhookEnvelope['data'],
     });
-    let probe: string;
+    let probe = '';
     try {
       // Serialized now, so a bad payload is refused before anything is stored.
       probe = JSON.stringify(envelope(Number.MAX_SAFE_INTEGER));
     } catch (err) {
-      throw new WafleetError('WAFLEET_EVENT_INVALID', `Event data is not JSON-serializable: ${(err as Error).message}`, { cause: err });
+      invalidEvent(`Event data is not JSON-serializable: ${(err as Error).message}`, err);
     }
+    // Checked on what a receiver will parse (toJSON and dropped values included), by the rule verifyWebhook applies.
+    const problem = envelopeProblem(JSON.parse(probe));
+    if (problem) invalidEvent(problem.message);
     const bytes = Buffer.byteLength(probe);
     if (bytes > this.#o.maxEventBytes) {
       throw new WafleetError('WAFLEET_EVENT_TOO_LARGE', `Event of ${bytes} bytes exceeds maxEventBytes ${this.#o.maxEventBytes}`);
@@ -331,7 +359,7 @@ export class Outbox extends EventEmitter<OutboxEvents> {
    */
   async replay(filter: ReplayFilter): Promise<number> {
     this.#assertRunning();
-    const n = await this.#store.replay(filter, this.#o.now());
+    const n = await this.#storeOp('write', () => this.#store.replay(filter, this.#o.now()));
     await this.#refreshCounts();
     this.#schedule(0);
     return n;
@@ -340,13 +368,13 @@ export class Outbox extends EventEmitter<OutboxEvents> {
   /** Dead-lettered events, oldest first. */
   async deadLetters(options: { session?: string; limit?: number } = {}): Promise<EventRow[]> {
     this.#assertRunning();
-    return this.#store.list({ state: 'dead', session: options.session, limit: options.limit ?? 100 });
+    return this.#storeOp('read', () => this.#store.list({ state: 'dead', session: options.session, limit: options.limit ?? 100 }));
   }
 
   /** Re-enables a target URL that answered 410. */
   async enableTarget(target: string): Promise<void> {
     this.#assertRunning();
-    await this.#store.enableTarget(target);
+    await this.#storeOp('write', () => this.#store.enableTarget(target));
     this.#disabled.delete(target);
   }
 
@@ -409,18 +437,18 @@ export class Outbox extends EventEmitter<OutboxEvents> {
       this.#fail(err as Error);
     } finally {
       this.#pumping = false;
-      this.#schedule(this.#o.pollIntervalMs);
+      this.#schedule(Math.max(this.#o.pollIntervalMs, Math.ceil(this.#storeRetryAt - performance.now())));
     }
   }
 
   async #fill(): Promise<void> {
     const free = this.#o.concurrency - this.#inFlight.size;
-    if (free <= 0 || this.#state !== 'running') return;
+    if (free <= 0 || this.#state !== 'running' || performance.now() < this.#storeRetryAt) return;
     const breaker = this.#breakerState();
     if (breaker === 'open' || (breaker === 'half-open' && this.#probing)) return;
     const budget = Math.min(free, breaker === 'half-open' ? 1 : free, Math.floor(this.#refillTokens()));
     if (budget <= 0) return;
-    const due = await this.#store.due(this.#o.now(), budget, this.#busySessions);
+    const due = await this.#storeOp('read', () => this.#store.due(this.#o.now(), budget, this.#busySessions, this.#busyIds));
     for (const row of due) {
       this.#tokens -= 1;
       if (this.#breakerState() === 'half-open') this.#probing = true;
@@ -437,11 +465,13 @@ export class Outbox extends EventEmitter<OutboxEvents> {
 
   #launch(row: EventRow): void {
     if (row.session !== '') this.#busySessions.add(row.session);
+    this.#busyIds.add(row.id);
     const job = this.#deliver(row)
       .catch((err: Error) => this.#fail(err))
       .finally(() => {
         this.#inFlight.delete(job);
         this.#busySessions.delete(row.session);
+        this.#busyIds.delete(row.id);
         // The next event of this session, or another waiting one, may go now.
         this.#schedule(0);
       });
@@ -460,7 +490,7 @@ export class Outbox extends EventEmitter<OutboxEvents> {
     const status = result.status;
     if (status !== undefined && status >= 200 && status < 300) {
       this.#breakerSuccess();
-      await this.#store.markDelivered(row.id, attempts, o.now());
+      await this.#storeOp('write', () => this.#store.markDelivered(row.id, attempts, o.now()));
       this.#counts.pending = Math.max(0, this.#counts.pending - 1);
       if (this.#counts.pending === 0) this.#counts.oldestPendingAt = undefined;
       return this.#emitAttempt(row, 'delivered', status, durationMs);
@@ -468,7 +498,7 @@ export class Outbox extends EventEmitter<OutboxEvents> {
     if (status === 410) {
       this.#breakerSuccess();
       this.#disabled.add(row.target);
-      await this.#store.disableTarget(row.target, o.now());
+      await this.#storeOp('write', () => this.#store.disableTarget(row.target, o.now()));
       this.#log.warn('webhook target answered 410 Gone: disabled', { status });
       return this.#finish(row, attempts, 'disabled', status, durationMs, 'target gone (410)');
     }
@@ -485,7 +515,7 @@ export class Outbox extends EventEmitter<OutboxEvents> {
       delay = Math.max(delay, Math.min(o.retryAfterMaxMs, Math.max(o.retryAfterMinMs, result.retryAfterMs)));
     const nextAt = o.now() + delay;
     if (nextAt - row.ageFrom > o.maxAgeMs) return this.#finish(row, attempts, 'dead', status, durationMs, 'max age');
-    await this.#store.markRetry(row.id, attempts, nextAt, result.error ?? `HTTP ${status}`);
+    await this.#storeOp('write', () => this.#store.markRetry(row.id, attempts, nextAt, result.error ?? `HTTP ${status}`));
     this.#emitAttempt(row, 'retry', status, durationMs);
   }
 
@@ -497,7 +527,7 @@ export class Outbox extends EventEmitter<OutboxEvents> {
     durationMs: number,
     reason: string,
   ): Promise<void> {
-    await this.#store.markDead(row.id, attempts, reason, status === undefined ? '' : `HTTP ${status}`);
+    await this.#storeOp('write', () => this.#store.markDead(row.id, attempts, reason, status === undefined ? '' : `HTTP ${status}`));
     this.#counts.pending = Math.max(0, this.#counts.pending - 1);
     this.#counts.dead += 1;
     this.#log.warn('webhook dead-lettered', { reason, type: row.type });
@@ -514,7 +544,7 @@ export class Outbox extends EventEmitter<OutboxEvents> {
     const o = this.#o;
     let tries = 0;
     const once = async (): Promise<Attempt> => {
-      if (tries++ > 0 && !(await this.#store.isPending(row.id))) return { superseded: true };
+      if (tries++ > 0 && !(await this.#storeOp('read', () => this.#store.isPending(row.id)))) return { superseded: true };
       const timestamp = Math.floor(o.now() / 1000);
       const headers = {
         ...o.headers,
@@ -577,9 +607,10 @@ export class Outbox extends EventEmitter<OutboxEvents> {
 
   async #housekeeping(): Promise<void> {
     const now = this.#o.now();
+    if (performance.now() < this.#storeRetryAt) return;
     if (now - this.#lastCleanup > 60_000) {
       this.#lastCleanup = now;
-      await this.#store.cleanup(now - this.#o.retentionMs);
+      await this.#storeOp('write', () => this.#store.cleanup(now - this.#o.retentionMs));
     }
     // The counts scan the table: once a second is plenty for gauges.
     if (performance.now() - this.#lastCounts > 1000) await this.#refreshCounts();
@@ -588,7 +619,7 @@ export class Outbox extends EventEmitter<OutboxEvents> {
   async #refreshCounts(): Promise<void> {
     if (this.#state !== 'running') return;
     this.#lastCounts = performance.now();
-    this.#counts = await this.#store.counts();
+    this.#counts = await this.#storeOp('read', () => this.#store.counts());
   }
 
   #assertRunning(): void {
@@ -597,7 +628,47 @@ export class Outbox extends EventEmitter<OutboxEvents> {
   }
 
   #fail(err: Error): void {
+    if (this.#reported.has(err)) return;
     if (this.listenerCount('error') > 0) this.emit('error', err);
     else this.#log.error('outbox error', { err: err.message });
+  }
+
+  // ---- store health ----
+
+  /**
+   * Runs a store operation. A failure (wrapped in `OutboxStoreError` when the store threw something else) starts
+   * or continues a failure episode; only a successful write ends one, since reads keep working on a full disk.
+   */
+  async #storeOp<T>(kind: 'read' | 'write', op: () => Promise<T>): Promise<T> {
+    let result: T;
+    try {
+      result = await op();
+    } catch (err) {
+      const error =
+        err instanceof WafleetError ? err : new OutboxStoreError(`Outbox store failed: ${(err as Error)?.message}`, { cause: err });
+      this.#storeFailed(error);
+      throw error;
+    }
+    if (kind === 'write' && this.#storeFailures > 0) {
+      this.#log.info('outbox store recovered', { failures: this.#storeFailures });
+      this.#storeFailures = 0;
+      this.#storeRetryAt = 0;
+    }
+    return result;
+  }
+
+  /** Emits `error` once per episode, logs a repeat at most once a minute, and backs the pump off (exponential, capped). */
+  #storeFailed(err: WafleetError): void {
+    this.#storeFailures++;
+    const backoffMs = Math.min(STORE_BACKOFF_MAX_MS, STORE_BACKOFF_MIN_MS * 2 ** Math.min(this.#storeFailures - 1, 16));
+    this.#storeRetryAt = performance.now() + backoffMs;
+    if (this.#storeFailures === 1) {
+      this.#fail(err);
+      this.#storeLoggedAt = performance.now();
+    } else if (performance.now() - this.#storeLoggedAt >= 60_000) {
+      this.#storeLoggedAt = performance.now();
+      this.#log.warn('outbox store still failing', { failures: this.#storeFailures, backoffMs, err: err.message });
+    }
+    this.#reported.add(err);
   }
 }

@@ -1,5 +1,6 @@
 import { createHmac } from 'node:crypto';
 import { ConfigError } from '../errors.js';
+import { parseWebhookSecret } from '../webhook/secret.js';
 
 /** What a signer signs: the event id, this attempt's unix time in seconds, and the exact body bytes. */
 export interface SignInput {
@@ -11,13 +12,6 @@ export interface SignInput {
 /** Returns the headers that authenticate one delivery attempt. Pluggable, so existing receivers keep their scheme. */
 export type Signer = (input: SignInput) => Record<string, string>;
 
-function secretKey(secret: string): Buffer {
-  if (typeof secret !== 'string' || !secret.startsWith('whsec_') || secret.length < 16) {
-    throw new ConfigError('secrets', 'Expected webhook secrets of the form whsec_<base64>, at least 10 characters after the prefix');
-  }
-  return Buffer.from(secret.slice('whsec_'.length), 'base64');
-}
-
 /**
  * Standard Webhooks signing: `webhook-id`, `webhook-timestamp` and `webhook-signature` with one
  * `v1,<base64 HMAC-SHA256(id.timestamp.body)>` per secret (several during a key rotation).
@@ -27,7 +21,8 @@ function secretKey(secret: string): Buffer {
 export function standardWebhooksSigner(secrets: readonly string[]): Signer {
   if (!Array.isArray(secrets) || secrets.length === 0)
     throw new ConfigError('secrets', 'Expected `secrets` to be a non-empty list of whsec_ secrets');
-  const keys = secrets.map(secretKey);
+  // The same rule as verifyWebhook's: a secret the sender signs with is one the receiver accepts.
+  const keys = secrets.map((secret: unknown, i) => parseWebhookSecret(secret, 'secrets', `\`secrets[${i}]\``));
   return ({ id, timestamp, body }) => ({
     'webhook-id': id,
     'webhook-timestamp': String(timestamp),
@@ -44,8 +39,9 @@ export function standardWebhooksSigner(secrets: readonly string[]): Signer {
  * createOutbox({ ..., endpoint: { url, signer: legacyHmacSigner(process.env.WEBHOOK_SECRET) } })
  */
 export function legacyHmacSigner(secret: string): Signer {
-  if (typeof secret !== 'string' || secret.length < 8)
-    throw new ConfigError('secret', 'Expected `secret` to be a string of at least 8 characters');
+  // A blank secret is a configuration slip (an unset variable padded by a template), never a key.
+  if (typeof secret !== 'string' || secret.length < 8 || secret.trim() === '')
+    throw new ConfigError('secret', 'Expected `secret` to be a string of at least 8 characters, not only white space');
   return ({ id, timestamp, body }) => ({
     'webhook-id': id,
     'x-timestamp': String(timestamp),

@@ -69,13 +69,45 @@ const toEvent = (r: Row): EventRow => ({
   deadReason: r.dead_reason,
 });
 
+function prepareStatements(db: Database.Database) {
+  return {
+    nextSeq: db.prepare<[string], { seq: number }>(
+      'INSERT INTO session_seq (session, seq) VALUES (?, 1) ON CONFLICT (session) DO UPDATE SET seq = seq + 1 RETURNING seq',
+    ),
+    supersede: db.prepare("UPDATE events SET state = 'superseded' WHERE session = ? AND supersede_group = ? AND state = 'pending'"),
+    insert: db.prepare(
+      "INSERT INTO events (id, session, seq, type, supersede_group, target, body, state, created_at, age_from, next_at) VALUES (?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?)",
+    ),
+    // Per session only the oldest pending event may go: later ones wait, so deliveries stay in seq order.
+    due: db.prepare<[number, number], Row>(`
+      SELECT e.* FROM events e
+      WHERE e.state = 'pending' AND e.next_at <= ?
+        AND (e.session = '' OR e.seq = (SELECT MIN(p.seq) FROM events p WHERE p.session = e.session AND p.state = 'pending'))
+      ORDER BY e.next_at LIMIT ?`),
+    isPending: db.prepare<[string], { one: number }>("SELECT 1 AS one FROM events WHERE id = ? AND state = 'pending'"),
+    nextDueAt: db.prepare<[], { at: number | null }>("SELECT MIN(next_at) AS at FROM events WHERE state = 'pending'"),
+    delivered: db.prepare("UPDATE events SET state = 'delivered', attempts = ?, next_at = ?, last_error = '' WHERE id = ?"),
+    retry: db.prepare("UPDATE events SET attempts = ?, next_at = ?, last_error = ? WHERE id = ? AND state = 'pending'"),
+    dead: db.prepare("UPDATE events SET state = 'dead', attempts = ?, dead_reason = ?, last_error = ? WHERE id = ? AND state = 'pending'"),
+    disable: db.prepare('INSERT OR REPLACE INTO disabled_targets (target, at) VALUES (?, ?)'),
+    enable: db.prepare('DELETE FROM disabled_targets WHERE target = ?'),
+    disabled: db.prepare<[], { target: string }>('SELECT target FROM disabled_targets'),
+    counts: db.prepare<[], { pending: number; dead: number; oldest: number | null }>(
+      "SELECT SUM(state = 'pending') AS pending, SUM(state = 'dead') AS dead, MIN(CASE WHEN state = 'pending' THEN created_at END) AS oldest FROM events",
+    ),
+    cleanup: db.prepare("DELETE FROM events WHERE state IN ('delivered', 'superseded') AND created_at < ?"),
+  };
+}
+
+type Statements = ReturnType<typeof prepareStatements>;
+
 /**
  * One SQLite file per instance (better-sqlite3): WAL, synchronous FULL, so an insert is on disk before it
  * returns; an exclusive lock, so a second process cannot deliver the same events.
  */
 export class SqliteOutboxStore implements OutboxStore {
   #db: Database.Database | undefined;
-  #statements: ReturnType<SqliteOutboxStore['prepare']> | undefined;
+  #statements: Statements | undefined;
 
   constructor(readonly path: string) {}
 
@@ -91,7 +123,7 @@ export class SqliteOutboxStore implements OutboxStore {
       const check = db.pragma('quick_check', { simple: true });
       if (check !== 'ok') throw new Error(`integrity check failed: ${String(check)}`);
       db.exec(SCHEMA);
-      this.#statements = this.prepare(db);
+      this.#statements = prepareStatements(db);
     } catch (err) {
       this.#db?.close();
       this.#db = undefined;
@@ -101,96 +133,73 @@ export class SqliteOutboxStore implements OutboxStore {
     }
   }
 
-  private prepare(db: Database.Database) {
-    return {
-      nextSeq: db.prepare<[string], { seq: number }>(
-        'INSERT INTO session_seq (session, seq) VALUES (?, 1) ON CONFLICT (session) DO UPDATE SET seq = seq + 1 RETURNING seq',
-      ),
-      supersede: db.prepare("UPDATE events SET state = 'superseded' WHERE session = ? AND supersede_group = ? AND state = 'pending'"),
-      insert: db.prepare(
-        "INSERT INTO events (id, session, seq, type, supersede_group, target, body, state, created_at, age_from, next_at) VALUES (?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?)",
-      ),
-      // Per session only the oldest pending event may go: later ones wait, so deliveries stay in seq order.
-      due: db.prepare<[number, number], Row>(`
-        SELECT e.* FROM events e
-        WHERE e.state = 'pending' AND e.next_at <= ?
-          AND (e.session = '' OR e.seq = (SELECT MIN(p.seq) FROM events p WHERE p.session = e.session AND p.state = 'pending'))
-        ORDER BY e.next_at LIMIT ?`),
-      isPending: db.prepare<[string], { one: number }>("SELECT 1 AS one FROM events WHERE id = ? AND state = 'pending'"),
-      nextDueAt: db.prepare<[], { at: number | null }>("SELECT MIN(next_at) AS at FROM events WHERE state = 'pending'"),
-      delivered: db.prepare("UPDATE events SET state = 'delivered', attempts = ?, next_at = ?, last_error = '' WHERE id = ?"),
-      retry: db.prepare("UPDATE events SET attempts = ?, next_at = ?, last_error = ? WHERE id = ? AND state = 'pending'"),
-      dead: db.prepare(
-        "UPDATE events SET state = 'dead', attempts = ?, dead_reason = ?, last_error = ? WHERE id = ? AND state = 'pending'",
-      ),
-      disable: db.prepare('INSERT OR REPLACE INTO disabled_targets (target, at) VALUES (?, ?)'),
-      enable: db.prepare('DELETE FROM disabled_targets WHERE target = ?'),
-      disabled: db.prepare<[], { target: string }>('SELECT target FROM disabled_targets'),
-      counts: db.prepare<[], { pending: number; dead: number; oldest: number | null }>(
-        "SELECT SUM(state = 'pending') AS pending, SUM(state = 'dead') AS dead, MIN(CASE WHEN state = 'pending' THEN created_at END) AS oldest FROM events",
-      ),
-      cleanup: db.prepare("DELETE FROM events WHERE state IN ('delivered', 'superseded') AND created_at < ?"),
-    };
-  }
-
-  #s() {
-    if (!this.#statements) throw new OutboxStoreError(`The outbox store at ${this.path} is not open`);
-    return this.#statements;
+  /**
+   * Runs one store operation: SQLite errors (disk full, I/O, corruption) surface as {@link OutboxStoreError} with
+   * the SQLite error as `cause`. Every write is one statement or one transaction, so a failure leaves nothing
+   * half-written.
+   */
+  #run<T>(operation: string, fn: (s: Statements, db: Database.Database) => T): T {
+    const s = this.#statements;
+    if (!s || !this.#db) throw new OutboxStoreError(`The outbox store at ${this.path} is not open`);
+    try {
+      return fn(s, this.#db);
+    } catch (err) {
+      if (err instanceof OutboxStoreError) throw err;
+      throw new OutboxStoreError(`Outbox store ${operation} failed at ${this.path}: ${(err as Error).message}`, { cause: err });
+    }
   }
 
   async insert(events: readonly NewEvent[]): Promise<Array<{ id: string; seq: number }>> {
-    const s = this.#s();
-    const run = this.#db!.transaction((batch: readonly NewEvent[]) =>
-      batch.map((e) => {
-        const seq = e.session === '' ? 0 : s.nextSeq.get(e.session)!.seq;
-        if (e.supersedeGroup !== '' && e.session !== '') s.supersede.run(e.session, e.supersedeGroup);
-        s.insert.run(e.id, e.session, seq, e.type, e.supersedeGroup, e.target, e.body(seq), e.createdAt, e.createdAt, e.createdAt);
-        return { id: e.id, seq };
-      }),
+    return this.#run('insert', (s, db) =>
+      db.transaction((batch: readonly NewEvent[]) =>
+        batch.map((e) => {
+          const seq = e.session === '' ? 0 : s.nextSeq.get(e.session)!.seq;
+          if (e.supersedeGroup !== '' && e.session !== '') s.supersede.run(e.session, e.supersedeGroup);
+          s.insert.run(e.id, e.session, seq, e.type, e.supersedeGroup, e.target, e.body(seq), e.createdAt, e.createdAt, e.createdAt);
+          return { id: e.id, seq };
+        }),
+      )(events),
     );
-    return run(events);
   }
 
-  async due(now: number, limit: number, busySessions: ReadonlySet<string>): Promise<EventRow[]> {
-    const rows = this.#s().due.all(now, limit + busySessions.size);
+  async due(now: number, limit: number, busySessions: ReadonlySet<string>, busyIds: ReadonlySet<string>): Promise<EventRow[]> {
+    const rows = this.#run('due', (s) => s.due.all(now, limit + busySessions.size + busyIds.size));
     return rows
-      .filter((r) => r.session === '' || !busySessions.has(r.session))
+      .filter((r) => !busyIds.has(r.id) && (r.session === '' || !busySessions.has(r.session)))
       .slice(0, limit)
       .map(toEvent);
   }
 
   async nextDueAt(): Promise<number | undefined> {
-    return this.#s().nextDueAt.get()?.at ?? undefined;
+    return this.#run('nextDueAt', (s) => s.nextDueAt.get()?.at ?? undefined);
   }
 
   async isPending(id: string): Promise<boolean> {
-    return this.#s().isPending.get(id) !== undefined;
+    return this.#run('isPending', (s) => s.isPending.get(id) !== undefined);
   }
 
   async markDelivered(id: string, attempts: number, at: number): Promise<void> {
-    this.#s().delivered.run(attempts, at, id);
+    this.#run('markDelivered', (s) => s.delivered.run(attempts, at, id));
   }
 
   async markRetry(id: string, attempts: number, nextAt: number, lastError: string): Promise<void> {
-    this.#s().retry.run(attempts, nextAt, lastError, id);
+    this.#run('markRetry', (s) => s.retry.run(attempts, nextAt, lastError, id));
   }
 
   async markDead(id: string, attempts: number, reason: string, lastError: string): Promise<void> {
-    this.#s().dead.run(attempts, reason, lastError, id);
+    this.#run('markDead', (s) => s.dead.run(attempts, reason, lastError, id));
   }
 
   async disableTarget(target: string, at: number): Promise<void> {
-    this.#s().disable.run(target, at);
+    this.#run('disableTarget', (s) => s.disable.run(target, at));
   }
 
   async enableTarget(target: string): Promise<void> {
-    this.#s().enable.run(target);
+    this.#run('enableTarget', (s) => s.enable.run(target));
   }
 
   async disabledTargets(): Promise<string[]> {
-    return this.#s()
-      .disabled.all()
-      .map((r) => r.target);
+    return this.#run('disabledTargets', (s) => s.disabled.all().map((r) => r.target));
   }
 
   async replay(filter: ReplayFilter, now: number): Promise<number> {
@@ -216,28 +225,32 @@ export class SqliteOutboxStore implements OutboxStore {
     }
     if (!filter.ids && filter.session === undefined && filter.from === undefined && filter.to === undefined) return 0;
     const sql = `UPDATE events SET state = 'pending', attempts = 0, next_at = ?, age_from = ?, dead_reason = '', last_error = '' WHERE ${where.join(' AND ')}`;
-    return this.#db!.prepare(sql).run(now, now, ...params).changes;
+    return this.#run('replay', (_, db) => db.prepare(sql).run(now, now, ...params).changes);
   }
 
   async list(filter: { state: EventRow['state']; session?: string; limit: number }): Promise<EventRow[]> {
-    this.#s();
     const sql = `SELECT * FROM events WHERE state = ?${filter.session !== undefined ? ' AND session = ?' : ''} ORDER BY created_at, seq LIMIT ?`;
     const params = filter.session !== undefined ? [filter.state, filter.session, filter.limit] : [filter.state, filter.limit];
-    return (this.#db!.prepare(sql).all(...params) as Row[]).map(toEvent);
+    return this.#run('list', (_, db) => db.prepare(sql).all(...params) as Row[]).map(toEvent);
   }
 
   async counts(): Promise<StoreCounts> {
-    const r = this.#s().counts.get()!;
+    const r = this.#run('counts', (s) => s.counts.get()!);
     return { pending: r.pending ?? 0, dead: r.dead ?? 0, oldestPendingAt: r.oldest ?? undefined };
   }
 
   async cleanup(before: number): Promise<number> {
-    return this.#s().cleanup.run(before).changes;
+    return this.#run('cleanup', (s) => s.cleanup.run(before).changes);
   }
 
   async close(): Promise<void> {
+    const db = this.#db;
     this.#statements = undefined;
-    this.#db?.close();
     this.#db = undefined;
+    try {
+      db?.close();
+    } catch (err) {
+      throw new OutboxStoreError(`Cannot close the outbox store at ${this.path}: ${(err as Error).message}`, { cause: err });
+    }
   }
 }

@@ -51,12 +51,18 @@ export interface StoreCounts {
   oldestPendingAt: number | undefined;
 }
 
-/** Where the outbox keeps events. Every write is durable when its promise resolves. */
+/**
+ * Where the outbox keeps events. Every write is durable when its promise resolves, and atomic: a failed one
+ * (rejecting, ideally with `OutboxStoreError`) leaves nothing half-written.
+ */
 export interface OutboxStore {
   open(): Promise<void>;
   insert(events: readonly NewEvent[]): Promise<Array<{ id: string; seq: number }>>;
-  /** Pending events due by `now`, only the oldest pending one per session, skipping `busySessions`. */
-  due(now: number, limit: number, busySessions: ReadonlySet<string>): Promise<EventRow[]>;
+  /**
+   * Pending events due by `now`, only the oldest pending one per session, skipping `busySessions` and the events
+   * in `busyIds` (attempts in flight: an event without a session is otherwise due again while on the wire).
+   */
+  due(now: number, limit: number, busySessions: ReadonlySet<string>, busyIds: ReadonlySet<string>): Promise<EventRow[]>;
   /** The earliest `nextAt` of a pending event, if any. */
   nextDueAt(): Promise<number | undefined>;
   /** Whether the event is still pending (not delivered, dead or superseded meanwhile). */
