@@ -1,6 +1,15 @@
 import { EventEmitter } from 'node:events';
 import { performance } from 'node:perf_hooks';
-import { ConfigError, WafleetError, createLogger, validateNamespace, validateSessionId, type Logger } from '@wafleet/core';
+import {
+  ConfigError,
+  WafleetError,
+  createLogger,
+  describeValue,
+  urlUnder,
+  validateNamespace,
+  validateSessionId,
+  type Logger,
+} from '@wafleet/core';
 import {
   connect,
   disconnect,
@@ -76,6 +85,12 @@ export interface FleetClientStats {
   /** Whole-cache flushes after the subscription reconnected. */
   flushes: number;
   failovers: number;
+  /** Sessions in the owner cache (at most `maxCacheEntries`). */
+  cacheEntries: number;
+  /** Sessions with a registry read in flight. */
+  readsInFlight: number;
+  /** Sessions a `fetch` is waiting on for a new owner. */
+  waitingSessions: number;
 }
 
 /** `fetch` gave up waiting for a live owner. */
@@ -127,7 +142,7 @@ function resolveOptions(options: FleetClientOptions): Resolved {
     if (key === 'namespace') continue;
     const value = options[key] ?? DEFAULTS[key];
     if (typeof value !== 'number' || !Number.isInteger(value) || value < (key === 'adoptionDelayMs' ? 0 : 1)) {
-      throw new ConfigError(key, `Expected \`${key}\` to be a positive integer, got ${JSON.stringify(value)}`);
+      throw new ConfigError(key, `Expected \`${key}\` to be a positive integer, got ${describeValue(value)}`);
     }
     (out as Record<string, unknown>)[key] = value;
   }
@@ -173,8 +188,8 @@ export class FleetClient extends EventEmitter<FleetClientEvents> {
   readonly options: Readonly<Resolved>;
   readonly keys: RegistryKeys;
   readonly #cache = new Map<string, { value: OwnerInfo | null; at: number }>();
-  /** Bumped by every push for a session, so a read that raced a push never overwrites it. */
-  readonly #generation = new Map<string, number>();
+  /** Registry reads in flight per session, and the pushes that arrived meanwhile: a read that raced a push never overwrites it. */
+  readonly #reads = new Map<string, { readers: number; pushes: number }>();
   #flushes = 0;
   readonly #waiters = new Map<string, Set<() => void>>();
   readonly #agent: Agent;
@@ -183,7 +198,7 @@ export class FleetClient extends EventEmitter<FleetClientEvents> {
   #ready: Promise<void> | undefined;
   #closed = false;
   readonly #closeWaiters = new Set<() => void>();
-  readonly #stats: FleetClientStats = { lookups: 0, cacheHits: 0, registryReads: 0, pushes: 0, flushes: 0, failovers: 0 };
+  readonly #stats = { lookups: 0, cacheHits: 0, registryReads: 0, pushes: 0, flushes: 0, failovers: 0 };
 
   constructor(options: FleetClientOptions) {
     super();
@@ -196,9 +211,9 @@ export class FleetClient extends EventEmitter<FleetClientEvents> {
     });
   }
 
-  /** A copy of the counters. */
+  /** A copy of the counters, and the sizes of what the client keeps in memory. */
   stats(): FleetClientStats {
-    return { ...this.#stats };
+    return { ...this.#stats, cacheEntries: this.#cache.size, readsInFlight: this.#reads.size, waitingSessions: this.#waiters.size };
   }
 
   /** Connects and subscribes; the first call of any method does it too. */
@@ -245,12 +260,21 @@ export class FleetClient extends EventEmitter<FleetClientEvents> {
   }
 
   async #read(sessionId: string): Promise<OwnerInfo | null> {
-    const generation = this.#generation.get(sessionId) ?? 0;
     const flushes = this.#flushes;
     this.#stats.registryReads++;
-    const found = await lookupOwner(this.#cmd!.client, this.keys, sessionId);
+    // Tracked only while a read is in flight, so the map holds no entry per session ever pushed.
+    const track = this.#reads.get(sessionId) ?? { readers: 0, pushes: 0 };
+    this.#reads.set(sessionId, track);
+    track.readers++;
+    const pushesBefore = track.pushes;
+    let found: SessionOwner | null;
+    try {
+      found = await lookupOwner(this.#cmd!.client, this.keys, sessionId);
+    } finally {
+      if (--track.readers === 0) this.#reads.delete(sessionId);
+    }
     const value = found ? toInfo(found) : null;
-    if ((this.#generation.get(sessionId) ?? 0) === generation && flushes === this.#flushes) this.#remember(sessionId, value);
+    if (track.pushes === pushesBefore && flushes === this.#flushes) this.#remember(sessionId, value);
     return value;
   }
 
@@ -271,7 +295,8 @@ export class FleetClient extends EventEmitter<FleetClientEvents> {
     }
     if (typeof m.s !== 'string') return;
     this.#stats.pushes++;
-    this.#generation.set(m.s, (this.#generation.get(m.s) ?? 0) + 1);
+    const track = this.#reads.get(m.s);
+    if (track) track.pushes++;
     const live = Boolean(m.o);
     const change: OwnerChange = {
       sessionId: m.s,
@@ -295,12 +320,14 @@ export class FleetClient extends EventEmitter<FleetClientEvents> {
    * names another owner, it waits up to `failoverTimeoutMs` for a live owner and retries once: only idempotent
    * methods, or any method with an `Idempotency-Key` header (forwarded as is). Sends the expected epoch in
    * `x-wafleet-epoch`. Bodies must be replayable (string, Buffer, URLSearchParams), not streams.
+   * The request goes to the owner's origin and under its base path, nowhere else: a `path` that would resolve
+   * elsewhere (`/http://host/`, `//host`, `/\\host`, `/../`) is a `ConfigError` and nothing is sent.
    * @throws FailoverTimeoutError, InvalidIdError, ConfigError, and the network error of a request it may not retry
    */
   async fetch(sessionId: string, path: string, init: UndiciRequestInit = {}): Promise<Response> {
     validateSessionId(sessionId);
-    if (typeof path !== 'string' || !path.startsWith('/'))
-      throw new ConfigError('path', `Expected \`path\` to start with '/', got ${JSON.stringify(path)}`);
+    // Checked before anything is sent, and again against the owner's URL on every attempt.
+    urlUnder('path', 'http://owner.invalid', path);
     const method = (init.method ?? 'GET').toUpperCase();
     const headers = new Headers(init.headers);
     const retryable = IDEMPOTENT.has(method) || headers.has('idempotency-key');
@@ -339,7 +366,10 @@ export class FleetClient extends EventEmitter<FleetClientEvents> {
     const timeout = AbortSignal.timeout(this.options.requestTimeoutMs);
     const signal = init.signal ? AbortSignal.any([init.signal as AbortSignal, timeout]) : timeout;
     try {
-      const response = await undiciFetch(new URL(path.slice(1), `${owner.url}/`), { ...init, headers, signal, dispatcher: this.#agent });
+      // Never `new URL(path, base)`: a path like '/http://elsewhere/' or '//elsewhere' would carry the caller's
+      // headers (credentials included) to another origin.
+      const url = urlUnder('path', owner.url, path);
+      const response = await undiciFetch(url, { ...init, headers, signal, dispatcher: this.#agent });
       return { response };
     } catch (error) {
       return { error };

@@ -23,6 +23,9 @@ export type WafleetErrorCode =
   | 'WAFLEET_IDEMPOTENCY_UNKNOWN_OUTCOME'
   | 'WAFLEET_IDEMPOTENCY_MISMATCH'
   | 'WAFLEET_UNAUTHORIZED'
+  | 'WAFLEET_REDIS_UNAVAILABLE'
+  | 'WAFLEET_INTERNAL'
+  | 'WAFLEET_RESPONSE_TOO_LARGE'
   | 'WAFLEET_WEBHOOK_INVALID'
   | 'WAFLEET_OUTBOX_STORE'
   | 'WAFLEET_EVENT_INVALID'
@@ -44,8 +47,8 @@ export class ConfigError extends WafleetError {
   /** The option to change. */
   readonly option: string;
 
-  constructor(option: string, message: string) {
-    super('WAFLEET_CONFIG', message);
+  constructor(option: string, message: string, options?: { cause?: unknown }) {
+    super('WAFLEET_CONFIG', message, options);
     this.option = option;
   }
 }

@@ -17,8 +17,12 @@ export {
   type FenceReason,
 } from './errors.js';
 export { validateSessionId, validateInstanceId, validateNamespace, MAX_SESSION_ID_LENGTH, MAX_INSTANCE_ID_LENGTH } from './ids.js';
-export { createLogger, type Logger, type LogFields } from './logger.js';
+export { createLogger, wafleetLogger, type Logger, type LogFields, type LogPrivacyOptions } from './logger.js';
+export { validateLabels, MAX_LABELS } from './labels.js';
+export { validateBaseUrl, urlUnder } from './urls.js';
+export { describe as describeValue } from './describe.js';
 export { registryKeys, type RegistryKeys } from './registry/keys.js';
+export type { RedisOption, RedisEndpoint } from './registry/redis.js';
 export {
   resolveFleetOptions,
   resolveTiming,

@@ -3,6 +3,7 @@ import { EventEmitter } from 'node:events';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Cluster, Redis } from 'ioredis';
+import { describe } from '../describe.js';
 import { LeaseLostError, StateError, WafleetError, type FenceReason } from '../errors.js';
 import { validateSessionId } from '../ids.js';
 import { registryKeys, type RegistryKeys } from './keys.js';
@@ -12,6 +13,7 @@ import { ReplyCode, replyError, type Reply } from './reply-codes.js';
 import { scripts } from './scripts.generated.js';
 import {
   SESSION_STATUSES,
+  labelsArg,
   listInstances,
   lookupOwner,
   placeSession,
@@ -258,7 +260,7 @@ export class Fleet extends EventEmitter<FleetEvents> {
    */
   async claim(sessionId: string, options: { labels?: Record<string, string> } = {}): Promise<Ownership> {
     validateSessionId(sessionId);
-    const labels = options.labels === undefined ? '' : JSON.stringify(options.labels);
+    const labels = labelsArg(options);
     this.#assertActive();
     return this.#withInflight(sessionId, () => this.#claim(sessionId, labels, false));
   }
@@ -346,13 +348,10 @@ export class Fleet extends EventEmitter<FleetEvents> {
   async setStatus(sessionId: string, status: SessionStatus, options: { desired?: 'running' | 'stopped' } = {}): Promise<void> {
     validateSessionId(sessionId);
     if (!SESSION_STATUSES.includes(status)) {
-      throw new WafleetError(
-        'WAFLEET_CONFIG',
-        `Expected status to be one of ${SESSION_STATUSES.join(', ')}, got ${JSON.stringify(status)}`,
-      );
+      throw new WafleetError('WAFLEET_CONFIG', `Expected status to be one of ${SESSION_STATUSES.join(', ')}, got ${describe(status)}`);
     }
     if (options.desired !== undefined && options.desired !== 'running' && options.desired !== 'stopped') {
-      throw new WafleetError('WAFLEET_CONFIG', `Expected desired to be 'running' or 'stopped', got ${JSON.stringify(options.desired)}`);
+      throw new WafleetError('WAFLEET_CONFIG', `Expected desired to be 'running' or 'stopped', got ${describe(options.desired)}`);
     }
     this.#assertActive();
     await this.#announceStatus(sessionId, status);
