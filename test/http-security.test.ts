@@ -1,5 +1,5 @@
 // Security defects of the HTTP surface and the client, each reproduced against real servers (issue: secure by default).
-import { createServer, type IncomingMessage, type Server } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createFleetClient, type FleetClient } from '@wafleet/client';
 import { createFleet, createSupervisor, wafleetLogger, type Fleet, type FleetOptions } from '@wafleet/core';
@@ -28,7 +28,9 @@ afterAll(async () => {
   await Promise.all(privateRedis.map((r) => r.stop()));
 });
 
-async function listen(app: express.Express | ((req: IncomingMessage, res: import('node:http').ServerResponse) => void)): Promise<string> {
+type Handler = (req: IncomingMessage, res: ServerResponse) => void;
+
+async function listen(app: express.Express | Handler): Promise<string> {
   const server = createServer(app);
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   servers.push(server);
@@ -61,7 +63,7 @@ async function instance(router: Partial<FleetRouterOptions> & { basePath?: strin
 /** A server that records every request it gets: the place credentials must never reach. */
 async function attacker() {
   const seen: Array<{ url: string | undefined; authorization: string | undefined }> = [];
-  const url = await listen((req, res) => {
+  const url = await listen((req: IncomingMessage, res: ServerResponse) => {
     seen.push({ url: req.url, authorization: req.headers.authorization });
     res.end('stolen');
   });
@@ -120,7 +122,13 @@ describe('defect 1: the router never serves QR codes, sessions or drain to an an
       ['POST', '/drain'],
     ];
     for (const [method, path] of routes) {
-      for (const headers of [{}, { authorization: 'Bearer wrong' }, { authorization: `Bearer ${TOKEN}x` }, { authorization: TOKEN }]) {
+      const attempts: Array<Record<string, string>> = [
+        {},
+        { authorization: 'Bearer wrong' },
+        { authorization: `Bearer ${TOKEN}x` },
+        { authorization: TOKEN },
+      ];
+      for (const headers of attempts) {
         const res = await fetch(`${url}${path}`, { method, headers });
         expect(res.status, `${method} ${path} ${JSON.stringify(headers)}`).toBe(401);
         expect(res.headers.get('www-authenticate')).toBe('Bearer');

@@ -1,6 +1,6 @@
 // Property-based checks over every public entry that takes outside input: each bad input is refused with a stable
 // error code, and nothing is written to Redis. Runs against a private redis-server and real HTTP servers.
-import { createServer, type Server } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createFleetClient, verifyWebhook, type FleetClient } from '@wafleet/client';
 import {
@@ -92,7 +92,7 @@ beforeAll(async () => {
   await fleet.start();
   await fleet.claim('owned-1');
   client = createFleetClient({ redis: redis.url, namespace: fleet.options.namespace, failoverTimeoutMs: 500 });
-  const attacker = await listen((req, res) => {
+  const attacker = await listen((req: IncomingMessage, res: ServerResponse) => {
     attackerSeen.push(req.url ?? '');
     res.end();
   });
