@@ -1,54 +1,12 @@
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { verifyWebhook } from '@wafleet/client';
-import {
-  createOutbox,
-  legacyHmacSigner,
-  OutboxStoreError,
-  SqliteOutboxStore,
-  standardWebhooksSigner,
-  WafleetError,
-  type Outbox,
-  type OutboxOptions,
-} from '@wafleet/core';
+import { createOutbox, legacyHmacSigner, OutboxStoreError, SqliteOutboxStore, standardWebhooksSigner, WafleetError } from '@wafleet/core';
 import { waitUntil } from '@wafleet/test-utils';
-import { afterEach, describe, expect, it } from 'vitest';
-import { startReceiver, type Receiver } from './helpers/receiver.js';
+import { describe, expect, it } from 'vitest';
+import { useOutboxes } from './helpers/outbox-harness.js';
 
 const SECRET = `whsec_${randomBytes(32).toString('base64')}`;
-const open: Outbox[] = [];
-const receivers: Receiver[] = [];
-
-afterEach(async () => {
-  await Promise.all(open.splice(0).map((o) => o.close()));
-  await Promise.all(receivers.splice(0).map((r) => r.close()));
-});
-
-const storePath = () => join(mkdtempSync(join(tmpdir(), 'wafleet-outbox-security-')), 'outbox.sqlite');
-
-async function receiver(): Promise<Receiver> {
-  const r = await startReceiver();
-  receivers.push(r);
-  return r;
-}
-
-async function outbox(url: string, extra: Partial<OutboxOptions> = {}): Promise<Outbox> {
-  const o = createOutbox({
-    store: storePath(),
-    endpoint: { url, secrets: [SECRET] },
-    instance: { id: 'wa-1', url: 'http://wa-1:3000' },
-    scheduleMs: [0, 20, 40],
-    jitter: 0,
-    pollIntervalMs: 10,
-    quickRetries: 0,
-    ...extra,
-  });
-  open.push(o);
-  await o.start();
-  return o;
-}
+const { receiver, outbox, storePath } = useOutboxes(SECRET, [0, 20, 40]);
 
 /** Lets the pump run a few times, so anything wrongly stored would have been sent. */
 const settle = () => new Promise((r) => setTimeout(r, 150));

@@ -1,49 +1,21 @@
 import { createHmac } from 'node:crypto';
-import { chmodSync, mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { chmodSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { createOutbox, legacyHmacSigner, type Outbox, type OutboxOptions } from '@wafleet/core';
+import { createOutbox, legacyHmacSigner } from '@wafleet/core';
 import { waitUntil } from '@wafleet/test-utils';
 import nock from 'nock';
 import { Webhook } from 'standardwebhooks';
 import { afterEach, describe, expect, it } from 'vitest';
-import { startReceiver, type Receiver } from './helpers/receiver.js';
+import { useOutboxes } from './helpers/outbox-harness.js';
 
 const SECRET = `whsec_${Buffer.from('wafleet-test-secret-0123456789').toString('base64')}`;
 const NEW_SECRET = `whsec_${Buffer.from('wafleet-rotated-secret-98765').toString('base64')}`;
-const open: Outbox[] = [];
-const receivers: Receiver[] = [];
+const { dir, receiver, outbox, track } = useOutboxes(SECRET);
 
-afterEach(async () => {
-  await Promise.all(open.splice(0).map((o) => o.close()));
-  await Promise.all(receivers.splice(0).map((r) => r.close()));
+afterEach(() => {
   nock.cleanAll();
   nock.enableNetConnect();
 });
-
-const dir = () => mkdtempSync(join(tmpdir(), 'wafleet-outbox-'));
-
-async function receiver(): Promise<Receiver> {
-  const r = await startReceiver();
-  receivers.push(r);
-  return r;
-}
-
-async function outbox(url: string, extra: Partial<OutboxOptions> = {}): Promise<Outbox> {
-  const o = createOutbox({
-    store: join(dir(), 'outbox.sqlite'),
-    endpoint: { url, secrets: [SECRET] },
-    instance: { id: 'wa-1', url: 'http://wa-1:3000' },
-    scheduleMs: [0, 20, 40, 80],
-    jitter: 0,
-    pollIntervalMs: 10,
-    quickRetries: 0,
-    ...extra,
-  });
-  open.push(o);
-  await o.start();
-  return o;
-}
 
 describe('webhook outbox: signing (G6)', () => {
   it('signatures verify with the standardwebhooks package, also during a secret rotation', async () => {
@@ -308,8 +280,7 @@ describe('webhook outbox: bad input (G8)', () => {
   it('a second process (or outbox) cannot open a file in use', async () => {
     const file = join(dir(), 'outbox.sqlite');
     const base = { store: file, endpoint: { url: 'http://127.0.0.1:9/x', secrets: [SECRET] }, instance: { id: 'a', url: 'http://a' } };
-    const first = createOutbox(base);
-    open.push(first);
+    const first = track(createOutbox(base));
     await first.start();
     await first.enqueue({ type: 't' });
     await expect(createOutbox(base).start()).rejects.toMatchObject({

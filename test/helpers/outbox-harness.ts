@@ -1,0 +1,49 @@
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createOutbox, type Outbox, type OutboxOptions } from '@wafleet/core';
+import { afterEach } from 'vitest';
+import { startReceiver, type Receiver } from './receiver.js';
+
+/**
+ * Outboxes on fresh SQLite files and loopback receivers for one test file, closed after each test. The outboxes
+ * retry fast (no jitter, 10 ms polls, no quick retries) and sign with `secret` unless `extra` says otherwise.
+ */
+export function useOutboxes(secret: string, scheduleMs: readonly number[] = [0, 20, 40, 80]) {
+  const open: Outbox[] = [];
+  const receivers: Receiver[] = [];
+  afterEach(async () => {
+    await Promise.all(open.splice(0).map((o) => o.close()));
+    await Promise.all(receivers.splice(0).map((r) => r.close()));
+  });
+  const storePath = () => join(mkdtempSync(join(tmpdir(), 'wafleet-outbox-')), 'outbox.sqlite');
+  return {
+    dir: () => mkdtempSync(join(tmpdir(), 'wafleet-outbox-')),
+    storePath,
+    /** Closes `o` after the test. */
+    track<T extends Outbox>(o: T): T {
+      open.push(o);
+      return o;
+    },
+    async receiver(): Promise<Receiver> {
+      const r = await startReceiver();
+      receivers.push(r);
+      return r;
+    },
+    async outbox(url: string, extra: Partial<OutboxOptions> = {}): Promise<Outbox> {
+      const o = createOutbox({
+        store: storePath(),
+        endpoint: { url, secrets: [secret] },
+        instance: { id: 'wa-1', url: 'http://wa-1:3000' },
+        scheduleMs,
+        jitter: 0,
+        pollIntervalMs: 10,
+        quickRetries: 0,
+        ...extra,
+      });
+      open.push(o);
+      await o.start();
+      return o;
+    },
+  };
+}
