@@ -14,6 +14,12 @@ export default tseslint.config(
     },
   },
   {
+    // The legacy example is a CommonJS service, as such services are.
+    files: ['examples/legacy-service/**/*.js'],
+    languageOptions: { sourceType: 'commonjs', globals: { require: 'readonly', module: 'writable', fetch: 'readonly', AbortSignal: 'readonly' } },
+    rules: { '@typescript-eslint/no-require-imports': 'off' },
+  },
+  {
     // The CommonJS consumer fixtures exist to use require().
     files: ['test/fixtures/cjs-consumer/**'],
     languageOptions: { globals: { require: 'readonly' } },
