@@ -20,6 +20,8 @@ export function useOutboxes(secret: string, scheduleMs: readonly number[] = [0, 
   return {
     dir: () => mkdtempSync(join(tmpdir(), 'wafleet-outbox-')),
     storePath,
+    /** Lets the pump run a few times, so anything wrongly stored would have been sent. */
+    settle: () => new Promise<void>((r) => setTimeout(r, 150)),
     /** Closes `o` after the test. */
     track<T extends Outbox>(o: T): T {
       open.push(o);

@@ -6,6 +6,7 @@ import { ConfigError, StateError, WafleetError } from '../errors.js';
 import { validateSessionId } from '../ids.js';
 import { createLogger, type Logger } from '../logger.js';
 import { CANONICAL_EPOCH, EVENT_TYPE, envelopeProblem, type WebhookEnvelope } from '../webhook/envelope.js';
+import type { BodyFormat } from './body-format.js';
 import { newEventId } from './event-id.js';
 import { DEFAULT_SCHEDULE_MS, parseRetryAfter, retryDelay } from './schedule.js';
 import { standardWebhooksSigner, type Signer } from './signers.js';
@@ -51,6 +52,12 @@ export interface OutboxOptions {
     secrets?: readonly string[];
     /** Replaces the Standard Webhooks signer (e.g. {@link legacyHmacSigner}). */
     signer?: Signer;
+    /**
+     * The body an existing backend expects, built from the canonical envelope (validated first), e.g.
+     * {@link legacyBody}. `webhook-id` still carries the event id.
+     * @default the Standard envelope `{ id, type, timestamp, session, epoch, seq, instance, data }`
+     */
+    body?: BodyFormat;
     /** Extra headers on every delivery. */
     headers?: Record<string, string>;
   };
@@ -78,7 +85,7 @@ export interface OutboxOptions {
   ratePerSecond?: number;
   /** Circuit breaker: opens after this many consecutive failures, probes again after the cooldown. */
   breaker?: { failureThreshold?: number; cooldownMs?: number };
-  /** Largest serialized envelope. @default 1_048_576 */
+  /** Largest serialized body (the envelope, or what `endpoint.body` made of it). @default 1_048_576 */
   maxEventBytes?: number;
   /** Delivered and superseded events are deleted after this long. @default 86_400_000 */
   retentionMs?: number;
@@ -159,6 +166,10 @@ function resolve(options: OutboxOptions) {
   const signer = options.endpoint.signer ?? (options.endpoint.secrets ? standardWebhooksSigner(options.endpoint.secrets) : undefined);
   if (!signer)
     throw new ConfigError('endpoint.secrets', 'Expected `endpoint.secrets` (whsec_...) or `endpoint.signer`: webhooks are always signed');
+  const body = options.endpoint.body;
+  if (body !== undefined && typeof body !== 'function') {
+    throw new ConfigError('endpoint.body', `Expected \`endpoint.body\` to be a function (envelope) => object, got ${describe(body)}`);
+  }
   if (typeof options.instance?.id !== 'string' || typeof options.instance?.url !== 'string') {
     throw new ConfigError('instance', 'Expected `instance` to be { id, url }');
   }
@@ -172,6 +183,7 @@ function resolve(options: OutboxOptions) {
   return {
     endpoint,
     signer,
+    body,
     headers: { ...options.endpoint.headers },
     instance: { id: options.instance.id, url: options.instance.url },
     schedule,
@@ -194,6 +206,9 @@ function resolve(options: OutboxOptions) {
     logger: createLogger(options.logger),
   };
 }
+
+/** Refusals of an event, not failures of the store. */
+const EVENT_ERRORS: ReadonlySet<string> = new Set(['WAFLEET_EVENT_INVALID', 'WAFLEET_EVENT_TOO_LARGE']);
 
 /** Back-off of the pump while the store fails: doubling from the first to the last. */
 const STORE_BACKOFF_MIN_MS = 250;
@@ -336,12 +351,9 @@ export class Outbox extends EventEmitter<OutboxEvents> {
       invalidEvent(`Event data is not JSON-serializable: ${(err as Error).message}`, err);
     }
     // Checked on what a receiver will parse (toJSON and dropped values included), by the rule verifyWebhook applies.
-    const problem = envelopeProblem(JSON.parse(probe));
+    const canonical: unknown = JSON.parse(probe);
+    const problem = envelopeProblem(canonical);
     if (problem) invalidEvent(problem.message);
-    const bytes = Buffer.byteLength(probe);
-    if (bytes > this.#o.maxEventBytes) {
-      throw new WafleetError('WAFLEET_EVENT_TOO_LARGE', `Event of ${bytes} bytes exceeds maxEventBytes ${this.#o.maxEventBytes}`);
-    }
     return {
       id,
       session,
@@ -349,8 +361,35 @@ export class Outbox extends EventEmitter<OutboxEvents> {
       supersedeGroup: event.supersedeGroup ?? '',
       target,
       createdAt: now,
-      body: (seq: number) => JSON.stringify(envelope(seq)),
+      // Called by the store once the seq is known, inside the insert transaction: a refusal stores nothing.
+      body: (seq: number) => this.#formatBody({ ...(canonical as WebhookEnvelope), seq }),
     };
+  }
+
+  /** The exact body stored, signed and sent: the envelope or what `endpoint.body` made of it, one JSON object. */
+  #formatBody(envelope: WebhookEnvelope): string {
+    const format = this.#o.body;
+    let formatted: unknown = envelope;
+    let body: string | undefined;
+    try {
+      if (format) formatted = format(envelope);
+      body = JSON.stringify(formatted);
+    } catch (err) {
+      invalidEvent(`\`endpoint.body\` failed or returned a value that is not JSON-serializable: ${(err as Error).message}`, err);
+    }
+    // Judged on the serialized text, i.e. what the receiver parses (a toJSON() may turn an object into a string).
+    if (!body?.startsWith('{')) {
+      // The kind only: the value is webhook content, which messages never quote.
+      const kind = formatted === null ? 'null' : Array.isArray(formatted) ? 'an array' : typeof formatted;
+      invalidEvent(
+        `Expected \`endpoint.body\` to return a JSON object, got ${kind}${kind === 'object' ? ' that serializes to another value' : ''}`,
+      );
+    }
+    const bytes = Buffer.byteLength(body);
+    if (bytes > this.#o.maxEventBytes) {
+      throw new WafleetError('WAFLEET_EVENT_TOO_LARGE', `Event of ${bytes} bytes exceeds maxEventBytes ${this.#o.maxEventBytes}`);
+    }
+    return body;
   }
 
   /**
@@ -548,6 +587,8 @@ export class Outbox extends EventEmitter<OutboxEvents> {
       const timestamp = Math.floor(o.now() / 1000);
       const headers = {
         ...o.headers,
+        // For dedupe whatever the signer: it names the event, not the body format.
+        'webhook-id': row.id,
         ...o.signer({ id: row.id, timestamp, body: row.body }),
         'content-type': 'application/json',
         'user-agent': 'wafleet-outbox/0.1',
@@ -644,6 +685,8 @@ export class Outbox extends EventEmitter<OutboxEvents> {
     try {
       result = await op();
     } catch (err) {
+      // An event refused while the store built its body (inside the insert transaction) is the caller's error.
+      if (err instanceof WafleetError && EVENT_ERRORS.has(err.code)) throw err;
       const error =
         err instanceof WafleetError ? err : new OutboxStoreError(`Outbox store failed: ${(err as Error)?.message}`, { cause: err });
       this.#storeFailed(error);

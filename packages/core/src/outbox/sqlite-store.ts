@@ -144,7 +144,8 @@ export class SqliteOutboxStore implements OutboxStore {
     try {
       return fn(s, this.#db);
     } catch (err) {
-      if (err instanceof OutboxStoreError) throw err;
+      // An OutboxStoreError, or an event refused while its body was built: the transaction rolled back either way.
+      if (err instanceof WafleetError) throw err;
       throw new OutboxStoreError(`Outbox store ${operation} failed at ${this.path}: ${(err as Error).message}`, { cause: err });
     }
   }

@@ -28,7 +28,10 @@ export interface NewEvent {
   supersedeGroup: string;
   target: string;
   createdAt: number;
-  /** Builds the body once the seq is known. */
+  /**
+   * Builds the exact body once the seq is known. It may throw (`WAFLEET_EVENT_INVALID`, `WAFLEET_EVENT_TOO_LARGE`):
+   * the store then stores nothing of the batch and rethrows that error unchanged.
+   */
   body: (seq: number) => string;
 }
 
