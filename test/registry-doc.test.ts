@@ -35,7 +35,20 @@ const DOCUMENTED = {
 } as const;
 
 const INSTANCE_FIELDS = ['id', 'inc', 'url', 'max', 'labels', 'draining', 'mode', 'registeredAt'];
-const SESSION_FIELDS = ['owner', 'inc', 'epoch', 'status', 'desired', 'labels', 'prev', 'attempts', 'since', 'updatedAt'];
+const SESSION_FIELDS = [
+  'owner',
+  'inc',
+  'epoch',
+  'status',
+  'desired',
+  'reason',
+  'labels',
+  'metadata',
+  'prev',
+  'attempts',
+  'since',
+  'updatedAt',
+];
 const EVENT_FIELDS = ['s', 'o', 'i', 'e', 'st', 'd', 'u'];
 
 const TIMING = { heartbeatIntervalMs: 100, leaseTtlMs: 1000, selfFenceMs: 700, adoptionDelayMs: 200, sweepIntervalMs: 100 };

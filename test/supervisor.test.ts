@@ -101,7 +101,7 @@ describe('session supervisor (G4, G1)', () => {
     await new Promise((r) => setTimeout(r, 500));
     expect(statusOf(h, 'l-1')).toBe('STOPPED');
     expect(h.starts.filter((s) => s.sessionId === 'l-1')).toHaveLength(1);
-    expect(await h.fleet.owner('l-1')).toMatchObject({ owner: '', status: 'STOPPED', desired: 'stopped' });
+    expect(await h.fleet.owner('l-1')).toMatchObject({ owner: '', status: 'STOPPED', desired: 'stopped', reason: 'logged out: LOGOUT' });
     expect(h.sim.running().has('l-1')).toBe(false);
   });
 
@@ -126,7 +126,50 @@ describe('session supervisor (G4, G1)', () => {
     await waitUntil(() => reasons(h, 'x-1').filter((r) => r === 'FAILED:start deadline passed').length === 2, { timeoutMs: 10_000 });
     await new Promise((r) => setTimeout(r, 1500));
     expect(statusOf(h, 'x-1')).toBe('FAILED');
-    expect(await h.fleet.owner('x-1')).toMatchObject({ owner: 'a', status: 'FAILED' });
+    // Giving up is visible in the registry: desired stopped (no other instance adopts it) and the last failure.
+    expect(await h.fleet.owner('x-1')).toMatchObject({
+      owner: 'a',
+      status: 'FAILED',
+      desired: 'stopped',
+      reason: 'restarts exhausted: start deadline passed',
+    });
+    expect(h.supervisor.session('x-1')).toMatchObject({ desired: 'stopped', reason: 'restarts exhausted: start deadline passed' });
+    // A restart by hand runs it again and clears the reason.
+    await h.supervisor.restartSession('x-1');
+    await waitUntil(async () => (await h.fleet.owner('x-1'))?.status === 'WORKING');
+    expect(await h.fleet.owner('x-1')).toMatchObject({ owner: 'a', desired: 'running', reason: '' });
+  });
+
+  it('records a restart-pending session as FAILED with desired state running, so it stays adoptable', async () => {
+    const h = await host(uniqueNamespace('sup-pending'), 'a', { supervisor: { restart: { baseMs: 5000, maxMs: 5000, maxAttempts: 3 } } });
+    await h.supervisor.startSession('p-1');
+    await waitUntil(() => statusOf(h, 'p-1') === 'WORKING');
+    h.sim.fault('p-1', 'crash');
+    await waitUntil(async () => (await h.fleet.owner('p-1'))?.status === 'FAILED');
+    expect(await h.fleet.owner('p-1')).toMatchObject({ owner: 'a', status: 'FAILED', desired: 'running', reason: '' });
+  });
+
+  it('hands the registry metadata to the engine factory on every start, and an engine factory may be async', async () => {
+    const ns = uniqueNamespace('sup-meta');
+    const sim = createSimEngine();
+    const seen: Array<Readonly<Record<string, unknown>>> = [];
+    const h = await host(ns, 'a', {
+      sim,
+      supervisor: {
+        engine: async (ctx) => {
+          seen.push(ctx.metadata);
+          await new Promise((r) => setTimeout(r, 5));
+          return sim.factory(ctx);
+        },
+      },
+    });
+    await h.fleet.claim('m-1', { metadata: { workspace: 'w-1' } });
+    await h.supervisor.startSession('m-1');
+    await waitUntil(() => statusOf(h, 'm-1') === 'WORKING');
+    await h.fleet.setMetadata('m-1', { workspace: 'w-2' });
+    await h.supervisor.restartSession('m-1');
+    await waitUntil(() => statusOf(h, 'm-1') === 'WORKING' && seen.length === 2);
+    expect(seen).toEqual([{ workspace: 'w-1' }, { workspace: 'w-2' }]);
   });
 
   it('boot restore: a restarted instance takes back only what nobody took, one launch at a time with the stagger, within its cap', async () => {

@@ -67,10 +67,21 @@ export interface OwnerInfo {
   epoch: string;
   status: string;
   live: boolean;
+  /**
+   * Why the session waits for a human ('' when it should run): `stopped by request`, `logged out` or
+   * `restarts exhausted`, optionally followed by `: ` and a short detail. Present on answers read from the
+   * registry; a push-refreshed cache entry lacks it (ask `lookup(id, { details: true })`).
+   */
+  reason?: string;
+  /** The session's metadata (`{}` when none), as the registry held it at that read; present like `reason`. */
+  metadata?: Record<string, unknown>;
 }
 
-/** An owner or status change, pushed by the registry. */
-export interface OwnerChange extends OwnerInfo {
+/** Where a session lives, enough to route a request (what a push carries). */
+export type OwnerRoute = Omit<OwnerInfo, 'reason' | 'metadata'>;
+
+/** An owner or status change, pushed by the registry (without reason and metadata: `lookup` reads those). */
+export interface OwnerChange extends OwnerRoute {
   /** `performance.now()` when the push arrived. */
   receivedAt: number;
 }
@@ -164,6 +175,8 @@ const toInfo = (o: SessionOwner): OwnerInfo => ({
   epoch: o.epoch,
   status: o.status,
   live: o.live,
+  reason: o.reason,
+  metadata: o.metadata,
 });
 
 /** Creates a client for backend services. Call `close()` when done. */
@@ -187,6 +200,7 @@ export interface FleetClientEvents {
 export class FleetClient extends EventEmitter<FleetClientEvents> {
   readonly options: Readonly<Resolved>;
   readonly keys: RegistryKeys;
+  /** Owners by session: full records from registry reads, routes from pushes (`lookup` reads those again). */
   readonly #cache = new Map<string, { value: OwnerInfo | null; at: number }>();
   /** Registry reads in flight per session, and the pushes that arrived meanwhile: a read that raced a push never overwrites it. */
   readonly #reads = new Map<string, { readers: number; pushes: number }>();
@@ -244,15 +258,22 @@ export class FleetClient extends EventEmitter<FleetClientEvents> {
   }
 
   /**
-   * The owner of `sessionId`, from the cache when it holds a fresh entry, else one Redis round trip. Null when
-   * the registry has never seen the session.
+   * The owner of `sessionId`, from the cache when it holds a fresh entry, else one Redis round trip. Null when the
+   * registry has never seen the session. Pushes keep the cache current but carry no reason or metadata: with
+   * `details: true` an entry without them is read again from the registry, so the answer has both.
    */
-  async lookup(sessionId: string): Promise<OwnerInfo | null> {
+  async lookup(sessionId: string, options: { details?: boolean } = {}): Promise<OwnerInfo | null> {
+    return this.#route(sessionId, options.details === true);
+  }
+
+  /** The cached owner, or a registry read; `full`: only an entry a registry read left (with metadata). */
+  async #route(sessionId: string, full: boolean): Promise<OwnerInfo | null> {
     validateSessionId(sessionId);
     await this.connect();
     this.#stats.lookups++;
     const entry = this.#cache.get(sessionId);
-    if (entry && performance.now() - entry.at < this.options.maxStalenessMs) {
+    const usable = entry && (!full || entry.value === null || 'metadata' in entry.value);
+    if (usable && performance.now() - entry.at < this.options.maxStalenessMs) {
       this.#stats.cacheHits++;
       return entry.value;
     }
@@ -333,7 +354,7 @@ export class FleetClient extends EventEmitter<FleetClientEvents> {
     const retryable = IDEMPOTENT.has(method) || headers.has('idempotency-key');
     const deadline = performance.now() + this.options.failoverTimeoutMs;
 
-    let owner = await this.lookup(sessionId);
+    let owner = await this.#route(sessionId, false);
     if (!owner?.live || !owner.url) owner = await this.#awaitOwner(sessionId, undefined, deadline);
     let outcome = await this.#attempt(owner, path, init, headers);
     if (outcome.response && !(await this.#misdirected(sessionId, owner, outcome.response))) return outcome.response;
@@ -357,7 +378,7 @@ export class FleetClient extends EventEmitter<FleetClientEvents> {
   }
 
   async #attempt(
-    owner: OwnerInfo,
+    owner: OwnerRoute,
     path: string,
     init: UndiciRequestInit,
     headers: Headers,
@@ -377,7 +398,7 @@ export class FleetClient extends EventEmitter<FleetClientEvents> {
   }
 
   /** 421 always; 404 when the registry now names another owner or epoch than the one that answered. */
-  async #misdirected(sessionId: string, owner: OwnerInfo, response: Response): Promise<boolean> {
+  async #misdirected(sessionId: string, owner: OwnerRoute, response: Response): Promise<boolean> {
     if (response.status === 421) return true;
     if (response.status !== 404) return false;
     const now = await this.#read(sessionId);
@@ -385,7 +406,7 @@ export class FleetClient extends EventEmitter<FleetClientEvents> {
   }
 
   /** Waits for a live owner other than `previous` (same instance and epoch), by push with a polling backstop. */
-  async #awaitOwner(sessionId: string, previous: OwnerInfo | undefined, deadline: number): Promise<OwnerInfo> {
+  async #awaitOwner(sessionId: string, previous: OwnerRoute | undefined, deadline: number): Promise<OwnerRoute> {
     for (;;) {
       const current = await this.#read(sessionId);
       const moved = !previous || current?.instanceId !== previous.instanceId || current?.epoch !== previous.epoch;
@@ -411,8 +432,16 @@ export class FleetClient extends EventEmitter<FleetClientEvents> {
     });
   }
 
-  /** Places a session on the least-loaded live instance with capacity (see `Fleet.place`). */
-  async place(sessionId: string, options: { labels?: Record<string, string> } = {}): Promise<PlaceResult> {
+  /**
+   * Places a session on the least-loaded live instance with capacity (see `Fleet.place`), recording its labels and
+   * metadata (a plain JSON object of at most 4096 bytes, handed to the engine factory on every start; omitted:
+   * the recorded ones are kept).
+   * @throws ConfigError (bad labels or metadata; nothing written), OwnerExpiringError, InvalidIdError
+   */
+  async place(
+    sessionId: string,
+    options: { labels?: Record<string, string>; metadata?: Record<string, unknown> } = {},
+  ): Promise<PlaceResult> {
     validateSessionId(sessionId);
     await this.connect();
     const { adoptionDelayMs, placementRetryMs, quarantineWaitMs } = this.options;

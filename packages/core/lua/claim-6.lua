@@ -16,6 +16,7 @@
   ARGV[6] force: '1' in observe mode (record whatever happens; no caps, no refusal)
   ARGV[7] pub/sub channel
   ARGV[8] session labels (JSON object, or '' to keep the recorded ones)
+  ARGV[9] session metadata (JSON object text, stored as text; '' to keep the recorded one)
 
   Reply: {1 OK, epoch, 'new' | 'held', previous owner}
          {-1 FENCED, reason}
@@ -54,5 +55,6 @@ end
 local prev = rec and rec.owner or ''
 rec = rec or { epoch = '0' }
 if ARGV[8] ~= '' then rec.labels = cjson.decode(ARGV[8]) end
+if ARGV[9] ~= '' then rec.metadata = ARGV[9] end
 assign(keys_, sid, rec, id, me, now, ARGV[7])
 return { OK, rec.epoch, 'new', prev }

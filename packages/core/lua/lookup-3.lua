@@ -7,7 +7,8 @@
 
   ARGV[1] session id
 
-  Reply: {1 OK, owner, epoch, status, desired, owner url, live ('1' | '0'), serverMs}
+  Reply: {1 OK, owner, epoch, status, desired, owner url, live ('1' | '0'), serverMs, reason ('' when none),
+          metadata (JSON object text, '' when none)}
          {-10 NOT_FOUND}
 ]]
 --@include common
@@ -23,4 +24,7 @@ if rec.owner and rec.owner ~= '' then
     url = dead and dead.url or ''
   end
 end
-return { OK, rec.owner or '', rec.epoch or '0', rec.status or 'STOPPED', rec.desired or 'stopped', url, live, now }
+return {
+  OK, rec.owner or '', rec.epoch or '0', rec.status or 'STOPPED', rec.desired or 'stopped', url, live, now,
+  rec.reason or '', rec.metadata or ''
+}

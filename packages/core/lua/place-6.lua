@@ -1,7 +1,8 @@
 --[[
   Chooses an owner for a session and assigns it atomically: the least-loaded live, non-draining, managed
   instance with free capacity whose labels satisfy the session's, sticky to a qualifying previous owner.
-  Records the desired state 'running' even when nobody can take it now; the sweep places it later.
+  Records the desired state 'running' (clearing the reason it stopped) even when nobody can take it now; the sweep
+  places it later. A session whose owner is live is left as it is ('existing').
 
   KEYS[1] instances     ZSET instance id -> lease deadline (ms)
   KEYS[2] instance-info HASH instance id -> JSON
@@ -16,6 +17,7 @@
   ARGV[4] adoption delay (ms)
   ARGV[5] pub/sub channel
   ARGV[6] retry delay when nothing has capacity (ms)
+  ARGV[7] session metadata (JSON object text, stored as text; '' to keep the recorded one)
 
   Reply: {1 OK, owner, epoch, owner url, 'new' | 'existing'}
          {2 PENDING, retryAfterMs}          recorded; no instance can take it now
@@ -39,11 +41,12 @@ if q then return { QUARANTINE, q - now } end
 
 rec = rec or { epoch = '0', owner = '', inc = '' }
 if ARGV[2] ~= '' then rec.labels = cjson.decode(ARGV[2]) end
+if ARGV[7] ~= '' then rec.metadata = ARGV[7] end
 local id, info = choose_instance(KEYS[1], KEYS[2], KEYS[3], rec, ARGV[3], now)
 if not id then
   local had_owner = rec.owner ~= nil and rec.owner ~= ''
+  want_running(rec)
   unassign(keys_, sid, rec, now)
-  rec.desired = 'running'
   set_json(KEYS[4], sid, rec)
   if had_owner then publish(ARGV[5], sid, rec, '') end
   redis.call('ZADD', KEYS[5], now + tonumber(ARGV[6]), sid)

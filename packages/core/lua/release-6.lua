@@ -16,6 +16,7 @@
   ARGV[4] mode ('stop' | 'handoff')
   ARGV[5] pub/sub channel
   ARGV[6] retry delay when nothing has capacity (ms)
+  ARGV[7] reason recorded with 'stop' (short text, e.g. 'stopped by request'); ignored by 'handoff'
 
   Reply: {1 OK, new owner ('' after stop), epoch, new owner url}
          {2 PENDING, retryAfterMs}          handed off, but no instance can take it now
@@ -35,6 +36,7 @@ unassign(keys_, sid, rec, now)
 if ARGV[4] == 'stop' then
   rec.desired = 'stopped'
   rec.status = 'STOPPED'
+  rec.reason = ARGV[7]
   set_json(KEYS[4], sid, rec)
   redis.call('ZREM', KEYS[5], sid)
   publish(ARGV[5], sid, rec, '')

@@ -1,5 +1,5 @@
 --[[
-  Records a session's status (and optionally its desired state), written only by its current owner while the
+  Records a session's status (and optionally its desired state with its reason), written only by its current owner while the
   owner's lease is valid: a fenced instance can never overwrite the record.
 
   KEYS[1] instances     ZSET instance id -> lease deadline (ms)
@@ -12,6 +12,8 @@
   ARGV[4] status ('STOPPED' | 'STARTING' | 'SCAN_QR_CODE' | 'WORKING' | 'FAILED')
   ARGV[5] desired state ('running' | 'stopped', or '' to keep)
   ARGV[6] pub/sub channel
+  ARGV[7] reason, recorded with the desired state (e.g. 'restarts exhausted: start failed'); '' clears it.
+          Ignored when ARGV[5] is ''
 
   Reply: {1 OK, epoch}
          {-1 FENCED, reason}
@@ -24,7 +26,10 @@ local now = now_ms()
 local me, rec, refused = my_session(KEYS[1], KEYS[2], KEYS[3], id, inc, sid, now)
 if refused then return refused end
 rec.status = ARGV[4]
-if ARGV[5] ~= '' then rec.desired = ARGV[5] end
+if ARGV[5] ~= '' then
+  rec.desired = ARGV[5]
+  rec.reason = ARGV[7] ~= '' and ARGV[7] or nil
+end
 rec.updatedAt = now
 set_json(KEYS[3], sid, rec)
 publish(ARGV[6], sid, rec, me.url)

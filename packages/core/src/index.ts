@@ -48,11 +48,14 @@ export {
   type SessionOwner,
   type InstanceInfo,
   type PlaceResult,
+  type PlaceOptions,
   type DrainResult,
   type FleetStats,
   type FleetEvents,
 } from './registry/fleet.js';
 export { ReplyCode } from './registry/reply-codes.js';
+export { MAX_METADATA_BYTES, serializeMetadata, type SessionMetadata } from './registry/metadata.js';
+export { STOP_REASON_KINDS, stopReason, type StopReasonKind } from './registry/stop-reason.js';
 export {
   createOutbox,
   Outbox,

@@ -13,11 +13,17 @@ const USAGE = `Usage:
       [--url <public url>] [--profile default|tolerant] [--heartbeat-ms n] [--lease-ttl-ms n] [--self-fence-ms n]
       [--adoption-delay-ms n] [--sweep-ms n] [--browser-processes] [--no-deadman] [--auth-delay-ms n] [--ready-delay-ms n]
       [--start-concurrency n] [--stagger-ms n] [--outbox <file> --webhook-url <url> --webhook-secret <whsec_...>]
+      [--start-timeout-ms n] [--restart-base-ms n] [--restart-max-ms n] [--restart-max-attempts n]
+      [--qr <regex>] [--hold-starting <regex>] [--fail-start <regex>] [--bad-config <regex>]
     Runs core + supervisor + the HTTP routes with simulated sessions until SIGTERM, then drains and exits 0.
     Every route but /livez and /readyz wants \`Authorization: Bearer <token>\`: the token in WAFLEET_ADMIN_TOKEN
     (at least 32 characters), or else a random one, printed once in the "ready" line as "adminToken".
+    Sessions whose ids match --qr wait for a QR scan; --hold-starting never get ready (STARTING until the start
+    deadline); --fail-start fail every launch (FAILED, restart pending); --bad-config cannot be built (gives up).
     Journal lines: {"t": unix ms, "instance", "session", "event": "start"|"stop", "epoch", "pid"?}.
-    Extra routes: GET /sim/sessions, POST /sim/sessions/:id/fault {"fault": "crash"|"zombie"|"logout"|"conflict"|"slow-start"}.
+    Extra routes: GET /sim/sessions (the supervisor's view plus the metadata each engine was created with),
+    POST /sim/sessions/:id/fault {"fault": "crash"|"zombie"|"logout"|"conflict"|"slow-start"},
+    POST /sim/sessions/:id/scan.
   wafleet-sim sessions --redis <url> --namespace <ns> --count <n> [--prefix <p>]
     Declares n desired sessions (<prefix>-0000 ...) and places them; prints one JSON summary line.`;
 
@@ -39,6 +45,18 @@ const need = (values: Record<string, unknown>, name: string): string => {
 };
 
 const redisOf = (value: string) => (value.includes(',') ? value.split(',') : value);
+
+const matcher = (values: Record<string, unknown>, name: string): ((id: string) => boolean) | undefined => {
+  const raw = values[name];
+  if (raw === undefined) return undefined;
+  let re: RegExp;
+  try {
+    re = new RegExp(String(raw));
+  } catch {
+    throw new UsageError(`--${name} expects a regular expression, got ${JSON.stringify(raw)}`);
+  }
+  return (id) => re.test(id);
+};
 const out = (msg: Record<string, unknown>) => process.stdout.write(`${JSON.stringify({ t: Date.now(), ...msg })}\n`);
 
 /** `wafleet-sim instance`: one simulated instance until SIGTERM. */
@@ -69,6 +87,14 @@ export async function runInstance(argv: string[]): Promise<void> {
       outbox: { type: 'string' },
       'webhook-url': { type: 'string' },
       'webhook-secret': { type: 'string' },
+      'start-timeout-ms': { type: 'string' },
+      'restart-base-ms': { type: 'string' },
+      'restart-max-ms': { type: 'string' },
+      'restart-max-attempts': { type: 'string' },
+      qr: { type: 'string' },
+      'hold-starting': { type: 'string' },
+      'fail-start': { type: 'string' },
+      'bad-config': { type: 'string' },
     },
   });
   const id = need(values, 'id');
@@ -108,6 +134,10 @@ export async function runInstance(argv: string[]): Promise<void> {
     browserProcesses: values['browser-processes'],
     authDelayMs: num(values, 'auth-delay-ms'),
     readyDelayMs: num(values, 'ready-delay-ms'),
+    requiresQr: matcher(values, 'qr'),
+    holdStarting: matcher(values, 'hold-starting'),
+    failStart: matcher(values, 'fail-start'),
+    badConfig: matcher(values, 'bad-config'),
   });
   const browserPids = new Map<string, number | undefined>();
   let deadman: DeadmanSwitch | undefined;
@@ -120,8 +150,12 @@ export async function runInstance(argv: string[]): Promise<void> {
     staggerMs: num(values, 'stagger-ms'),
     probeIntervalMs: 1000,
     probeTimeoutMs: 1000,
-    startTimeoutMs: 10_000,
-    restart: { baseMs: 200, maxMs: 5000, maxAttempts: 10 },
+    startTimeoutMs: num(values, 'start-timeout-ms', 10_000),
+    restart: {
+      baseMs: num(values, 'restart-base-ms', 200),
+      maxMs: num(values, 'restart-max-ms', 5000),
+      maxAttempts: num(values, 'restart-max-attempts', 10),
+    },
     onEngine: ({ event, sessionId, epoch }) => {
       // A stop is journaled with the pid its own start had, not a newer engine's.
       if (event === 'start') browserPids.set(sessionId, sim.browserPid(sessionId));
@@ -132,7 +166,7 @@ export async function runInstance(argv: string[]): Promise<void> {
   fleet.on('fenced', ({ sessionIds, reason }) => out({ ev: 'fenced', count: sessionIds.length, reason }));
   deadman?.on('fired', ({ reason, killed }) => out({ ev: 'deadman-fired', reason, killed: killed.length }));
   fleet.on('leaseRestored', ({ incarnation }) => out({ ev: 'leaseRestored', inc: incarnation }));
-  supervisor.on('status', ({ sessionId, status }) => out({ ev: 'status', s: sessionId, status }));
+  supervisor.on('status', ({ sessionId, status, reason }) => out({ ev: 'status', s: sessionId, status, reason }));
 
   // A host reads its environment; the library never does.
   const givenToken = process.env.WAFLEET_ADMIN_TOKEN;
@@ -142,7 +176,11 @@ export async function runInstance(argv: string[]): Promise<void> {
   app.use(createFleetRouter(fleet, { auth, qr: (sid) => supervisor.qr(sid), outbox }));
   const admin = requireAuth(auth);
   app.get('/sim/sessions', admin, (_req, res) => {
-    res.json(supervisor.sessions());
+    res.json(supervisor.sessions().map((s) => ({ ...s, metadata: sim.metadata(s.sessionId) })));
+  });
+  app.post('/sim/sessions/:id/scan', admin, (req, res) => {
+    const scanned = sim.scan(req.params.id as string);
+    res.status(scanned ? 202 : 404).json({ scanned });
   });
   app.post('/sim/sessions/:id/fault', admin, express.json(), (req, res) => {
     const applied = sim.fault(req.params.id as string, req.body?.fault as SimFault);

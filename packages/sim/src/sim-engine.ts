@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import type { EngineContext, EngineFactory, SessionEngine } from '@wafleet/core';
+import { ConfigError, type EngineContext, type EngineFactory, type SessionEngine } from '@wafleet/core';
 
 /** Faults a simulated session can be told to suffer. */
 export type SimFault =
@@ -24,6 +24,15 @@ export interface SimEngineOptions {
   requiresQr?: (sessionId: string) => boolean;
   /** Give each running session a real child process standing in for its browser. @default false */
   browserProcesses?: boolean;
+  /** Sessions whose launches never become ready (they stay STARTING until the supervisor's start deadline). @default none */
+  holdStarting?: (sessionId: string) => boolean;
+  /** Sessions whose launches fail at once (like `initialize()` offline): FAILED, then restarts with backoff. @default none */
+  failStart?: (sessionId: string) => boolean;
+  /**
+   * Sessions whose engine cannot be built (a configuration error, like whatsapp-web.js refusing the clientId): the
+   * supervisor gives up at once. @default none
+   */
+  badConfig?: (sessionId: string) => boolean;
 }
 
 /** A simulated engine factory plus the controls tests and chaos drivers use. */
@@ -38,6 +47,8 @@ export interface SimEngine {
   running(): Map<string, number | undefined>;
   /** Browser process id of the newest engine created for the session (started or not). */
   browserPid(sessionId: string): number | undefined;
+  /** The metadata the newest engine of the session was created with (`EngineContext.metadata`). */
+  metadata(sessionId: string): Readonly<Record<string, unknown>> | undefined;
 }
 
 /**
@@ -91,6 +102,8 @@ export function createSimEngine(options: SimEngineOptions = {}): SimEngine {
         else slowNext.set(this.ctx.sessionId, slow - 1);
         return;
       }
+      if (options.holdStarting?.(this.ctx.sessionId)) return;
+      if (options.failStart?.(this.ctx.sessionId)) throw new Error('simulated launch failure (net::ERR_NAME_NOT_RESOLVED)');
       if (options.requiresQr?.(this.ctx.sessionId)) {
         this.#awaitingScan = true;
         this.#after(authDelayMs, () => this.ctx.report({ type: 'qr', qr: `sim-qr:${this.ctx.sessionId}:${Date.now()}` }));
@@ -150,7 +163,10 @@ export function createSimEngine(options: SimEngineOptions = {}): SimEngine {
   }
 
   return {
-    factory: (ctx) => new SimSession(ctx),
+    factory: (ctx) => {
+      if (options.badConfig?.(ctx.sessionId)) throw new ConfigError('createClient', 'simulated configuration error: invalid clientId');
+      return new SimSession(ctx);
+    },
     fault(sessionId, fault) {
       if (fault === 'slow-start') {
         slowNext.set(sessionId, (slowNext.get(sessionId) ?? 0) + 1);
@@ -168,6 +184,9 @@ export function createSimEngine(options: SimEngineOptions = {}): SimEngine {
     },
     browserPid(sessionId) {
       return latest.get(sessionId)?.pid;
+    },
+    metadata(sessionId) {
+      return latest.get(sessionId)?.ctx.metadata;
     },
   };
 }

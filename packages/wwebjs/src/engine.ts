@@ -24,8 +24,12 @@ export interface WwebjsEngineOptions {
   logger?: unknown;
 }
 
-/** Builds the host's `Client` for one session run; called once per engine, never with a reused client. */
-export type CreateClient = (context: EngineContext) => Client;
+/**
+ * Builds the host's `Client` for one session run; called once per engine, never with a reused client. It may be
+ * async (e.g. to load the host's own data for `context.metadata`): a rejection counts as a failed start and is
+ * retried with backoff, while a synchronous throw means bad options and gives up at once.
+ */
+export type CreateClient = (context: EngineContext) => Client | Promise<Client>;
 
 const DEFAULTS = Object.freeze({ probeTimeoutMs: 10_000, stopTimeoutMs: 10_000 });
 
@@ -75,10 +79,10 @@ export function createWwebjsEngine(createClient: CreateClient, options: WwebjsEn
   const probeTimeoutMs = positiveInteger('probeTimeoutMs', options.probeTimeoutMs, DEFAULTS.probeTimeoutMs);
   const stopTimeoutMs = positiveInteger('stopTimeoutMs', options.stopTimeoutMs, DEFAULTS.stopTimeoutMs);
   const log = createLogger(options.logger);
-  return (context) => {
-    let client: Client;
+  return async (context) => {
+    let built: Client | Promise<Client>;
     try {
-      client = createClient(context);
+      built = createClient(context);
     } catch (err) {
       // Building a Client only validates options (LocalAuth/RemoteAuth throw 'Invalid clientId' here): it fails
       // the same way on every attempt, so the supervisor must give up at once instead of retrying.
@@ -86,6 +90,9 @@ export function createWwebjsEngine(createClient: CreateClient, options: WwebjsEn
         cause: err,
       });
     }
+    const client = await Promise.resolve(built).catch((err: unknown) => {
+      throw new Error(`createClient failed: ${toError(err).message}`, { cause: err });
+    });
     const clientOptions = (client as unknown as { options?: { takeoverOnConflict?: boolean } }).options;
     if (clientOptions?.takeoverOnConflict) {
       throw new ConfigError(

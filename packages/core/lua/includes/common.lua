@@ -117,6 +117,12 @@ local function choose_instance(instances_key, info_key, owned_key, rec, exclude,
   return best, best_info
 end
 
+-- The session should run: whatever stopped it (a reason) no longer applies.
+local function want_running(rec)
+  rec.desired = 'running'
+  rec.reason = nil
+end
+
 -- Makes `id` the owner of `sid`: a new epoch, the owned index, no pending entry, and a push to every subscriber.
 local function assign(keys_, sid, rec, id, info, now, channel)
   if rec.owner ~= nil and rec.owner ~= '' then
@@ -127,7 +133,7 @@ local function assign(keys_, sid, rec, id, info, now, channel)
   rec.inc = info.inc
   rec.epoch = next_epoch(rec.epoch, now)
   rec.status = 'STARTING'
-  rec.desired = 'running'
+  want_running(rec)
   rec.attempts = 0
   rec.since = now
   rec.updatedAt = now
@@ -138,17 +144,16 @@ local function assign(keys_, sid, rec, id, info, now, channel)
   return rec
 end
 
--- FAILED sessions and sessions waiting for a QR scan need a human: they are never adopted automatically.
-local function needs_human(rec)
-  return rec.status == 'FAILED' or rec.status == 'SCAN_QR_CODE'
-end
-
--- Whether a session whose owner went away should be placed elsewhere automatically.
+-- Whether a session whose owner went away should be placed elsewhere automatically: every session that should
+-- run, whatever its last status (WORKING, STARTING, SCAN_QR_CODE, FAILED with a restart pending). Only a session
+-- whose desired state is 'stopped' (gave up, logged out, stopped by request) waits for a human, with its reason.
+-- An observe-mode owner's sessions are left alone: wafleet only records what that fleet does.
 local function adoptable(rec, owner_info)
-  return rec.desired == 'running' and not needs_human(rec) and (owner_info == nil or owner_info.mode == 'managed')
+  return rec.desired == 'running' and (owner_info == nil or owner_info.mode == 'managed')
 end
 
--- Removes the owner. Nothing runs the session any more, so its status is STOPPED unless it needs a human.
+-- Removes the owner. A session that should run is STOPPED until its next owner starts it; one that waits for a
+-- human keeps its last status (e.g. FAILED after giving up), so the reason stays visible next to it.
 local function unassign(keys_, sid, rec, now)
   if rec.owner ~= nil and rec.owner ~= '' then
     redis.call('ZREM', keys_.owned, rec.owner .. ':' .. sid)
@@ -156,7 +161,7 @@ local function unassign(keys_, sid, rec, now)
   end
   rec.owner = ''
   rec.inc = ''
-  if not needs_human(rec) then rec.status = 'STOPPED' end
+  if rec.desired == 'running' then rec.status = 'STOPPED' end
   rec.updatedAt = now
 end
 

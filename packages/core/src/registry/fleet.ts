@@ -4,11 +4,12 @@ import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Cluster, Redis } from 'ioredis';
 import { describe } from '../describe.js';
-import { LeaseLostError, StateError, WafleetError, type FenceReason } from '../errors.js';
+import { LeaseLostError, OwnedElsewhereError, StateError, WafleetError, type FenceReason } from '../errors.js';
 import { validateSessionId } from '../ids.js';
 import { registryKeys, type RegistryKeys } from './keys.js';
 import { resolveFleetOptions, type FleetOptions, type ResolvedFleetOptions, type StopSession } from './options.js';
 import { connect, disconnect, open, runScript, type Connection, type Script } from './redis.js';
+import { metadataArg, serializeMetadata, type SessionMetadata } from './metadata.js';
 import { ReplyCode, replyError, type Reply } from './reply-codes.js';
 import { scripts } from './scripts.generated.js';
 import {
@@ -17,13 +18,36 @@ import {
   listInstances,
   lookupOwner,
   placeSession,
+  stopUnowned,
   type InstanceInfo,
+  type PlaceOptions,
   type PlaceResult,
   type SessionOwner,
   type SessionStatus,
 } from './queries.js';
+import { STOP_REASON_KINDS, stopReason } from './stop-reason.js';
 
-export { SESSION_STATUSES, type InstanceInfo, type PlaceResult, type SessionOwner, type SessionStatus };
+export { SESSION_STATUSES, type InstanceInfo, type PlaceOptions, type PlaceResult, type SessionOwner, type SessionStatus };
+
+/** Longest reason `setStatus` and `release` record. */
+const MAX_REASON = 200;
+
+/** Validates a reason given to `setStatus`/`release`: a kind of the closed vocabulary, optionally `: detail`. */
+function checkReason(reason: unknown): string {
+  const ok =
+    typeof reason === 'string' &&
+    reason.length <= MAX_REASON &&
+    // eslint-disable-next-line no-control-regex
+    !/[\u0000-\u001f\u007f]/.test(reason) &&
+    STOP_REASON_KINDS.some((kind) => reason === kind || reason.startsWith(`${kind}: `));
+  if (!ok) {
+    throw new WafleetError(
+      'WAFLEET_CONFIG',
+      `Expected reason to be one of ${STOP_REASON_KINDS.map((k) => `'${k}'`).join(', ')}, optionally followed by ': <detail>' (at most ${MAX_REASON} characters), got ${describe(reason)}`,
+    );
+  }
+  return reason;
+}
 
 /** Lifecycle of a fleet instance. `fenced`: lease lost or self-fence deadline passed; it tries to recover. */
 export type FleetState = 'idle' | 'starting' | 'active' | 'fenced' | 'draining' | 'closed';
@@ -140,6 +164,8 @@ export class Fleet extends EventEmitter<FleetEvents> {
   readonly #inflight = new Map<string, number>();
   /** Last status announced per session, so a repeated status sends no webhook. */
   readonly #statuses = new Map<string, SessionStatus>();
+  /** Metadata of sessions owned here, as last written or read, for the status webhooks. */
+  readonly #metadata = new Map<string, SessionMetadata>();
   #stopSession: StopSession | undefined;
   #beatTimer: NodeJS.Timeout | undefined;
   #fenceTimer: NodeJS.Timeout | undefined;
@@ -256,16 +282,21 @@ export class Fleet extends EventEmitter<FleetEvents> {
   /**
    * Takes ownership of `sessionId` on this instance when nobody live owns it and capacity allows. Idempotent.
    * Waits out a registry quarantine (after Redis lost its data), which lasts at most `quarantineMs`.
-   * @throws OwnedElsewhereError, OwnerExpiringError, CapacityError, DrainingError, LeaseLostError, InvalidIdError
+   * `labels` and `metadata` replace the recorded ones; omitted, the recorded ones are kept.
+   * @throws OwnedElsewhereError, OwnerExpiringError, CapacityError, DrainingError, LeaseLostError, InvalidIdError,
+   * ConfigError (bad labels or metadata; nothing written)
    */
-  async claim(sessionId: string, options: { labels?: Record<string, string> } = {}): Promise<Ownership> {
+  async claim(sessionId: string, options: { labels?: Record<string, string>; metadata?: SessionMetadata } = {}): Promise<Ownership> {
     validateSessionId(sessionId);
     const labels = labelsArg(options);
+    const metadata = metadataArg(options, this.options.maxMetadataBytes);
     this.#assertActive();
-    return this.#withInflight(sessionId, () => this.#claim(sessionId, labels, false));
+    const owned = await this.#withInflight(sessionId, () => this.#claim(sessionId, labels, false, metadata));
+    if (options.metadata !== undefined) this.#metadata.set(sessionId, structuredClone(options.metadata));
+    return owned;
   }
 
-  async #claim(sessionId: string, labels: string, reassert: boolean): Promise<Ownership> {
+  async #claim(sessionId: string, labels: string, reassert: boolean, metadata = ''): Promise<Ownership> {
     const force = this.options.mode === 'observe' ? '1' : '0';
     const waitUntil = performance.now() + this.options.quarantineMs + this.options.commandTimeoutMs;
     for (;;) {
@@ -281,6 +312,7 @@ export class Fleet extends EventEmitter<FleetEvents> {
           force,
           this.keys.events,
           labels,
+          metadata,
         ]);
       } catch (err) {
         this.#stats.claims.error++;
@@ -311,41 +343,106 @@ export class Fleet extends EventEmitter<FleetEvents> {
    * Chooses an owner for `sessionId` atomically (least-loaded live instance with capacity and matching labels,
    * sticky to a live previous owner) and assigns it; the chosen instance gets an `assigned` event and starts it.
    * Records the desired state even when nobody has capacity now (`outcome: 'pending'`): the sweep places it later.
-   * @throws OwnerExpiringError, InvalidIdError
+   * `labels` and `metadata` replace the recorded ones (omitted: kept); a session with a live owner is left as it is
+   * (`outcome: 'existing'`, nothing written). A session that gave up or was stopped runs again.
+   * @throws OwnerExpiringError, InvalidIdError, ConfigError (bad labels or metadata; nothing written)
    */
-  async place(sessionId: string, options: { labels?: Record<string, string>; exclude?: string } = {}): Promise<PlaceResult> {
+  async place(sessionId: string, options: PlaceOptions = {}): Promise<PlaceResult> {
     validateSessionId(sessionId);
     this.#assertStarted();
-    const { adoptionDelayMs, placementRetryMs, quarantineMs, commandTimeoutMs } = this.options;
+    const { adoptionDelayMs, placementRetryMs, quarantineMs, commandTimeoutMs, maxMetadataBytes } = this.options;
     return placeSession(this.#cmd!.client, this.keys, sessionId, options, {
       adoptionDelayMs,
       placementRetryMs,
       quarantineWaitMs: quarantineMs + commandTimeoutMs,
+      maxMetadataBytes,
     });
   }
 
   /**
-   * Stops the session here (through `stopSession`, when given) and releases it with desired state stopped.
-   * @throws NotOwnerError, NotFoundError, LeaseLostError, InvalidIdError
+   * Stops the session here (through `stopSession`, when given) and releases it with desired state stopped and
+   * `reason` (a kind of `STOP_REASON_KINDS`, optionally `: detail`).
+   * @throws NotOwnerError, NotFoundError, LeaseLostError, InvalidIdError, ConfigError (bad reason)
    */
-  async release(sessionId: string): Promise<void> {
+  async release(sessionId: string, options: { reason?: string } = {}): Promise<void> {
     validateSessionId(sessionId);
+    const reason = checkReason(options.reason ?? stopReason('stopped by request'));
     this.#assertStarted();
     await this.#withInflight(sessionId, async () => {
       if (this.#owned.has(sessionId)) await this.#stopEngine(sessionId, 'release');
-      const reply = await this.#run(scripts.release, this.#sessionKeys(), this.#releaseArgs(sessionId, 'stop'));
-      this.#owned.delete(sessionId);
+      const reply = await this.#run(scripts.release, this.#sessionKeys(), [...this.#releaseArgs(sessionId, 'stop'), reason]);
+      this.#forget(sessionId);
       this.#toReclaim.delete(sessionId);
       if (reply[0] !== ReplyCode.OK) throw replyError('release', reply, { sessionId });
     });
   }
 
   /**
-   * Records a session's status (and optionally its desired state) in the registry. Only the owner may, and
-   * only while its lease is valid.
-   * @throws NotOwnerError, LeaseLostError, NotFoundError, InvalidIdError
+   * Stops a session from any instance: one owned here is stopped (through `stopSession`) and released; one that no
+   * live instance owns gets desired state stopped (`stopped by request`) and leaves the placement queue, so a
+   * pending placement is cancelled and nothing adopts it. Idempotent.
+   * @throws OwnedElsewhereError (ask its owner), OwnerExpiringError, NotFoundError, InvalidIdError
    */
-  async setStatus(sessionId: string, status: SessionStatus, options: { desired?: 'running' | 'stopped' } = {}): Promise<void> {
+  async stop(sessionId: string): Promise<void> {
+    validateSessionId(sessionId);
+    this.#assertStarted();
+    if (this.#owned.has(sessionId)) return this.release(sessionId);
+    await stopUnowned(this.#cmd!.client, this.keys, sessionId, stopReason('stopped by request'), this.options);
+  }
+
+  /**
+   * Runs a session again from any instance: desired state running, placed on the least-loaded instance (or queued),
+   * also after it gave up or was stopped. One owned here is stopped (through `stopSession`), released and placed
+   * again (sticky: it usually comes back here with a new epoch); with a supervisor prefer
+   * `supervisor.restartSession`, which keeps the session here.
+   * @throws OwnedElsewhereError (ask its owner), OwnerExpiringError, InvalidIdError, ConfigError
+   */
+  async restart(sessionId: string, options: Omit<PlaceOptions, 'exclude'> = {}): Promise<PlaceResult> {
+    validateSessionId(sessionId);
+    this.#assertStarted();
+    if (this.#owned.has(sessionId)) await this.release(sessionId);
+    const placed = await this.place(sessionId, options);
+    if (placed.outcome === 'existing' && placed.owner !== this.options.instanceId) {
+      throw new OwnedElsewhereError(sessionId, placed.owner, placed.epoch, placed.ownerUrl);
+    }
+    return placed;
+  }
+
+  /**
+   * Replaces the metadata of a session this instance owns (only the owner may, while its lease is valid). The next
+   * start, adoption or handoff hands it to the engine factory; the status webhooks carry it.
+   * @throws ConfigError (bad metadata; nothing written), NotOwnerError, LeaseLostError, NotFoundError, InvalidIdError
+   */
+  async setMetadata(sessionId: string, metadata: SessionMetadata): Promise<void> {
+    validateSessionId(sessionId);
+    const text = serializeMetadata(metadata, this.options.maxMetadataBytes);
+    this.#assertActive();
+    const reply = await this.#run(
+      scripts.setMetadata,
+      [this.keys.instances, this.keys.instanceInfo, this.keys.sessions],
+      [this.options.instanceId, this.#incarnation, sessionId, text, this.keys.events],
+    );
+    if (reply[0] === ReplyCode.OK) {
+      this.#metadata.set(sessionId, JSON.parse(text) as SessionMetadata);
+      return;
+    }
+    if ((reply[0] === ReplyCode.NOT_OWNER || reply[0] === ReplyCode.FENCED) && this.#owned.has(sessionId)) {
+      this.#fence([sessionId], 'taken');
+    }
+    throw replyError('set-metadata', reply, { sessionId });
+  }
+
+  /**
+   * Records a session's status (and optionally its desired state) in the registry. Only the owner may, and
+   * only while its lease is valid. With `desired: 'stopped'` give the `reason` it waits for a human (a kind of
+   * `STOP_REASON_KINDS`, optionally `: detail`); `desired: 'running'` clears the reason.
+   * @throws NotOwnerError, LeaseLostError, NotFoundError, InvalidIdError, ConfigError
+   */
+  async setStatus(
+    sessionId: string,
+    status: SessionStatus,
+    options: { desired?: 'running' | 'stopped'; reason?: string } = {},
+  ): Promise<void> {
     validateSessionId(sessionId);
     if (!SESSION_STATUSES.includes(status)) {
       throw new WafleetError('WAFLEET_CONFIG', `Expected status to be one of ${SESSION_STATUSES.join(', ')}, got ${describe(status)}`);
@@ -353,12 +450,13 @@ export class Fleet extends EventEmitter<FleetEvents> {
     if (options.desired !== undefined && options.desired !== 'running' && options.desired !== 'stopped') {
       throw new WafleetError('WAFLEET_CONFIG', `Expected desired to be 'running' or 'stopped', got ${describe(options.desired)}`);
     }
+    const reason = options.reason === undefined || options.desired !== 'stopped' ? '' : checkReason(options.reason);
     this.#assertActive();
     await this.#announceStatus(sessionId, status);
     const reply = await this.#run(
       scripts.setStatus,
       [this.keys.instances, this.keys.instanceInfo, this.keys.sessions],
-      [this.options.instanceId, this.#incarnation, sessionId, status, options.desired ?? '', this.keys.events],
+      [this.options.instanceId, this.#incarnation, sessionId, status, options.desired ?? '', this.keys.events, reason],
     );
     if (reply[0] === ReplyCode.OK) return;
     if ((reply[0] === ReplyCode.NOT_OWNER || reply[0] === ReplyCode.FENCED) && this.#owned.has(sessionId)) {
@@ -377,7 +475,9 @@ export class Fleet extends EventEmitter<FleetEvents> {
     const epoch = this.#owned.get(sessionId);
     if (!outbox || previous === status || epoch === undefined) return;
     this.#statuses.set(sessionId, status);
-    const data = { status, previous };
+    // Read once per session when nothing here knows it yet (adopted, placed); unreadable Redis must not stop the webhook.
+    if (!this.#metadata.has(sessionId)) await this.owner(sessionId).catch(() => undefined);
+    const data = { status, previous, metadata: this.#metadata.get(sessionId) ?? {} };
     const events = [{ type: 'session.status', session: sessionId, epoch, data, supersedeGroup: 'session.status' }];
     if (status === 'WORKING')
       events.push({ type: this.options.readyEventType, session: sessionId, epoch, data, supersedeGroup: 'session.ready' });
@@ -388,11 +488,18 @@ export class Fleet extends EventEmitter<FleetEvents> {
     }
   }
 
-  /** The registry's record of `sessionId`, or null when it has none. One Redis round trip. */
+  /**
+   * The registry's record of `sessionId` (owner, liveness, status, desired state, reason, metadata), or null when
+   * it has none. One Redis round trip.
+   */
   async owner(sessionId: string): Promise<SessionOwner | null> {
     validateSessionId(sessionId);
     this.#assertStarted();
-    return lookupOwner(this.#cmd!.client, this.keys, sessionId);
+    const found = await lookupOwner(this.#cmd!.client, this.keys, sessionId);
+    if (found && found.owner === this.options.instanceId && this.#owned.has(sessionId)) {
+      this.#metadata.set(sessionId, found.metadata);
+    }
+    return found;
   }
 
   /** Every registered instance with its load and capacity. One Redis round trip. */
@@ -438,8 +545,8 @@ export class Fleet extends EventEmitter<FleetEvents> {
       const t0 = performance.now();
       try {
         await this.#stopEngine(sessionId, 'handoff');
-        const reply = await this.#run(scripts.release, this.#sessionKeys(), this.#releaseArgs(sessionId, 'handoff'));
-        this.#owned.delete(sessionId);
+        const reply = await this.#run(scripts.release, this.#sessionKeys(), [...this.#releaseArgs(sessionId, 'handoff'), '']);
+        this.#forget(sessionId);
         if (reply[0] === ReplyCode.OK) result.handedOff++;
         else if (reply[0] === ReplyCode.PENDING) result.pending++;
         else throw replyError('release', reply, { sessionId });
@@ -547,7 +654,7 @@ export class Fleet extends EventEmitter<FleetEvents> {
     }
     for (const sid of sessionIds) {
       const epoch = this.#owned.get(sid);
-      this.#owned.delete(sid);
+      this.#forget(sid);
       if (epoch !== undefined && reason !== 'taken') this.#toReclaim.set(sid, epoch);
     }
     this.#stats.fencedSessions += sessionIds.length;
@@ -733,6 +840,12 @@ export class Fleet extends EventEmitter<FleetEvents> {
 
   #releaseArgs(sessionId: string, mode: 'stop' | 'handoff'): Array<string | number> {
     return [this.options.instanceId, this.#incarnation, sessionId, mode, this.keys.events, this.options.placementRetryMs];
+  }
+
+  /** This instance no longer owns the session: drop what it knew of it. */
+  #forget(sessionId: string): void {
+    this.#owned.delete(sessionId);
+    this.#metadata.delete(sessionId);
   }
 
   #run(script: Script, keys: string[], args: Array<string | number>): Promise<Reply> {

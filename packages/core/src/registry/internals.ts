@@ -16,4 +16,4 @@ export {
 } from './redis.js';
 export { ReplyCode, asReply, replyError, type Reply } from './reply-codes.js';
 export { scripts } from './scripts.generated.js';
-export { lookupOwner, listInstances, placeSession, type PlacementTiming } from './queries.js';
+export { lookupOwner, listInstances, placeSession, stopUnowned, type PlacementTiming } from './queries.js';

@@ -94,6 +94,8 @@ export interface FleetOptions extends Partial<TimingOptions> {
   outbox?: Outbox;
   /** Wire name of the ready event, e.g. `session_ready` for existing receivers. @default 'session.ready' */
   readyEventType?: string;
+  /** Largest session metadata accepted by claim, place and setMetadata, as JSON (UTF-8 bytes). @default 4096 */
+  maxMetadataBytes?: number;
 }
 
 /** Options after defaults and validation. */
@@ -116,6 +118,7 @@ export interface ResolvedFleetOptions extends TimingOptions {
   logger: Logger;
   outbox: Outbox | undefined;
   readyEventType: string;
+  maxMetadataBytes: number;
 }
 
 /** Defaults of the options that are not timing. */
@@ -129,6 +132,7 @@ export const FLEET_DEFAULTS = Object.freeze({
   commandTimeoutMs: 2000,
   stopTimeoutMs: 10000,
   handoffConcurrency: 4,
+  maxMetadataBytes: 4096,
 });
 
 function integer(option: string, value: unknown, min: number, max = Number.MAX_SAFE_INTEGER): number {
@@ -208,6 +212,7 @@ export function resolveFleetOptions(options: FleetOptions): ResolvedFleetOptions
     logger: createLogger(options.logger),
     outbox: options.outbox,
     readyEventType: options.readyEventType ?? 'session.ready',
+    maxMetadataBytes: integer('maxMetadataBytes', options.maxMetadataBytes ?? FLEET_DEFAULTS.maxMetadataBytes, 2, 1_048_576),
   };
   if (typeof resolved.readyEventType !== 'string' || !/^[\w.:-]{1,128}$/.test(resolved.readyEventType)) {
     throw new ConfigError(

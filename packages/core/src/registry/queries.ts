@@ -6,6 +6,7 @@ import { validateInstanceId } from '../ids.js';
 import { validateLabels } from '../labels.js';
 import type { RegistryKeys } from './keys.js';
 import { runScript, type RedisLike } from './redis.js';
+import { metadataArg, parseMetadata, type SessionMetadata } from './metadata.js';
 import { ReplyCode, replyError } from './reply-codes.js';
 import { scripts } from './scripts.generated.js';
 
@@ -26,6 +27,13 @@ export interface SessionOwner {
   desired: 'running' | 'stopped';
   /** Whether the owner's lease is valid right now. */
   live: boolean;
+  /**
+   * Why a session waits for a human ('' when it should run): `stopped by request`, `logged out` or
+   * `restarts exhausted`, optionally followed by `: ` and a short detail (see `STOP_REASON_KINDS`).
+   */
+  reason: string;
+  /** The session's metadata (`{}` when none was given): set by claim or place, replaced by the owner's `setMetadata`. */
+  metadata: SessionMetadata;
 }
 
 /** One registered instance and its load. */
@@ -67,7 +75,7 @@ export function labelsArg(options: { labels?: unknown } | undefined): string {
 export async function lookupOwner(redis: RedisLike, keys: RegistryKeys, sessionId: string): Promise<SessionOwner | null> {
   const reply = await runScript(redis, scripts.lookup, [keys.instances, keys.instanceInfo, keys.sessions], [sessionId]);
   if (reply[0] === ReplyCode.NOT_FOUND) return null;
-  const [, owner, epoch, status, desired, ownerUrl, live] = reply.map(String);
+  const [, owner, epoch, status, desired, ownerUrl, live, , reason, metadata] = reply.map(String);
   return {
     sessionId,
     owner: owner ?? '',
@@ -76,6 +84,8 @@ export async function lookupOwner(redis: RedisLike, keys: RegistryKeys, sessionI
     status: status as SessionStatus,
     desired: desired as 'running' | 'stopped',
     live: live === '1',
+    reason: reason ?? '',
+    metadata: parseMetadata(metadata),
   };
 }
 
@@ -103,6 +113,18 @@ export interface PlacementTiming {
   placementRetryMs: number;
   /** Longest wait for a registry quarantine to end before giving up with QuarantineError. */
   quarantineWaitMs: number;
+  /** Bound of the metadata's JSON (bytes). @default MAX_METADATA_BYTES (4096) */
+  maxMetadataBytes?: number;
+}
+
+/** What `place` records for a session; omitted fields keep the recorded values. */
+export interface PlaceOptions {
+  /** Labels the owner must have. */
+  labels?: Record<string, string>;
+  /** The session's metadata, handed to the engine factory on every start (a plain JSON object, at most 4096 bytes). */
+  metadata?: SessionMetadata;
+  /** An instance not to choose (e.g. the one handing the session off). */
+  exclude?: string;
 }
 
 /**
@@ -113,10 +135,11 @@ export async function placeSession(
   redis: RedisLike,
   keys: RegistryKeys,
   sessionId: string,
-  options: { labels?: Record<string, string>; exclude?: string },
+  options: PlaceOptions,
   timing: PlacementTiming,
 ): Promise<PlaceResult> {
   const labels = labelsArg(options);
+  const metadata = metadataArg(options, timing.maxMetadataBytes);
   if (options.exclude !== undefined) validateInstanceId(options.exclude);
   const waitUntil = performance.now() + timing.quarantineWaitMs;
   for (;;) {
@@ -124,7 +147,7 @@ export async function placeSession(
       redis,
       scripts.place,
       [keys.instances, keys.instanceInfo, keys.owned, keys.sessions, keys.pending, keys.meta],
-      [sessionId, labels, options.exclude ?? '', timing.adoptionDelayMs, keys.events, timing.placementRetryMs],
+      [sessionId, labels, options.exclude ?? '', timing.adoptionDelayMs, keys.events, timing.placementRetryMs, metadata],
     );
     if (reply[0] === ReplyCode.OK) {
       const outcome = reply[4] === 'existing' ? 'existing' : 'assigned';
@@ -137,4 +160,26 @@ export async function placeSession(
     }
     throw replyError('place', reply, { sessionId });
   }
+}
+
+/**
+ * Stops a session that no live instance owns: desired state stopped with `reason`, out of the placement queue
+ * (a pending placement is cancelled; nothing adopts it). Returns the session's epoch.
+ * @throws OwnedElsewhereError (a live owner stops it), OwnerExpiringError, NotFoundError
+ */
+export async function stopUnowned(
+  redis: RedisLike,
+  keys: RegistryKeys,
+  sessionId: string,
+  reason: string,
+  timing: Pick<PlacementTiming, 'adoptionDelayMs'>,
+): Promise<string> {
+  const reply = await runScript(
+    redis,
+    scripts.stop,
+    [keys.instances, keys.instanceInfo, keys.owned, keys.sessions, keys.pending],
+    [sessionId, timing.adoptionDelayMs, reason, keys.events],
+  );
+  if (reply[0] === ReplyCode.OK) return String(reply[1]);
+  throw replyError('stop', reply, { sessionId });
 }

@@ -35,13 +35,20 @@ const run = (script: Script, keys: string[], args: Array<string | number>) => ru
 const register = (id: string, inc: string, max = 2, quarantine = 0, ttl = TTL) =>
   run(scripts.register, all(), [id, inc, `http://${id}`, max, '{"zone":"eu"}', ttl, DELAY, 'managed', quarantine, k.events]);
 const heartbeat = (id: string, inc: string) => run(scripts.heartbeat, [k.instances, k.instanceInfo, k.owned, k.meta], [id, inc, TTL]);
-const claim = (id: string, inc: string, sid: string, reassert = '0') =>
-  run(scripts.claim, all(), [id, inc, sid, DELAY, reassert, '0', k.events, '']);
-const place = (sid: string, labels = '', exclude = '') => run(scripts.place, all(), [sid, labels, exclude, DELAY, k.events, 1000]);
-const release = (id: string, inc: string, sid: string, mode: 'stop' | 'handoff') =>
-  run(scripts.release, all(), [id, inc, sid, mode, k.events, 1000]);
-const setStatus = (id: string, inc: string, sid: string) =>
-  run(scripts.setStatus, [k.instances, k.instanceInfo, k.sessions], [id, inc, sid, 'WORKING', '', k.events]);
+const claim = (id: string, inc: string, sid: string, reassert = '0', metadata = '') =>
+  run(scripts.claim, all(), [id, inc, sid, DELAY, reassert, '0', k.events, '', metadata]);
+const place = (sid: string, labels = '', exclude = '', metadata = '') =>
+  run(scripts.place, all(), [sid, labels, exclude, DELAY, k.events, 1000, metadata]);
+const release = (id: string, inc: string, sid: string, mode: 'stop' | 'handoff', reason = '') =>
+  run(scripts.release, all(), [id, inc, sid, mode, k.events, 1000, reason]);
+const setStatus = (id: string, inc: string, sid: string, status = 'WORKING', desired = '', reason = '') =>
+  run(scripts.setStatus, [k.instances, k.instanceInfo, k.sessions], [id, inc, sid, status, desired, k.events, reason]);
+const setMetadata = (id: string, inc: string, sid: string, metadata: string) =>
+  run(scripts.setMetadata, [k.instances, k.instanceInfo, k.sessions], [id, inc, sid, metadata, k.events]);
+const stop = (sid: string, reason = 'stopped by request') =>
+  run(scripts.stop, [k.instances, k.instanceInfo, k.owned, k.sessions, k.pending], [sid, DELAY, reason, k.events]);
+const lookup = (sid: string) => run(scripts.lookup, [k.instances, k.instanceInfo, k.sessions], [sid]);
+const record = async (sid: string) => JSON.parse((await client.hget(k.sessions, sid))!) as Record<string, unknown>;
 const sweep = () => run(scripts.sweep, all(), [DELAY, 100, 1000, 30000, k.events]);
 
 describe('Lua scripts: every reply code', () => {
@@ -120,8 +127,8 @@ describe('Lua scripts: every reply code', () => {
     await register('a', 'ia', 3);
     await register('b', 'ib', 1);
     for (const s of ['s1', 's2', 's3']) await claim('a', 'ia', s);
-    expect(await release('a', 'ia', 's1', 'stop')).toEqual([OK, '', expect.any(String), '']);
-    expect(JSON.parse((await client.hget(k.sessions, 's1'))!)).toMatchObject({ owner: '', desired: 'stopped', status: 'STOPPED' });
+    expect(await release('a', 'ia', 's1', 'stop', 'stopped by request')).toEqual([OK, '', expect.any(String), '']);
+    expect(await record('s1')).toMatchObject({ owner: '', desired: 'stopped', status: 'STOPPED', reason: 'stopped by request' });
     expect(await release('a', 'ia', 's2', 'handoff')).toEqual([OK, 'b', expect.any(String), 'http://b']);
     expect(await release('a', 'ia', 's3', 'handoff')).toEqual([PENDING, 1000]);
     expect(await release('a', 'ia', 's2', 'stop')).toEqual([NOT_OWNER, 'b', expect.any(String)]);
@@ -129,45 +136,53 @@ describe('Lua scripts: every reply code', () => {
     expect(await release('a', 'bad', 's2', 'stop')).toEqual([FENCED, 'replaced']);
   });
 
-  it('set-status: OK, NOT_OWNER, NOT_FOUND, FENCED', async () => {
+  it('set-status: OK (a reason recorded with desired stopped, cleared with desired running), NOT_OWNER, NOT_FOUND, FENCED', async () => {
     await register('a', 'ia');
     await register('b', 'ib');
     await claim('a', 'ia', 's1');
     expect((await setStatus('a', 'ia', 's1'))[0]).toBe(OK);
+    expect((await setStatus('a', 'ia', 's1', 'FAILED', 'stopped', 'restarts exhausted: crash'))[0]).toBe(OK);
+    expect(await record('s1')).toMatchObject({ status: 'FAILED', desired: 'stopped', reason: 'restarts exhausted: crash' });
+    // A status without a desired state keeps both.
+    expect((await setStatus('a', 'ia', 's1', 'FAILED'))[0]).toBe(OK);
+    expect(await record('s1')).toMatchObject({ desired: 'stopped', reason: 'restarts exhausted: crash' });
+    expect((await setStatus('a', 'ia', 's1', 'STARTING', 'running'))[0]).toBe(OK);
+    expect(await record('s1')).toMatchObject({ status: 'STARTING', desired: 'running' });
+    expect(await record('s1')).not.toHaveProperty('reason');
     expect((await setStatus('b', 'ib', 's1'))[0]).toBe(NOT_OWNER);
     expect(await setStatus('a', 'ia', 'nope')).toEqual([NOT_FOUND]);
     expect((await setStatus('a', 'old', 's1'))[0]).toBe(FENCED);
   });
 
-  it('sweep: orphans running sessions of a dead instance, skips FAILED and SCAN_QR_CODE, reaps the instance', async () => {
-    await register('a', 'ia', 3, 0, 100);
+  it('sweep: adopts every session of a dead instance that should run (WORKING, STARTING, FAILED restart pending, SCAN_QR_CODE), not one that gave up, and reaps the instance', async () => {
+    await register('a', 'ia', 5, 0, 100);
     await register('b', 'ib', 5, 0, 5000);
-    for (const s of ['s1', 's2', 's3']) await claim('a', 'ia', s);
-    await run(scripts.setStatus, [k.instances, k.instanceInfo, k.sessions], ['a', 'ia', 's2', 'FAILED', '', k.events]);
-    await run(scripts.setStatus, [k.instances, k.instanceInfo, k.sessions], ['a', 'ia', 's3', 'SCAN_QR_CODE', '', k.events]);
+    for (const s of ['s1', 's2', 's3', 's4', 's5']) await claim('a', 'ia', s);
+    await setStatus('a', 'ia', 's1', 'WORKING');
+    await setStatus('a', 'ia', 's3', 'FAILED');
+    await setStatus('a', 'ia', 's4', 'SCAN_QR_CODE');
+    await setStatus('a', 'ia', 's5', 'FAILED', 'stopped', 'restarts exhausted: start deadline passed');
     expect(await sweep()).toEqual([OK, 0, 0, 0, 0]);
     await sleep(100 + DELAY + 20);
-    expect(await sweep()).toEqual([OK, 1, 3, 0, 1]);
-    const s = await client.hgetall(k.sessions);
-    expect(JSON.parse(s.s1!)).toMatchObject({ owner: 'b', prev: 'a' });
-    expect(JSON.parse(s.s2!)).toMatchObject({ owner: '', status: 'FAILED' });
-    expect(JSON.parse(s.s3!)).toMatchObject({ owner: '', status: 'SCAN_QR_CODE' });
+    expect(await sweep()).toEqual([OK, 4, 5, 0, 1]);
+    for (const sid of ['s1', 's2', 's3', 's4']) expect(await record(sid)).toMatchObject({ owner: 'b', prev: 'a', status: 'STARTING' });
+    // The given-up session keeps its status and reason, ownerless and out of the placement queue.
+    expect(await record('s5')).toMatchObject({
+      owner: '',
+      status: 'FAILED',
+      desired: 'stopped',
+      reason: 'restarts exhausted: start deadline passed',
+    });
+    expect(await client.zscore(k.pending, 's5')).toBeNull();
+    expect((await lookup('s5')).slice(0, 5)).toEqual([OK, '', expect.any(String), 'FAILED', 'stopped']);
+    expect((await lookup('s5'))[8]).toBe('restarts exhausted: start deadline passed');
     expect(await client.zscore(k.instances, 'a')).toBeNull();
   });
 
   it('deregister, set-draining, lookup, instances and owned answer OK, NOT_FOUND and FENCED', async () => {
     await register('a', 'ia', 2);
     await claim('a', 'ia', 's1');
-    expect(await run(scripts.lookup, [k.instances, k.instanceInfo, k.sessions], ['s1'])).toEqual([
-      OK,
-      'a',
-      expect.any(String),
-      'STARTING',
-      'running',
-      'http://a',
-      '1',
-      expect.any(Number),
-    ]);
+    expect(await lookup('s1')).toEqual([OK, 'a', expect.any(String), 'STARTING', 'running', 'http://a', '1', expect.any(Number), '', '']);
     expect(await run(scripts.lookup, [k.instances, k.instanceInfo, k.sessions], ['nope'])).toEqual([NOT_FOUND]);
     const [code, , json] = await run(scripts.instances, [k.instances, k.instanceInfo, k.owned], []);
     expect(code).toBe(OK);
@@ -192,17 +207,69 @@ describe('Lua scripts: every reply code', () => {
     expect(JSON.parse((await client.hget(k.sessions, 's1'))!)).toMatchObject({ owner: '', status: 'STOPPED', prev: 'a' });
   });
 
-  it('deregister leaves FAILED and SCAN_QR_CODE sessions ownerless and unqueued, like the sweep', async () => {
+  it('deregister queues FAILED (restart pending) and SCAN_QR_CODE sessions and leaves a given-up one ownerless with its reason, like the sweep', async () => {
     await register('a', 'ia', 3);
-    for (const s of ['s1', 's2']) await claim('a', 'ia', s);
-    await run(scripts.setStatus, [k.instances, k.instanceInfo, k.sessions], ['a', 'ia', 's1', 'FAILED', '', k.events]);
-    await run(scripts.setStatus, [k.instances, k.instanceInfo, k.sessions], ['a', 'ia', 's2', 'SCAN_QR_CODE', '', k.events]);
+    for (const s of ['s1', 's2', 's3']) await claim('a', 'ia', s);
+    await setStatus('a', 'ia', 's1', 'FAILED');
+    await setStatus('a', 'ia', 's2', 'SCAN_QR_CODE');
+    await setStatus('a', 'ia', 's3', 'FAILED', 'stopped', 'restarts exhausted: crash');
     expect(await run(scripts.deregister, [k.instances, k.instanceInfo, k.owned, k.sessions, k.pending], ['a', 'ia', k.events])).toEqual([
       OK,
-      0,
+      2,
     ]);
-    expect(await client.zcard(k.pending)).toBe(0);
-    expect(JSON.parse((await client.hget(k.sessions, 's1'))!)).toMatchObject({ owner: '', status: 'FAILED' });
+    expect((await client.zrange(k.pending, 0, -1)).sort()).toEqual(['s1', 's2']);
+    expect(await record('s1')).toMatchObject({ owner: '', status: 'STOPPED', desired: 'running' });
+    expect(await record('s3')).toMatchObject({ owner: '', status: 'FAILED', desired: 'stopped', reason: 'restarts exhausted: crash' });
+  });
+
+  it('claim and place store metadata as given, keep it when omitted; place clears the reason of a session that gave up', async () => {
+    await register('a', 'ia', 3);
+    // Stored as text: big numbers, empty arrays and '/' come back exactly as written.
+    const meta = '{"workspace":"w/1","ids":[],"n":12345678901234567890}';
+    await claim('a', 'ia', 's1', '0', meta);
+    expect(await record('s1')).toMatchObject({ metadata: meta });
+    expect((await lookup('s1'))[9]).toBe(meta);
+    await setStatus('a', 'ia', 's1', 'FAILED', 'stopped', 'restarts exhausted: crash');
+    await release('a', 'ia', 's1', 'stop', 'restarts exhausted: crash');
+    expect((await place('s1'))[0]).toBe(OK);
+    const placed = await record('s1');
+    expect(placed).toMatchObject({ owner: 'a', desired: 'running', status: 'STARTING', metadata: meta });
+    expect(placed).not.toHaveProperty('reason');
+    expect(await place('s2', '', '', '{"a":1}')).toEqual([OK, 'a', expect.any(String), 'http://a', 'new']);
+    expect(await record('s2')).toMatchObject({ metadata: '{"a":1}' });
+  });
+
+  it('set-metadata: OK for the owner, NOT_OWNER, NOT_FOUND, FENCED', async () => {
+    await register('a', 'ia');
+    await register('b', 'ib');
+    await claim('a', 'ia', 's1', '0', '{"v":1}');
+    expect(await setMetadata('a', 'ia', 's1', '{"v":2}')).toEqual([OK, expect.any(String)]);
+    expect(await record('s1')).toMatchObject({ metadata: '{"v":2}' });
+    expect(await setMetadata('b', 'ib', 's1', '{"v":3}')).toEqual([NOT_OWNER, 'a', expect.any(String)]);
+    expect(await setMetadata('a', 'ia', 'nope', '{}')).toEqual([NOT_FOUND]);
+    expect(await setMetadata('a', 'old', 's1', '{"v":3}')).toEqual([FENCED, 'replaced']);
+    expect(await record('s1')).toMatchObject({ metadata: '{"v":2}' });
+  });
+
+  it('stop: OK for a pending session (leaves the queue, never placed), OWNED_ELSEWHERE, OWNER_EXPIRING, NOT_FOUND', async () => {
+    await register('a', 'ia', 1, 0, 5000);
+    await claim('a', 'ia', 's1');
+    // No capacity anywhere: s2 waits for placement.
+    expect(await place('s2')).toEqual([PENDING, 1000]);
+    expect(await stop('s2')).toEqual([OK, expect.any(String)]);
+    expect(await client.zscore(k.pending, 's2')).toBeNull();
+    expect(await record('s2')).toMatchObject({ owner: '', desired: 'stopped', status: 'STOPPED', reason: 'stopped by request' });
+    expect(await stop('s1')).toEqual([OWNED_ELSEWHERE, 'a', expect.any(String), 'http://a']);
+    expect(await stop('nope')).toEqual([NOT_FOUND]);
+    await register('c', 'ic', 1, 0, 100);
+    await claim('c', 'ic', 's3');
+    await sleep(120);
+    expect(await stop('s3')).toEqual([OWNER_EXPIRING, expect.any(Number), 'c']);
+    await sleep(DELAY);
+    // The dead owner is past its adoption delay: the session is taken from it and stopped.
+    expect(await stop('s3')).toEqual([OK, expect.any(String)]);
+    expect(await record('s3')).toMatchObject({ owner: '', prev: 'c', desired: 'stopped' });
+    expect(await client.zscore(k.owned, 'c:s3')).toBeNull();
   });
 
   it('a draining instance still answers OK for a session it holds', async () => {

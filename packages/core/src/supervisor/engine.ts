@@ -20,10 +20,15 @@ export type EngineEvent =
   /** Browser process ids, for the dead-man switch to kill if this instance stops refreshing its deadline. */
   | { type: 'pids'; pids: number[] };
 
-/** Handed to the factory: how the engine reports, and the fencing epoch it runs under. */
+/** Handed to the factory: how the engine reports, the fencing epoch it runs under, and the session's metadata. */
 export interface EngineContext {
   readonly sessionId: string;
   readonly epoch: string;
+  /**
+   * The session's metadata as the registry holds it at this start (`{}` when none): what the host stored with
+   * `claim`, `place` or `setMetadata`, on whichever instance. Read on every start, adoption and handoff included.
+   */
+  readonly metadata: Readonly<Record<string, unknown>>;
   /** Report an event. Events after `stop()` was called are ignored. */
   report(event: EngineEvent): void;
 }

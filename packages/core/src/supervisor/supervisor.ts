@@ -4,6 +4,8 @@ import { ConfigError, WafleetError } from '../errors.js';
 import { validateSessionId } from '../ids.js';
 import { createLogger, type Logger } from '../logger.js';
 import type { Fleet, SessionStatus } from '../registry/fleet.js';
+import type { SessionMetadata } from '../registry/metadata.js';
+import { stopReason } from '../registry/stop-reason.js';
 import type { EngineEvent, EngineFactory, SessionEngine } from './engine.js';
 
 /** The part of a dead-man switch the supervisor drives (see `startDeadmanSwitch`). */
@@ -29,7 +31,10 @@ export interface SupervisorOptions {
   probeIntervalMs?: number;
   /** A probe slower than this marks a zombie. @default 10000 */
   probeTimeoutMs?: number;
-  /** Restart backoff after crashes: first delay, cap, and consecutive failures before giving up (FAILED). */
+  /**
+   * Restart backoff after crashes: first delay, cap, and consecutive failures before giving up (FAILED with desired
+   * state stopped and reason `restarts exhausted: <last failure>`; not adopted elsewhere until restarted).
+   */
   restart?: { baseMs?: number; maxMs?: number; maxAttempts?: number };
   /** Longest wait for an engine to stop. @default 15000 */
   stopTimeoutMs?: number;
@@ -57,6 +62,8 @@ export interface SupervisedSession {
   sessionId: string;
   status: SessionStatus;
   desired: 'running' | 'stopped';
+  /** Why it waits for a human ('' while it should run): see `STOP_REASON_KINDS`. */
+  reason: string;
   epoch: string;
   restarts: number;
   transitions: Transition[];
@@ -72,6 +79,8 @@ interface Run {
   sessionId: string;
   status: SessionStatus;
   desired: 'running' | 'stopped';
+  /** Recorded with desired state stopped: why the session waits for a human. */
+  reason: string;
   epoch: string;
   /** Bumped on every launch and stop: events of an older engine are ignored. */
   generation: number;
@@ -187,7 +196,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
   async stopSession(sessionId: string): Promise<void> {
     validateSessionId(sessionId);
     const run = this.#runs.get(sessionId);
-    if (run) run.desired = 'stopped';
+    if (run) this.#giveUp(run, stopReason('stopped by request'));
     await this.#halt(sessionId, 'stop requested');
     if (this.#fleet.owns(sessionId)) await this.#fleet.release(sessionId);
   }
@@ -205,8 +214,8 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
   session(sessionId: string): SupervisedSession | undefined {
     const run = this.#runs.get(sessionId);
     if (!run) return undefined;
-    const { status, desired, epoch, restarts, transitions } = run;
-    return { sessionId, status, desired, epoch, restarts, transitions: [...transitions] };
+    const { status, desired, reason, epoch, restarts, transitions } = run;
+    return { sessionId, status, desired, reason, epoch, restarts, transitions: [...transitions] };
   }
 
   /** All sessions this supervisor knows. */
@@ -234,6 +243,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     const run = this.#run(sessionId, epoch);
     run.epoch = epoch;
     run.desired = 'running';
+    run.reason = '';
     if (run.engine || run.queued) return;
     run.queued = true;
     this.#queue.push(sessionId);
@@ -247,6 +257,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
         sessionId,
         status: 'STOPPED',
         desired: 'running',
+        reason: '',
         epoch,
         generation: 0,
         engine: undefined,
@@ -289,11 +300,21 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     if (this.#closed || run.desired !== 'running' || run.engine || !this.#fleet.owns(sid)) return;
     const generation = ++run.generation;
     run.epoch = this.#fleet.epochOf(sid) ?? run.epoch;
+    // The host's per-session data comes from the registry on every start, so an adopter gets what the first owner had.
+    let metadata: SessionMetadata;
+    try {
+      metadata = (await this.#fleet.owner(sid))?.metadata ?? {};
+    } catch (err) {
+      this.#crash(run, generation, `metadata unreadable: ${(err as Error).message}`);
+      return;
+    }
+    if (generation !== run.generation) return; // fenced or stopped meanwhile
     this.#transition(run, 'STARTING', run.restarts > 0 ? 'restart' : 'launch');
     const settled = new Promise<void>((resolve) => (run.settled = resolve));
     let engine: SessionEngine;
     try {
-      engine = await this.#factory({ sessionId: sid, epoch: run.epoch, report: (event) => this.#onEvent(run, generation, event) });
+      const report = (event: EngineEvent) => this.#onEvent(run, generation, event);
+      engine = await this.#factory({ sessionId: sid, epoch: run.epoch, metadata, report });
     } catch (err) {
       // A configuration error (e.g. takeoverOnConflict) fails the same way every time: give up at once.
       if ((err as WafleetError).code === 'WAFLEET_CONFIG') run.failures = this.#o.maxAttempts - 1;
@@ -344,7 +365,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
         break;
       case 'logout':
         // The phone logged the session out: restarting would only show a QR code nobody asked for.
-        run.desired = 'stopped';
+        this.#giveUp(run, stopReason('logged out', event.reason));
         void this.#halt(run.sessionId, `logout: ${event.reason}`).then(() => this.#releaseStopped(run));
         break;
       case 'conflict':
@@ -378,9 +399,12 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     this.#log.warn('session engine crashed', { sessionId: run.sessionId, reason });
     void this.#stopEngine(run).then(() => {
       if (current !== run.generation) return; // halted or relaunched meanwhile
+      // Giving up is recorded with the FAILED status itself: desired stopped, so no other instance adopts it.
+      const gaveUp = run.failures >= this.#o.maxAttempts;
+      if (gaveUp) this.#giveUp(run, stopReason('restarts exhausted', reason));
       this.#transition(run, 'FAILED', reason);
       this.#settle(run);
-      if (run.failures >= this.#o.maxAttempts) {
+      if (gaveUp) {
         this.#log.error('session gave up after repeated failures', { sessionId: run.sessionId, failures: run.failures });
         return;
       }
@@ -435,7 +459,8 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
   /** The fleet's stop hook: runs before every release and handoff, so nothing runs here once another instance may. */
   async #stopForFleet(sessionId: string, reason: 'release' | 'handoff'): Promise<void> {
     const run = this.#runs.get(sessionId);
-    if (run) run.desired = 'stopped';
+    if (run && reason === 'release') this.#giveUp(run, run.reason || stopReason('stopped by request'));
+    else if (run) run.desired = 'stopped';
     await this.#halt(sessionId, reason);
     // A handed-off session is another instance's now; a released one stays visible as STOPPED.
     if (reason === 'handoff') this.#runs.delete(sessionId);
@@ -444,8 +469,11 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
   async #releaseStopped(run: Run): Promise<void> {
     await run.writes;
     if (!this.#fleet.owns(run.sessionId)) return;
-    await this.#fleet.setStatus(run.sessionId, 'STOPPED', { desired: 'stopped' }).catch(() => undefined);
-    await this.#fleet.release(run.sessionId).catch((err: Error) => this.#log.warn('release after logout failed', { err: err.message }));
+    const reason = run.reason;
+    await this.#fleet.setStatus(run.sessionId, 'STOPPED', { desired: 'stopped', reason }).catch(() => undefined);
+    await this.#fleet
+      .release(run.sessionId, { reason })
+      .catch((err: Error) => this.#log.warn('release after logout failed', { err: err.message }));
   }
 
   #stopEngine(run: Run): Promise<void> {
@@ -484,12 +512,22 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     this.#record(run, to);
   }
 
-  /** Writes a status to the registry, in order per session; a fenced instance never writes the session's records. */
+  /** The session should stop running here and wait for a human, for `reason` (recorded with the next status). */
+  #giveUp(run: Run, reason: string): void {
+    run.desired = 'stopped';
+    run.reason = reason;
+  }
+
+  /**
+   * Writes a status with the desired state (and the reason when stopped) to the registry, in order per session; a
+   * fenced instance never writes the session's records.
+   */
   #record(run: Run, status: SessionStatus): void {
     if (!this.#fleet.owns(run.sessionId)) return;
-    const desired = run.desired === 'running' ? undefined : run.desired;
+    const { desired, reason } = run;
+    const options = desired === 'stopped' && reason ? { desired, reason } : { desired };
     run.writes = run.writes.then(() =>
-      this.#fleet.setStatus(run.sessionId, status, desired ? { desired } : {}).catch((err: WafleetError) => {
+      this.#fleet.setStatus(run.sessionId, status, options).catch((err: WafleetError) => {
         this.#log.debug('status not recorded', { sessionId: run.sessionId, code: err.code });
       }),
     );
