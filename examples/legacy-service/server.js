@@ -3,10 +3,12 @@
 //
 //   PORT=3001 INSTANCE_URL=http://127.0.0.1:3001 SESSION_STORAGE_PATH=./sessions API_KEY=... \
 //   WEBHOOK_URL=http://backend/api/webhooks/whatsapp WEBHOOK_SECRET=... node server.js
+const { createFleet, createOutbox, createSupervisor, legacyBody, legacyHmacSigner, startDeadmanSwitch } = require('@wafleet/core');
+const { createFleetRouter, fleetGuard } = require('@wafleet/core/express');
+const { createWwebjsEngine } = require('@wafleet/wwebjs');
 const express = require('express');
 const winston = require('winston');
 const { SessionManager } = require('./src/session-manager');
-const { WebhookNotifier } = require('./src/webhook-notifier');
 
 const env = (name, fallback) =>
   process.env[name] ??
@@ -16,11 +18,23 @@ const env = (name, fallback) =>
   })();
 const port = Number(env('PORT', '3001'));
 const instanceUrl = env('INSTANCE_URL', `http://127.0.0.1:${port}`);
+const instanceId = env('INSTANCE_ID', `wa-${port}`);
+const storagePath = env('SESSION_STORAGE_PATH', './sessions');
 const logger = winston.createLogger({ level: 'info', format: winston.format.json(), transports: [new winston.transports.Console()] });
 
-const notifier = new WebhookNotifier({ url: env('WEBHOOK_URL'), secret: env('WEBHOOK_SECRET'), instanceUrl, logger });
+// wafleet: webhooks go through a durable outbox in the backend's format; sessions are placed, adopted and handed off.
+const outbox = createOutbox({
+  store: `${storagePath}/outbox/${instanceId}.sqlite`,
+  endpoint: { url: env('WEBHOOK_URL'), signer: legacyHmacSigner(env('WEBHOOK_SECRET')), body: legacyBody() },
+  instance: { id: instanceId, url: instanceUrl },
+  logger,
+});
+const notifier = { send: (type, session, data) => outbox.enqueue({ type, session, data }).catch((err) => logger.error('webhook lost', { err })) };
+const fleet = createFleet({ redis: env('REDIS_URL'), instanceId, url: instanceUrl, maxSessions: Number(env('MAX_SESSIONS', 10)), logger });
+const engine = createWwebjsEngine(({ sessionId, metadata }) => manager.buildClient(sessionId, metadata));
+let supervisor;
 const manager = new SessionManager({
-  storagePath: env('SESSION_STORAGE_PATH', './sessions'),
+  storagePath,
   notifier,
   logger,
   chromium: env('CHROMIUM', '/usr/bin/chromium'),
@@ -29,34 +43,37 @@ const manager = new SessionManager({
 const app = express();
 app.use(express.json());
 app.get('/health', (_req, res) => res.json({ status: 'ok' }));
+app.use(createFleetRouter(fleet, { auth: { token: env('ADMIN_TOKEN') }, qr: (id) => supervisor.qr(id) }));
 app.use('/api', (req, res, next) => (req.get('x-api-key') === env('API_KEY') ? next() : res.status(401).json({ error: 'unauthorized' })));
 
 app.post('/api/sessions', async (req, res) => {
   const { session_id: sessionId, workspace_id: workspaceId, account_id: accountId } = req.body;
-  await manager.createSession(sessionId, { workspace_id: workspaceId, account_id: accountId });
-  res.status(202).json(manager.status(sessionId));
+  res.status(202).json(await fleet.place(sessionId, { metadata: { workspace_id: workspaceId, account_id: accountId } }));
 });
-app.get('/api/sessions/:sessionId/status', (req, res) => {
+app.get('/api/sessions/:sessionId/status', fleetGuard(fleet), (req, res) => {
   const status = manager.status(req.params.sessionId);
   return status ? res.json(status) : res.status(404).json({ error: 'Session not found' });
 });
-app.get('/api/sessions/:sessionId/qr', (req, res) => {
+app.get('/api/sessions/:sessionId/qr', fleetGuard(fleet), (req, res) => {
   const qr = manager.sessions.get(req.params.sessionId)?.qr;
   return qr ? res.json({ qr }) : res.status(404).json({ error: 'No QR code' });
 });
-app.post('/api/sessions/:sessionId/messages', async (req, res) => {
+app.post('/api/sessions/:sessionId/messages', fleetGuard(fleet), async (req, res) => {
   const session = manager.sessions.get(req.params.sessionId);
   if (!session || session.status !== 'connected') return res.status(404).json({ error: 'Session not found' });
   const message = await session.client.sendMessage(`${req.body.to}@c.us`, req.body.message);
   res.status(201).json({ message_id: message.id._serialized });
 });
-app.delete('/api/sessions/:sessionId', async (req, res) => {
-  await manager.removeSession(req.params.sessionId);
+app.delete('/api/sessions/:sessionId', fleetGuard(fleet), async (req, res) => {
+  await supervisor.stopSession(req.params.sessionId);
   res.status(204).end();
 });
 
-const server = app.listen(port, '127.0.0.1', () => {
+const server = app.listen(port, '127.0.0.1', async () => {
+  supervisor = createSupervisor({ fleet, engine, logger, deadman: await startDeadmanSwitch({ logger }) });
+  await outbox.start();
+  await fleet.start();
+  supervisor.start(); // boot restore is the fleet's placement now: this instance runs what it is assigned
   logger.info('listening', { port });
-  manager.restoreSessions();
 });
-process.on('SIGTERM', () => server.close(() => process.exit(0)));
+process.on('SIGTERM', () => fleet.close().then(() => server.close(() => process.exit(0))));

@@ -47,7 +47,6 @@ class SessionManager {
     client.on('disconnected', (reason) => {
       session.status = STATUS.disconnected;
       this.notifier.send('session_disconnected', sessionId, { ...meta, reason });
-      this.scheduleReconnect(sessionId, reason);
     });
     return client;
   }
