@@ -76,6 +76,7 @@ export {
 export { parseWebhookSecret, WEBHOOK_SECRET_BYTES } from './webhook/secret.js';
 export { standardWebhooksSigner, legacyHmacSigner, type Signer, type SignInput } from './outbox/signers.js';
 export { legacyBody, type BodyFormat, type LegacyBody } from './outbox/body-format.js';
+export type { AdoptOrphansOptions, AdoptedOutbox } from './outbox/orphans.js';
 export { SqliteOutboxStore, OutboxStoreError } from './outbox/sqlite-store.js';
 export type { OutboxStore, EventRow, NewEvent, ReplayFilter, StoreCounts } from './outbox/store.js';
 export { DEFAULT_SCHEDULE_MS } from './outbox/schedule.js';

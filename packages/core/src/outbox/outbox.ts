@@ -1,4 +1,5 @@
 import { EventEmitter } from 'node:events';
+import { dirname, resolve as resolvePath } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import pRetry from 'p-retry';
 import { describe } from '../describe.js';
@@ -8,6 +9,7 @@ import { createLogger, type Logger } from '../logger.js';
 import { CANONICAL_EPOCH, EVENT_TYPE, envelopeProblem, type WebhookEnvelope } from '../webhook/envelope.js';
 import type { BodyFormat } from './body-format.js';
 import { newEventId } from './event-id.js';
+import { OrphanScanner, type AdoptOrphansOptions, type AdoptedOutbox } from './orphans.js';
 import { DEFAULT_SCHEDULE_MS, parseRetryAfter, retryDelay } from './schedule.js';
 import { standardWebhooksSigner, type Signer } from './signers.js';
 import { OutboxStoreError, SqliteOutboxStore } from './sqlite-store.js';
@@ -42,7 +44,11 @@ export type AttemptOutcome = 'delivered' | 'retry' | 'dead' | 'disabled' | 'supe
 
 /** Options of {@link createOutbox}. */
 export interface OutboxOptions {
-  /** A file path (one SQLite file per instance) or another {@link OutboxStore}. */
+  /**
+   * A file path (one SQLite file per instance, `<dir>/<instanceId>.sqlite` in a directory the instances of a
+   * host or volume share) or another {@link OutboxStore}. A file left by another instance may be given: its
+   * undelivered events are sent as they are.
+   */
   store: string | OutboxStore;
   /** The backend that receives the webhooks. */
   endpoint: {
@@ -93,6 +99,14 @@ export interface OutboxOptions {
   pollIntervalMs?: number;
   /** Wall clock for schedules (ms); injectable so tests can simulate long outages. @default Date.now */
   now?: () => number;
+  /**
+   * Takes over the outbox files of instances gone for good: every `intervalMs`, each other `*.sqlite` file in
+   * `dir` unwritten for `idleMs` whose exclusive lock is free (no live owner) has its pending events and dead
+   * letters moved into this outbox, with their ids and bodies. @default off
+   * @example
+   * createOutbox({ store: `/data/outbox/${instanceId}.sqlite`, adoptOrphans: { idleMs: 600_000 }, ... })
+   */
+  adoptOrphans?: AdoptOrphansOptions;
   /** pino, winston or console-like logger. @default no logging */
   logger?: unknown;
 }
@@ -103,11 +117,15 @@ export interface OutboxStats extends StoreCounts {
   attempts: Record<AttemptOutcome, number>;
   inFlight: number;
   breaker: 'closed' | 'open' | 'half-open';
+  /** `adoptOrphans`: directory scans done, files with events taken over, events taken over. */
+  orphans: { scans: number; files: number; events: number };
 }
 
 /** Events of an {@link Outbox}. */
 export interface OutboxEvents {
   attempt: [{ id: string; session: string; outcome: AttemptOutcome; status: number | undefined; durationMs: number }];
+  /** `adoptOrphans` moved the events of an orphaned file into this outbox (committed here, deleted there). */
+  adopted: [AdoptedOutbox];
   error: [Error];
 }
 
@@ -133,6 +151,34 @@ function resolveEndpoint(url: unknown): URL {
     throw new ConfigError('endpoint.url', 'Expected `endpoint.url` without credentials: send them with `endpoint.headers` instead');
   }
   return endpoint;
+}
+
+function resolveAdoption(options: OutboxOptions) {
+  const adopt: unknown = options.adoptOrphans;
+  if (adopt === undefined) return undefined;
+  if (typeof adopt !== 'object' || adopt === null) {
+    throw new ConfigError(
+      'adoptOrphans',
+      `Expected \`adoptOrphans\` to be an object { dir?, idleMs?, intervalMs? }, got ${describe(adopt)}`,
+    );
+  }
+  const { dir, idleMs, intervalMs } = adopt as AdoptOrphansOptions;
+  const file = typeof options.store === 'string' && options.store !== ':memory:' ? options.store : undefined;
+  if (dir === undefined ? file === undefined : typeof dir !== 'string' || dir === '') {
+    throw new ConfigError(
+      'adoptOrphans.dir',
+      `Expected \`adoptOrphans.dir\` to be a directory path (needed when \`store\` is not a file), got ${describe(dir)}`,
+    );
+  }
+  if (typeof options.store !== 'string' && typeof options.store.adopt !== 'function') {
+    throw new ConfigError('adoptOrphans', 'Expected a `store` with an adopt() method for `adoptOrphans`');
+  }
+  return {
+    dir: resolvePath(dir ?? dirname(file!)),
+    ownFile: file === undefined ? '' : resolvePath(file),
+    idleMs: positiveInt('adoptOrphans.idleMs', idleMs ?? 600_000),
+    intervalMs: positiveInt('adoptOrphans.intervalMs', intervalMs ?? 60_000),
+  };
 }
 
 function invalidEvent(message: string, cause?: unknown): never {
@@ -204,6 +250,7 @@ function resolve(options: OutboxOptions) {
     pollIntervalMs: positiveInt('pollIntervalMs', options.pollIntervalMs ?? 250, 5),
     now: options.now ?? Date.now,
     logger: createLogger(options.logger),
+    adoption: resolveAdoption(options),
   };
 }
 
@@ -268,6 +315,9 @@ export class Outbox extends EventEmitter<OutboxEvents> {
   #storeLoggedAt = 0;
   readonly #reported = new WeakSet<object>();
   readonly #stats = { enqueued: 0, attempts: { delivered: 0, retry: 0, dead: 0, disabled: 0, superseded: 0 } };
+  readonly #orphanStats = { scans: 0, files: 0, events: 0 };
+  readonly #orphans: OrphanScanner | undefined;
+  #nextOrphanScan = 0;
 
   constructor(options: OutboxOptions) {
     super();
@@ -275,13 +325,29 @@ export class Outbox extends EventEmitter<OutboxEvents> {
     this.#store = typeof options.store === 'string' ? new SqliteOutboxStore(options.store) : options.store;
     this.#log = this.#o.logger;
     this.#tokens = this.#o.ratePerSecond;
+    const adoption = this.#o.adoption;
+    if (adoption) {
+      this.#orphans = new OrphanScanner({
+        ...adoption,
+        origin: this.#o.endpoint.origin,
+        adopt: (events) => this.#storeOp('write', () => this.#store.adopt!(events, this.#o.now())),
+        onError: (err) => this.#fail(err),
+        log: this.#log,
+      });
+    }
   }
 
-  /** Opens the store (failing with `WAFLEET_OUTBOX_STORE` when it cannot) and starts delivering. Idempotent. */
+  /**
+   * Opens the store (failing with `WAFLEET_OUTBOX_STORE` when it cannot) and starts delivering, pending events
+   * at once (the retry schedule resumes after that attempt). Idempotent.
+   */
   start(): Promise<void> {
     this.#startPromise ??= (async () => {
       if (this.#closePromise) throw new StateError('WAFLEET_CLOSED', 'This outbox was closed');
       await this.#store.open();
+      // A new process, maybe a new instance on another's file: whatever made the old one wait may be over.
+      // One attempt per session head at most, within the rate limit and the breaker; then the schedule resumes.
+      await this.#store.retryPendingNow?.(this.#o.now());
       this.#disabled = new Set(await this.#store.disabledTargets());
       this.#state = 'running';
       await this.#refreshCounts();
@@ -425,6 +491,7 @@ export class Outbox extends EventEmitter<OutboxEvents> {
       attempts: { ...this.#stats.attempts },
       inFlight: this.#inFlight.size,
       breaker: this.#breakerState(),
+      orphans: { ...this.#orphanStats },
     };
   }
 
@@ -653,8 +720,27 @@ export class Outbox extends EventEmitter<OutboxEvents> {
       this.#lastCleanup = now;
       await this.#storeOp('write', () => this.#store.cleanup(now - this.#o.retentionMs));
     }
+    if (this.#orphans && this.#state === 'running' && performance.now() >= this.#nextOrphanScan) {
+      this.#nextOrphanScan = performance.now() + this.#o.adoption!.intervalMs;
+      await this.#adoptOrphans(this.#orphans);
+    }
     // The counts scan the table: once a second is plenty for gauges.
     if (performance.now() - this.#lastCounts > 1000) await this.#refreshCounts();
+  }
+
+  async #adoptOrphans(scanner: OrphanScanner): Promise<void> {
+    const adopted = await scanner.scan();
+    this.#orphanStats.scans++;
+    for (const a of adopted) {
+      this.#orphanStats.files++;
+      this.#orphanStats.events += a.pending + a.dead;
+      this.#log.warn('adopted an orphaned outbox', { file: a.file, pending: a.pending, dead: a.dead });
+      this.emit('adopted', a);
+    }
+    if (adopted.length > 0) {
+      await this.#refreshCounts();
+      this.#schedule(0);
+    }
   }
 
   async #refreshCounts(): Promise<void> {

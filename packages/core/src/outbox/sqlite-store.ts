@@ -96,6 +96,11 @@ function prepareStatements(db: Database.Database) {
       "SELECT SUM(state = 'pending') AS pending, SUM(state = 'dead') AS dead, MIN(CASE WHEN state = 'pending' THEN created_at END) AS oldest FROM events",
     ),
     cleanup: db.prepare("DELETE FROM events WHERE state IN ('delivered', 'superseded') AND created_at < ?"),
+    wake: db.prepare("UPDATE events SET next_at = ? WHERE state = 'pending' AND next_at > ?"),
+    has: db.prepare<[string], { one: number }>('SELECT 1 AS one FROM events WHERE id = ?'),
+    adopt: db.prepare(
+      'INSERT INTO events (id, session, seq, type, supersede_group, target, body, state, attempts, created_at, age_from, next_at, last_error, dead_reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
+    ),
   };
 }
 
@@ -161,6 +166,48 @@ export class SqliteOutboxStore implements OutboxStore {
         }),
       )(events),
     );
+  }
+
+  /**
+   * Takes over events of another instance's file (see `adoptOrphans`) in one transaction: same id, body, target,
+   * attempts and age; pending ones due at `now`. Each gets a new seq of its session in this store, in the order
+   * given, so a session's adopted events go in their original order, after the events already pending here and
+   * before any enqueued later; the body keeps the original seq. An id already here is skipped (a second adoption
+   * after a crash between the two commits). Returns how many were added.
+   */
+  async adopt(events: readonly EventRow[], now: number): Promise<number> {
+    return this.#run('adopt', (s, db) =>
+      db.transaction((batch: readonly EventRow[]) => {
+        let added = 0;
+        for (const e of batch) {
+          if (s.has.get(e.id)) continue;
+          const seq = e.session === '' ? 0 : s.nextSeq.get(e.session)!.seq;
+          const nextAt = e.state === 'pending' ? now : e.nextAt;
+          s.adopt.run(
+            e.id,
+            e.session,
+            seq,
+            e.type,
+            e.supersedeGroup,
+            e.target,
+            e.body,
+            e.state,
+            e.attempts,
+            e.createdAt,
+            e.ageFrom,
+            nextAt,
+            e.lastError,
+            e.deadReason,
+          );
+          added++;
+        }
+        return added;
+      })(events),
+    );
+  }
+
+  async retryPendingNow(now: number): Promise<number> {
+    return this.#run('retryPendingNow', (s) => s.wake.run(now, now).changes);
   }
 
   async due(now: number, limit: number, busySessions: ReadonlySet<string>, busyIds: ReadonlySet<string>): Promise<EventRow[]> {
@@ -253,5 +300,63 @@ export class SqliteOutboxStore implements OutboxStore {
     } catch (err) {
       throw new OutboxStoreError(`Cannot close the outbox store at ${this.path}: ${(err as Error).message}`, { cause: err });
     }
+  }
+}
+
+/**
+ * Another instance's outbox file, opened for adoption: with a zero busy timeout, so a file whose live owner
+ * holds its exclusive lock is refused at once, and holding that lock itself until {@link close}. Nothing is
+ * created or converted: a SQLite file that is not an outbox is left as it is.
+ */
+export class OrphanOutboxFile {
+  readonly #db: Database.Database;
+
+  private constructor(db: Database.Database) {
+    this.#db = db;
+  }
+
+  /** The file, locked; `'busy'` while another connection holds it (its owner is alive); `'foreign'` when not an outbox. */
+  static open(path: string): OrphanOutboxFile | 'busy' | 'foreign' {
+    let db: Database.Database | undefined;
+    try {
+      db = new Database(path, { timeout: 0, fileMustExist: true });
+      // Before the first read: the lock taken below is then kept until close, across the commits.
+      db.pragma('locking_mode = EXCLUSIVE');
+      db.pragma('synchronous = FULL');
+      db.exec('BEGIN EXCLUSIVE');
+      const columns = db.pragma('table_info(events)') as Array<{ name: string }>;
+      db.exec('COMMIT');
+      const names = new Set(columns.map((c) => c.name));
+      if (!['id', 'session', 'seq', 'body', 'state', 'target', 'age_from'].every((c) => names.has(c))) {
+        db.close();
+        return 'foreign';
+      }
+      return new OrphanOutboxFile(db);
+    } catch (err) {
+      db?.close();
+      const code = (err as { code?: unknown }).code;
+      if (typeof code === 'string' && /^SQLITE_(BUSY|LOCKED)/.test(code)) return 'busy';
+      if (code === 'SQLITE_NOTADB') return 'foreign';
+      throw new OutboxStoreError(`Cannot open the orphaned outbox at ${path}: ${(err as Error).message}`, { cause: err });
+    }
+  }
+
+  /** Pending and dead events, per session in seq order; superseded and delivered ones stay behind. */
+  movable(): EventRow[] {
+    return (
+      this.#db.prepare("SELECT * FROM events WHERE state IN ('pending', 'dead') ORDER BY session, seq, created_at").all() as Row[]
+    ).map(toEvent);
+  }
+
+  /** Deletes the moved events in one transaction: a returning owner finds them gone, not pending twice. */
+  remove(ids: readonly string[]): void {
+    const del = this.#db.prepare('DELETE FROM events WHERE id = ?');
+    this.#db.transaction((all: readonly string[]) => {
+      for (const id of all) del.run(id);
+    })(ids);
+  }
+
+  close(): void {
+    this.#db.close();
   }
 }

@@ -2,6 +2,10 @@
 export interface EventRow {
   id: string;
   session: string;
+  /**
+   * Delivery order within the session in this store: the body's seq, except for an event adopted from another
+   * instance's file, which gets a new one here and keeps its original seq (and epoch) in the body.
+   */
   seq: number;
   type: string;
   /** Events of one session and group: a newer one supersedes older undelivered ones. '' for none. */
@@ -80,6 +84,17 @@ export interface OutboxStore {
   replay(filter: ReplayFilter, now: number): Promise<number>;
   list(filter: { state: EventRow['state']; session?: string; limit: number }): Promise<EventRow[]>;
   counts(): Promise<StoreCounts>;
+  /**
+   * Makes every pending event due at `now`, keeping its attempt count (so the schedule resumes where it was).
+   * Called at start: the process that scheduled the retries is gone, maybe with the outage. Optional: without
+   * it, a started outbox keeps the persisted times.
+   */
+  retryPendingNow?(now: number): Promise<number>;
+  /**
+   * Adds events taken from another instance's outbox file (`adoptOrphans`), keeping id, body, target, state
+   * (pending or dead), attempts and age; skips ids it already has. Needed only for `adoptOrphans`.
+   */
+  adopt?(events: readonly EventRow[], now: number): Promise<number>;
   /** Deletes delivered and superseded events enqueued before `before`; returns how many. */
   cleanup(before: number): Promise<number>;
   close(): Promise<void>;
