@@ -1,7 +1,8 @@
 // A whatsapp-service as teams run them: CommonJS, express 4, winston, whatsapp-web.js with LocalAuth under a
 // shared folder, several instances on ports 3001.. of one host, HMAC-signed webhooks to a Laravel backend.
 //
-//   PORT=3001 INSTANCE_URL=http://127.0.0.1:3001 SESSION_STORAGE_PATH=./sessions API_KEY=... \
+//   PORT=3001 INSTANCE_ID=wa-1 INSTANCE_URL=http://127.0.0.1:3001 SESSION_STORAGE_PATH=./sessions API_KEY=... \
+//   REDIS_URL=redis://127.0.0.1:6379 ADMIN_TOKEN=$(openssl rand -base64 32) \
 //   WEBHOOK_URL=http://backend/api/webhooks/whatsapp WEBHOOK_SECRET=... node server.js
 const { createFleet, createOutbox, createSupervisor, legacyBody, legacyHmacSigner, startDeadmanSwitch } = require('@wafleet/core');
 const { createFleetRouter, fleetGuard } = require('@wafleet/core/express');
@@ -29,7 +30,9 @@ const outbox = createOutbox({
   instance: { id: instanceId, url: instanceUrl },
   logger,
 });
-const notifier = { send: (type, session, data) => outbox.enqueue({ type, session, data }).catch((err) => logger.error('webhook lost', { err })) };
+const notifier = {
+  send: (type, session, data) => outbox.enqueue({ type, session, data }).catch((err) => logger.error('webhook lost', { err })),
+};
 const fleet = createFleet({ redis: env('REDIS_URL'), instanceId, url: instanceUrl, maxSessions: Number(env('MAX_SESSIONS', 10)), logger });
 const engine = createWwebjsEngine(({ sessionId, metadata }) => manager.buildClient(sessionId, metadata));
 let supervisor;
