@@ -28,6 +28,7 @@ const outbox = createOutbox({
   store: `${storagePath}/outbox/${instanceId}.sqlite`,
   endpoint: { url: env('WEBHOOK_URL'), signer: legacyHmacSigner(env('WEBHOOK_SECRET')), body: legacyBody() },
   instance: { id: instanceId, url: instanceUrl },
+  adoptOrphans: {}, // an instance that never comes back: its undelivered webhooks go out from here
   logger,
 });
 const notifier = {
