@@ -36,7 +36,15 @@ local now = now_ms()
 local me, refused = my_lease(KEYS[1], KEYS[2], id, inc, now)
 if refused then return refused end
 local rec = get_json(KEYS[4], sid)
-if rec and rec.owner == id and rec.inc == inc then return { OK, rec.epoch, 'held', id } end
+if rec and rec.owner == id and rec.inc == inc then
+  -- Already ours: only what the caller gave changes.
+  if ARGV[8] ~= '' or ARGV[9] ~= '' then
+    if ARGV[8] ~= '' then rec.labels = cjson.decode(ARGV[8]) end
+    if ARGV[9] ~= '' then rec.metadata = ARGV[9] end
+    set_json(KEYS[4], sid, rec)
+  end
+  return { OK, rec.epoch, 'held', id }
+end
 if me.draining and not force then return { DRAINING } end
 
 local state, retry_at = owner_state(KEYS[1], KEYS[2], rec, now, adopt_delay)

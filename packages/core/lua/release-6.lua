@@ -1,6 +1,7 @@
 --[[
   Gives up a session held by the calling instance. 'stop' records desired state stopped; 'handoff' keeps it
-  running and assigns it to another instance at once (or queues it for placement). Call only after the
+  running and assigns it to another instance at once (or queues it for placement), except a session whose desired
+  state is already stopped, which is only released. Call only after the
   engine has stopped and flushed its auth state.
 
   KEYS[1] instances     ZSET instance id -> lease deadline (ms)
@@ -43,6 +44,13 @@ if ARGV[4] == 'stop' then
   return { OK, '', rec.epoch, '' }
 end
 
+-- A session that waits for a human (desired stopped: gave up, logged out) is not started elsewhere by a handoff:
+-- it leaves this instance ownerless, with its status and reason.
+if rec.desired ~= 'running' then
+  set_json(KEYS[4], sid, rec)
+  publish(ARGV[5], sid, rec, '')
+  return { OK, '', rec.epoch, '' }
+end
 local target, info = choose_instance(KEYS[1], KEYS[2], KEYS[3], rec, id, now)
 if not target then
   rec.status = 'STOPPED'

@@ -173,7 +173,7 @@ export async function runInstance(argv: string[]): Promise<void> {
   const adminToken = givenToken || randomBytes(24).toString('base64url');
   const auth = { token: adminToken };
   const app = express();
-  app.use(createFleetRouter(fleet, { auth, qr: (sid) => supervisor.qr(sid), outbox }));
+  app.use(createFleetRouter(fleet, { auth, qr: (sid) => supervisor.qr(sid), outbox, supervisor }));
   const admin = requireAuth(auth);
   app.get('/sim/sessions', admin, (_req, res) => {
     res.json(supervisor.sessions().map((s) => ({ ...s, metadata: sim.metadata(s.sessionId) })));

@@ -1,6 +1,8 @@
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
 import { compareEpochs } from '../registry/fleet.js';
-import type { Fleet } from '../registry/fleet.js';
+import type { Fleet, SessionOwner } from '../registry/fleet.js';
+import { describe } from '../describe.js';
+import { ConfigError } from '../errors.js';
 import { validateSessionId } from '../ids.js';
 import { answerError } from './answer-error.js';
 import { EPOCH_HEADER, SERVED_EPOCH_HEADER } from './headers.js';
@@ -10,11 +12,18 @@ import { sessionIdFromParams, type SessionIdOf } from './session-id.js';
 export interface FleetGuardOptions {
   /** Finds the session id of a request. @default route parameter `sessionId`, `session` or `id` */
   sessionId?: SessionIdOf;
+  /**
+   * What to do with a request for a session no live instance owns (unknown, stopped, waiting for placement, or
+   * whose owner died): `'misdirect'` answers 421 with `owner: ""`; `'pass'` hands it to your route, e.g. a
+   * "disconnect" route that calls `fleet.stop(id)` to cancel a pending placement. A session with a live owner
+   * elsewhere is always answered 421. @default 'misdirect'
+   */
+  unowned?: 'misdirect' | 'pass';
 }
 
 /** Answers 421 Misdirected Request with the session's current live owner ('' when none) and epoch. */
-export async function misdirected(fleet: Fleet, sessionId: string, res: Response): Promise<void> {
-  const owner = await fleet.owner(sessionId);
+export async function misdirected(fleet: Fleet, sessionId: string, res: Response, known?: SessionOwner | null): Promise<void> {
+  const owner = known === undefined ? await fleet.owner(sessionId) : known;
   res.status(421).json({
     error: 'WAFLEET_MISDIRECTED',
     sessionId,
@@ -34,6 +43,10 @@ export async function misdirected(fleet: Fleet, sessionId: string, res: Response
  */
 export function fleetGuard(fleet: Fleet, options: FleetGuardOptions = {}): RequestHandler {
   const idOf = options.sessionId ?? sessionIdFromParams;
+  const unowned = options.unowned ?? 'misdirect';
+  if (unowned !== 'misdirect' && unowned !== 'pass') {
+    throw new ConfigError('unowned', `Expected \`unowned\` to be 'misdirect' or 'pass', got ${describe(unowned)}`);
+  }
   return async (req: Request, res: Response, next: NextFunction) => {
     const sessionId = idOf(req);
     try {
@@ -60,7 +73,13 @@ export function fleetGuard(fleet: Fleet, options: FleetGuardOptions = {}): Reque
       }
     }
     try {
-      await misdirected(fleet, sessionId!, res);
+      const owner = await fleet.owner(sessionId!);
+      // Nobody live runs it (and this instance does not hold it under a provable lease): the host's route decides.
+      if (unowned === 'pass' && epoch === undefined && !owner?.live) {
+        next();
+        return;
+      }
+      await misdirected(fleet, sessionId!, res, owner);
     } catch (err) {
       answerError(res, err, fleet.options.logger);
     }

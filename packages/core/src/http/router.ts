@@ -1,11 +1,14 @@
-import { Router, type NextFunction, type Request, type Response } from 'express';
+import { Router, json, type NextFunction, type Request, type Response } from 'express';
 import { Registry } from 'prom-client';
-import { ConfigError } from '../errors.js';
+import { describe } from '../describe.js';
+import { ConfigError, OwnedElsewhereError, OwnerExpiringError } from '../errors.js';
 import type { Fleet } from '../registry/fleet.js';
 import { validateSessionId } from '../ids.js';
 import { createFleetMetrics } from '../metrics/fleet-metrics.js';
 import { createOutboxMetrics } from '../metrics/outbox-metrics.js';
 import type { Outbox } from '../outbox/outbox.js';
+import type { PlaceOptions } from '../registry/queries.js';
+import type { Supervisor } from '../supervisor/supervisor.js';
 import { answerError } from './answer-error.js';
 import { authMiddleware, type RouterAuth } from './auth.js';
 import { misdirected } from './guard.js';
@@ -25,6 +28,27 @@ export interface FleetRouterOptions {
   qr?: (sessionId: string) => string | undefined | Promise<string | undefined>;
   /** Adds the webhook outbox metrics to `/metrics`. */
   outbox?: Outbox;
+  /**
+   * Stops and restarts sessions owned here for `POST /sessions/:id/stop` and `/restart`, so the engine stops
+   * before the session is released and a restart keeps it here. Without it a stop releases through the fleet's
+   * `stopSession` hook, and a restart releases and places the session again.
+   */
+  supervisor?: Pick<Supervisor, 'stopSession' | 'restartSession'>;
+}
+
+/** Largest JSON body of `POST /sessions/:id/place`: labels plus 4096 bytes of metadata, with room to spare. */
+const PLACE_BODY_LIMIT = '32kb';
+
+/** The `{ labels?, metadata? }` body of `POST /sessions/:id/place`; anything else is a ConfigError (400). */
+function placeBody(body: unknown): Omit<PlaceOptions, 'exclude'> {
+  if (body === undefined || body === null || (typeof body === 'object' && Object.keys(body).length === 0)) return {};
+  if (typeof body !== 'object' || Array.isArray(body)) {
+    throw new ConfigError('body', `Expected the body to be a JSON object { labels?, metadata? }, got ${describe(body)}`);
+  }
+  const extra = Object.keys(body).filter((k) => k !== 'labels' && k !== 'metadata');
+  if (extra.length > 0) throw new ConfigError('body', `Expected only \`labels\` and \`metadata\` in the body, got ${describe(extra)}`);
+  const { labels, metadata } = body as Omit<PlaceOptions, 'exclude'>;
+  return { ...(labels === undefined ? {} : { labels }), ...(metadata === undefined ? {} : { metadata }) };
 }
 
 function badId(res: Response, id: unknown): boolean {
@@ -39,8 +63,11 @@ function badId(res: Response, id: unknown): boolean {
 
 /**
  * The instance's operational routes: `GET /livez`, `GET /readyz` (503 while starting, fenced, draining or
- * closed), `GET /metrics`, `GET /sessions`, `GET /sessions/:id`, `GET /sessions/:id/qr`, `POST /drain`. Every
- * route but the probes (and `/metrics` when `publicMetrics`) answers 401 unless `auth` lets the caller in.
+ * closed), `GET /metrics`, `GET /sessions`, `GET /sessions/:id` (owner, status, desired state, reason,
+ * metadata), `GET /sessions/:id/qr`, `POST /sessions/:id/place` (`{ labels?, metadata? }`),
+ * `POST /sessions/:id/stop`, `POST /sessions/:id/restart`, `POST /drain`. Every route but the probes (and
+ * `/metrics` when `publicMetrics`) answers 401 unless `auth` lets the caller in. Any instance places, and stops or
+ * restarts a session nobody live owns; one owned by another live instance is answered 421 with its owner.
  * Failures answer JSON: 503 with `Retry-After` when Redis is unreachable, 500 without internals otherwise.
  * @throws ConfigError when `auth` is missing or a token is shorter than 32 characters
  * @example
@@ -117,6 +144,65 @@ export function createFleetRouter(fleet: Fleet, options: FleetRouterOptions): Ro
     }),
   );
 
+  /** OwnedElsewhere: 421 with the owner (go there); OwnerExpiring: 503 until its adoption delay has passed. */
+  const answerRouting = (res: Response, sessionId: string, err: unknown): void => {
+    if (err instanceof OwnedElsewhereError) {
+      res.status(421).json({ error: 'WAFLEET_MISDIRECTED', sessionId, owner: err.owner, ownerUrl: err.ownerUrl, epoch: err.epoch });
+    } else if (err instanceof OwnerExpiringError) {
+      res
+        .status(503)
+        .set('retry-after', String(Math.max(1, Math.ceil(err.retryAfterMs / 1000))))
+        .json({ error: err.code, message: err.message, owner: err.owner, retryAfterMs: err.retryAfterMs });
+    } else throw err;
+  };
+
+  const sessionAction = (fn: (sessionId: string, req: Request, res: Response) => Promise<void>) =>
+    handle(async (req, res) => {
+      const sessionId = req.params.id as string;
+      if (badId(res, sessionId)) return;
+      try {
+        await fn(sessionId, req, res);
+      } catch (err) {
+        answerRouting(res, sessionId, err);
+      }
+    });
+
+  router.post(
+    '/sessions/:id/place',
+    requireAuth,
+    json({ limit: PLACE_BODY_LIMIT }),
+    sessionAction(async (sessionId, req, res) => {
+      const placed = await fleet.place(sessionId, placeBody(req.body));
+      res.status(placed.outcome === 'pending' ? 202 : 200).json(placed);
+    }),
+  );
+
+  router.post(
+    '/sessions/:id/stop',
+    requireAuth,
+    sessionAction(async (sessionId, _req, res) => {
+      // Owned here: the engine stops before the release (the supervisor, else the fleet's stopSession hook).
+      if (fleet.owns(sessionId) && options.supervisor) await options.supervisor.stopSession(sessionId);
+      else await fleet.stop(sessionId);
+      res.json({ sessionId, desired: 'stopped', reason: 'stopped by request' });
+    }),
+  );
+
+  router.post(
+    '/sessions/:id/restart',
+    requireAuth,
+    sessionAction(async (sessionId, _req, res) => {
+      if (fleet.owns(sessionId) && options.supervisor) {
+        await options.supervisor.restartSession(sessionId);
+        const me = fleet.options;
+        res.json({ sessionId, outcome: 'restarted', owner: me.instanceId, ownerUrl: me.url, epoch: fleet.epochOf(sessionId) ?? '' });
+        return;
+      }
+      const placed = await fleet.restart(sessionId);
+      res.status(placed.outcome === 'pending' ? 202 : 200).json(placed);
+    }),
+  );
+
   router.post(
     '/drain',
     requireAuth,
@@ -128,6 +214,14 @@ export function createFleetRouter(fleet: Fleet, options: FleetRouterOptions): Ro
   );
 
   // Whatever a route lets escape (or express itself raises) is answered as JSON, not the host's HTML page.
-  router.use((err: unknown, _req: Request, res: Response, _next: NextFunction) => answerError(res, err, log));
+  router.use((err: unknown, _req: Request, res: Response, _next: NextFunction) => {
+    // The JSON body parser's own refusals (malformed JSON, too large) are the caller's mistake, not a 500.
+    const status = (err as { status?: unknown; type?: unknown } | null)?.status;
+    if ((status === 400 || status === 413) && typeof (err as { type?: unknown }).type === 'string') {
+      res.status(status).json({ error: 'WAFLEET_CONFIG', message: status === 413 ? 'Body too large' : 'Body is not valid JSON' });
+      return;
+    }
+    answerError(res, err, log);
+  });
   return router;
 }

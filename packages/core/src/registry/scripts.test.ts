@@ -124,7 +124,7 @@ describe('Lua scripts: every reply code', () => {
   });
 
   it('release: OK stop, OK handoff, PENDING handoff, NOT_OWNER, NOT_FOUND, FENCED', async () => {
-    await register('a', 'ia', 3);
+    await register('a', 'ia', 4);
     await register('b', 'ib', 1);
     for (const s of ['s1', 's2', 's3']) await claim('a', 'ia', s);
     expect(await release('a', 'ia', 's1', 'stop', 'stopped by request')).toEqual([OK, '', expect.any(String), '']);
@@ -132,6 +132,12 @@ describe('Lua scripts: every reply code', () => {
     expect(await release('a', 'ia', 's2', 'handoff')).toEqual([OK, 'b', expect.any(String), 'http://b']);
     expect(await release('a', 'ia', 's3', 'handoff')).toEqual([PENDING, 1000]);
     expect(await release('a', 'ia', 's2', 'stop')).toEqual([NOT_OWNER, 'b', expect.any(String)]);
+    // A handoff does not start elsewhere what waits for a human.
+    await claim('a', 'ia', 's4');
+    await setStatus('a', 'ia', 's4', 'FAILED', 'stopped', 'restarts exhausted: crash');
+    expect(await release('a', 'ia', 's4', 'handoff')).toEqual([OK, '', expect.any(String), '']);
+    expect(await record('s4')).toMatchObject({ owner: '', status: 'FAILED', desired: 'stopped', reason: 'restarts exhausted: crash' });
+    expect(await client.zscore(k.pending, 's4')).toBeNull();
     expect(await release('a', 'ia', 'nope', 'stop')).toEqual([NOT_FOUND]);
     expect(await release('a', 'bad', 's2', 'stop')).toEqual([FENCED, 'replaced']);
   });
@@ -235,6 +241,9 @@ describe('Lua scripts: every reply code', () => {
     const placed = await record('s1');
     expect(placed).toMatchObject({ owner: 'a', desired: 'running', status: 'STARTING', metadata: meta });
     expect(placed).not.toHaveProperty('reason');
+    // The owner's claim of a session it holds replaces the metadata it gives.
+    expect(await claim('a', 'ia', 's1', '0', '{"v":2}')).toEqual([OK, expect.any(String), 'held', 'a']);
+    expect(await record('s1')).toMatchObject({ metadata: '{"v":2}' });
     expect(await place('s2', '', '', '{"a":1}')).toEqual([OK, 'a', expect.any(String), 'http://a', 'new']);
     expect(await record('s2')).toMatchObject({ metadata: '{"a":1}' });
   });

@@ -451,8 +451,10 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     this.#clearTimers(run);
     run.queued = false;
     const hadEngine = run.engine !== undefined;
+    // A session that gave up has nothing running: it stays FAILED, so its record keeps saying so (e.g. on handoff).
+    const gaveUp = !hadEngine && run.status === 'FAILED' && run.desired === 'stopped';
     await this.#stopEngine(run);
-    if (hadEngine || run.status !== 'STOPPED') this.#transition(run, 'STOPPED', reason);
+    if (hadEngine || (run.status !== 'STOPPED' && !gaveUp)) this.#transition(run, 'STOPPED', reason);
     this.#settle(run);
   }
 
