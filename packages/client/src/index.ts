@@ -6,6 +6,7 @@ export {
   type FleetClientEvents,
   type FleetClientStats,
   type OwnerInfo,
+  type OwnerRoute,
   type OwnerChange,
 } from './fleet-client.js';
 export { verifyWebhook, WebhookVerificationError, compareEventOrder, type WebhookEnvelope } from './verify-webhook.js';
