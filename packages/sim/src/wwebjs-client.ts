@@ -48,7 +48,8 @@ export class LocalAuth {
   readonly dataPath: string;
 
   constructor({ clientId, dataPath }: { clientId?: string; dataPath?: string } = {}) {
-    if (clientId && !ID.test(clientId)) throw new Error('Invalid clientId. Only alphanumeric characters, underscores and hyphens are allowed.');
+    if (clientId && !ID.test(clientId))
+      throw new Error('Invalid clientId. Only alphanumeric characters, underscores and hyphens are allowed.');
     this.clientId = clientId;
     this.dataPath = path.resolve(dataPath ?? './.wwebjs_auth/');
   }
