@@ -19,7 +19,8 @@ export function validateBaseUrl(option: string, value: unknown): string {
   }
   // Never quote the URL here: it holds the credentials.
   if (url.username || url.password) throw new ConfigError(option, `Expected \`${option}\` to carry no user name or password`);
-  if (url.search || url.hash) throw new ConfigError(option, `Expected \`${option}\` to have no query or fragment, got ${describe(value)}`);
+  // Not quoted either: a query often carries a token.
+  if (url.search || url.hash) throw new ConfigError(option, `Expected \`${option}\` to have no query or fragment`);
   return url.toString().replace(/\/+$/, '');
 }
 

@@ -144,7 +144,9 @@ function resolveEndpoint(url: unknown): URL {
     // reported below
   }
   if (!endpoint || (endpoint.protocol !== 'http:' && endpoint.protocol !== 'https:')) {
-    throw new ConfigError('endpoint.url', `Expected \`endpoint.url\` to be an absolute http(s) URL, got ${describe(url)}`);
+    // Only the scheme is shown: the rest may carry a token.
+    const got = endpoint ? describe(endpoint.protocol) : typeof url === 'string' ? 'a string that is not a URL' : describe(url);
+    throw new ConfigError('endpoint.url', `Expected \`endpoint.url\` to be an absolute http(s) URL, got ${got}`);
   }
   // fetch() refuses URLs with credentials: every delivery would fail. Not quoted, since it holds a password.
   if (endpoint.username !== '' || endpoint.password !== '') {
