@@ -101,6 +101,11 @@ describe('examples/legacy-service adopted (G4, G6: the backend keeps its webhook
       body: JSON.stringify({ to: '5511888880000', message: 'hello' }),
     });
     expect(send.status).toBe(201);
+    // The user disconnects: the session stops for good (nobody adopts it), and the status route says so.
+    expect((await api(adopter.url, '/api/sessions/5511999990000', { method: 'DELETE' })).status).toBe(204);
+    const admin = { authorization: `Bearer ${ADMIN_TOKEN}` };
+    const record = (await (await fetch(`${adopter.url}/sessions/5511999990000`, { headers: admin })).json()) as Record<string, unknown>;
+    expect(record).toMatchObject({ owner: '', desired: 'stopped' });
     console.log(`[legacy-service] failover: backend saw session_ready from ${last.instance_url} ${failoverMs} ms after kill -9`);
     for (const { child } of instances.values()) await child.kill('SIGTERM').catch(() => undefined);
     await backend.kill('SIGTERM');

@@ -68,8 +68,9 @@ app.post('/api/sessions/:sessionId/messages', fleetGuard(fleet), async (req, res
   const message = await session.client.sendMessage(`${req.body.to}@c.us`, req.body.message);
   res.status(201).json({ message_id: message.id._serialized });
 });
-app.delete('/api/sessions/:sessionId', fleetGuard(fleet), async (req, res) => {
-  await supervisor.stopSession(req.params.sessionId);
+// A disconnect also cancels a session that waits for placement: nobody owns it, so any instance may stop it.
+app.delete('/api/sessions/:sessionId', fleetGuard(fleet, { unowned: 'pass' }), async (req, res) => {
+  await fleet.stop(req.params.sessionId);
   res.status(204).end();
 });
 
