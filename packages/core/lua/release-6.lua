@@ -33,16 +33,11 @@ local now = now_ms()
 local _, rec, refused = my_session(KEYS[1], KEYS[2], KEYS[4], id, inc, sid, now)
 if refused then return refused end
 
-unassign(keys_, sid, rec, now)
 if ARGV[4] == 'stop' then
-  rec.desired = 'stopped'
-  rec.status = 'STOPPED'
-  rec.reason = ARGV[7]
-  set_json(KEYS[4], sid, rec)
-  redis.call('ZREM', KEYS[5], sid)
-  publish(ARGV[5], sid, rec, '')
+  stop_record(keys_, sid, rec, ARGV[7], now, ARGV[5])
   return { OK, '', rec.epoch, '' }
 end
+unassign(keys_, sid, rec, now)
 
 -- A session that waits for a human (desired stopped: gave up, logged out) is not started elsewhere by a handoff:
 -- it leaves this instance ownerless, with its status and reason.

@@ -33,11 +33,5 @@ if state == 'live' then
 end
 if state == 'expiring' then return { OWNER_EXPIRING, retry_at - now, rec.owner } end
 
-unassign(keys_, sid, rec, now)
-rec.desired = 'stopped'
-rec.status = 'STOPPED'
-rec.reason = ARGV[3]
-set_json(KEYS[4], sid, rec)
-redis.call('ZREM', KEYS[5], sid)
-publish(ARGV[4], sid, rec, '')
+stop_record(keys_, sid, rec, ARGV[3], now, ARGV[4])
 return { OK, rec.epoch }

@@ -165,6 +165,17 @@ local function unassign(keys_, sid, rec, now)
   rec.updatedAt = now
 end
 
+-- Stops a session for good (a stop request, a release): no owner, desired stopped with `reason`, not queued, announced.
+local function stop_record(keys_, sid, rec, reason, now, channel)
+  unassign(keys_, sid, rec, now)
+  rec.desired = 'stopped'
+  rec.status = 'STOPPED'
+  rec.reason = reason
+  set_json(keys_.sessions, sid, rec)
+  redis.call('ZREM', keys_.pending, sid)
+  publish(channel, sid, rec, '')
+end
+
 -- Takes a session away from a departed owner: queued for placement when adoptable, then announced.
 local function orphan(keys_, sid, rec, owner_info, now, channel)
   local queue = adoptable(rec, owner_info)
