@@ -4,7 +4,7 @@ import type { Server } from 'node:http';
 import { parseArgs } from 'node:util';
 import { createFleetClient } from '@wafleet/client';
 import { createFleet, createOutbox, createSupervisor, startDeadmanSwitch, type DeadmanSwitch, type Outbox } from '@wafleet/core';
-import { createFleetRouter, requireAuth } from '@wafleet/core/express';
+import { createFleetRouter, fleetGuard, idempotency, requireAuth } from '@wafleet/core/express';
 import express from 'express';
 import { createSimEngine, type SimFault } from './sim-engine.js';
 
@@ -14,7 +14,7 @@ const USAGE = `Usage:
       [--adoption-delay-ms n] [--sweep-ms n] [--browser-processes] [--no-deadman] [--auth-delay-ms n] [--ready-delay-ms n]
       [--start-concurrency n] [--stagger-ms n] [--outbox <file> --webhook-url <url> --webhook-secret <whsec_...>]
       [--start-timeout-ms n] [--restart-base-ms n] [--restart-max-ms n] [--restart-max-attempts n]
-      [--qr <regex>] [--hold-starting <regex>] [--fail-start <regex>] [--bad-config <regex>]
+      [--qr <regex>] [--hold-starting <regex>] [--fail-start <regex>] [--bad-config <regex>] [--sends <file>]
     Runs core + supervisor + the HTTP routes with simulated sessions until SIGTERM, then drains and exits 0.
     Every route but /livez and /readyz wants \`Authorization: Bearer <token>\`: the token in WAFLEET_ADMIN_TOKEN
     (at least 32 characters), or else a random one, printed once in the "ready" line as "adminToken".
@@ -24,6 +24,9 @@ const USAGE = `Usage:
     Extra routes: GET /sim/sessions (the supervisor's view plus the metadata each engine was created with),
     POST /sim/sessions/:id/fault {"fault": "crash"|"zombie"|"logout"|"conflict"|"slow-start"},
     POST /sim/sessions/:id/scan.
+    Send routes for backend clients (admin token, fleetGuard; the POST also honours Idempotency-Key):
+    GET /sessions/:sessionId/ping, POST /sessions/:sessionId/messages (503 with Retry-After until the session is
+    WORKING; each execution appends {"t", "instance", "session", "key"} to the --sends file).
   wafleet-sim sessions --redis <url> --namespace <ns> --count <n> [--prefix <p>]
     Declares n desired sessions (<prefix>-0000 ...) and places them; prints one JSON summary line.`;
 
@@ -95,6 +98,7 @@ export async function runInstance(argv: string[]): Promise<void> {
       'hold-starting': { type: 'string' },
       'fail-start': { type: 'string' },
       'bad-config': { type: 'string' },
+      sends: { type: 'string' },
     },
   });
   const id = need(values, 'id');
@@ -185,6 +189,23 @@ export async function runInstance(argv: string[]): Promise<void> {
   app.post('/sim/sessions/:id/fault', admin, express.json(), (req, res) => {
     const applied = sim.fault(req.params.id as string, req.body?.fault as SimFault);
     res.status(applied ? 202 : 404).json({ applied });
+  });
+  const guard = fleetGuard(fleet);
+  app.get('/sessions/:sessionId/ping', admin, guard, (_req, res) => {
+    res.json({ instance: id });
+  });
+  const sendsFile = values.sends;
+  app.post('/sessions/:sessionId/messages', admin, express.json(), guard, idempotency(fleet), (req, res) => {
+    const sessionId = req.params.sessionId as string;
+    // A WhatsApp client cannot send before it is ready; a backend waits and retries.
+    if (supervisor.session(sessionId)?.status !== 'WORKING') {
+      res.status(503).set('Retry-After', '1').json({ error: 'SESSION_NOT_READY' });
+      return;
+    }
+    const key = req.get('idempotency-key') ?? '';
+    // appendFileSync: the execution is on disk before the response, and survives kill -9 after it.
+    if (sendsFile) appendFileSync(sendsFile, `${JSON.stringify({ t: Date.now(), instance: id, session: sessionId, key })}\n`);
+    res.status(201).json({ sent: true, instance: id, key });
   });
 
   await fleet.start();
