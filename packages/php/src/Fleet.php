@@ -277,18 +277,23 @@ final class Fleet
         $path = "/sessions/$sessionId/$action";
         $request = [
             'headers' => ['Authorization' => "Bearer $token", 'Accept' => 'application/json'],
-            'timeout' => $this->options->requestTimeoutMs / 1000,
+            // place waits out a registry quarantine on the instance (a new or restored Redis): more than one request.
+            'timeout' => ($this->options->requestTimeoutMs + $this->options->failoverTimeoutMs) / 1000,
         ];
         if ($body !== null) {
             $request['json'] = $body;
         }
         $deadline = $this->deadline();
         $targets = $this->servingUrls();
+        $failed = null;
         while (true) {
-            $url = array_shift($targets) ?? throw new FailoverTimeoutException($sessionId, $this->options->failoverTimeoutMs);
+            $url = array_shift($targets) ?? throw ($failed === null
+                ? new ConnectionException('No live instance serves the admin routes (is the fleet running in this namespace?)')
+                : new ConnectionException("No live instance answered $action: {$failed->getMessage()}", $failed));
             try {
                 $response = HttpPool::for($url, $this->options->connectTimeoutMs)->request('POST', OwnerUrl::under($url, $path), $request);
-            } catch (TransferException) {
+            } catch (TransferException $e) {
+                $failed = $e;
                 continue; // another live instance serves the same route
             }
             $status = $response->getStatusCode();

@@ -55,6 +55,14 @@ final class SimFleet
         Processes::kill($this->instances[$id]['pid']);
     }
 
+    /** Kills every instance, so the next test does not share the 2 cores with idle fleets. */
+    public function killAll(): void
+    {
+        foreach (array_keys($this->instances) as $id) {
+            $this->kill($id);
+        }
+    }
+
     /** The instance's own view of a session (`GET /sessions/:id`), through its admin route. @return array<string, mixed> */
     public function sessionRecord(string $id, string $sessionId): array
     {
