@@ -60,7 +60,18 @@ export interface InstanceConfig {
   mode?: 'managed' | 'observe';
   /** Public URL (defaults to a placeholder; set it to the HTTP address when `http` is given). */
   url?: string;
-  http?: { port: number; sends: string; abandonedPolicy?: 'retry' | 'conflict' };
+  /** How long after its assignment a session turns from STARTING to WORKING (the engine launch). @default 0 */
+  launchMs?: number;
+  http?: {
+    port: number;
+    sends: string;
+    abandonedPolicy?: 'retry' | 'conflict';
+    /** The guard forwards misdirected requests to the owner (`misdirected: 'forward'`). */
+    forward?: boolean;
+    forwardWaitMs?: number;
+    /** The guard answers 503 for an owned session that is not WORKING (`notWorking: 'retry-after'`). */
+    notWorking?: boolean;
+  };
 }
 
 /** A spawned instance process with typed helpers around its stdin/stdout protocol. */

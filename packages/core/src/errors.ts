@@ -29,7 +29,10 @@ export type WafleetErrorCode =
   | 'WAFLEET_WEBHOOK_INVALID'
   | 'WAFLEET_OUTBOX_STORE'
   | 'WAFLEET_EVENT_INVALID'
-  | 'WAFLEET_EVENT_TOO_LARGE';
+  | 'WAFLEET_EVENT_TOO_LARGE'
+  | 'WAFLEET_SESSION_STARTING'
+  | 'WAFLEET_NO_OWNER'
+  | 'WAFLEET_FORWARD_FAILED';
 
 /** Base class of every error wafleet throws: a stable `code` and, where there is one, a `cause`. */
 export class WafleetError extends Error {

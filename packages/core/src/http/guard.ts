@@ -5,7 +5,8 @@ import { describe } from '../describe.js';
 import { ConfigError } from '../errors.js';
 import { validateSessionId } from '../ids.js';
 import { answerError } from './answer-error.js';
-import { EPOCH_HEADER, SERVED_EPOCH_HEADER } from './headers.js';
+import { forwardBody, forwardOnce, OwnerPoll, replayable, retrySafe } from './forward.js';
+import { EPOCH_HEADER, FORWARDED_HEADER, SERVED_EPOCH_HEADER } from './headers.js';
 import { sessionIdFromParams, type SessionIdOf } from './session-id.js';
 
 /** Options of {@link fleetGuard}. */
@@ -16,9 +17,76 @@ export interface FleetGuardOptions {
    * What to do with a request for a session no live instance owns (unknown, stopped, waiting for placement, or
    * whose owner died): `'misdirect'` answers 421 with `owner: ""`; `'pass'` hands it to your route, e.g. a
    * "disconnect" route that calls `fleet.stop(id)` to cancel a pending placement. A session with a live owner
-   * elsewhere is always answered 421. @default 'misdirect'
+   * elsewhere is always answered 421 (or forwarded). @default 'misdirect'
    */
   unowned?: 'misdirect' | 'pass';
+  /**
+   * What a non-owner does with a request for a session that should run elsewhere: `'answer'` answers 421 with the
+   * owner; `'forward'` sends it to the live owner (one hop, streamed both ways) and returns the owner's answer, so
+   * a caller that only knows a load balancer's URL needs no library. While the session fails over, the request
+   * waits up to `forwardWaitMs` for a live owner. Put this guard before any body parser. @default 'answer'
+   * @example
+   * app.post('/sessions/:sessionId/messages', requireApiKey, fleetGuard(fleet, { misdirected: 'forward' }), express.json(), send);
+   */
+  misdirected?: 'answer' | 'forward';
+  /**
+   * With `misdirected: 'forward'`: how long a request waits for a live owner before 503 `WAFLEET_NO_OWNER` with
+   * `Retry-After`. @default the fleet's leaseTtlMs + adoptionDelayMs + 2 × sweepIntervalMs + 1000 (10 s with default
+   * timing)
+   */
+  forwardWaitMs?: number;
+  /** With `misdirected: 'forward'`: time to the owner's response headers. @default 30000 */
+  forwardTimeoutMs?: number;
+  /**
+   * What to do with a request for a session this instance owns whose `status` is not `WORKING` (a launch in
+   * progress after an adoption, a restart, a QR code to scan): `'pass'` hands it to your route; `'retry-after'`
+   * answers 503 `{ error: 'WAFLEET_SESSION_STARTING', status }` with `Retry-After`, which `@wafleet/client`
+   * waits out. Use it on routes that need a running session (send), not on the QR route. @default 'pass'
+   */
+  notWorking?: 'pass' | 'retry-after';
+  /**
+   * The status of a session owned here, read from memory on every request (no Redis call). Required by
+   * `notWorking: 'retry-after'`.
+   * @example
+   * fleetGuard(fleet, { notWorking: 'retry-after', status: (id) => supervisor.session(id)?.status })
+   */
+  status?: (sessionId: string) => string | undefined;
+}
+
+const DEFAULT_FORWARD_TIMEOUT_MS = 30_000;
+
+function oneOf<T extends string>(option: string, value: unknown, allowed: readonly T[]): T {
+  if (!allowed.includes(value as T)) {
+    throw new ConfigError(option, `Expected \`${option}\` to be ${allowed.map((a) => `'${a}'`).join(' or ')}, got ${describe(value)}`);
+  }
+  return value as T;
+}
+
+function positiveInt(option: string, value: unknown): number {
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < 1) {
+    throw new ConfigError(option, `Expected \`${option}\` to be a positive integer, got ${describe(value)}`);
+  }
+  return value;
+}
+
+function resolveGuardOptions(fleet: Fleet, options: FleetGuardOptions) {
+  const { leaseTtlMs, adoptionDelayMs, sweepIntervalMs } = fleet.options;
+  const notWorking = oneOf('notWorking', options.notWorking ?? 'pass', ['pass', 'retry-after'] as const);
+  if (options.status !== undefined && typeof options.status !== 'function') {
+    throw new ConfigError('status', `Expected \`status\` to be a function (sessionId) => status, got ${describe(options.status)}`);
+  }
+  if (notWorking === 'retry-after' && !options.status) {
+    throw new ConfigError('status', "`notWorking: 'retry-after'` needs `status`, e.g. (id) => supervisor.session(id)?.status");
+  }
+  return {
+    idOf: options.sessionId ?? sessionIdFromParams,
+    unowned: oneOf('unowned', options.unowned ?? 'misdirect', ['misdirect', 'pass'] as const),
+    misdirected: oneOf('misdirected', options.misdirected ?? 'answer', ['answer', 'forward'] as const),
+    forwardWaitMs: positiveInt('forwardWaitMs', options.forwardWaitMs ?? leaseTtlMs + adoptionDelayMs + 2 * sweepIntervalMs + 1000),
+    forwardTimeoutMs: positiveInt('forwardTimeoutMs', options.forwardTimeoutMs ?? DEFAULT_FORWARD_TIMEOUT_MS),
+    notWorking,
+    status: options.status,
+  };
 }
 
 /** Answers 421 Misdirected Request with the session's current live owner ('' when none) and epoch. */
@@ -33,55 +101,130 @@ export async function misdirected(fleet: Fleet, sessionId: string, res: Response
   });
 }
 
+const polls = new WeakMap<Fleet, OwnerPoll>();
+
 /**
  * Lets a request through only when this instance owns its session under a provable lease. Otherwise answers
  * 421 Misdirected Request with the current owner and epoch (so a caller never acts on a stale owner), or 409 when
- * the caller's `x-wafleet-epoch` is older than the epoch this instance holds. Put your own authentication first:
- * the guard tells who owns a session to whoever asks.
+ * the caller's `x-wafleet-epoch` is older than the epoch this instance holds. With `misdirected: 'forward'` it
+ * sends the request to the owner instead of answering 421. Put your own authentication first: the guard tells who
+ * owns a session to whoever asks.
+ * @throws ConfigError for an option of the wrong type or value
  * @example
  * app.post('/sessions/:sessionId/messages', requireApiKey, fleetGuard(fleet), sendMessage);
  */
 export function fleetGuard(fleet: Fleet, options: FleetGuardOptions = {}): RequestHandler {
-  const idOf = options.sessionId ?? sessionIdFromParams;
-  const unowned = options.unowned ?? 'misdirect';
-  if (unowned !== 'misdirect' && unowned !== 'pass') {
-    throw new ConfigError('unowned', `Expected \`unowned\` to be 'misdirect' or 'pass', got ${describe(unowned)}`);
-  }
+  const o = resolveGuardOptions(fleet, options);
+  const log = fleet.options.logger;
+  let poll = polls.get(fleet);
+  if (!poll) polls.set(fleet, (poll = new OwnerPoll(fleet)));
+  const ownerPoll = poll;
+
+  /** Serves (or refuses) a request for a session owned here; false when this instance does not own it. */
+  const serveHere = (sessionId: string, req: Request, res: Response, next: NextFunction): boolean => {
+    const epoch = fleet.epochOf(sessionId);
+    if (epoch === undefined) return false;
+    const expected = req.get(EPOCH_HEADER);
+    const order = expected && /^\d{1,40}$/.test(expected) ? compareEpochs(expected, epoch) : 0;
+    if (order < 0) {
+      res
+        .status(409)
+        .json({ error: 'WAFLEET_STALE_EPOCH', sessionId, owner: fleet.options.instanceId, ownerUrl: fleet.options.url, epoch });
+      return true;
+    }
+    // A caller that saw a newer epoch knows an owner change this instance has not heard of yet: not ours.
+    if (order > 0) return false;
+    if (o.notWorking === 'retry-after') {
+      const status = o.status!(sessionId);
+      if (status !== 'WORKING') {
+        res
+          .status(503)
+          .set('retry-after', '1')
+          .json({
+            error: 'WAFLEET_SESSION_STARTING',
+            message: 'The session is owned here but not running yet; retry shortly',
+            sessionId,
+            status: status ?? 'STARTING',
+            owner: fleet.options.instanceId,
+            epoch,
+          });
+        return true;
+      }
+    }
+    res.set(SERVED_EPOCH_HEADER, epoch);
+    next();
+    return true;
+  };
+
+  /** Forwards to the live owner, waiting through a failover; sends again only what cannot run twice by it. */
+  const forward = async (sessionId: string, req: Request, res: Response, next: NextFunction, first: SessionOwner | null) => {
+    const body = forwardBody(req);
+    if (!body) {
+      log.error('cannot forward a request whose body a parser consumed; put fleetGuard before the body parser', { sessionId });
+      res.status(500).json({ error: 'WAFLEET_CONFIG', message: "fleetGuard with misdirected: 'forward' must come before the body parser" });
+      return;
+    }
+    const me = fleet.options.instanceId;
+    const deadline = performance.now() + o.forwardWaitMs;
+    let owner = first;
+    let failed: SessionOwner | undefined;
+    for (;;) {
+      if (serveHere(sessionId, req, res, next)) return;
+      // Nothing to wait for: the session is unknown or should not run.
+      if (!owner || owner.desired !== 'running') return misdirected(fleet, sessionId, res, owner);
+      const moved = !failed || owner.owner !== failed.owner || owner.epoch !== failed.epoch;
+      const launching = o.notWorking === 'retry-after' && owner.status === 'STARTING' && performance.now() < deadline;
+      if (owner.live && owner.ownerUrl && owner.owner !== me && moved && !launching) {
+        const { outcome } = await forwardOnce(req, res, owner, body, { via: me, headersTimeoutMs: o.forwardTimeoutMs });
+        if (outcome === 'answered') return;
+        // not-sent and misdirected: nothing ran on the owner; failed: it may have, so only what may run twice.
+        const again = replayable(body) && (outcome !== 'failed' || retrySafe(req));
+        if (!again) return forwardFailed(res, sessionId, outcome === 'misdirected' || retrySafe(req));
+        log.debug('forward to the owner failed; waiting for its successor', { sessionId, owner: owner.owner, outcome });
+        failed = owner;
+      }
+      if (performance.now() >= deadline) {
+        res
+          .status(503)
+          .set('retry-after', '1')
+          .json({ error: 'WAFLEET_NO_OWNER', message: `No reachable live owner for the session within ${o.forwardWaitMs} ms`, sessionId });
+        return;
+      }
+      owner = await ownerPoll.next(sessionId);
+    }
+  };
+
   return async (req: Request, res: Response, next: NextFunction) => {
-    const sessionId = idOf(req);
+    const sessionId = o.idOf(req);
     try {
       validateSessionId(sessionId);
     } catch (err) {
       res.status(400).json({ error: (err as { code: string }).code, message: (err as Error).message });
       return;
     }
-    const epoch = fleet.epochOf(sessionId!);
-    const expected = req.get(EPOCH_HEADER);
-    if (epoch !== undefined) {
-      const order = expected && /^\d{1,40}$/.test(expected) ? compareEpochs(expected, epoch) : 0;
-      if (order < 0) {
-        res
-          .status(409)
-          .json({ error: 'WAFLEET_STALE_EPOCH', sessionId, owner: fleet.options.instanceId, ownerUrl: fleet.options.url, epoch });
-        return;
-      }
-      // A caller that saw a newer epoch knows an owner change this instance has not heard of yet: not ours.
-      if (order === 0) {
-        res.set(SERVED_EPOCH_HEADER, epoch);
-        next();
-        return;
-      }
-    }
     try {
+      if (serveHere(sessionId!, req, res, next)) return;
       const owner = await fleet.owner(sessionId!);
       // Nobody live runs it (and this instance does not hold it under a provable lease): the host's route decides.
-      if (unowned === 'pass' && epoch === undefined && !owner?.live) {
+      if (o.unowned === 'pass' && fleet.epochOf(sessionId!) === undefined && !owner?.live) {
         next();
         return;
       }
-      await misdirected(fleet, sessionId!, res, owner);
+      // A request another instance forwarded goes no further: one hop, never a loop.
+      if (o.misdirected === 'forward' && req.get(FORWARDED_HEADER) === undefined) await forward(sessionId!, req, res, next, owner);
+      else await misdirected(fleet, sessionId!, res, owner);
     } catch (err) {
-      answerError(res, err, fleet.options.logger);
+      answerError(res, err, log);
     }
   };
+}
+
+/** 503 with Retry-After when a repeat is safe (nothing ran, or the request may run twice), else 502. */
+function forwardFailed(res: Response, sessionId: string, retryable: boolean): void {
+  if (retryable) res.set('retry-after', '1');
+  res.status(retryable ? 503 : 502).json({
+    error: 'WAFLEET_FORWARD_FAILED',
+    message: retryable ? 'The owner could not be reached; retry shortly' : 'The connection to the owner broke; the outcome is unknown',
+    sessionId,
+  });
 }

@@ -6,3 +6,7 @@ export const SERVED_EPOCH_HEADER = 'x-wafleet-served-epoch';
 export const IDEMPOTENCY_HEADER = 'idempotency-key';
 /** Set on a response replayed from an idempotency record instead of executed again. */
 export const REPLAYED_HEADER = 'idempotent-replayed';
+/** Marks a request a non-owner forwarded to the owner: an instance that does not own its session answers 421, never a second hop. */
+export const FORWARDED_HEADER = 'x-wafleet-forwarded';
+/** On a forwarded response: the instance that forwarded it. */
+export const FORWARDED_BY_HEADER = 'x-wafleet-forwarded-by';
