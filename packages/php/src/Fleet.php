@@ -110,7 +110,7 @@ final class Fleet
         // The entry that sent us here is stale (or its owner is unreachable): the next lookup reads the registry.
         $this->cache->forget($sessionId);
         if (!$retryable) {
-            return $response ?? throw new ConnectionException("Request to the session's owner failed and may not be retried without an Idempotency-Key: {$error?->getMessage()}", $error);
+            return $response ?? throw new ConnectionException('Request to the session\'s owner failed (' . self::cause($error) . ') and may not be retried without an Idempotency-Key', $error);
         }
         $this->stats['failovers']++;
         $deadline = $this->deadline();
@@ -122,7 +122,7 @@ final class Fleet
         [$response, $error] = $this->attempt($next, $method, $path, $request, min($this->options->requestTimeoutMs, $remaining));
         if ($error !== null) {
             $this->cache->forget($sessionId);
-            throw new ConnectionException("Retry at the new owner failed: {$error->getMessage()}", $error);
+            throw new ConnectionException('Retry at the new owner failed (' . self::cause($error) . ')', $error);
         }
         return $response;
     }
@@ -289,7 +289,7 @@ final class Fleet
         while (true) {
             $url = array_shift($targets) ?? throw ($failed === null
                 ? new ConnectionException('No live instance serves the admin routes (is the fleet running in this namespace?)')
-                : new ConnectionException("No live instance answered $action: {$failed->getMessage()}", $failed));
+                : new ConnectionException("No live instance answered $action (" . self::cause($failed) . ')', $failed));
             try {
                 $response = HttpPool::for($url, $this->options->connectTimeoutMs)->request('POST', OwnerUrl::under($url, $path), $request);
             } catch (TransferException $e) {
@@ -337,6 +337,13 @@ final class Fleet
         }
         $header = $response?->getHeaderLine('Retry-After') ?? '';
         return ctype_digit($header) ? (int) $header * 1000 : 1000;
+    }
+
+    /** The transport's own words (e.g. "Connection refused"), without the URL: its path holds the session id. */
+    private static function cause(?\Throwable $error): string
+    {
+        $context = $error instanceof \GuzzleHttp\Exception\RequestException || $error instanceof \GuzzleHttp\Exception\ConnectException ? $error->getHandlerContext() : [];
+        return is_string($context['error'] ?? null) && $context['error'] !== '' ? $context['error'] : 'no response';
     }
 
     private static function errorCode(ResponseInterface $response): ?string

@@ -173,12 +173,14 @@ final class FailoverTest extends TestCase
         $fleet->lookup('noretry-0');
         $sim->kill('wa-1');
 
-        $this->expectException(ConnectionException::class);
         try {
             $fleet->send('noretry-0', 'POST', '/sessions/noretry-0/messages', ['json' => ['text' => 'once at most']]);
-        } finally {
-            self::assertSame(0, $fleet->stats()['failovers']);
+            self::fail('sent');
+        } catch (ConnectionException $e) {
+            self::assertSame('WAFLEET_CONNECTION', $e->errorCode);
+            self::assertStringNotContainsString('noretry-0', $e->getMessage(), 'messages never quote a session id');
         }
+        self::assertSame(0, $fleet->stats()['failovers']);
     }
 
     public function testIdempotentTrueSendsAGeneratedIdempotencyKey(): void
