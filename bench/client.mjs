@@ -22,18 +22,17 @@
 //   MARIADB_HOST/PORT    MariaDB address                             (default 127.0.0.1:3306)
 //   BENCH_NO_WRITE=1     print only, do not touch BENCHMARKS.md
 
-import { spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
 import { performance } from 'node:perf_hooks';
-import { setTimeout as sleep } from 'node:timers/promises';
 
 import { createFleetClient } from '@wafleet/client';
 import { createFleet } from '@wafleet/core';
 import { fleetGuard } from '@wafleet/core/express';
 import express from 'express';
 import mysql from 'mysql2/promise';
+
+import { MARIADB, accountsTable, ensureMariadb } from './mariadb.mjs';
 import { Agent, Headers, fetch as undiciFetch, request as undiciRequest } from 'undici';
 
 import {
@@ -60,6 +59,8 @@ import {
   summarize,
 } from './lib.mjs';
 
+const log = benchLog('bench:client');
+
 const FLEETS = 3;
 const SESSIONS = 1_000;
 const LOOKUPS = positiveInt(process.env.BENCH_LOOKUPS, 20_000);
@@ -72,53 +73,6 @@ const REQUEST_BATCH = 100;
 const REQUEST_CONC_BATCH = 1_000;
 const CONCURRENCY = 32;
 const TABLE = 'wafleet_bench_accounts';
-const MARIADB = {
-  host: process.env.MARIADB_HOST || '127.0.0.1',
-  port: positiveInt(process.env.MARIADB_PORT, 3306),
-  user: 'root',
-  password: '',
-  database: 'test',
-};
-
-const log = benchLog('bench:client');
-
-// ---------------------------------------------------------------------------------------------------------
-// MariaDB
-// ---------------------------------------------------------------------------------------------------------
-
-async function canReachMariadb() {
-  try {
-    const conn = await mysql.createConnection({ ...MARIADB, connectTimeout: 2_000 });
-    const [rows] = await conn.query('SELECT VERSION() AS v');
-    await conn.end();
-    return String(rows[0].v);
-  } catch (err) {
-    log(`MariaDB at ${MARIADB.host}:${MARIADB.port} not reachable: ${err.code ?? err.message}`);
-    return undefined;
-  }
-}
-
-/** Returns the server version, starting the local mariadbd once if it does not answer; undefined if unreachable. */
-async function ensureMariadb() {
-  let version = await canReachMariadb();
-  if (version) return { version, note: '' };
-  if (!existsSync('/usr/sbin/mariadbd'))
-    return { version: undefined, note: 'MariaDB was not reachable and /usr/sbin/mariadbd does not exist' };
-  log('starting mariadbd with start-stop-daemon');
-  const r = spawnSync('start-stop-daemon', ['--start', '--oknodo', '--background', '--exec', '/usr/sbin/mariadbd'], { encoding: 'utf8' });
-  if (r.status !== 0) log(`start-stop-daemon exited ${r.status}: ${r.stderr || r.error?.message || ''}`);
-  const deadline = performance.now() + 30_000;
-  while (performance.now() < deadline) {
-    await sleep(1_000);
-    version = await canReachMariadb();
-    if (version) return { version, note: ' (started by this script with `start-stop-daemon`)' };
-  }
-  return {
-    version: undefined,
-    note: `MariaDB at ${MARIADB.host}:${MARIADB.port} could not be reached, even after trying to start /usr/sbin/mariadbd`,
-  };
-}
-
 // ---------------------------------------------------------------------------------------------------------
 // Measurement helpers
 // ---------------------------------------------------------------------------------------------------------
@@ -264,25 +218,7 @@ async function lookupBench(redisUrl, mariadb) {
   if (mariadb.version) {
     const pool = mysql.createPool({ ...MARIADB, connectionLimit: CONCURRENCY, waitForConnections: true });
     onCleanup('mariadb pool', () => pool.end());
-    await pool.query(`DROP TABLE IF EXISTS ${TABLE}`);
-    onCleanup(`drop table test.${TABLE}`, async () => {
-      const conn = await mysql.createConnection(MARIADB);
-      try {
-        await conn.query(`DROP TABLE IF EXISTS ${TABLE}`);
-        log(`dropped test.${TABLE}`);
-      } finally {
-        await conn.end();
-      }
-    });
-    await pool.query(
-      `CREATE TABLE ${TABLE} (session_id VARCHAR(128) NOT NULL PRIMARY KEY, assigned_instance_url VARCHAR(255) NOT NULL) ENGINE=InnoDB`,
-    );
-    await pool.query(`INSERT INTO ${TABLE} (session_id, assigned_instance_url) VALUES ?`, [ids.map((id) => [id, expected.get(id)])]);
-    const [[engine]] = await pool.query(
-      `SELECT ENGINE AS engine FROM information_schema.TABLES WHERE TABLE_SCHEMA = 'test' AND TABLE_NAME = ?`,
-      [TABLE],
-    );
-    results.mariadbEngine = engine?.engine ?? 'unknown';
+    results.mariadbEngine = await accountsTable(pool, TABLE, ids, (id) => expected.get(id), log);
     const sql = `SELECT assigned_instance_url FROM ${TABLE} WHERE session_id = ?`;
     methods.mariadb = async (i) => {
       const id = idAt(i);
