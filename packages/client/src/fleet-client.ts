@@ -1,8 +1,10 @@
 import { EventEmitter } from 'node:events';
 import { performance } from 'node:perf_hooks';
+import { setTimeout as sleep } from 'node:timers/promises';
 import {
   ConfigError,
   WafleetError,
+  compareEpochs,
   createLogger,
   describeValue,
   urlUnder,
@@ -25,7 +27,7 @@ import {
   type RegistryKeys,
 } from '@wafleet/core/registry';
 import type { InstanceInfo, PlaceResult, SessionOwner } from '@wafleet/core';
-import { Agent, Headers, fetch as undiciFetch, type RequestInit as UndiciRequestInit, type Response } from 'undici';
+import { Agent, Headers, Response, fetch as undiciFetch, type RequestInit as UndiciRequestInit } from 'undici';
 
 /** Options of {@link createFleetClient}. */
 export interface FleetClientOptions {
@@ -96,6 +98,13 @@ export interface FleetClientStats {
   /** Whole-cache flushes after the subscription reconnected. */
   flushes: number;
   failovers: number;
+  /**
+   * Attempts abandoned in flight because the registry said the session moved (another owner or a newer epoch),
+   * then sent to the new owner.
+   */
+  abandoned: number;
+  /** Waits after a 503 with Retry-After (a session starting on its owner) before a retry. */
+  retryAfterWaits: number;
   /** Sessions in the owner cache (at most `maxCacheEntries`). */
   cacheEntries: number;
   /** Sessions with a registry read in flight. */
@@ -145,6 +154,38 @@ const CONNECTION_ERRORS = new Set([
   'UND_ERR_CLOSED',
   'EHOSTUNREACH',
 ]);
+
+/** Largest error body read to decide on a 503 or 409 (a wafleet answer is far smaller). */
+const MAX_WAIT_BODY_BYTES = 65_536;
+
+/** An attempt that may be abandoned (and sent again) when the registry names another owner. */
+interface InFlightAttempt {
+  owner: OwnerRoute;
+  abandon(): void;
+}
+
+/** How one attempt ended. */
+interface Outcome {
+  response?: Response;
+  error?: unknown;
+  /** Aborted by the client because the session moved while it waited for response headers. */
+  abandoned?: boolean;
+}
+
+const isEpoch = (e: string) => /^\d{1,40}$/.test(e);
+
+/** Whether `change` names a different owner than `owner`, or a newer epoch. */
+function movedFrom(owner: OwnerRoute, change: OwnerRoute): boolean {
+  if (change.instanceId !== owner.instanceId) return true;
+  return isEpoch(change.epoch) && isEpoch(owner.epoch) && compareEpochs(change.epoch, owner.epoch) > 0;
+}
+
+/** Seconds of a delta-seconds `Retry-After` as ms (an HTTP date counts as 1 s). */
+function retryAfterMs(response: Response): number | undefined {
+  const value = response.headers.get('retry-after');
+  if (value === null) return undefined;
+  return /^\d{1,6}$/.test(value.trim()) ? Number(value.trim()) * 1000 : 1000;
+}
 
 function resolveOptions(options: FleetClientOptions): Resolved {
   if (typeof options !== 'object' || options === null) throw new ConfigError('options', 'Expected an options object');
@@ -212,7 +253,9 @@ export class FleetClient extends EventEmitter<FleetClientEvents> {
   #ready: Promise<void> | undefined;
   #closed = false;
   readonly #closeWaiters = new Set<() => void>();
-  readonly #stats = { lookups: 0, cacheHits: 0, registryReads: 0, pushes: 0, flushes: 0, failovers: 0 };
+  readonly #stats = { lookups: 0, cacheHits: 0, registryReads: 0, pushes: 0, flushes: 0, failovers: 0, abandoned: 0, retryAfterWaits: 0 };
+  /** Retryable attempts waiting for response headers, per session: abandoned when the session moves. */
+  readonly #inFlight = new Map<string, Set<InFlightAttempt>>();
 
   constructor(options: FleetClientOptions) {
     super();
@@ -332,14 +375,24 @@ export class FleetClient extends EventEmitter<FleetClientEvents> {
     if (live && change.url) this.#remember(m.s, change);
     else this.#cache.delete(m.s);
     this.emit('change', change);
+    if (live) this.#abandonMoved(change);
     const waiters = this.#waiters.get(m.s);
     if (waiters) for (const wake of waiters) wake();
   }
 
   /**
-   * Sends `path` to the session's owner. On connection refused or reset, 421, or a 404 after which the registry
-   * names another owner, it waits up to `failoverTimeoutMs` for a live owner and retries once: only idempotent
-   * methods, or any method with an `Idempotency-Key` header (forwarded as is). Sends the expected epoch in
+   * Sends `path` to the session's owner, and again to its successor when that is safe: only idempotent methods,
+   * or any method with an `Idempotency-Key` header (forwarded as is), within `failoverTimeoutMs` of the call:
+   * - connection refused or reset, 421, or a 404 after which the registry names another owner: it waits for a
+   *   live owner (push driven) and retries there;
+   * - the registry names another owner or a newer epoch while the request waits for response headers (the owner
+   *   froze): the request is abandoned and sent to the new owner;
+   * - 503 with `Retry-After` (`WAFLEET_SESSION_STARTING`: owned but not running yet): it waits until the registry
+   *   shows the session `WORKING` on a live owner (other 503s: at least `Retry-After`) and retries; past the
+   *   deadline the 503 is returned;
+   * - 409 `WAFLEET_IDEMPOTENCY_IN_FLIGHT` after an abandoned attempt (the old owner still runs it): it waits
+   *   `Retry-After` and asks again, so it gets the stored outcome.
+   * Requests it may not send twice wait for their one answer (or `requestTimeoutMs`). Sends the expected epoch in
    * `x-wafleet-epoch`. Bodies must be replayable (string, Buffer, URLSearchParams), not streams.
    * The request goes to the owner's origin and under its base path, nowhere else: a `path` that would resolve
    * elsewhere (`/http://host/`, `//host`, `/\\host`, `/../`) is a `ConfigError` and nothing is sent.
@@ -356,44 +409,118 @@ export class FleetClient extends EventEmitter<FleetClientEvents> {
 
     let owner = await this.#route(sessionId, false);
     if (!owner?.live || !owner.url) owner = await this.#awaitOwner(sessionId, undefined, deadline);
-    let outcome = await this.#attempt(owner, path, init, headers);
-    if (outcome.response && !(await this.#misdirected(sessionId, owner, outcome.response))) return outcome.response;
-    if (outcome.error && !connectionErrorCode(outcome.error)) throw outcome.error;
-    if (!retryable) {
-      if (outcome.response) return outcome.response;
-      throw outcome.error;
+    let abandoned = false;
+    for (let waits = 0; ;) {
+      const outcome = await this.#attempt(sessionId, owner, path, init, headers, retryable);
+      const { response, error } = outcome;
+      if (outcome.abandoned) abandoned = true;
+      else if (error && !connectionErrorCode(error)) throw error;
+      else if (response && !(await this.#misdirected(sessionId, owner, response))) {
+        if (!retryable) return response;
+        const wait = await this.#waitable(response, abandoned);
+        if (!wait) return response;
+        this.#stats.retryAfterWaits++;
+        const ready = await this.#awaitWorking(sessionId, deadline, wait.starting ? 0 : wait.afterMs, waits++);
+        if (!ready) return wait.response;
+        owner = ready;
+        continue;
+      }
+      if (!retryable) {
+        if (response) return response;
+        throw error;
+      }
+      await response?.body?.cancel().catch(() => undefined);
+      this.#cache.delete(sessionId);
+      this.#stats.failovers++;
+      const next = await this.#awaitOwner(sessionId, owner, deadline);
+      this.options.logger.info('failover', {
+        from: owner.instanceId,
+        to: next.instanceId,
+        reason: outcome.abandoned ? 'moved' : error ? connectionErrorCode(error) : response?.status,
+      });
+      owner = next;
     }
-    await outcome.response?.body?.cancel().catch(() => undefined);
-    this.#cache.delete(sessionId);
-    this.#stats.failovers++;
-    const next = await this.#awaitOwner(sessionId, owner, deadline);
-    this.options.logger.info('failover', {
-      from: owner.instanceId,
-      to: next.instanceId,
-      reason: outcome.error ? connectionErrorCode(outcome.error) : outcome.response?.status,
-    });
-    outcome = await this.#attempt(next, path, init, headers);
-    if (outcome.error) throw outcome.error;
-    return outcome.response!;
   }
 
   async #attempt(
+    sessionId: string,
     owner: OwnerRoute,
     path: string,
     init: UndiciRequestInit,
     headers: Headers,
-  ): Promise<{ response?: Response; error?: unknown }> {
+    retryable: boolean,
+  ): Promise<Outcome> {
     headers.set('x-wafleet-epoch', owner.epoch);
-    const timeout = AbortSignal.timeout(this.options.requestTimeoutMs);
-    const signal = init.signal ? AbortSignal.any([init.signal as AbortSignal, timeout]) : timeout;
+    const moved = new AbortController();
+    const signals = [AbortSignal.timeout(this.options.requestTimeoutMs), moved.signal];
+    if (init.signal) signals.push(init.signal as AbortSignal);
+    const attempt: InFlightAttempt = { owner, abandon: () => moved.abort() };
+    // Only an attempt that may be sent again is abandoned; the others wait for their one answer.
+    const set = retryable ? (this.#inFlight.get(sessionId) ?? new Set()) : undefined;
+    if (set) this.#inFlight.set(sessionId, set.add(attempt));
     try {
       // Never `new URL(path, base)`: a path like '/http://elsewhere/' or '//elsewhere' would carry the caller's
       // headers (credentials included) to another origin.
       const url = urlUnder('path', owner.url, path);
-      const response = await undiciFetch(url, { ...init, headers, signal, dispatcher: this.#agent });
+      const response = await undiciFetch(url, { ...init, headers, signal: AbortSignal.any(signals), dispatcher: this.#agent });
       return { response };
     } catch (error) {
+      if (moved.signal.aborted && !init.signal?.aborted) {
+        this.#stats.abandoned++;
+        return { abandoned: true };
+      }
       return { error };
+    } finally {
+      set?.delete(attempt);
+      if (set?.size === 0) this.#inFlight.delete(sessionId);
+    }
+  }
+
+  /** Abandons the attempts still waiting on an owner the registry no longer names. */
+  #abandonMoved(change: OwnerRoute): void {
+    const attempts = this.#inFlight.get(change.sessionId);
+    if (!attempts) return;
+    for (const attempt of attempts) if (movedFrom(attempt.owner, change)) attempt.abandon();
+  }
+
+  /**
+   * A 503 with Retry-After, or (after an abandoned attempt) a 409 for the same key still in flight on the old
+   * owner: what to wait for, with the response rebuilt from its read body for the caller if waiting runs out.
+   */
+  async #waitable(response: Response, abandoned: boolean): Promise<{ response: Response; starting: boolean; afterMs: number } | undefined> {
+    const afterMs = retryAfterMs(response);
+    if (afterMs === undefined || (response.status !== 503 && !(abandoned && response.status === 409))) return undefined;
+    const length = Number(response.headers.get('content-length') ?? 0);
+    if (length > MAX_WAIT_BODY_BYTES) return undefined;
+    const text = await response.text();
+    let code: unknown;
+    try {
+      code = (JSON.parse(text) as { error?: unknown }).error;
+    } catch {
+      code = undefined;
+    }
+    if (response.status === 409 && code !== 'WAFLEET_IDEMPOTENCY_IN_FLIGHT') return undefined;
+    const kept = new Response(text, { status: response.status, statusText: response.statusText, headers: response.headers });
+    return { response: kept, starting: code === 'WAFLEET_SESSION_STARTING', afterMs };
+  }
+
+  /**
+   * Waits (push driven, polling as a backstop) until the registry shows the session WORKING on a live owner and
+   * at least `minMs` (and a backoff that grows with `round`, so a repeated 503 never spins) have passed. Undefined
+   * when the deadline comes first.
+   */
+  async #awaitWorking(sessionId: string, deadline: number, minMs: number, round: number): Promise<OwnerRoute | undefined> {
+    const notBefore = performance.now() + Math.max(minMs, round === 0 ? 0 : Math.min(1000, 25 * 2 ** round));
+    for (;;) {
+      const now = performance.now();
+      if (now >= notBefore) {
+        const current = await this.#read(sessionId);
+        if (current?.live && current.url && current.status === 'WORKING') return current;
+      }
+      const remaining = deadline - performance.now();
+      if (remaining <= 0) return undefined;
+      const untilAllowed = notBefore - performance.now();
+      await (untilAllowed > 0 ? sleep(Math.min(untilAllowed, remaining)) : this.#nextPush(sessionId, Math.min(remaining, 250)));
     }
   }
 
