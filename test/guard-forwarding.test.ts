@@ -1,6 +1,8 @@
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { request, type IncomingHttpHeaders } from 'node:http';
 import { sleep, uniqueNamespace, waitUntil } from '@wafleet/test-utils';
+import { ConfigError, createFleet } from '@wafleet/core';
+import { fleetGuard } from '@wafleet/core/express';
 import { describe, expect, it } from 'vitest';
 import { journalPath, useTestRedis } from './helpers/fleet-harness.js';
 import { duplicatedKeys, percentile, sendsOf, startHttpInstance } from './helpers/http-fleet.js';
@@ -155,6 +157,31 @@ describe('forwarding guard (G5): callers that know any instance reach the owner'
     expect(res.status).toBe(503);
     expect(res.headers.get('retry-after')).toBe('1');
     expect(await res.json()).toMatchObject({ error: 'WAFLEET_NO_OWNER', sessionId: 'none-1' });
+  });
+});
+
+describe('guard options (G8)', () => {
+  it('refuses an unknown misdirected or notWorking value, a bad forwardWaitMs, and notWorking without status, naming the option', () => {
+    const fleet = createFleet({
+      redis: redis.url,
+      namespace: uniqueNamespace('guard-options'),
+      instanceId: 'x',
+      url: 'http://x.invalid:1',
+      maxSessions: 1,
+    });
+    const optionOf = (options: Record<string, unknown>) => {
+      try {
+        fleetGuard(fleet, options);
+        return undefined;
+      } catch (err) {
+        return err instanceof ConfigError ? err.option : err;
+      }
+    };
+    expect(optionOf({ misdirected: 'proxy' })).toBe('misdirected');
+    expect(optionOf({ notWorking: 'wait' })).toBe('notWorking');
+    expect(optionOf({ misdirected: 'forward', forwardWaitMs: -1 })).toBe('forwardWaitMs');
+    expect(optionOf({ notWorking: 'retry-after' })).toBe('status');
+    expect(optionOf({ misdirected: 'forward', notWorking: 'retry-after', status: () => 'WORKING' })).toBeUndefined();
   });
 });
 

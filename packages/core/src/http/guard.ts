@@ -169,6 +169,8 @@ export function fleetGuard(fleet: Fleet, options: FleetGuardOptions = {}): Reque
     let owner = first;
     let failed: SessionOwner | undefined;
     for (;;) {
+      // The caller left while the request waited for an owner: nobody to answer.
+      if (res.destroyed) return;
       if (serveHere(sessionId, req, res, next)) return;
       // Nothing to wait for: the session is unknown or should not run.
       if (!owner || owner.desired !== 'running') return misdirected(fleet, sessionId, res, owner);
