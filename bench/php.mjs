@@ -10,8 +10,9 @@
 //    registry's own Lua lookup (one EVALSHA); and today's pattern, one MariaDB query per message (PDO prepared
 //    `SELECT assigned_instance_url ...`);
 // 2. a request to the owner: `$fleet->send($id, 'GET', "/sessions/$id/ping")` next to the same request sent directly
-//    with a pooled Guzzle client to the URL the backend already knows. The route is an express route guarded by
-//    `fleetGuard(fleet)`, served by this Node process.
+//    with a pooled Guzzle client to the URL the backend already knows, and to a non-owner, which forwards it (what a
+//    backend behind a round-robin load balancer gets). The route is an express route guarded by
+//    `fleetGuard(fleet, { misdirected: 'forward' })`, served by this Node process.
 //
 // Spawns its own redis-server on a free port, uses MariaDB on 127.0.0.1:3306 (user root, database `test`; a table
 // `wafleet_bench_php_accounts` is created and dropped), prints a markdown section and replaces that section of
@@ -61,7 +62,10 @@ async function instance(redisUrl, namespace, i) {
   onCleanup(`server ${i}`, () => new Promise((resolve) => server.close(resolve)));
   const url = `http://127.0.0.1:${server.address().port}`;
   const fleet = createFleet({ redis: redisUrl, namespace, instanceId: `wa-${i}`, url, maxSessions: SESSIONS, quarantineMs: 0 });
-  app.get('/sessions/:sessionId/ping', fleetGuard(fleet), (req, res) => res.json({ ok: true, sessionId: req.params.sessionId }));
+  // Forwarding on: a request that reaches a non-owner (through a load balancer) is passed to the owner.
+  app.get('/sessions/:sessionId/ping', fleetGuard(fleet, { misdirected: 'forward' }), (req, res) =>
+    res.json({ ok: true, sessionId: req.params.sessionId }),
+  );
   onCleanup(`fleet ${i}`, () => fleet.close());
   await fleet.start();
   return fleet;
@@ -77,6 +81,7 @@ async function main() {
   const fleets = await Promise.all(range(FLEETS).map((i) => instance(redisUrl, namespace, i)));
   const ids = range(SESSIONS).map((i) => `5511${String(900000000 + i)}`);
   const expected = Object.fromEntries(ids.map((id, i) => [id, fleets[i % FLEETS].options.url]));
+  const elsewhere = Object.fromEntries(ids.map((id, i) => [id, fleets[(i + 1) % FLEETS].options.url]));
   log(`claiming ${SESSIONS} sessions on ${FLEETS} fleets`);
   await Promise.all(ids.map((id, i) => fleets[i % FLEETS].claim(id)));
 
@@ -91,6 +96,7 @@ async function main() {
   const dir = tempDir('wafleet-bench-php-');
   writeFileSync(path.join(dir, 'ids.json'), JSON.stringify(ids));
   writeFileSync(path.join(dir, 'expected.json'), JSON.stringify(expected));
+  writeFileSync(path.join(dir, 'elsewhere.json'), JSON.stringify(elsewhere));
   log(`running php: ${LOOKUPS} lookups and ${REQUESTS} requests per method`);
   // Asynchronous: the instances PHP calls are served by this process's event loop.
   const php = await promisify(execFile)('php', [path.join(ROOT, 'bench', 'php', 'bench.php')], {
@@ -99,6 +105,7 @@ async function main() {
       ...process.env,
       BENCH_IDS_FILE: path.join(dir, 'ids.json'),
       BENCH_EXPECTED_FILE: path.join(dir, 'expected.json'),
+      BENCH_ELSEWHERE_FILE: path.join(dir, 'elsewhere.json'),
       BENCH_REDIS_PORT: String(redis.port),
       BENCH_NAMESPACE: namespace,
       BENCH_LOOKUPS: String(LOOKUPS),
@@ -140,8 +147,9 @@ function report(r, { startedAt, mariadb, engine }) {
     '|---|---|---|---|---|---|',
     row('direct: pooled Guzzle client, URL known', S.direct),
     row('`$fleet->send()`: cached lookup + epoch header + checks', S.send),
+    row('forwarded: direct Guzzle request to a non-owner, which forwards it', S.forwarded),
     '',
-    `\`send\` costs ${ms(S.send.p50 - S.direct.p50)} ms more than a direct request at p50 (${fmt(S.send.mean / S.direct.mean, 2)}x the mean), for a request that also fails over and never reaches a stale owner.`,
+    `\`send\` costs ${ms(S.send.p50 - S.direct.p50)} ms more than a direct request at p50 (${fmt(S.send.mean / S.direct.mean, 2)}x the mean), for a request that also fails over and never reaches a stale owner. A request that lands on a non-owner and is forwarded (no wafleet code on the caller) costs ${ms(S.forwarded.p50 - S.direct.p50)} ms more at p50 (${fmt(S.forwarded.mean / S.direct.mean, 2)}x the mean): one more hop through a Node process.`,
   ];
   return lines.join('\n');
 }

@@ -1,7 +1,8 @@
 <?php
 // Measures, in one PHP process, side by side in interleaved rounds: the kit's owner lookup from its process cache
 // and from the registry (one EVALSHA), a MariaDB query per message (today's pattern), and a request sent through
-// `Fleet::send` next to the same request sent directly with a pooled Guzzle client. Driven by bench/php.mjs, which
+// `Fleet::send` next to the same request sent directly with a pooled Guzzle client, to the owner and to a non-owner
+// that forwards it. Driven by bench/php.mjs, which
 // starts Redis, the instances and the table, and passes them in the environment. Prints one JSON object.
 
 declare(strict_types=1);
@@ -13,6 +14,7 @@ use Wafleet\Fleet;
 $env = static fn (string $name): string => getenv($name) !== false ? (string) getenv($name) : throw new RuntimeException("$name is required");
 $ids = json_decode(file_get_contents($env('BENCH_IDS_FILE')), true, 512, JSON_THROW_ON_ERROR);
 $expected = json_decode(file_get_contents($env('BENCH_EXPECTED_FILE')), true, 512, JSON_THROW_ON_ERROR);
+$elsewhere = json_decode(file_get_contents($env('BENCH_ELSEWHERE_FILE')), true, 512, JSON_THROW_ON_ERROR);
 $lookups = (int) $env('BENCH_LOOKUPS');
 $requests = (int) $env('BENCH_REQUESTS');
 $rounds = 10;
@@ -50,6 +52,11 @@ $sends = [
     'direct' => static function (string $id) use ($guzzle, $expected): void {
         $res = $guzzle->get("{$expected[$id]}/sessions/$id/ping");
         if ($res->getStatusCode() !== 200) throw new RuntimeException('direct: ' . $res->getStatusCode());
+        (string) $res->getBody();
+    },
+    'forwarded' => static function (string $id) use ($guzzle, $elsewhere): void {
+        $res = $guzzle->get("{$elsewhere[$id]}/sessions/$id/ping");
+        if ($res->getStatusCode() !== 200) throw new RuntimeException('forwarded: ' . $res->getStatusCode());
         (string) $res->getBody();
     },
     'send' => static function (string $id) use ($fleet): void {
