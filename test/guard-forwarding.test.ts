@@ -1,11 +1,11 @@
-import { createHash, randomBytes, randomUUID } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { request, type IncomingHttpHeaders } from 'node:http';
 import { sleep, uniqueNamespace, waitUntil } from '@wafleet/test-utils';
 import { ConfigError, createFleet } from '@wafleet/core';
 import { fleetGuard } from '@wafleet/core/express';
 import { describe, expect, it } from 'vitest';
 import { journalPath, useTestRedis } from './helpers/fleet-harness.js';
-import { duplicatedKeys, percentile, sendsOf, startHttpInstance } from './helpers/http-fleet.js';
+import { keyedOutcome, pacedKeyedSends, startHttpInstance } from './helpers/http-fleet.js';
 
 const redis = useTestRedis();
 
@@ -192,32 +192,15 @@ describe('forwarding under load (G5): plain fetch, round-robin over 3 instances,
     const urls = instances.map((p) => p.url);
     const victim = instances[1]!;
     const total = 800;
-    const results: Array<{ status: number | string; ms: number; key: string }> = [];
-    const inflight: Promise<void>[] = [];
-    const started = performance.now();
-    let killedAt = 0;
-    for (let i = 0; i < total; i++) {
-      const due = started + i * 10;
-      if (performance.now() < due) await sleep(due - performance.now());
-      if (i === 200) {
-        void victim.child.kill('SIGKILL');
-        killedAt = performance.now() - started;
-      }
-      const key = randomUUID();
-      const sid = ids[i % ids.length]!;
-      inflight.push(plainSend(urls, i, `/sessions/${sid}/messages`, key).then((r) => void results.push({ ...r, key })));
-    }
-    await Promise.all(inflight);
-    const failures = results.filter((r) => r.status !== 201);
-    const sends = sendsOf(base.sends);
-    const executed = new Set(sends.map((s) => s.key));
-    const duplicates = duplicatedKeys(sends);
-    const ms = results.map((r) => r.ms);
+    const { results, killedAtMs } = await pacedKeyedSends(total, 10, { at: 200, victim }, (i, key) =>
+      plainSend(urls, i, `/sessions/${ids[i % ids.length]!}/messages`, key),
+    );
+    const { failures, duplicates, missing, summary } = keyedOutcome(results, base.sends);
     console.log(
-      `forwarding load: ${total} plain-fetch sends round-robin over 3 instances, ${victim.id} killed ${killedAt.toFixed(0)} ms in; failures ${failures.length}, duplicates ${duplicates.length}, p50 ${percentile(ms, 50).toFixed(1)} ms, p99 ${percentile(ms, 99).toFixed(0)} ms, slowest ${Math.max(...ms).toFixed(0)} ms`,
+      `forwarding load: ${total} plain-fetch sends round-robin over 3 instances, ${victim.id} killed ${killedAtMs.toFixed(0)} ms in; ${summary}`,
     );
     expect(failures).toEqual([]);
     expect(duplicates).toEqual([]);
-    for (const r of results) expect(executed.has(r.key)).toBe(true);
+    expect(missing).toEqual([]);
   });
 });

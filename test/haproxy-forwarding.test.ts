@@ -1,11 +1,10 @@
-import { randomUUID } from 'node:crypto';
 import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort, sleep, spawnProcess, uniqueNamespace, waitUntil } from '@wafleet/test-utils';
 import { describe, expect, it } from 'vitest';
 import { journalPath, useTestRedis } from './helpers/fleet-harness.js';
-import { duplicatedKeys, percentile, sendsOf, startHttpInstance } from './helpers/http-fleet.js';
+import { keyedOutcome, pacedKeyedSends, startHttpInstance } from './helpers/http-fleet.js';
 
 const redis = useTestRedis();
 
@@ -66,47 +65,28 @@ describe.skipIf(!HAPROXY)('forwarding behind haproxy (G5): a caller that knows o
 
     const victim = instances[1]!;
     const total = 800;
-    const results: Array<{ status: number | string; ms: number; key: string }> = [];
-    const inflight: Promise<void>[] = [];
-    const started = performance.now();
-    let killedAt = 0;
-    for (let i = 0; i < total; i++) {
-      const due = started + i * 10;
-      if (performance.now() < due) await sleep(due - performance.now());
-      if (i === 200) {
-        void victim.child.kill('SIGKILL');
-        killedAt = performance.now() - started;
-      }
-      const key = randomUUID();
-      const sid = ids[i % ids.length]!;
+    // A plain fetch, one attempt: no wafleet code and no retry on the caller side.
+    const { results, killedAtMs } = await pacedKeyedSends(total, 10, { at: 200, victim }, async (i, key) => {
       const t0 = performance.now();
-      // A plain fetch, one attempt: no wafleet code and no retry on the caller side.
-      inflight.push(
-        fetch(`${lbUrl}/sessions/${sid}/messages`, {
+      try {
+        const res = await fetch(`${lbUrl}/sessions/${ids[i % ids.length]!}/messages`, {
           method: 'POST',
           headers: { 'content-type': 'application/json', 'idempotency-key': key },
           body: JSON.stringify({ text: `hello ${i}` }),
-        }).then(
-          async (res) => {
-            await res.arrayBuffer();
-            results.push({ status: res.status, ms: performance.now() - t0, key });
-          },
-          (err: Error) => void results.push({ status: err.message, ms: performance.now() - t0, key }),
-        ),
-      );
-    }
-    await Promise.all(inflight);
+        });
+        await res.arrayBuffer();
+        return { status: res.status, ms: performance.now() - t0 };
+      } catch (err) {
+        return { status: (err as Error).message, ms: performance.now() - t0 };
+      }
+    });
     await lb.kill('SIGTERM');
-    const failures = results.filter((r) => r.status !== 201);
-    const sends = sendsOf(base.sends);
-    const executed = new Set(sends.map((s) => s.key));
-    const duplicates = duplicatedKeys(sends);
-    const ms = results.map((r) => r.ms);
+    const { failures, duplicates, missing, summary } = keyedOutcome(results, base.sends);
     console.log(
-      `haproxy forwarding: ${total} keyed sends (one fetch each) through haproxy round-robin over 3 instances, ${victim.id} kill -9ed ${killedAt.toFixed(0)} ms in; failures ${failures.length}${failures.length ? ` (${[...new Set(failures.map((f) => f.status))].join(', ')})` : ''}, duplicates ${duplicates.length}, p50 ${percentile(ms, 50).toFixed(1)} ms, p99 ${percentile(ms, 99).toFixed(0)} ms, slowest ${Math.max(...ms).toFixed(0)} ms`,
+      `haproxy forwarding: ${total} keyed sends (one fetch each) through haproxy round-robin over 3 instances, ${victim.id} kill -9ed ${killedAtMs.toFixed(0)} ms in; ${summary}`,
     );
     expect(failures).toEqual([]);
     expect(duplicates).toEqual([]);
-    for (const r of results) expect(executed.has(r.key)).toBe(true);
+    expect(missing).toEqual([]);
   });
 });
