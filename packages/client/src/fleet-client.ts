@@ -50,9 +50,12 @@ export interface FleetClientOptions {
   connectionsPerInstance?: number;
   /** Timeout of registry commands. @default 2000 */
   commandTimeoutMs?: number;
-  /** The fleet's `adoptionDelayMs` (placement must agree with the instances). @default 1000 */
+  /**
+   * @deprecated Ignored: `place` uses the adoption delay the instances recorded in the registry, so no caller can
+   * shorten it. Accepted so existing configurations keep working; remove it.
+   */
   adoptionDelayMs?: number;
-  /** The fleet's `placementRetryMs`. @default 1000 */
+  /** @deprecated Ignored: `place` uses the placement retry delay the instances recorded in the registry. */
   placementRetryMs?: number;
   /** Longest wait for a registry quarantine to end in `place`. @default 10000 */
   quarantineWaitMs?: number;
@@ -132,8 +135,6 @@ const DEFAULTS = Object.freeze({
   requestTimeoutMs: 30000,
   connectionsPerInstance: 32,
   commandTimeoutMs: 2000,
-  adoptionDelayMs: 1000,
-  placementRetryMs: 1000,
   quarantineWaitMs: 10000,
 });
 
@@ -193,12 +194,15 @@ function resolveOptions(options: FleetClientOptions): Resolved {
   for (const key of Object.keys(DEFAULTS) as Array<keyof typeof DEFAULTS>) {
     if (key === 'namespace') continue;
     const value = options[key] ?? DEFAULTS[key];
-    if (typeof value !== 'number' || !Number.isInteger(value) || value < (key === 'adoptionDelayMs' ? 0 : 1)) {
+    if (typeof value !== 'number' || !Number.isInteger(value) || value < 1) {
       throw new ConfigError(key, `Expected \`${key}\` to be a positive integer, got ${describeValue(value)}`);
     }
     (out as Record<string, unknown>)[key] = value;
   }
   out.namespace = validateNamespace(options.namespace ?? DEFAULTS.namespace);
+  for (const key of ['adoptionDelayMs', 'placementRetryMs'] as const) {
+    if (options[key] !== undefined) out.logger.warn(`\`${key}\` is ignored: the registry holds the value the instances recorded`);
+  }
   return out;
 }
 
@@ -562,7 +566,8 @@ export class FleetClient extends EventEmitter<FleetClientEvents> {
   /**
    * Places a session on the least-loaded live instance with capacity (see `Fleet.place`), recording its labels and
    * metadata (a plain JSON object of at most 4096 bytes, handed to the engine factory on every start; omitted:
-   * the recorded ones are kept).
+   * the recorded ones are kept). The adoption delay and the retry delay when nobody has capacity are the ones the
+   * instances recorded in the registry.
    * @throws ConfigError (bad labels or metadata; nothing written), OwnerExpiringError, InvalidIdError
    */
   async place(
@@ -571,8 +576,7 @@ export class FleetClient extends EventEmitter<FleetClientEvents> {
   ): Promise<PlaceResult> {
     validateSessionId(sessionId);
     await this.connect();
-    const { adoptionDelayMs, placementRetryMs, quarantineWaitMs } = this.options;
-    return placeSession(this.#cmd!.client, this.keys, sessionId, options, { adoptionDelayMs, placementRetryMs, quarantineWaitMs });
+    return placeSession(this.#cmd!.client, this.keys, sessionId, options, { quarantineWaitMs: this.options.quarantineWaitMs });
   }
 
   /** Every registered instance with its load and capacity. */

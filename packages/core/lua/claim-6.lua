@@ -6,30 +6,30 @@
   KEYS[3] owned         ZSET "<instanceId>:<sessionId>"
   KEYS[4] sessions      HASH session id -> JSON record
   KEYS[5] pending       ZSET session id -> due (ms)
-  KEYS[6] meta          HASH era, quarantineUntil
+  KEYS[6] meta          HASH era, quarantineUntil, adoptionDelayMs, placementRetryMs, placementRetryMaxMs
 
   ARGV[1] instance id
   ARGV[2] incarnation
   ARGV[3] session id
-  ARGV[4] adoption delay (ms)
-  ARGV[5] reassert: '1' when the caller owned the session before Redis lost its data (allowed in quarantine)
-  ARGV[6] force: '1' in observe mode (record whatever happens; no caps, no refusal)
-  ARGV[7] pub/sub channel
-  ARGV[8] session labels (JSON object, or '' to keep the recorded ones)
-  ARGV[9] session metadata (JSON object text, stored as text; '' to keep the recorded one)
+  ARGV[4] reassert: '1' when the caller owned the session before Redis lost its data (allowed in quarantine)
+  ARGV[5] force: '1' in observe mode (record whatever happens; no caps, no refusal)
+  ARGV[6] pub/sub channel
+  ARGV[7] session labels (JSON object, or '' to keep the recorded ones)
+  ARGV[8] session metadata (JSON object text, stored as text; '' to keep the recorded one)
+
+  The adoption delay is the registry's (meta adoptionDelayMs), never the caller's.
 
   Reply: {1 OK, epoch, 'new' | 'held', previous owner}
          {-1 FENCED, reason}
          {-3 OWNED_ELSEWHERE, owner, epoch, owner url}
-         {-4 OWNER_EXPIRING, retryAfterMs, owner}
+         {-4 OWNER_EXPIRING, retryAfterMs, owner}   the owner's lease expired less than meta adoptionDelayMs ago
          {-5 CAPACITY, load, maxSessions}
          {-7 QUARANTINE, retryAfterMs}
          {-9 DRAINING}
 ]]
 --@include common
 local id, inc, sid = ARGV[1], ARGV[2], ARGV[3]
-local adopt_delay = tonumber(ARGV[4])
-local reassert, force = ARGV[5] == '1', ARGV[6] == '1'
+local reassert, force = ARGV[4] == '1', ARGV[5] == '1'
 local keys_ = { instances = KEYS[1], info = KEYS[2], owned = KEYS[3], sessions = KEYS[4], pending = KEYS[5] }
 local now = now_ms()
 
@@ -38,16 +38,16 @@ if refused then return refused end
 local rec = get_json(KEYS[4], sid)
 if rec and rec.owner == id and rec.inc == inc then
   -- Already ours: only what the caller gave changes.
-  if ARGV[8] ~= '' or ARGV[9] ~= '' then
-    if ARGV[8] ~= '' then rec.labels = cjson.decode(ARGV[8]) end
-    if ARGV[9] ~= '' then rec.metadata = ARGV[9] end
+  if ARGV[7] ~= '' or ARGV[8] ~= '' then
+    if ARGV[7] ~= '' then rec.labels = cjson.decode(ARGV[7]) end
+    if ARGV[8] ~= '' then rec.metadata = ARGV[8] end
     set_json(KEYS[4], sid, rec)
   end
   return { OK, rec.epoch, 'held', id }
 end
 if me.draining and not force then return { DRAINING } end
 
-local state, retry_at = owner_state(KEYS[1], KEYS[2], rec, now, adopt_delay)
+local state, retry_at = owner_state(KEYS[1], KEYS[2], KEYS[6], rec, now)
 if not force then
   if state == 'live' then
     local owner_info = get_json(KEYS[2], rec.owner)
@@ -62,7 +62,7 @@ end
 
 local prev = rec and rec.owner or ''
 rec = rec or { epoch = '0' }
-if ARGV[8] ~= '' then rec.labels = cjson.decode(ARGV[8]) end
-if ARGV[9] ~= '' then rec.metadata = ARGV[9] end
-assign(keys_, sid, rec, id, me, now, ARGV[7])
+if ARGV[7] ~= '' then rec.labels = cjson.decode(ARGV[7]) end
+if ARGV[8] ~= '' then rec.metadata = ARGV[8] end
+assign(keys_, sid, rec, id, me, now, ARGV[6])
 return { OK, rec.epoch, 'new', prev }

@@ -9,19 +9,20 @@
   KEYS[3] owned         ZSET "<instanceId>:<sessionId>"
   KEYS[4] sessions      HASH session id -> JSON record
   KEYS[5] pending       ZSET session id -> due (ms)
-  KEYS[6] meta          HASH era, quarantineUntil
+  KEYS[6] meta          HASH era, quarantineUntil, adoptionDelayMs, placementRetryMs, placementRetryMaxMs
 
   ARGV[1] session id
   ARGV[2] required labels (JSON object, or '' to keep the recorded ones)
   ARGV[3] instance id to exclude ('' for none)
-  ARGV[4] adoption delay (ms)
-  ARGV[5] pub/sub channel
-  ARGV[6] retry delay when nothing has capacity (ms)
-  ARGV[7] session metadata (JSON object text, stored as text; '' to keep the recorded one)
+  ARGV[4] pub/sub channel
+  ARGV[5] session metadata (JSON object text, stored as text; '' to keep the recorded one)
+
+  The adoption delay and the retry delay when nothing has capacity are the registry's (meta adoptionDelayMs,
+  placementRetryMs), never the caller's.
 
   Reply: {1 OK, owner, epoch, owner url, 'new' | 'existing'}
-         {2 PENDING, retryAfterMs}          recorded; no instance can take it now
-         {-4 OWNER_EXPIRING, retryAfterMs, owner}
+         {2 PENDING, retryAfterMs}          recorded; no instance can take it now (retryAfterMs: meta placementRetryMs)
+         {-4 OWNER_EXPIRING, retryAfterMs, owner}   the owner's lease expired less than meta adoptionDelayMs ago
          {-7 QUARANTINE, retryAfterMs}
 ]]
 --@include common
@@ -30,7 +31,7 @@ local keys_ = { instances = KEYS[1], info = KEYS[2], owned = KEYS[3], sessions =
 local now = now_ms()
 
 local rec = get_json(KEYS[4], sid)
-local state, retry_at = owner_state(KEYS[1], KEYS[2], rec, now, tonumber(ARGV[4]))
+local state, retry_at = owner_state(KEYS[1], KEYS[2], KEYS[6], rec, now)
 if state == 'live' then
   local info = get_json(KEYS[2], rec.owner)
   return { OK, rec.owner, rec.epoch, info.url, 'existing' }
@@ -41,16 +42,17 @@ if q then return { QUARANTINE, q - now } end
 
 rec = rec or { epoch = '0', owner = '', inc = '' }
 if ARGV[2] ~= '' then rec.labels = cjson.decode(ARGV[2]) end
-if ARGV[7] ~= '' then rec.metadata = ARGV[7] end
+if ARGV[5] ~= '' then rec.metadata = ARGV[5] end
 local id, info = choose_instance(KEYS[1], KEYS[2], KEYS[3], rec, ARGV[3], now)
 if not id then
   local had_owner = rec.owner ~= nil and rec.owner ~= ''
   want_running(rec)
   unassign(keys_, sid, rec, now)
   set_json(KEYS[4], sid, rec)
-  if had_owner then publish(ARGV[5], sid, rec, '') end
-  redis.call('ZADD', KEYS[5], now + tonumber(ARGV[6]), sid)
-  return { PENDING, tonumber(ARGV[6]) }
+  if had_owner then publish(ARGV[4], sid, rec, '') end
+  local retry = fleet_fact(KEYS[6], 'placementRetryMs')
+  redis.call('ZADD', KEYS[5], now + retry, sid)
+  return { PENDING, retry }
 end
-assign(keys_, sid, rec, id, info, now, ARGV[5])
+assign(keys_, sid, rec, id, info, now, ARGV[4])
 return { OK, id, rec.epoch, info.url, 'new' }

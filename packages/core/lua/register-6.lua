@@ -1,13 +1,15 @@
 --[[
   Registers an instance incarnation and grants its lease. Never revives an expired lease of the same
-  incarnation, and refuses while another incarnation of the same id may still be running.
+  incarnation, and refuses while another incarnation of the same id may still be running. Records the instance's
+  timing facts in meta, where each keeps the largest value any registration of this era wrote: every adoption and
+  placement decision reads them there.
 
   KEYS[1] instances     ZSET instance id -> lease deadline (Redis server ms)
   KEYS[2] instance-info HASH instance id -> JSON {id, inc, url, max, labels, draining, mode, registeredAt}
   KEYS[3] owned         ZSET (score 0) "<instanceId>:<sessionId>"
   KEYS[4] sessions      HASH session id -> JSON record
   KEYS[5] pending       ZSET session id -> placement due time (ms)
-  KEYS[6] meta          HASH era, quarantineUntil
+  KEYS[6] meta          HASH era, quarantineUntil, adoptionDelayMs, placementRetryMs, placementRetryMaxMs
 
   ARGV[1] instance id
   ARGV[2] incarnation (random, new per process start and per re-registration)
@@ -15,18 +17,20 @@
   ARGV[4] maxSessions (count)
   ARGV[5] labels (JSON object)
   ARGV[6] lease TTL (ms)
-  ARGV[7] adoption delay (ms)
+  ARGV[7] this instance's adoption delay (ms): raises meta adoptionDelayMs
   ARGV[8] mode ('managed' | 'observe')
   ARGV[9] quarantine after data loss (ms); 0 disables
   ARGV[10] pub/sub channel for ownership changes
+  ARGV[11] this instance's placement retry base delay (ms): raises meta placementRetryMs
+  ARGV[12] this instance's placement retry max delay (ms): raises meta placementRetryMaxMs
 
   Reply: {1 OK, serverMs, era, quarantineUntil, sessionsQueued}
          {-1 FENCED, 'expired'}              same incarnation, lease expired: register a new incarnation
-         {-2 DUPLICATE, retryAfterMs, inc}   another incarnation is alive or within its adoption delay
+         {-2 DUPLICATE, retryAfterMs, inc}   another incarnation is alive or within meta adoptionDelayMs of its deadline
 ]]
 --@include common
 local id, inc = ARGV[1], ARGV[2]
-local ttl, adopt_delay, quarantine_ms = tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[9])
+local ttl, quarantine_ms = tonumber(ARGV[6]), tonumber(ARGV[9])
 local keys_ = { instances = KEYS[1], info = KEYS[2], owned = KEYS[3], sessions = KEYS[4], pending = KEYS[5] }
 local now = now_ms()
 
@@ -37,6 +41,10 @@ if not era then
   era = tostring(now) .. '-' .. inc
   redis.call('HSET', KEYS[6], 'era', era, 'quarantineUntil', now + quarantine_ms)
 end
+raise_fact(KEYS[6], 'adoptionDelayMs', tonumber(ARGV[7]))
+raise_fact(KEYS[6], 'placementRetryMs', tonumber(ARGV[11]))
+raise_fact(KEYS[6], 'placementRetryMaxMs', tonumber(ARGV[12]))
+local adopt_delay = fleet_fact(KEYS[6], 'adoptionDelayMs')
 
 local queued = 0
 local existing = get_json(KEYS[2], id)

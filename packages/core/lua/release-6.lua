@@ -9,18 +9,17 @@
   KEYS[3] owned         ZSET "<instanceId>:<sessionId>"
   KEYS[4] sessions      HASH session id -> JSON record
   KEYS[5] pending       ZSET session id -> due (ms)
-  KEYS[6] meta          HASH era, quarantineUntil (unused; keeps the key set uniform)
+  KEYS[6] meta          HASH placementRetryMs (the retry delay when nothing has capacity)
 
   ARGV[1] instance id
   ARGV[2] incarnation
   ARGV[3] session id
   ARGV[4] mode ('stop' | 'handoff')
   ARGV[5] pub/sub channel
-  ARGV[6] retry delay when nothing has capacity (ms)
-  ARGV[7] reason recorded with 'stop' (short text, e.g. 'stopped by request'); ignored by 'handoff'
+  ARGV[6] reason recorded with 'stop' (short text, e.g. 'stopped by request'); ignored by 'handoff'
 
   Reply: {1 OK, new owner ('' after stop), epoch, new owner url}
-         {2 PENDING, retryAfterMs}          handed off, but no instance can take it now
+         {2 PENDING, retryAfterMs}          handed off, but no instance can take it now (retryAfterMs: meta placementRetryMs)
          {-1 FENCED, reason}
          {-8 NOT_OWNER, owner, epoch}
          {-10 NOT_FOUND}
@@ -34,7 +33,7 @@ local _, rec, refused = my_session(KEYS[1], KEYS[2], KEYS[4], id, inc, sid, now)
 if refused then return refused end
 
 if ARGV[4] == 'stop' then
-  stop_record(keys_, sid, rec, ARGV[7], now, ARGV[5])
+  stop_record(keys_, sid, rec, ARGV[6], now, ARGV[5])
   return { OK, '', rec.epoch, '' }
 end
 unassign(keys_, sid, rec, now)
@@ -50,9 +49,10 @@ local target, info = choose_instance(KEYS[1], KEYS[2], KEYS[3], rec, id, now)
 if not target then
   rec.status = 'STOPPED'
   set_json(KEYS[4], sid, rec)
-  redis.call('ZADD', KEYS[5], now + tonumber(ARGV[6]), sid)
+  local retry = fleet_fact(KEYS[6], 'placementRetryMs')
+  redis.call('ZADD', KEYS[5], now + retry, sid)
   publish(ARGV[5], sid, rec, '')
-  return { PENDING, tonumber(ARGV[6]) }
+  return { PENDING, retry }
 end
 assign(keys_, sid, rec, target, info, now, ARGV[5])
 return { OK, target, rec.epoch, info.url }

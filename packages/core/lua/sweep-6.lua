@@ -1,5 +1,5 @@
 --[[
-  Reaps instances whose lease expired more than the adoption delay ago and places their sessions (and any
+  Reaps instances whose lease expired more than the registry's adoption delay (meta adoptionDelayMs) ago and places their sessions (and any
   other session waiting for placement) on live instances. Any instance may run it; the work is bounded per
   call so Redis is never blocked for long.
 
@@ -8,20 +8,21 @@
   KEYS[3] owned         ZSET "<instanceId>:<sessionId>"
   KEYS[4] sessions      HASH session id -> JSON record
   KEYS[5] pending       ZSET session id -> due (ms)
-  KEYS[6] meta          HASH era, quarantineUntil
+  KEYS[6] meta          HASH era, quarantineUntil, adoptionDelayMs, placementRetryMs, placementRetryMaxMs
 
-  ARGV[1] adoption delay (ms)
-  ARGV[2] batch: at most this many sessions orphaned and this many placed per call
-  ARGV[3] placement retry base delay (ms), doubled per failed attempt
-  ARGV[4] placement retry max delay (ms)
-  ARGV[5] pub/sub channel
+  ARGV[1] batch: at most this many sessions orphaned and this many placed per call
+  ARGV[2] pub/sub channel
+
+  Timing from the registry, never the caller: meta adoptionDelayMs; a placement that found no capacity is retried
+  after meta placementRetryMs, doubled per failed attempt, at most meta placementRetryMaxMs.
 
   Reply: {1 OK, placed, orphaned, deferred, instancesRemoved}
          {-7 QUARANTINE, retryAfterMs}      nothing is adopted while owners may still re-assert
 ]]
 --@include common
-local adopt_delay, batch = tonumber(ARGV[1]), tonumber(ARGV[2])
-local base, max_delay = tonumber(ARGV[3]), tonumber(ARGV[4])
+local batch = tonumber(ARGV[1])
+local adopt_delay = fleet_fact(KEYS[6], 'adoptionDelayMs')
+local base, max_delay = fleet_fact(KEYS[6], 'placementRetryMs'), fleet_fact(KEYS[6], 'placementRetryMaxMs')
 local keys_ = { instances = KEYS[1], info = KEYS[2], owned = KEYS[3], sessions = KEYS[4], pending = KEYS[5] }
 local now = now_ms()
 local q = in_quarantine(KEYS[6], now)
@@ -37,7 +38,7 @@ for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now - adopt_del
     local rec = get_json(KEYS[4], sid)
     redis.call('ZREM', KEYS[3], member)
     if rec and rec.owner == id then
-      orphan(keys_, sid, rec, info, now, ARGV[5])
+      orphan(keys_, sid, rec, info, now, ARGV[2])
       orphaned = orphaned + 1
     end
   end
@@ -52,13 +53,13 @@ end
 local placed, deferred = 0, 0
 for _, sid in ipairs(redis.call('ZRANGEBYSCORE', KEYS[5], '-inf', now, 'LIMIT', 0, batch)) do
   local rec = get_json(KEYS[4], sid)
-  local state = owner_state(KEYS[1], KEYS[2], rec, now, adopt_delay)
+  local state = owner_state(KEYS[1], KEYS[2], KEYS[6], rec, now)
   if rec == nil or rec.desired ~= 'running' or state ~= 'free' then
     redis.call('ZREM', KEYS[5], sid)
   else
     local id, info = choose_instance(KEYS[1], KEYS[2], KEYS[3], rec, '', now)
     if id then
-      assign(keys_, sid, rec, id, info, now, ARGV[5])
+      assign(keys_, sid, rec, id, info, now, ARGV[2])
       placed = placed + 1
     else
       rec.attempts = (rec.attempts or 0) + 1

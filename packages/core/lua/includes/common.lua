@@ -57,9 +57,24 @@ local function live_instance(instances_key, info_key, id, now)
   return get_json(info_key, id), tonumber(deadline)
 end
 
+-- Fleet-wide timing facts live in the meta hash, written by every registration and never taken from a caller, so
+-- whoever triggers an adoption or placement cannot shorten a margin. Each field keeps the largest value any
+-- registration of this era wrote: an instance with a smaller adoption delay cannot cut the pause budget of one
+-- configured with more. Absent only while no instance of this version has registered: the default profile's values.
+local FACT_DEFAULTS = { adoptionDelayMs = 1000, placementRetryMs = 1000, placementRetryMaxMs = 30000 }
+
+local function fleet_fact(meta_key, name)
+  return tonumber(redis.call('HGET', meta_key, name) or '') or FACT_DEFAULTS[name]
+end
+
+local function raise_fact(meta_key, name, value)
+  local current = tonumber(redis.call('HGET', meta_key, name) or '')
+  if current == nil or value > current then redis.call('HSET', meta_key, name, value) end
+end
+
 -- 'live': the recorded owner incarnation holds its lease; 'expiring': dead, but adoption must wait until
--- retry_at; 'free': nobody owns it, or the owner's lease is dead for longer than the adoption delay.
-local function owner_state(instances_key, info_key, rec, now, adopt_delay)
+-- retry_at; 'free': nobody owns it, or the owner's lease is dead for longer than the fleet's adoption delay.
+local function owner_state(instances_key, info_key, meta_key, rec, now)
   if rec == nil or rec.owner == nil or rec.owner == '' then return 'free', 0 end
   local deadline = redis.call('ZSCORE', instances_key, rec.owner)
   local info = get_json(info_key, rec.owner)
@@ -67,6 +82,7 @@ local function owner_state(instances_key, info_key, rec, now, adopt_delay)
   -- A new incarnation registers only after the old one's deadline + adoption delay, so a mismatch means free.
   if info.inc ~= rec.inc then return 'free', 0 end
   deadline = tonumber(deadline)
+  local adopt_delay = fleet_fact(meta_key, 'adoptionDelayMs')
   if deadline > now then return 'live', deadline + adopt_delay end
   if deadline + adopt_delay > now then return 'expiring', deadline + adopt_delay end
   return 'free', 0

@@ -307,7 +307,6 @@ export class Fleet extends EventEmitter<FleetEvents> {
           this.options.instanceId,
           incarnation,
           sessionId,
-          this.options.adoptionDelayMs,
           reassert ? '1' : '0',
           force,
           this.keys.events,
@@ -350,10 +349,8 @@ export class Fleet extends EventEmitter<FleetEvents> {
   async place(sessionId: string, options: PlaceOptions = {}): Promise<PlaceResult> {
     validateSessionId(sessionId);
     this.#assertStarted();
-    const { adoptionDelayMs, placementRetryMs, quarantineMs, commandTimeoutMs, maxMetadataBytes } = this.options;
+    const { quarantineMs, commandTimeoutMs, maxMetadataBytes } = this.options;
     return placeSession(this.#cmd!.client, this.keys, sessionId, options, {
-      adoptionDelayMs,
-      placementRetryMs,
       quarantineWaitMs: quarantineMs + commandTimeoutMs,
       maxMetadataBytes,
     });
@@ -387,7 +384,7 @@ export class Fleet extends EventEmitter<FleetEvents> {
     validateSessionId(sessionId);
     this.#assertStarted();
     if (this.#owned.has(sessionId)) return this.release(sessionId);
-    await stopUnowned(this.#cmd!.client, this.keys, sessionId, stopReason('stopped by request'), this.options);
+    await stopUnowned(this.#cmd!.client, this.keys, sessionId, stopReason('stopped by request'));
   }
 
   /**
@@ -712,7 +709,8 @@ export class Fleet extends EventEmitter<FleetEvents> {
 
   async #register(): Promise<void> {
     const { options } = this;
-    const giveUpAt = performance.now() + options.leaseTtlMs + options.adoptionDelayMs + options.commandTimeoutMs;
+    // Set by the first refusal: the registry's adoption delay (the fleet's largest) may exceed this instance's own.
+    let giveUpAt: number | undefined;
     for (;;) {
       const sentAt = performance.now();
       const reply = await this.#run(
@@ -729,6 +727,8 @@ export class Fleet extends EventEmitter<FleetEvents> {
           options.mode,
           options.quarantineMs,
           this.keys.events,
+          options.placementRetryMs,
+          options.placementRetryMaxMs,
         ],
       );
       if (reply[0] === ReplyCode.OK) {
@@ -743,6 +743,7 @@ export class Fleet extends EventEmitter<FleetEvents> {
         continue;
       }
       // The previous process with this id (killed, or paused) may still run sessions until its lease expires.
+      giveUpAt ??= performance.now() + Number(reply[1]) + options.commandTimeoutMs;
       if (reply[0] === ReplyCode.DUPLICATE && performance.now() + Number(reply[1]) <= giveUpAt) {
         await sleep(Number(reply[1]) + 10);
         continue;
@@ -812,13 +813,7 @@ export class Fleet extends EventEmitter<FleetEvents> {
       if (this.#state !== 'active' && this.#state !== 'draining') return;
       if (this.#pastDeadline()) return;
       const { options } = this;
-      const reply = await this.#run(scripts.sweep, this.#sessionKeys(), [
-        options.adoptionDelayMs,
-        options.sweepBatch,
-        options.placementRetryMs,
-        options.placementRetryMaxMs,
-        this.keys.events,
-      ]);
+      const reply = await this.#run(scripts.sweep, this.#sessionKeys(), [options.sweepBatch, this.keys.events]);
       if (reply[0] === ReplyCode.OK) {
         const [, placed, orphaned, deferred, removed] = reply.map(Number);
         this.#stats.sweepPlaced += placed ?? 0;
@@ -839,7 +834,7 @@ export class Fleet extends EventEmitter<FleetEvents> {
   }
 
   #releaseArgs(sessionId: string, mode: 'stop' | 'handoff'): Array<string | number> {
-    return [this.options.instanceId, this.#incarnation, sessionId, mode, this.keys.events, this.options.placementRetryMs];
+    return [this.options.instanceId, this.#incarnation, sessionId, mode, this.keys.events];
   }
 
   /** This instance no longer owns the session: drop what it knew of it. */

@@ -18,7 +18,11 @@ export interface TimingOptions {
    * its own. Must leave room for clock-rate error and stop time before `leaseTtlMs` ends.
    */
   selfFenceMs: number;
-  /** How long after a lease expired its sessions may be adopted elsewhere. */
+  /**
+   * How long after a lease expired its sessions may be adopted elsewhere. Recorded in the registry at registration;
+   * every adoption decision uses the largest delay any instance of the namespace registered (so one instance
+   * configured with less cannot shorten another's pause budget), never a caller's own.
+   */
   adoptionDelayMs: number;
   /** How often each instance looks for orphaned and unplaced sessions. */
   sweepIntervalMs: number;
@@ -73,9 +77,12 @@ export interface FleetOptions extends Partial<TimingOptions> {
   quarantineMs?: number;
   /** Most sessions one sweep orphans and places (bounds Lua run time). @default 100 */
   sweepBatch?: number;
-  /** First retry delay of a placement that found no capacity; doubled per attempt. @default 1000 */
+  /**
+   * First retry delay of a placement that found no capacity; doubled per attempt. Recorded in the registry at
+   * registration; placement uses the largest any instance of the namespace registered. @default 1000
+   */
   placementRetryMs?: number;
-  /** Longest placement retry delay. @default 30000 */
+  /** Longest placement retry delay; recorded like `placementRetryMs`. @default 30000 */
   placementRetryMaxMs?: number;
   /** Timeout of registry commands other than heartbeats. @default 2000 */
   commandTimeoutMs?: number;

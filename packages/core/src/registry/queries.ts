@@ -107,10 +107,11 @@ export async function listInstances(redis: RedisLike, keys: RegistryKeys): Promi
   }));
 }
 
-/** What placement needs to know of the fleet's timing; the same values on every caller of a namespace. */
+/**
+ * How long a caller of placement waits and what it accepts. The fleet's adoption delay and placement retry are not
+ * here: the place script reads them from the registry, where the instances recorded them.
+ */
 export interface PlacementTiming {
-  adoptionDelayMs: number;
-  placementRetryMs: number;
   /** Longest wait for a registry quarantine to end before giving up with QuarantineError. */
   quarantineWaitMs: number;
   /** Bound of the metadata's JSON (bytes). @default MAX_METADATA_BYTES (4096) */
@@ -147,7 +148,7 @@ export async function placeSession(
       redis,
       scripts.place,
       [keys.instances, keys.instanceInfo, keys.owned, keys.sessions, keys.pending, keys.meta],
-      [sessionId, labels, options.exclude ?? '', timing.adoptionDelayMs, keys.events, timing.placementRetryMs, metadata],
+      [sessionId, labels, options.exclude ?? '', keys.events, metadata],
     );
     if (reply[0] === ReplyCode.OK) {
       const outcome = reply[4] === 'existing' ? 'existing' : 'assigned';
@@ -164,21 +165,16 @@ export async function placeSession(
 
 /**
  * Stops a session that no live instance owns: desired state stopped with `reason`, out of the placement queue
- * (a pending placement is cancelled; nothing adopts it). Returns the session's epoch.
+ * (a pending placement is cancelled; nothing adopts it). A dead owner's session is refused until the registry's
+ * adoption delay has passed after its deadline. Returns the session's epoch.
  * @throws OwnedElsewhereError (a live owner stops it), OwnerExpiringError, NotFoundError
  */
-export async function stopUnowned(
-  redis: RedisLike,
-  keys: RegistryKeys,
-  sessionId: string,
-  reason: string,
-  timing: Pick<PlacementTiming, 'adoptionDelayMs'>,
-): Promise<string> {
+export async function stopUnowned(redis: RedisLike, keys: RegistryKeys, sessionId: string, reason: string): Promise<string> {
   const reply = await runScript(
     redis,
     scripts.stop,
-    [keys.instances, keys.instanceInfo, keys.owned, keys.sessions, keys.pending],
-    [sessionId, timing.adoptionDelayMs, reason, keys.events],
+    [keys.instances, keys.instanceInfo, keys.owned, keys.sessions, keys.pending, keys.meta],
+    [sessionId, reason, keys.events],
   );
   if (reply[0] === ReplyCode.OK) return String(reply[1]);
   throw replyError('stop', reply, { sessionId });

@@ -31,25 +31,41 @@ const DELAY = 200;
 const all = () => [k.instances, k.instanceInfo, k.owned, k.sessions, k.pending, k.meta];
 const run = (script: Script, keys: string[], args: Array<string | number>) => runScript(client, script, keys, args);
 
-/** register(id, inc, max, quarantineMs) */
-const register = (id: string, inc: string, max = 2, quarantine = 0, ttl = TTL) =>
-  run(scripts.register, all(), [id, inc, `http://${id}`, max, '{"zone":"eu"}', ttl, DELAY, 'managed', quarantine, k.events]);
+/** register(id, inc, max, quarantineMs, ttl, the instance's own timing facts) */
+const register = (id: string, inc: string, max = 2, quarantine = 0, ttl = TTL, facts = { delay: DELAY, retry: 1000, retryMax: 30000 }) =>
+  run(scripts.register, all(), [
+    id,
+    inc,
+    `http://${id}`,
+    max,
+    '{"zone":"eu"}',
+    ttl,
+    facts.delay,
+    'managed',
+    quarantine,
+    k.events,
+    facts.retry,
+    facts.retryMax,
+  ]);
 const heartbeat = (id: string, inc: string) => run(scripts.heartbeat, [k.instances, k.instanceInfo, k.owned, k.meta], [id, inc, TTL]);
 const claim = (id: string, inc: string, sid: string, reassert = '0', metadata = '') =>
-  run(scripts.claim, all(), [id, inc, sid, DELAY, reassert, '0', k.events, '', metadata]);
+  run(scripts.claim, all(), [id, inc, sid, reassert, '0', k.events, '', metadata]);
 const place = (sid: string, labels = '', exclude = '', metadata = '') =>
-  run(scripts.place, all(), [sid, labels, exclude, DELAY, k.events, 1000, metadata]);
+  run(scripts.place, all(), [sid, labels, exclude, k.events, metadata]);
 const release = (id: string, inc: string, sid: string, mode: 'stop' | 'handoff', reason = '') =>
-  run(scripts.release, all(), [id, inc, sid, mode, k.events, 1000, reason]);
+  run(scripts.release, all(), [id, inc, sid, mode, k.events, reason]);
 const setStatus = (id: string, inc: string, sid: string, status = 'WORKING', desired = '', reason = '') =>
   run(scripts.setStatus, [k.instances, k.instanceInfo, k.sessions], [id, inc, sid, status, desired, k.events, reason]);
 const setMetadata = (id: string, inc: string, sid: string, metadata: string) =>
   run(scripts.setMetadata, [k.instances, k.instanceInfo, k.sessions], [id, inc, sid, metadata, k.events]);
-const stop = (sid: string, reason = 'stopped by request') =>
-  run(scripts.stop, [k.instances, k.instanceInfo, k.owned, k.sessions, k.pending], [sid, DELAY, reason, k.events]);
+const stop = (sid: string, reason = 'stopped by request') => run(scripts.stop, all(), [sid, reason, k.events]);
 const lookup = (sid: string) => run(scripts.lookup, [k.instances, k.instanceInfo, k.sessions], [sid]);
 const record = async (sid: string) => JSON.parse((await client.hget(k.sessions, sid))!) as Record<string, unknown>;
-const sweep = () => run(scripts.sweep, all(), [DELAY, 100, 1000, 30000, k.events]);
+const sweep = () => run(scripts.sweep, all(), [100, k.events]);
+const serverNow = async () => {
+  const [s, us] = await client.time();
+  return Number(s) * 1000 + Math.floor(Number(us) / 1000);
+};
 
 describe('Lua scripts: every reply code', () => {
   it('register: OK, FENCED for an expired incarnation, DUPLICATE while another incarnation lives', async () => {
@@ -312,6 +328,60 @@ describe('Lua scripts: every reply code', () => {
     await sleep(2);
     const [, second] = await claim('a', 'ia', 's1');
     expect(BigInt(second as string) > BigInt(first as string)).toBe(true);
+  });
+});
+
+describe('Lua scripts: timing facts come from the registry', () => {
+  it('register records the largest adoption delay and placement retry any instance registered; a smaller one never lowers them', async () => {
+    await register('a', 'ia', 2, 0, TTL, { delay: 900, retry: 2000, retryMax: 40000 });
+    await register('b', 'ib', 2, 0, TTL, { delay: 0, retry: 1, retryMax: 1 });
+    expect(await client.hmget(k.meta, 'adoptionDelayMs', 'placementRetryMs', 'placementRetryMaxMs')).toEqual(['900', '2000', '40000']);
+    await register('c', 'ic', 2, 0, TTL, { delay: 1200, retry: 500, retryMax: 60000 });
+    expect(await client.hmget(k.meta, 'adoptionDelayMs', 'placementRetryMs', 'placementRetryMaxMs')).toEqual(['1200', '2000', '60000']);
+  });
+
+  it("claim, place, stop and sweep refuse a dead owner's session until its deadline + the registered delay, whatever the caller uses", async () => {
+    // The owner registered with 600 ms; the survivor with 0: the larger one governs every adoption decision.
+    await register('a', 'ia', 4, 0, 100, { delay: 600, retry: 1000, retryMax: 30000 });
+    await register('b', 'ib', 4, 0, 5000, { delay: 0, retry: 1000, retryMax: 30000 });
+    for (const s of ['s1', 's2', 's3', 's4']) await claim('a', 'ia', s);
+    const deadline = Number(await client.zscore(k.instances, 'a'));
+    while ((await serverNow()) <= deadline) await sleep(10);
+    expect(await claim('b', 'ib', 's1')).toEqual([OWNER_EXPIRING, expect.any(Number), 'a']);
+    expect(await place('s2')).toEqual([OWNER_EXPIRING, expect.any(Number), 'a']);
+    expect(await stop('s3')).toEqual([OWNER_EXPIRING, expect.any(Number), 'a']);
+    expect(await sweep()).toEqual([OK, 0, 0, 0, 0]);
+    expect(await serverNow()).toBeLessThan(deadline + 600);
+    // The same register from the dead owner's id waits for the same delay.
+    expect((await register('a', 'ia2', 4, 0, 100, { delay: 0, retry: 1000, retryMax: 30000 }))[0]).toBe(DUPLICATE);
+    for (const s of ['s1', 's2', 's3', 's4']) expect(await record(s)).toMatchObject({ owner: 'a' });
+
+    while ((await serverNow()) < deadline + 600) await sleep(10);
+    expect((await claim('b', 'ib', 's1'))[0]).toBe(OK);
+    expect(await place('s2')).toEqual([OK, 'b', expect.any(String), 'http://b', 'new']);
+    expect(await stop('s3')).toEqual([OK, expect.any(String)]);
+    expect(await sweep()).toEqual([OK, 1, 1, 0, 1]);
+    for (const s of ['s1', 's2', 's4']) expect((await record(s)).since as number).toBeGreaterThanOrEqual(deadline + 600);
+  });
+
+  it('place, release and sweep retry a placement that found no capacity after the registered retry delays', async () => {
+    await register('a', 'ia', 1, 0, 5000, { delay: DELAY, retry: 700, retryMax: 900 });
+    await register('b', 'ib', 1, 0, 5000, { delay: DELAY, retry: 1, retryMax: 1 });
+    await claim('a', 'ia', 's1');
+    await claim('b', 'ib', 's2');
+    expect(await place('s3')).toEqual([PENDING, 700]);
+    expect(await release('a', 'ia', 's1', 'handoff')).toEqual([PENDING, 700]);
+    await claim('a', 'ia', 's4');
+    await client.zadd(k.pending, 0, 's1', 0, 's3');
+    const before = await serverNow();
+    expect(await sweep()).toEqual([OK, 0, 0, 2, 0]);
+    // First failed attempt: the base delay; the second doubles it up to the registered maximum.
+    expect(Number(await client.zscore(k.pending, 's3'))).toBeGreaterThanOrEqual(before + 700);
+    await client.zadd(k.pending, 0, 's3');
+    await sweep();
+    const due = Number(await client.zscore(k.pending, 's3'));
+    expect(due - (await serverNow())).toBeGreaterThan(800);
+    expect(due - (await serverNow())).toBeLessThanOrEqual(900);
   });
 });
 

@@ -14,7 +14,7 @@ final class Scripts
     public const LOOKUP = [
         'name' => 'lookup',
         'numberOfKeys' => 3,
-        'sha' => '043c1a04a51efe80027758b41a661e3961e656f7',
+        'sha' => 'd50802f5ab840ce04da693928cfe7294f3115c4d',
         'lua' => '-- wafleet 0.1.0 lookup
 --[[
   Reads a session\'s owner in one round trip: the record, the owner\'s URL and whether its lease is valid.
@@ -88,9 +88,24 @@ local function live_instance(instances_key, info_key, id, now)
   return get_json(info_key, id), tonumber(deadline)
 end
 
+-- Fleet-wide timing facts live in the meta hash, written by every registration and never taken from a caller, so
+-- whoever triggers an adoption or placement cannot shorten a margin. Each field keeps the largest value any
+-- registration of this era wrote: an instance with a smaller adoption delay cannot cut the pause budget of one
+-- configured with more. Absent only while no instance of this version has registered: the default profile\'s values.
+local FACT_DEFAULTS = { adoptionDelayMs = 1000, placementRetryMs = 1000, placementRetryMaxMs = 30000 }
+
+local function fleet_fact(meta_key, name)
+  return tonumber(redis.call(\'HGET\', meta_key, name) or \'\') or FACT_DEFAULTS[name]
+end
+
+local function raise_fact(meta_key, name, value)
+  local current = tonumber(redis.call(\'HGET\', meta_key, name) or \'\')
+  if current == nil or value > current then redis.call(\'HSET\', meta_key, name, value) end
+end
+
 -- \'live\': the recorded owner incarnation holds its lease; \'expiring\': dead, but adoption must wait until
--- retry_at; \'free\': nobody owns it, or the owner\'s lease is dead for longer than the adoption delay.
-local function owner_state(instances_key, info_key, rec, now, adopt_delay)
+-- retry_at; \'free\': nobody owns it, or the owner\'s lease is dead for longer than the fleet\'s adoption delay.
+local function owner_state(instances_key, info_key, meta_key, rec, now)
   if rec == nil or rec.owner == nil or rec.owner == \'\' then return \'free\', 0 end
   local deadline = redis.call(\'ZSCORE\', instances_key, rec.owner)
   local info = get_json(info_key, rec.owner)
@@ -98,6 +113,7 @@ local function owner_state(instances_key, info_key, rec, now, adopt_delay)
   -- A new incarnation registers only after the old one\'s deadline + adoption delay, so a mismatch means free.
   if info.inc ~= rec.inc then return \'free\', 0 end
   deadline = tonumber(deadline)
+  local adopt_delay = fleet_fact(meta_key, \'adoptionDelayMs\')
   if deadline > now then return \'live\', deadline + adopt_delay end
   if deadline + adopt_delay > now then return \'expiring\', deadline + adopt_delay end
   return \'free\', 0
@@ -269,7 +285,7 @@ return {
     public const INSTANCES = [
         'name' => 'instances',
         'numberOfKeys' => 3,
-        'sha' => '2336df453e16aae9e65278aa5c837afdc5e208f5',
+        'sha' => '49ed053a9180b1c9168a85e21efbd9a0adb26937',
         'lua' => '-- wafleet 0.1.0 instances
 --[[
   Lists registered instances with their load, in one round trip.
@@ -339,9 +355,24 @@ local function live_instance(instances_key, info_key, id, now)
   return get_json(info_key, id), tonumber(deadline)
 end
 
+-- Fleet-wide timing facts live in the meta hash, written by every registration and never taken from a caller, so
+-- whoever triggers an adoption or placement cannot shorten a margin. Each field keeps the largest value any
+-- registration of this era wrote: an instance with a smaller adoption delay cannot cut the pause budget of one
+-- configured with more. Absent only while no instance of this version has registered: the default profile\'s values.
+local FACT_DEFAULTS = { adoptionDelayMs = 1000, placementRetryMs = 1000, placementRetryMaxMs = 30000 }
+
+local function fleet_fact(meta_key, name)
+  return tonumber(redis.call(\'HGET\', meta_key, name) or \'\') or FACT_DEFAULTS[name]
+end
+
+local function raise_fact(meta_key, name, value)
+  local current = tonumber(redis.call(\'HGET\', meta_key, name) or \'\')
+  if current == nil or value > current then redis.call(\'HSET\', meta_key, name, value) end
+end
+
 -- \'live\': the recorded owner incarnation holds its lease; \'expiring\': dead, but adoption must wait until
--- retry_at; \'free\': nobody owns it, or the owner\'s lease is dead for longer than the adoption delay.
-local function owner_state(instances_key, info_key, rec, now, adopt_delay)
+-- retry_at; \'free\': nobody owns it, or the owner\'s lease is dead for longer than the fleet\'s adoption delay.
+local function owner_state(instances_key, info_key, meta_key, rec, now)
   if rec == nil or rec.owner == nil or rec.owner == \'\' then return \'free\', 0 end
   local deadline = redis.call(\'ZSCORE\', instances_key, rec.owner)
   local info = get_json(info_key, rec.owner)
@@ -349,6 +380,7 @@ local function owner_state(instances_key, info_key, rec, now, adopt_delay)
   -- A new incarnation registers only after the old one\'s deadline + adoption delay, so a mismatch means free.
   if info.inc ~= rec.inc then return \'free\', 0 end
   deadline = tonumber(deadline)
+  local adopt_delay = fleet_fact(meta_key, \'adoptionDelayMs\')
   if deadline > now then return \'live\', deadline + adopt_delay end
   if deadline + adopt_delay > now then return \'expiring\', deadline + adopt_delay end
   return \'free\', 0

@@ -8,11 +8,11 @@
   KEYS[3] owned         ZSET "<instanceId>:<sessionId>"
   KEYS[4] sessions      HASH session id -> JSON record
   KEYS[5] pending       ZSET session id -> due (ms)
+  KEYS[6] meta          HASH adoptionDelayMs (the registry's adoption delay, never the caller's)
 
   ARGV[1] session id
-  ARGV[2] adoption delay (ms)
-  ARGV[3] reason (short text, e.g. 'stopped by request')
-  ARGV[4] pub/sub channel
+  ARGV[2] reason (short text, e.g. 'stopped by request')
+  ARGV[3] pub/sub channel
 
   Reply: {1 OK, epoch}
          {-3 OWNED_ELSEWHERE, owner, epoch, owner url}
@@ -26,12 +26,12 @@ local now = now_ms()
 
 local rec = get_json(KEYS[4], sid)
 if not rec then return { NOT_FOUND } end
-local state, retry_at = owner_state(KEYS[1], KEYS[2], rec, now, tonumber(ARGV[2]))
+local state, retry_at = owner_state(KEYS[1], KEYS[2], KEYS[6], rec, now)
 if state == 'live' then
   local info = get_json(KEYS[2], rec.owner)
   return { OWNED_ELSEWHERE, rec.owner, rec.epoch, info and info.url or '' }
 end
 if state == 'expiring' then return { OWNER_EXPIRING, retry_at - now, rec.owner } end
 
-stop_record(keys_, sid, rec, ARGV[3], now, ARGV[4])
+stop_record(keys_, sid, rec, ARGV[2], now, ARGV[3])
 return { OK, rec.epoch }
