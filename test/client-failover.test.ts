@@ -4,7 +4,7 @@ import { createServer, connect, type Server, type Socket } from 'node:net';
 import { createFleetClient, type FleetClient } from '@wafleet/client';
 import { freePort, sleep, uniqueNamespace, waitUntil } from '@wafleet/test-utils';
 import { afterAll, describe, expect, it } from 'vitest';
-import { TEST_TIMING, journalPath, startInstance, useTestRedis, type InstanceProcess } from './helpers/fleet-harness.js';
+import { journalPath, startInstance, useTestRedis, type InstanceProcess } from './helpers/fleet-harness.js';
 
 const redis = useTestRedis();
 const clients: FleetClient[] = [];
@@ -37,7 +37,6 @@ function client(namespace: string): FleetClient {
     redis: redis.url,
     namespace,
     failoverTimeoutMs: FAILOVER_TIMEOUT_MS,
-    adoptionDelayMs: TEST_TIMING.adoptionDelayMs,
   });
   clients.push(c);
   return c;

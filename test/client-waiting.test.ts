@@ -26,7 +26,6 @@ function client(namespace: string, extra: { requestTimeoutMs?: number } = {}): F
     redis: redis.url,
     namespace,
     failoverTimeoutMs: 6000,
-    adoptionDelayMs: TEST_TIMING.adoptionDelayMs,
     ...extra,
   });
   clients.push(c);

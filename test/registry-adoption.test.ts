@@ -84,7 +84,7 @@ describe('adoption after kill -9 (G4)', () => {
     // Restart backoff of 3 s: the failing session sits FAILED (restart pending) most of the time.
     const timing = ['--start-concurrency', '5', '--start-timeout-ms', '60000', '--restart-base-ms', '3000', '--restart-max-ms', '6000'];
     const a = await SimInstance.start(namespace, 'a', [...faults, ...timing]);
-    const client = createFleetClient({ redis: redis.url, namespace, adoptionDelayMs });
+    const client = createFleetClient({ redis: redis.url, namespace });
     const ids = ['working-1', 'starting-1', 'failing-1', 'qr-1', 'gaveup-1'];
     try {
       for (const sid of ids) expect((await client.place(sid, { metadata: metadataOf(sid) })).owner).toBe('a');
@@ -159,7 +159,7 @@ describe('adoption after kill -9 (G4)', () => {
   it('hands the metadata placed with a session to the engine factory of the instance that adopts it after kill -9', async () => {
     const namespace = uniqueNamespace('adopt-meta');
     const a = await SimInstance.start(namespace, 'a');
-    const client = createFleetClient({ redis: redis.url, namespace, adoptionDelayMs });
+    const client = createFleetClient({ redis: redis.url, namespace });
     try {
       await client.place('meta-1', { metadata: metadataOf('meta-1') });
       const b = await SimInstance.start(namespace, 'b');

@@ -44,8 +44,11 @@ describe('fleet-wide timing facts come from the registry, not from the caller', 
     });
     fleets.push(survivor);
     await survivor.start();
-    // The deprecated client options are accepted and have no effect on what the registry allows.
-    const client = createFleetClient({ redis: redis.url, namespace, adoptionDelayMs: 0, placementRetryMs: 1 });
+    // A backend cannot even ask for a shorter delay: the client has no such option.
+    expect(() => createFleetClient({ redis: redis.url, namespace, adoptionDelayMs: 0 } as never)).toThrow(
+      expect.objectContaining({ code: 'WAFLEET_CONFIG', option: 'adoptionDelayMs' }),
+    );
+    const client = createFleetClient({ redis: redis.url, namespace });
 
     try {
       await a.child.kill('SIGKILL');

@@ -50,13 +50,6 @@ export interface FleetClientOptions {
   connectionsPerInstance?: number;
   /** Timeout of registry commands. @default 2000 */
   commandTimeoutMs?: number;
-  /**
-   * @deprecated Ignored: `place` uses the adoption delay the instances recorded in the registry, so no caller can
-   * shorten it. Accepted so existing configurations keep working; remove it.
-   */
-  adoptionDelayMs?: number;
-  /** @deprecated Ignored: `place` uses the placement retry delay the instances recorded in the registry. */
-  placementRetryMs?: number;
   /** Longest wait for a registry quarantine to end in `place`. @default 10000 */
   quarantineWaitMs?: number;
   /** pino, winston or console-like logger. @default no logging */
@@ -200,8 +193,10 @@ function resolveOptions(options: FleetClientOptions): Resolved {
     (out as Record<string, unknown>)[key] = value;
   }
   out.namespace = validateNamespace(options.namespace ?? DEFAULTS.namespace);
-  for (const key of ['adoptionDelayMs', 'placementRetryMs'] as const) {
-    if (options[key] !== undefined) out.logger.warn(`\`${key}\` is ignored: the registry holds the value the instances recorded`);
+  // The instances record these in the registry and the scripts read them there: no caller can shorten them.
+  for (const key of ['adoptionDelayMs', 'placementRetryMs']) {
+    if (key in options)
+      throw new ConfigError(key, `\`${key}\` is not a client option: the registry holds the value the instances recorded`);
   }
   return out;
 }
