@@ -57,6 +57,17 @@ const evalshaCalls = async () => Number(/cmdstat_evalsha:calls=(\d+)/.exec(await
 const percentile = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor((p / 100) * xs.length))]!;
 
 describe('@wafleet/client', () => {
+  it('close() resolves, for every caller, only once its Redis connections are closed', async () => {
+    const connections = async () => String(await redis.client.client('LIST')).trim().split('\n').length;
+    const before = await connections();
+    const c = createFleetClient({ redis: redis.url, namespace: uniqueNamespace('close') });
+    await c.connect();
+    expect(await connections()).toBe(before + 2);
+    void c.close();
+    await c.close();
+    expect(await connections()).toBe(before);
+  });
+
   it('rejects invalid session ids, paths and options before any network call', async () => {
     expect(() => createFleetClient({ redis: 'localhost:6379' })).toThrow(
       expect.objectContaining({ code: 'WAFLEET_CONFIG', option: 'redis' }),

@@ -65,6 +65,16 @@ const statusOf = (h: Host, id: string) => h.supervisor.session(id)?.status;
 const reasons = (h: Host, id: string) => h.supervisor.session(id)!.transitions.map((t) => `${t.to}:${t.reason}`);
 
 describe('session supervisor (G4, G1)', () => {
+  it('close() resolves, for every caller, only once every engine has stopped', async () => {
+    const h = await host(uniqueNamespace('sup-close'), 'a');
+    await h.supervisor.startSession('close-1');
+    await waitUntil(() => statusOf(h, 'close-1') === 'WORKING');
+    void h.supervisor.close();
+    await h.supervisor.close();
+    expect(h.sim.running().size).toBe(0);
+    expect(statusOf(h, 'close-1')).toBe('STOPPED');
+  });
+
   it('launches a session, records its status in the registry, and serves its QR code while it waits for a scan', async () => {
     const ns = uniqueNamespace('sup-basic');
     const h = await host(ns, 'a', { sim: createSimEngine({ requiresQr: (id) => id === 'qr-1' }) });

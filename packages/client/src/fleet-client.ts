@@ -251,6 +251,7 @@ export class FleetClient extends EventEmitter<FleetClientEvents> {
   #sub: Connection | undefined;
   #ready: Promise<void> | undefined;
   #closed = false;
+  #closePromise: Promise<void> | undefined;
   readonly #closeWaiters = new Set<() => void>();
   readonly #stats = { lookups: 0, cacheHits: 0, registryReads: 0, pushes: 0, flushes: 0, failovers: 0, abandoned: 0, retryAfterWaits: 0 };
   /** Retryable attempts waiting for response headers, per session: abandoned when the session moves. */
@@ -610,12 +611,14 @@ export class FleetClient extends EventEmitter<FleetClientEvents> {
     }
   }
 
-  /** Closes the connections wafleet opened and the HTTP pools. Idempotent. */
-  async close(): Promise<void> {
-    if (this.#closed) return;
+  /** Closes the connections wafleet opened and the HTTP pools. Idempotent: every call resolves once they are closed. */
+  close(): Promise<void> {
     this.#closed = true;
-    for (const wake of this.#closeWaiters) wake();
-    await this.#ready?.catch(() => undefined);
-    await Promise.all([disconnect(this.#sub), disconnect(this.#cmd), this.#agent.close()]);
+    this.#closePromise ??= (async () => {
+      for (const wake of this.#closeWaiters) wake();
+      await this.#ready?.catch(() => undefined);
+      await Promise.all([disconnect(this.#sub), disconnect(this.#cmd), this.#agent.close()]);
+    })();
+    return this.#closePromise;
   }
 }

@@ -137,6 +137,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
   #launching = 0;
   #started = false;
   #closed = false;
+  #closePromise: Promise<void> | undefined;
 
   constructor(options: SupervisorOptions) {
     super();
@@ -229,11 +230,17 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     return run?.status === 'SCAN_QR_CODE' ? run.qr : undefined;
   }
 
-  /** Stops every engine (without releasing: `fleet.close()` hands sessions off). Idempotent. */
-  async close(): Promise<void> {
-    if (this.#closed) return;
+  /**
+   * Stops every engine (without releasing: `fleet.close()` hands sessions off) and waits for the registry writes
+   * already under way. Idempotent: every call resolves when that work is done.
+   */
+  close(): Promise<void> {
     this.#closed = true;
-    await Promise.all([...this.#runs.keys()].map((sid) => this.#halt(sid, 'supervisor closed')));
+    this.#closePromise ??= (async () => {
+      await Promise.all([...this.#runs.keys()].map((sid) => this.#halt(sid, 'supervisor closed')));
+      await Promise.all([...this.#runs.values()].map((run) => run.writes.catch(() => undefined)));
+    })();
+    return this.#closePromise;
   }
 
   // ---- launching ----
