@@ -58,7 +58,10 @@ const percentile = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Ma
 
 describe('@wafleet/client', () => {
   it('close() resolves, for every caller, only once its Redis connections are closed', async () => {
-    const connections = async () => String(await redis.client.client('LIST')).trim().split('\n').length;
+    const connections = async () =>
+      String(await redis.client.client('LIST'))
+        .trim()
+        .split('\n').length;
     const before = await connections();
     const c = createFleetClient({ redis: redis.url, namespace: uniqueNamespace('close') });
     await c.connect();
