@@ -1,4 +1,12 @@
-import { createFleet, createSupervisor, type Fleet, type FleetOptions, type Supervisor, type SupervisorOptions } from '@wafleet/core';
+import {
+  createFleet,
+  createSupervisor,
+  type EngineFactory,
+  type Fleet,
+  type FleetOptions,
+  type Supervisor,
+  type SupervisorOptions,
+} from '@wafleet/core';
 import { createSimEngine, type SimEngine } from '@wafleet/sim';
 import { startRedis, uniqueNamespace, waitUntil, type RedisServerHandle } from '@wafleet/test-utils';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -65,6 +73,32 @@ const statusOf = (h: Host, id: string) => h.supervisor.session(id)?.status;
 const reasons = (h: Host, id: string) => h.supervisor.session(id)!.transitions.map((t) => `${t.to}:${t.reason}`);
 
 describe('session supervisor (G4, G1)', () => {
+  it('a handoff waits for the supervisor to stop the engine, whatever stopTimeoutMs the fleet has (one owner of the stop deadline)', async () => {
+    const sim = createSimEngine();
+    // An engine that takes 400 ms to stop: longer than the fleet's own 100 ms, shorter than the supervisor's 2 s.
+    const slow: EngineFactory = async (ctx) => {
+      const engine = await sim.factory(ctx);
+      return {
+        start: () => engine.start(),
+        probe: () => engine.probe(),
+        stop: async () => {
+          await new Promise((r) => setTimeout(r, 400));
+          await engine.stop();
+        },
+      };
+    };
+    const h = await host(uniqueNamespace('sup-stop-owner'), 'a', {
+      fleet: { stopTimeoutMs: 100 },
+      supervisor: { engine: slow, stopTimeoutMs: 2000 },
+    });
+    await h.supervisor.startSession('slow-1');
+    await waitUntil(() => statusOf(h, 'slow-1') === 'WORKING');
+    const result = await h.fleet.drain();
+    expect(result.failed).toBe(0);
+    expect(result.handedOff + result.pending).toBe(1);
+    expect(sim.running().size).toBe(0);
+  });
+
   it('close() resolves, for every caller, only once every engine has stopped', async () => {
     const h = await host(uniqueNamespace('sup-close'), 'a');
     await h.supervisor.startSession('close-1');

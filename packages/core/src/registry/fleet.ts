@@ -167,6 +167,8 @@ export class Fleet extends EventEmitter<FleetEvents> {
   /** Metadata of sessions owned here, as last written or read, for the status webhooks. */
   readonly #metadata = new Map<string, SessionMetadata>();
   #stopSession: StopSession | undefined;
+  /** How long a release or handoff waits for `#stopSession`: the deadline of whoever owns the stop. */
+  #stopTimeoutMs: number;
   #beatTimer: NodeJS.Timeout | undefined;
   #fenceTimer: NodeJS.Timeout | undefined;
   #sweepTimer: NodeJS.Timeout | undefined;
@@ -190,6 +192,7 @@ export class Fleet extends EventEmitter<FleetEvents> {
     this.options = resolveFleetOptions(options);
     this.keys = registryKeys(this.options.namespace, this.options.redis.db);
     this.#stopSession = this.options.stopSession;
+    this.#stopTimeoutMs = this.options.stopTimeoutMs;
   }
 
   /** Current lifecycle state. */
@@ -850,10 +853,13 @@ export class Fleet extends EventEmitter<FleetEvents> {
 
   /**
    * Sets how sessions are stopped before release and handoff (the `stopSession` option), for hosts such as the
-   * supervisor that exist only after the fleet.
+   * supervisor that exist only after the fleet. `timeoutMs`: how long the fleet waits for it, when the hook keeps a
+   * deadline of its own (the supervisor passes its `stopTimeoutMs` plus a margin, so the stop has one owner).
+   * @default the fleet's `stopTimeoutMs`
    */
-  setStopSession(stop: StopSession): void {
+  setStopSession(stop: StopSession, options: { timeoutMs?: number } = {}): void {
     this.#stopSession = stop;
+    this.#stopTimeoutMs = options.timeoutMs ?? this.options.stopTimeoutMs;
   }
 
   async #stopEngine(sessionId: string, reason: 'release' | 'handoff'): Promise<void> {
@@ -863,7 +869,7 @@ export class Fleet extends EventEmitter<FleetEvents> {
     const timeout = new Promise<never>((_, reject) => {
       timer = setTimeout(
         () => reject(new WafleetError('WAFLEET_LEASE_LOST', `stopSession(${sessionId}) did not finish within stopTimeoutMs`)),
-        this.options.stopTimeoutMs,
+        this.#stopTimeoutMs,
       );
     });
     try {

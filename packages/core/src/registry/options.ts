@@ -88,7 +88,7 @@ export interface FleetOptions extends Partial<TimingOptions> {
   commandTimeoutMs?: number;
   /** Stops a session's engine before release and handoff. Without it the host stops sessions itself. */
   stopSession?: StopSession;
-  /** Longest wait for `stopSession`. @default 10000 */
+  /** Longest wait for `stopSession` (a supervisor sets its own, longer deadline through `setStopSession`). @default 10000 */
   stopTimeoutMs?: number;
   /** Sessions handed off at once while draining. @default 4 */
   handoffConcurrency?: number;

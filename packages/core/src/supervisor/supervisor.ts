@@ -179,7 +179,8 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
       this.#record(run, run.status);
     });
     fleet.on('renewed', ({ selfFenceInMs }) => this.#deadman?.refresh(selfFenceInMs));
-    fleet.setStopSession((sessionId, reason) => this.#stopForFleet(sessionId, reason));
+    // The supervisor owns the stop deadline: the fleet waits for it (plus time to write the status), never less.
+    fleet.setStopSession((sessionId, reason) => this.#stopForFleet(sessionId, reason), { timeoutMs: this.#o.stopTimeoutMs + 2000 });
     for (const [sid, epoch] of fleet.ownedSessions()) this.#want(sid, epoch);
   }
 
