@@ -183,7 +183,7 @@ function retryAfterMs(response: Response): number | undefined {
 
 function resolveOptions(options: FleetClientOptions): Resolved {
   if (typeof options !== 'object' || options === null) throw new ConfigError('options', 'Expected an options object');
-  const out = { ...DEFAULTS, redis: resolveRedisOption(options.redis), logger: createLogger(options.logger) } as Resolved;
+  const out = { ...DEFAULTS, redis: resolveRedisOption(options.redis), logger: createLogger(options.logger, 'client') } as Resolved;
   for (const key of Object.keys(DEFAULTS) as Array<keyof typeof DEFAULTS>) {
     if (key === 'namespace') continue;
     const value = options[key] ?? DEFAULTS[key];
@@ -285,7 +285,7 @@ export class FleetClient extends EventEmitter<FleetClientEvents> {
     this.#cmd = connect(this.options.redis, 'command', timing);
     this.#sub = connect(this.options.redis, 'subscriber', timing);
     for (const conn of [this.#cmd, this.#sub]) {
-      if (conn.owned) conn.client.on('error', (err: Error) => this.options.logger.debug('redis connection error', { err: err.message }));
+      if (conn.owned) conn.client.on('error', (err: Error) => this.options.logger.debug('redis connection error', { err }));
       await open(conn, this.options.redis);
     }
     const sub = this.#sub.client;

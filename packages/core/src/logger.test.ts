@@ -73,3 +73,26 @@ describe('session ids in log lines', () => {
     expect(() => wafleetLogger(console, { hashKey: '' })).toThrow(/hashKey/);
   });
 });
+
+describe('component binding', () => {
+  it('binds the component in a pino or winston child logger, and adds it as a field to a console-like one', () => {
+    const bound: unknown[] = [];
+    const lines: unknown[][] = [];
+    const pinoChild = { info: (...a: unknown[]) => lines.push(a), warn() {}, error() {}, debug() {}, child() {} };
+    const pino = { child: (b: unknown) => (bound.push(b), pinoChild), info() {}, warn() {}, error() {}, debug() {} };
+    createLogger(pino, 'outbox').info('x', { n: 1 });
+    expect(bound).toEqual([{ component: 'outbox' }]);
+    expect(lines).toEqual([[{ n: 1 }, 'x']]);
+    const consoleLines: unknown[][] = [];
+    const plain = { info: (...a: unknown[]) => consoleLines.push(a), warn() {}, error() {}, debug() {} };
+    createLogger(plain, 'fleet').info('y', { n: 2 });
+    expect(consoleLines).toEqual([['y', { component: 'fleet', n: 2 }]]);
+  });
+
+  it('derives a component logger from a wafleetLogger, keeping its privacy options', () => {
+    const lines: unknown[][] = [];
+    const plain = { info: (...a: unknown[]) => lines.push(a), warn() {}, error() {}, debug() {} };
+    createLogger(wafleetLogger(plain, { sessionIds: 'plain' }), 'supervisor').info('z', { sessionId: '5511999990000' });
+    expect(lines).toEqual([['z', { component: 'supervisor', sessionId: '5511999990000' }]]);
+  });
+});

@@ -31,6 +31,8 @@ export interface LogPrivacyOptions {
 type Level = keyof Logger;
 const LEVELS: readonly Level[] = ['debug', 'info', 'warn', 'error'];
 const ADAPTED = Symbol('wafleet.logger');
+/** What an adapted logger was built from, so that a component's logger can be derived from it. */
+const SOURCE = Symbol('wafleet.logger.source');
 const ID_FIELDS = ['sessionId', 'session'] as const;
 
 const noop: Logger = Object.freeze({ debug() {}, info() {}, warn() {}, error() {}, [ADAPTED]: true });
@@ -42,20 +44,30 @@ const noop: Logger = Object.freeze({ debug() {}, info() {}, warn() {}, error() {
  * createFleet({ ..., logger: wafleetLogger(pino(), { hashKey: process.env.LOG_HASH_KEY }) })
  */
 export function wafleetLogger(target: unknown, options: LogPrivacyOptions = {}): Logger {
+  return adapt(target, options, undefined);
+}
+
+function adapt(target: unknown, options: LogPrivacyOptions, component: string | undefined): Logger {
   const mode = options.sessionIds ?? 'hash';
   if (mode !== 'hash' && mode !== 'plain') throw new ConfigError('sessionIds', "Expected `sessionIds` to be 'hash' or 'plain'");
   const key = options.hashKey ?? 'wafleet';
   if (typeof key !== 'string' || key.length === 0) throw new ConfigError('hashKey', 'Expected `hashKey` to be a non-empty string');
   if (target === undefined || target === null) return noop;
+  const source = (target as Record<symbol, { target: unknown; options: LogPrivacyOptions } | undefined>)[SOURCE];
+  if (source) return component === undefined ? (target as Logger) : adapt(source.target, source.options, component);
   if ((target as Record<symbol, unknown>)[ADAPTED]) return target as Logger;
-  const host = target as Record<string, unknown>;
+  // pino and winston bind the component in a child logger; a console-like logger gets it as a field.
+  const parent = target as Record<string, unknown>;
+  const bindsChild = component !== undefined && typeof parent.child === 'function';
+  const host = bindsChild ? ((parent.child as (b: object) => Record<string, unknown>).call(parent, { component }) ?? parent) : parent;
+  const extra = component !== undefined && !bindsChild ? { component } : undefined;
   const winstonStyle = Array.isArray(host.transports) || typeof host.child !== 'function';
   const hash = (id: string) => `sid_${createHmac('sha256', key).update(id).digest('hex').slice(0, 12)}`;
   const redact =
     mode === 'hash'
       ? (msg: string, fields: LogFields) => redactIds(msg, fields, hash)
       : (msg: string, fields: LogFields) => [msg, fields] as const;
-  const out = { [ADAPTED]: true } as Record<Level, (msg: string, fields?: LogFields) => void> & { [ADAPTED]: true };
+  const out = { [ADAPTED]: true, [SOURCE]: { target, options } } as unknown as Record<Level, (msg: string, fields?: LogFields) => void>;
   for (const level of LEVELS) {
     const fn = host[level];
     if (typeof fn !== 'function') {
@@ -63,7 +75,7 @@ export function wafleetLogger(target: unknown, options: LogPrivacyOptions = {}):
       continue;
     }
     out[level] = (message, given) => {
-      const [msg, fields] = redact(message, given ?? {});
+      const [msg, fields] = redact(message, extra ? { ...extra, ...given } : (given ?? {}));
       if (winstonStyle) (fn as (m: string, f?: LogFields) => void).call(host, msg, fields);
       else (fn as (f: LogFields, m: string) => void).call(host, fields, msg);
     };
@@ -74,12 +86,13 @@ export function wafleetLogger(target: unknown, options: LogPrivacyOptions = {}):
 /**
  * Adapts a host logger. pino takes `(fields, msg)`; winston and console take `(msg, fields)`; a winston logger is
  * recognised by its `transports` array. Without a logger nothing is logged. Session ids are hashed unless the host
- * passed a {@link wafleetLogger} that says otherwise.
+ * passed a {@link wafleetLogger} that says otherwise. `component` (`fleet`, `outbox`, `supervisor`, ...) is bound in
+ * a child logger (pino, winston) or added as a field, so lines of the parts of wafleet can be told apart.
  * @example
  * createFleet({ ..., logger: pino() })
  */
-export function createLogger(target?: unknown): Logger {
-  return wafleetLogger(target);
+export function createLogger(target?: unknown, component?: string): Logger {
+  return adapt(target, {}, component);
 }
 
 function redactIds(msg: string, fields: LogFields, hash: (id: string) => string): readonly [string, LogFields] {

@@ -78,7 +78,7 @@ export function createWwebjsEngine(createClient: CreateClient, options: WwebjsEn
   if (typeof createClient !== 'function') throw new ConfigError('createClient', 'Expected `createClient` to be a function');
   const probeTimeoutMs = positiveInteger('probeTimeoutMs', options.probeTimeoutMs, DEFAULTS.probeTimeoutMs);
   const stopTimeoutMs = positiveInteger('stopTimeoutMs', options.stopTimeoutMs, DEFAULTS.stopTimeoutMs);
-  const log = createLogger(options.logger);
+  const log = createLogger(options.logger, 'wwebjs');
   return async (context) => {
     let built: Client | Promise<Client>;
     try {
@@ -154,7 +154,7 @@ class WwebjsEngine implements SessionEngine {
       await this.#client.initialize();
     } catch (thrown) {
       const error = toError(thrown);
-      this.#log.warn('whatsapp-web.js initialize failed', { sessionId: this.#context.sessionId, error: error.message });
+      this.#log.warn('whatsapp-web.js initialize failed', { sessionId: this.#context.sessionId, err: error });
       this.#end({ type: 'crashed', reason: `initialize: ${error.message}` });
     }
   }
@@ -253,7 +253,7 @@ class WwebjsEngine implements SessionEngine {
     const destroyed = Promise.resolve()
       .then(() => this.#client.destroy())
       .catch((error: unknown) => {
-        this.#log.debug('whatsapp-web.js destroy failed (browser already gone?)', { error: toError(error).message });
+        this.#log.debug('whatsapp-web.js destroy failed (browser already gone?)', { err: toError(error) });
       });
     await within(destroyed, this.#stopTimeoutMs, undefined);
     // A launch in progress hands its browser to #onBrowser, which closes it; the rejected initialize() then settles.

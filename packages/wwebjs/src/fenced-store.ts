@@ -52,7 +52,7 @@ function stripPrefix(name: string): string {
 export function createFencedStore(store: Store, guard: OwnershipGuard, options: FencedStoreOptions = {}): Store {
   if (typeof guard?.owns !== 'function') throw new ConfigError('guard', 'Expected `guard` to have an owns(sessionId) method');
   const sessionIdOf = options.sessionIdOf ?? stripPrefix;
-  const log = createLogger(options.logger);
+  const log = createLogger(options.logger, 'session-store');
 
   // save receives "<dataPath>/RemoteAuth-<id>" in 1.34.6 (PR #3375) but the bare name again in 1.34.7; the others the name.
   const fenced =

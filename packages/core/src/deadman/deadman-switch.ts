@@ -107,7 +107,7 @@ export async function startDeadmanSwitch(options: DeadmanSwitchOptions = {}): Pr
   if (!existsSync(WATCHDOG_PATH)) {
     throw new Error(`Dead-man watchdog not found at ${WATCHDOG_PATH}: run the compiled package (dist), not its sources`);
   }
-  const log = createLogger(options.logger);
+  const log = createLogger(options.logger, 'deadman');
   const spawnWatchdog = async () => {
     const sw = new WatchdogSwitch(log, closeTimeoutMs);
     await sw.started(startTimeoutMs);
@@ -183,7 +183,7 @@ class RearmingSwitch extends EventEmitter<DeadmanSwitchEvents> implements Deadma
         if (this.#deadline !== undefined) next.refresh(this.#deadline);
         this.log.warn('dead-man switch re-armed with a new watchdog', { pid: next.pid, tracked: this.#tracked.size });
       })
-      .catch((err: Error) => this.log.error('dead-man switch could not be re-armed; browsers are unprotected', { err: err.message }))
+      .catch((err: Error) => this.log.error('dead-man switch could not be re-armed; browsers are unprotected', { err }))
       .finally(() => (this.#rearming = undefined));
   }
 }
@@ -223,7 +223,7 @@ class WatchdogSwitch extends EventEmitter<DeadmanSwitchEvents> implements Deadma
     delete env['NODE_OPTIONS'];
     const child = spawn(process.execPath, [WATCHDOG_PATH], { detached: true, stdio: ['pipe', 'pipe', 'ignore'], env });
     this.#child = child;
-    child.on('error', (err) => this.#log.error('dead-man watchdog process error', { err: err.message }));
+    child.on('error', (err) => this.#log.error('dead-man watchdog process error', { err }));
     if (child.pid === undefined) {
       throw new Error(`Could not start the dead-man watchdog (${process.execPath} ${WATCHDOG_PATH})`);
     }
@@ -232,7 +232,7 @@ class WatchdogSwitch extends EventEmitter<DeadmanSwitchEvents> implements Deadma
     const stdout = child.stdout as Socket;
     // EPIPE once the watchdog has exited; 'close' below reports why it exited.
     stdin.on('error', (err) => {
-      this.#log.debug('dead-man watchdog pipe error', { err: err.message });
+      this.#log.debug('dead-man watchdog pipe error', { err });
       if (this.#state === 'running') this.#state = 'gone';
     });
     // The switch must not keep the instance alive, nor the instance's death keep the watchdog waiting.
@@ -329,7 +329,7 @@ class WatchdogSwitch extends EventEmitter<DeadmanSwitchEvents> implements Deadma
       this.#child.stdin?.write(`${JSON.stringify(cmd)}\n`);
     } catch (err) {
       // A write on a destroyed stream throws synchronously in some Node versions; never into the host.
-      this.#log.debug('dead-man watchdog write failed', { err: (err as Error).message });
+      this.#log.debug('dead-man watchdog write failed', { err });
       this.#state = 'gone';
     }
   }

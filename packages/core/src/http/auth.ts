@@ -30,7 +30,7 @@ const digest = (value: string) => createHash('sha256').update(value).digest();
  * app.post('/sessions/:sessionId/restart', admin, fleetGuard(fleet), restart);
  */
 export function requireAuth(auth: RouterAuth, options: { logger?: unknown } = {}): RequestHandler {
-  return authMiddleware(auth, createLogger(options.logger));
+  return authMiddleware(auth, createLogger(options.logger, 'http'));
 }
 
 /** {@link requireAuth} with an adapted logger. */

@@ -251,7 +251,7 @@ function resolve(options: OutboxOptions) {
     retentionMs: positiveInt('retentionMs', options.retentionMs ?? 86_400_000),
     pollIntervalMs: positiveInt('pollIntervalMs', options.pollIntervalMs ?? 250, 5),
     now: options.now ?? Date.now,
-    logger: createLogger(options.logger),
+    logger: createLogger(options.logger, 'outbox'),
     adoption: resolveAdoption(options),
   };
 }
@@ -759,7 +759,7 @@ export class Outbox extends EventEmitter<OutboxEvents> {
   #fail(err: Error): void {
     if (this.#reported.has(err)) return;
     if (this.listenerCount('error') > 0) this.emit('error', err);
-    else this.#log.error('outbox error', { err: err.message });
+    else this.#log.error('outbox error', { err });
   }
 
   // ---- store health ----
@@ -798,7 +798,7 @@ export class Outbox extends EventEmitter<OutboxEvents> {
       this.#storeLoggedAt = performance.now();
     } else if (performance.now() - this.#storeLoggedAt >= 60_000) {
       this.#storeLoggedAt = performance.now();
-      this.#log.warn('outbox store still failing', { failures: this.#storeFailures, backoffMs, err: err.message });
+      this.#log.warn('outbox store still failing', { failures: this.#storeFailures, backoffMs, err });
     }
     this.#reported.add(err);
   }

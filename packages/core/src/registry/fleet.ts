@@ -262,7 +262,7 @@ export class Fleet extends EventEmitter<FleetEvents> {
       this.#sub = connect(options.redis, 'subscriber', options);
       for (const conn of [this.#cmd, this.#hb, this.#sub]) {
         // ioredis emits 'error' on every failed reconnect; an unhandled one would crash the host.
-        if (conn.owned) conn.client.on('error', (err: Error) => options.logger.debug('redis connection error', { err: err.message }));
+        if (conn.owned) conn.client.on('error', (err: Error) => options.logger.debug('redis connection error', { err }));
         await open(conn, options.redis);
       }
       const sub = this.#sub.client;
@@ -484,7 +484,7 @@ export class Fleet extends EventEmitter<FleetEvents> {
     try {
       await outbox.enqueueMany(events);
     } catch (err) {
-      this.options.logger.error('status webhook not enqueued', { sessionId, err: (err as Error).message });
+      this.options.logger.error('status webhook not enqueued', { sessionId, err });
     }
   }
 
@@ -529,7 +529,7 @@ export class Fleet extends EventEmitter<FleetEvents> {
         [this.options.instanceId, this.#incarnation, '1'],
       );
     } catch (err) {
-      this.options.logger.warn('could not mark instance draining', { err: (err as Error).message });
+      this.options.logger.warn('could not mark instance draining', { err });
     }
     const queue = [...this.#owned.keys()];
     const worker = async () => {
@@ -554,7 +554,7 @@ export class Fleet extends EventEmitter<FleetEvents> {
         result.durationsMs.push(performance.now() - t0);
       } catch (err) {
         result.failed++;
-        this.options.logger.error('handoff failed; the session stays until the lease expires', { sessionId, err: (err as Error).message });
+        this.options.logger.error('handoff failed; the session stays until the lease expires', { sessionId, err });
       }
     });
   }
@@ -578,7 +578,7 @@ export class Fleet extends EventEmitter<FleetEvents> {
           scripts.deregister,
           [this.keys.instances, this.keys.instanceInfo, this.keys.owned, this.keys.sessions, this.keys.pending],
           [this.options.instanceId, this.#incarnation, this.keys.events],
-        ).catch((err: Error) => this.options.logger.warn('deregister failed; the lease will expire', { err: err.message }));
+        ).catch((err: Error) => this.options.logger.warn('deregister failed; the lease will expire', { err }));
       }
     }
     this.#clearTimers();
@@ -611,7 +611,7 @@ export class Fleet extends EventEmitter<FleetEvents> {
       else await this.#onLeaseLost(String(reply[1]) as FenceReason);
     } catch (err) {
       this.#stats.renewalFailures++;
-      this.options.logger.warn('lease renewal failed', { err: (err as Error).message, selfFenceInMs: Math.round(this.selfFenceInMs) });
+      this.options.logger.warn('lease renewal failed', { err, selfFenceInMs: Math.round(this.selfFenceInMs) });
     } finally {
       this.#scheduleBeat();
     }
@@ -790,7 +790,7 @@ export class Fleet extends EventEmitter<FleetEvents> {
         [this.options.instanceId, incarnation, this.options.maxSessions * 2 + 100],
       );
     } catch (err) {
-      this.options.logger.warn('reconcile failed', { err: (err as Error).message });
+      this.options.logger.warn('reconcile failed', { err });
       return;
     }
     if (reply[0] !== ReplyCode.OK || incarnation !== this.#incarnation || this.#pastDeadline()) return;
@@ -823,7 +823,7 @@ export class Fleet extends EventEmitter<FleetEvents> {
         if (placed || orphaned || removed) options.logger.info('sweep', { placed, orphaned, deferred, removed });
       }
     } catch (err) {
-      this.options.logger.warn('sweep failed', { err: (err as Error).message });
+      this.options.logger.warn('sweep failed', { err });
     } finally {
       this.#scheduleSweep();
     }
@@ -910,7 +910,7 @@ export class Fleet extends EventEmitter<FleetEvents> {
 
   #fail(err: Error): void {
     if (this.listenerCount('error') > 0) this.emit('error', err);
-    else this.options.logger.error('fleet error', { err: err.message });
+    else this.options.logger.error('fleet error', { err });
   }
 
   #clearTimers(): void {

@@ -216,7 +216,7 @@ export function resolveFleetOptions(options: FleetOptions): ResolvedFleetOptions
     stopSession: options.stopSession,
     stopTimeoutMs: integer('stopTimeoutMs', options.stopTimeoutMs ?? FLEET_DEFAULTS.stopTimeoutMs, 1),
     handoffConcurrency: integer('handoffConcurrency', options.handoffConcurrency ?? FLEET_DEFAULTS.handoffConcurrency, 1, 64),
-    logger: createLogger(options.logger),
+    logger: createLogger(options.logger, 'fleet'),
     outbox: options.outbox,
     readyEventType: options.readyEventType ?? 'session.ready',
     maxMetadataBytes: integer('maxMetadataBytes', options.maxMetadataBytes ?? FLEET_DEFAULTS.maxMetadataBytes, 2, 1_048_576),

@@ -159,7 +159,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     };
     this.#deadman = options.deadman;
     this.#onEngine = options.onEngine;
-    this.#log = createLogger(options.logger);
+    this.#log = createLogger(options.logger, 'supervisor');
   }
 
   /** Subscribes to the fleet and launches the sessions it already owns. Idempotent. */
@@ -481,9 +481,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     if (!this.#fleet.owns(run.sessionId)) return;
     const reason = run.reason;
     await this.#fleet.setStatus(run.sessionId, 'STOPPED', { desired: 'stopped', reason }).catch(() => undefined);
-    await this.#fleet
-      .release(run.sessionId, { reason })
-      .catch((err: Error) => this.#log.warn('release after logout failed', { err: err.message }));
+    await this.#fleet.release(run.sessionId, { reason }).catch((err: Error) => this.#log.warn('release after logout failed', { err }));
   }
 
   #stopEngine(run: Run): Promise<void> {
@@ -565,6 +563,6 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
 
   #fail(err: Error): void {
     if (this.listenerCount('error') > 0) this.emit('error', err);
-    else this.#log.error('supervisor error', { err: err.message });
+    else this.#log.error('supervisor error', { err });
   }
 }
