@@ -178,7 +178,8 @@ describe('guard options (G8)', () => {
       }
     };
     expect(optionOf({ misdirected: 'proxy' })).toBe('misdirected');
-    expect(optionOf({ notWorking: 'wait' })).toBe('notWorking');
+    expect(optionOf({ notWorking: 'hold' })).toBe('notWorking');
+    expect(optionOf({ notWorking: 'wait' })).toBe('status');
     expect(optionOf({ misdirected: 'forward', forwardWaitMs: -1 })).toBe('forwardWaitMs');
     expect(optionOf({ notWorking: 'retry-after' })).toBe('status');
     expect(optionOf({ misdirected: 'forward', notWorking: 'retry-after', status: () => 'WORKING' })).toBeUndefined();

@@ -47,7 +47,7 @@ describe.skipIf(!HAPROXY)('forwarding behind haproxy (G5): a caller that knows o
   it('keyed sends through round-robin haproxy, one instance kill -9ed mid-run: 0 failed, 0 executed twice', async () => {
     const ids = Array.from({ length: 30 }, (_, i) => `lb-${i}`);
     const base = { redis: redis.url, namespace: uniqueNamespace('haproxy'), sends: journalPath('haproxy') };
-    const instances = await Promise.all(['a', 'b', 'c'].map((id) => startHttpInstance(base, id, { forward: true })));
+    const instances = await Promise.all(['a', 'b', 'c'].map((id) => startHttpInstance(base, id, { forward: true, notWorking: 'wait' })));
     await instances[0]!.run('place', { ids });
     await waitUntil(() => instances.reduce((n, p) => n + p.events('assigned').length, 0) === ids.length, {
       message: 'sessions not placed',

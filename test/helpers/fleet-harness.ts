@@ -69,8 +69,8 @@ export interface InstanceConfig {
     /** The guard forwards misdirected requests to the owner (`misdirected: 'forward'`). */
     forward?: boolean;
     forwardWaitMs?: number;
-    /** The guard answers 503 for an owned session that is not WORKING (`notWorking: 'retry-after'`). */
-    notWorking?: boolean;
+    /** For an owned session that is not WORKING the guard answers 503 (`true`: `'retry-after'`) or holds the request (`'wait'`). */
+    notWorking?: boolean | 'wait';
   };
 }
 

@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
 import { compareEpochs } from '../registry/fleet.js';
 import type { Fleet, SessionOwner } from '../registry/fleet.js';
@@ -41,12 +42,14 @@ export interface FleetGuardOptions {
    * What to do with a request for a session this instance owns whose `status` is not `WORKING` (a launch in
    * progress after an adoption, a restart, a QR code to scan): `'pass'` hands it to your route; `'retry-after'`
    * answers 503 `{ error: 'WAFLEET_SESSION_STARTING', status }` with `Retry-After`, which `@wafleet/client`
-   * waits out. Use it on routes that need a running session (send), not on the QR route. @default 'pass'
+   * waits out; `'wait'` holds the request until the session is WORKING (at most `forwardWaitMs`, then the same
+   * 503), for callers without any library, e.g. behind a load balancer. Use it on routes that need a running
+   * session (send), not on the QR route. @default 'pass'
    */
-  notWorking?: 'pass' | 'retry-after';
+  notWorking?: 'pass' | 'retry-after' | 'wait';
   /**
    * The status of a session owned here, read from memory on every request (no Redis call). Required by
-   * `notWorking: 'retry-after'`.
+   * `notWorking: 'retry-after'` and `'wait'`.
    * @example
    * fleetGuard(fleet, { notWorking: 'retry-after', status: (id) => supervisor.session(id)?.status })
    */
@@ -71,12 +74,12 @@ function positiveInt(option: string, value: unknown): number {
 
 function resolveGuardOptions(fleet: Fleet, options: FleetGuardOptions) {
   const { leaseTtlMs, adoptionDelayMs, sweepIntervalMs } = fleet.options;
-  const notWorking = oneOf('notWorking', options.notWorking ?? 'pass', ['pass', 'retry-after'] as const);
+  const notWorking = oneOf('notWorking', options.notWorking ?? 'pass', ['pass', 'retry-after', 'wait'] as const);
   if (options.status !== undefined && typeof options.status !== 'function') {
     throw new ConfigError('status', `Expected \`status\` to be a function (sessionId) => status, got ${describe(options.status)}`);
   }
-  if (notWorking === 'retry-after' && !options.status) {
-    throw new ConfigError('status', "`notWorking: 'retry-after'` needs `status`, e.g. (id) => supervisor.session(id)?.status");
+  if (notWorking !== 'pass' && !options.status) {
+    throw new ConfigError('status', `\`notWorking: '${notWorking}'\` needs \`status\`, e.g. (id) => supervisor.session(id)?.status`);
   }
   return {
     idOf: options.sessionId ?? sessionIdFromParams,
@@ -120,6 +123,14 @@ export function fleetGuard(fleet: Fleet, options: FleetGuardOptions = {}): Reque
   if (!poll) polls.set(fleet, (poll = new OwnerPoll(fleet)));
   const ownerPoll = poll;
 
+  /** With `notWorking: 'wait'`: while the session is owned here but not WORKING, waits (until `deadline`). */
+  const untilWorking = async (sessionId: string, deadline: number): Promise<void> => {
+    if (o.notWorking !== 'wait') return;
+    while (fleet.epochOf(sessionId) !== undefined && o.status!(sessionId) !== 'WORKING' && performance.now() < deadline) {
+      await sleep(50);
+    }
+  };
+
   /** Serves (or refuses) a request for a session owned here; false when this instance does not own it. */
   const serveHere = (sessionId: string, req: Request, res: Response, next: NextFunction): boolean => {
     const epoch = fleet.epochOf(sessionId);
@@ -134,7 +145,7 @@ export function fleetGuard(fleet: Fleet, options: FleetGuardOptions = {}): Reque
     }
     // A caller that saw a newer epoch knows an owner change this instance has not heard of yet: not ours.
     if (order > 0) return false;
-    if (o.notWorking === 'retry-after') {
+    if (o.notWorking !== 'pass') {
       const status = o.status!(sessionId);
       if (status !== 'WORKING') {
         res
@@ -171,11 +182,12 @@ export function fleetGuard(fleet: Fleet, options: FleetGuardOptions = {}): Reque
     for (;;) {
       // The caller left while the request waited for an owner: nobody to answer.
       if (res.destroyed) return;
+      await untilWorking(sessionId, deadline);
       if (serveHere(sessionId, req, res, next)) return;
       // Nothing to wait for: the session is unknown or should not run.
       if (!owner || owner.desired !== 'running') return misdirected(fleet, sessionId, res, owner);
       const moved = !failed || owner.owner !== failed.owner || owner.epoch !== failed.epoch;
-      const launching = o.notWorking === 'retry-after' && owner.status === 'STARTING' && performance.now() < deadline;
+      const launching = o.notWorking !== 'pass' && owner.status === 'STARTING' && performance.now() < deadline;
       if (owner.live && owner.ownerUrl && owner.owner !== me && moved && !launching) {
         const { outcome } = await forwardOnce(req, res, owner, body, { via: me, headersTimeoutMs: o.forwardTimeoutMs });
         if (outcome === 'answered') return;
@@ -205,6 +217,8 @@ export function fleetGuard(fleet: Fleet, options: FleetGuardOptions = {}): Reque
       return;
     }
     try {
+      await untilWorking(sessionId!, performance.now() + o.forwardWaitMs);
+      if (res.destroyed) return;
       if (serveHere(sessionId!, req, res, next)) return;
       const owner = await fleet.owner(sessionId!);
       // Nobody live runs it (and this instance does not hold it under a provable lease): the host's route decides.
