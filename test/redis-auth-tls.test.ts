@@ -2,7 +2,7 @@
 // carries, and refuses loudly (never hangs, never shows the password) when Redis refuses it.
 import { createFleetClient, type OwnerChange } from '@wafleet/client';
 import { createFleet, type Fleet, type WafleetError } from '@wafleet/core';
-import type { RedisOption } from '@wafleet/core/registry';
+import type { RedisOption } from '@wafleet/protocol';
 import { killAll, startRedis, startRedisCluster, uniqueNamespace, waitUntil, type RedisServerHandle } from '@wafleet/test-utils';
 import { afterAll, describe, expect, it } from 'vitest';
 import { TEST_TIMING } from './helpers/fleet-harness.js';

@@ -11,8 +11,6 @@ import {
   validateNamespace,
   validateSessionId,
   type Logger,
-} from '@wafleet/core';
-import {
   connect,
   disconnect,
   listInstances,
@@ -25,8 +23,10 @@ import {
   type RedisOption,
   type RedisTarget,
   type RegistryKeys,
-} from '@wafleet/core/registry';
-import type { InstanceInfo, PlaceResult, SessionOwner } from '@wafleet/core';
+  type InstanceInfo,
+  type PlaceResult,
+  type SessionOwner,
+} from '@wafleet/protocol';
 import { Agent, Headers, Response, fetch as undiciFetch, type RequestInit as UndiciRequestInit } from 'undici';
 
 /** Options of {@link createFleetClient}. */

@@ -1,5 +1,5 @@
 import { createHmac, randomBytes } from 'node:crypto';
-import { WafleetError } from '@wafleet/core';
+import { WafleetError } from '@wafleet/protocol';
 import { Webhook } from 'standardwebhooks';
 import { describe, expect, it } from 'vitest';
 import { compareEventOrder, verifyWebhook, WebhookVerificationError, type WebhookEnvelope } from './verify-webhook.js';

@@ -1,5 +1,5 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
-import { ConfigError, envelopeProblem, parseWebhookSecret, WafleetError, type WebhookEnvelope } from '@wafleet/core';
+import { ConfigError, envelopeProblem, parseWebhookSecret, WafleetError, type WebhookEnvelope } from '@wafleet/protocol';
 
 export type { WebhookEnvelope };
 

@@ -1,28 +1,56 @@
 export {
-  WafleetError,
+  compareEpochs,
+  CANONICAL_EPOCH,
+  CapacityError,
   ConfigError,
+  createLogger,
+  describeValue,
+  DrainingError,
+  DuplicateInstanceError,
+  envelopeProblem,
+  EVENT_TYPE,
   InvalidIdError,
+  LeaseLostError,
+  MAX_INSTANCE_ID_LENGTH,
+  MAX_LABELS,
+  MAX_METADATA_BYTES,
+  MAX_SESSION_ID_LENGTH,
+  NotFoundError,
+  NotOwnerError,
   OwnedElsewhereError,
   OwnerExpiringError,
-  CapacityError,
+  parseWebhookSecret,
   QuarantineError,
-  LeaseLostError,
-  DuplicateInstanceError,
-  NotOwnerError,
-  DrainingError,
-  NotFoundError,
-  StateError,
   RedisReplyError,
-  type WafleetErrorCode,
+  registryKeys,
+  ReplyCode,
+  serializeMetadata,
+  STATE_EVENT_TYPES,
+  StateError,
+  STOP_REASON_KINDS,
+  stopReason,
+  urlUnder,
+  validateBaseUrl,
+  validateInstanceId,
+  validateLabels,
+  validateNamespace,
+  validateSessionId,
+  WafleetError,
+  wafleetLogger,
+  WEBHOOK_SECRET_BYTES,
+  type EnvelopeProblem,
   type FenceReason,
-} from './errors.js';
-export { validateSessionId, validateInstanceId, validateNamespace, MAX_SESSION_ID_LENGTH, MAX_INSTANCE_ID_LENGTH } from './ids.js';
-export { createLogger, wafleetLogger, type Logger, type LogFields, type LogPrivacyOptions } from './logger.js';
-export { validateLabels, MAX_LABELS } from './labels.js';
-export { validateBaseUrl, urlUnder } from './urls.js';
-export { describe as describeValue } from './describe.js';
-export { registryKeys, type RegistryKeys } from './registry/keys.js';
-export type { RedisOption, RedisEndpoint } from './registry/redis.js';
+  type LogFields,
+  type Logger,
+  type LogPrivacyOptions,
+  type RedisEndpoint,
+  type RedisOption,
+  type RegistryKeys,
+  type SessionMetadata,
+  type StopReasonKind,
+  type WafleetErrorCode,
+  type WebhookEnvelope,
+} from '@wafleet/protocol';
 export {
   resolveFleetOptions,
   resolveTiming,
@@ -36,7 +64,6 @@ export {
 } from './registry/options.js';
 export {
   createFleet,
-  compareEpochs,
   Fleet,
   SESSION_STATUSES,
   type FleetState,
@@ -53,9 +80,6 @@ export {
   type FleetStats,
   type FleetEvents,
 } from './registry/fleet.js';
-export { ReplyCode } from './registry/reply-codes.js';
-export { MAX_METADATA_BYTES, serializeMetadata, type SessionMetadata } from './registry/metadata.js';
-export { STOP_REASON_KINDS, stopReason, type StopReasonKind } from './registry/stop-reason.js';
 export {
   createOutbox,
   Outbox,
@@ -65,15 +89,6 @@ export {
   type OutboxStats,
   type AttemptOutcome,
 } from './outbox/outbox.js';
-export {
-  envelopeProblem,
-  EVENT_TYPE,
-  CANONICAL_EPOCH,
-  STATE_EVENT_TYPES,
-  type WebhookEnvelope,
-  type EnvelopeProblem,
-} from './webhook/envelope.js';
-export { parseWebhookSecret, WEBHOOK_SECRET_BYTES } from './webhook/secret.js';
 export { standardWebhooksSigner, legacyHmacSigner, type Signer, type SignInput } from './outbox/signers.js';
 export { legacyBody, type BodyFormat, type LegacyBody } from './outbox/body-format.js';
 export type { AdoptOrphansOptions, AdoptedOutbox } from './outbox/orphans.js';

@@ -4,9 +4,7 @@ import { existsSync } from 'node:fs';
 import type { Socket } from 'node:net';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import { describe } from '../describe.js';
-import { ConfigError } from '../errors.js';
-import { createLogger, type Logger } from '../logger.js';
+import { ConfigError, createLogger, describeValue as describe, type Logger } from '@wafleet/protocol';
 
 /** Why the watchdog killed the tracked processes. */
 export type DeadmanFireReason = 'deadline' | 'parent-gone';

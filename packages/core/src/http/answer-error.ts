@@ -1,6 +1,5 @@
 import type { Response } from 'express';
-import { WafleetError, type WafleetErrorCode } from '../errors.js';
-import type { Logger } from '../logger.js';
+import { WafleetError, type Logger, type WafleetErrorCode } from '@wafleet/protocol';
 
 const STATUS_OF: Partial<Record<WafleetErrorCode, number>> = {
   WAFLEET_INVALID_ID: 400,

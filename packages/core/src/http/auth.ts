@@ -1,8 +1,6 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
-import { describe } from '../describe.js';
-import { ConfigError } from '../errors.js';
-import { createLogger, type Logger } from '../logger.js';
+import { ConfigError, createLogger, describeValue as describe, type Logger } from '@wafleet/protocol';
 import { answerError } from './answer-error.js';
 
 /**

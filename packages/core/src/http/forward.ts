@@ -4,9 +4,7 @@ import { pipeline } from 'node:stream/promises';
 import type { Request, Response } from 'express';
 import { Agent, request } from 'undici';
 import type { Fleet } from '../registry/fleet.js';
-import type { SessionOwner } from '../registry/queries.js';
-import { urlUnder } from '../urls.js';
-import { EPOCH_HEADER, FORWARDED_BY_HEADER, FORWARDED_HEADER, IDEMPOTENCY_HEADER } from './headers.js';
+import { EPOCH_HEADER, FORWARDED_BY_HEADER, FORWARDED_HEADER, IDEMPOTENCY_HEADER, urlUnder, type SessionOwner } from '@wafleet/protocol';
 
 /** RFC 9110 7.6.1 connection-specific fields, plus `host` (the owner's own) and `proxy-connection` (obsolete). */
 const HOP_BY_HOP = new Set([

@@ -1,13 +1,17 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
-import { compareEpochs } from '../registry/fleet.js';
 import type { Fleet, SessionOwner } from '../registry/fleet.js';
-import { describe } from '../describe.js';
-import { ConfigError } from '../errors.js';
-import { validateSessionId } from '../ids.js';
+import {
+  compareEpochs,
+  ConfigError,
+  describeValue as describe,
+  EPOCH_HEADER,
+  FORWARDED_HEADER,
+  SERVED_EPOCH_HEADER,
+  validateSessionId,
+} from '@wafleet/protocol';
 import { answerError } from './answer-error.js';
 import { forwardBody, forwardOnce, OwnerPoll, replayable, retrySafe } from './forward.js';
-import { EPOCH_HEADER, FORWARDED_HEADER, SERVED_EPOCH_HEADER } from './headers.js';
 import { sessionIdFromParams, type SessionIdOf } from './session-id.js';
 
 /** Options of {@link fleetGuard}. */

@@ -1,14 +1,17 @@
 import { createHash } from 'node:crypto';
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
-import { describe } from '../describe.js';
-import { ConfigError } from '../errors.js';
+import {
+  ConfigError,
+  describeValue as describe,
+  IDEMPOTENCY_HEADER,
+  idempotencyRecordKey,
+  REPLAYED_HEADER,
+  ReplyCode,
+  runScript,
+  scripts,
+} from '@wafleet/protocol';
 import type { Fleet } from '../registry/fleet.js';
-import { idempotencyRecordKey } from '../registry/keys.js';
-import { runScript } from '../registry/redis.js';
-import { ReplyCode } from '../registry/reply-codes.js';
-import { scripts } from '../registry/scripts.generated.js';
 import { answerError } from './answer-error.js';
-import { IDEMPOTENCY_HEADER, REPLAYED_HEADER } from './headers.js';
 
 /** Options of {@link idempotency}. */
 export interface IdempotencyOptions {

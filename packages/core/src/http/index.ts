@@ -4,12 +4,12 @@ export { fleetGuard, type FleetGuardOptions } from './guard.js';
 export { idempotency, type IdempotencyOptions } from './idempotency.js';
 export {
   EPOCH_HEADER,
-  SERVED_EPOCH_HEADER,
+  FORWARDED_BY_HEADER,
+  FORWARDED_HEADER,
   IDEMPOTENCY_HEADER,
   REPLAYED_HEADER,
-  FORWARDED_HEADER,
-  FORWARDED_BY_HEADER,
-} from './headers.js';
+  SERVED_EPOCH_HEADER,
+} from '@wafleet/protocol';
 export { createFleetMetrics } from '../metrics/fleet-metrics.js';
 export { createOutboxMetrics } from '../metrics/outbox-metrics.js';
 export type { SessionIdOf } from './session-id.js';

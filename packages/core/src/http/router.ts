@@ -1,13 +1,17 @@
 import { Router, json, type NextFunction, type Request, type Response } from 'express';
 import { Registry } from 'prom-client';
-import { describe } from '../describe.js';
-import { ConfigError, OwnedElsewhereError, OwnerExpiringError } from '../errors.js';
+import {
+  ConfigError,
+  describeValue as describe,
+  OwnedElsewhereError,
+  OwnerExpiringError,
+  validateSessionId,
+  type PlaceOptions,
+} from '@wafleet/protocol';
 import type { Fleet } from '../registry/fleet.js';
-import { validateSessionId } from '../ids.js';
 import { createFleetMetrics } from '../metrics/fleet-metrics.js';
 import { createOutboxMetrics } from '../metrics/outbox-metrics.js';
 import type { Outbox } from '../outbox/outbox.js';
-import type { PlaceOptions } from '../registry/queries.js';
 import type { Supervisor } from '../supervisor/supervisor.js';
 import { answerError } from './answer-error.js';
 import { authMiddleware, type RouterAuth } from './auth.js';

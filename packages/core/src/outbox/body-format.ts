@@ -1,4 +1,4 @@
-import type { WebhookEnvelope } from '../webhook/envelope.js';
+import type { WebhookEnvelope } from '@wafleet/protocol';
 
 /**
  * Maps the canonical envelope (already validated, after a JSON round trip) to the JSON object POSTed as the

@@ -1,7 +1,6 @@
 import { readdirSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { WafleetError } from '../errors.js';
-import type { Logger } from '../logger.js';
+import { WafleetError, type Logger } from '@wafleet/protocol';
 import { OrphanOutboxFile, OutboxStoreError } from './sqlite-store.js';
 import type { EventRow } from './store.js';
 

@@ -2,11 +2,19 @@ import { EventEmitter } from 'node:events';
 import { dirname, resolve as resolvePath } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import pRetry from 'p-retry';
-import { describe } from '../describe.js';
-import { ConfigError, StateError, WafleetError } from '../errors.js';
-import { validateSessionId } from '../ids.js';
-import { createLogger, type Logger } from '../logger.js';
-import { CANONICAL_EPOCH, EVENT_TYPE, envelopeProblem, type WebhookEnvelope } from '../webhook/envelope.js';
+import {
+  CANONICAL_EPOCH,
+  ConfigError,
+  createLogger,
+  describeValue as describe,
+  envelopeProblem,
+  EVENT_TYPE,
+  StateError,
+  validateSessionId,
+  WafleetError,
+  type Logger,
+  type WebhookEnvelope,
+} from '@wafleet/protocol';
 import type { BodyFormat } from './body-format.js';
 import { newEventId } from './event-id.js';
 import { OrphanScanner, type AdoptOrphansOptions, type AdoptedOutbox } from './orphans.js';

@@ -1,6 +1,5 @@
 import { createHmac } from 'node:crypto';
-import { ConfigError } from '../errors.js';
-import { parseWebhookSecret } from '../webhook/secret.js';
+import { ConfigError, parseWebhookSecret } from '@wafleet/protocol';
 
 /** What a signer signs: the event id, this attempt's unix time in seconds, and the exact body bytes. */
 export interface SignInput {

@@ -1,7 +1,7 @@
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
-import { WafleetError } from '../errors.js';
+import { WafleetError } from '@wafleet/protocol';
 import type { EventRow, NewEvent, OutboxStore, ReplayFilter, StoreCounts } from './store.js';
 
 /** The outbox store could not be opened or used: unwritable path, corrupt file, or held by another process. */

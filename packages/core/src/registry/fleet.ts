@@ -3,29 +3,44 @@ import { EventEmitter } from 'node:events';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Cluster, Redis } from 'ioredis';
-import { describe } from '../describe.js';
-import { LeaseLostError, OwnedElsewhereError, StateError, WafleetError, type FenceReason } from '../errors.js';
-import { validateSessionId } from '../ids.js';
-import { registryKeys, type RegistryKeys } from './keys.js';
-import { resolveFleetOptions, type FleetOptions, type ResolvedFleetOptions, type StopSession } from './options.js';
-import { connect, disconnect, open, runScript, type Connection, type Script } from './redis.js';
-import { metadataArg, serializeMetadata, type SessionMetadata } from './metadata.js';
-import { ReplyCode, replyError, type Reply } from './reply-codes.js';
-import { scripts } from './scripts.generated.js';
 import {
-  SESSION_STATUSES,
+  connect,
+  describeValue as describe,
+  disconnect,
   labelsArg,
+  LeaseLostError,
   listInstances,
   lookupOwner,
+  metadataArg,
+  open,
+  OwnedElsewhereError,
   placeSession,
+  registryKeys,
+  ReplyCode,
+  replyError,
+  runScript,
+  scripts,
+  serializeMetadata,
+  SESSION_STATUSES,
+  StateError,
+  STOP_REASON_KINDS,
+  stopReason,
   stopUnowned,
+  validateSessionId,
+  WafleetError,
+  type Connection,
+  type FenceReason,
   type InstanceInfo,
   type PlaceOptions,
   type PlaceResult,
+  type RegistryKeys,
+  type Reply,
+  type Script,
+  type SessionMetadata,
   type SessionOwner,
   type SessionStatus,
-} from './queries.js';
-import { STOP_REASON_KINDS, stopReason } from './stop-reason.js';
+} from '@wafleet/protocol';
+import { resolveFleetOptions, type FleetOptions, type ResolvedFleetOptions, type StopSession } from './options.js';
 
 export { SESSION_STATUSES, type InstanceInfo, type PlaceOptions, type PlaceResult, type SessionOwner, type SessionStatus };
 
@@ -118,13 +133,6 @@ export interface FleetEvents {
   state: [FleetState];
   error: [Error];
   closed: [];
-}
-
-/** Compares two epochs: negative when `a` is older, 0 when equal, positive when newer. */
-export function compareEpochs(a: string, b: string): number {
-  const x = BigInt(a);
-  const y = BigInt(b);
-  return x < y ? -1 : x > y ? 1 : 0;
 }
 
 const newIncarnation = () => randomBytes(8).toString('hex');

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ConfigError } from '../errors.js';
+import { ConfigError } from '@wafleet/protocol';
 import { resolveFleetOptions, TIMING_PROFILES, type FleetOptions } from './options.js';
 
 const base: FleetOptions = { redis: 'redis://127.0.0.1:6390', instanceId: 'wa-1', url: 'http://wa-1:3000/', maxSessions: 10 };

@@ -1,11 +1,17 @@
-import { describe } from '../describe.js';
-import { ConfigError } from '../errors.js';
-import { validateLabels } from '../labels.js';
-import { validateBaseUrl } from '../urls.js';
-import { validateInstanceId, validateNamespace } from '../ids.js';
-import { createLogger, type Logger } from '../logger.js';
+import {
+  ConfigError,
+  createLogger,
+  describeValue as describe,
+  resolveRedisOption,
+  validateBaseUrl,
+  validateInstanceId,
+  validateLabels,
+  validateNamespace,
+  type Logger,
+  type RedisOption,
+  type RedisTarget,
+} from '@wafleet/protocol';
 import type { Outbox } from '../outbox/outbox.js';
-import { resolveRedisOption, type RedisOption, type RedisTarget } from './redis.js';
 
 /** Lease timing. All durations in milliseconds. */
 export interface TimingOptions {

@@ -1,11 +1,15 @@
 import { EventEmitter } from 'node:events';
-import { describe } from '../describe.js';
-import { ConfigError, WafleetError } from '../errors.js';
-import { validateSessionId } from '../ids.js';
-import { createLogger, type Logger } from '../logger.js';
+import {
+  ConfigError,
+  createLogger,
+  describeValue as describe,
+  stopReason,
+  validateSessionId,
+  WafleetError,
+  type Logger,
+  type SessionMetadata,
+} from '@wafleet/protocol';
 import type { Fleet, SessionStatus } from '../registry/fleet.js';
-import type { SessionMetadata } from '../registry/metadata.js';
-import { stopReason } from '../registry/stop-reason.js';
 import type { EngineEvent, EngineFactory, SessionEngine } from './engine.js';
 
 /** The part of a dead-man switch the supervisor drives (see `startDeadmanSwitch`). */

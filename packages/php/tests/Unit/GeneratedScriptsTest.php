@@ -19,7 +19,7 @@ final class GeneratedScriptsTest extends TestCase
     /** @dataProvider scripts */
     public function testTheGeneratedScriptIsTheOneCoreCompiledWithTheSameSha(array $script): void
     {
-        $ts = (string) file_get_contents(dirname(__DIR__, 3) . '/core/src/registry/scripts.generated.ts');
+        $ts = (string) file_get_contents(dirname(__DIR__, 3) . '/protocol/src/scripts.generated.ts');
         $pattern = '/name: "' . preg_quote($script['name'], '/') . '", numberOfKeys: (\d+), sha: "([0-9a-f]{40})"/';
         self::assertSame(1, preg_match($pattern, $ts, $m), "core has no {$script['name']} script");
         self::assertSame([(int) $m[1], $m[2]], [$script['numberOfKeys'], $script['sha']]);

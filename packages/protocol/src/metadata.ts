@@ -1,5 +1,5 @@
-import { describe } from '../describe.js';
-import { ConfigError } from '../errors.js';
+import { describe } from './describe.js';
+import { ConfigError } from './errors.js';
 
 /** A session's metadata: the host's own per-session data (workspace id, account), a plain JSON object. */
 export type SessionMetadata = Record<string, unknown>;

@@ -1,7 +1,7 @@
 import type { ConnectionOptions as TlsOptions } from 'node:tls';
 import { Cluster, Redis, type RedisOptions } from 'ioredis';
-import { describe } from '../describe.js';
-import { ConfigError, WafleetError } from '../errors.js';
+import { describe } from './describe.js';
+import { ConfigError, WafleetError } from './errors.js';
 import { asReply, type Reply } from './reply-codes.js';
 import type { scripts } from './scripts.generated.js';
 

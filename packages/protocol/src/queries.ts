@@ -1,9 +1,9 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { performance } from 'node:perf_hooks';
-import { describe } from '../describe.js';
-import { ConfigError } from '../errors.js';
-import { validateInstanceId } from '../ids.js';
-import { validateLabels } from '../labels.js';
+import { describe } from './describe.js';
+import { ConfigError } from './errors.js';
+import { validateInstanceId } from './ids.js';
+import { validateLabels } from './labels.js';
 import type { RegistryKeys } from './keys.js';
 import { runScript, type RedisLike } from './redis.js';
 import { metadataArg, parseMetadata, type SessionMetadata } from './metadata.js';

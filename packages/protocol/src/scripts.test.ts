@@ -386,7 +386,7 @@ describe('Lua scripts: timing facts come from the registry', () => {
 });
 
 describe('Lua script files', () => {
-  const dir = join(import.meta.dirname, '..', '..', 'lua');
+  const dir = join(import.meta.dirname, '..', 'lua');
   it.each(readdirSync(dir).filter((f) => f.endsWith('.lua')))('%s declares exactly as many KEYS as its name says', (file) => {
     const source = readFileSync(join(dir, file), 'utf8');
     const declared = new Set([...source.matchAll(/^\s*KEYS\[(\d+)\]/gm)].map((m) => m[1]));

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
-import { describe } from '../describe.js';
-import { ConfigError } from '../errors.js';
-import { validateNamespace } from '../ids.js';
+import { describe } from './describe.js';
+import { ConfigError } from './errors.js';
+import { validateNamespace } from './ids.js';
 
 /**
  * Every Redis key and channel of one namespace. All share the hash tag `{wafleet:<ns>}`, so each multi-key

@@ -11,7 +11,7 @@ import {
   RedisReplyError,
   type FenceReason,
   type WafleetError,
-} from '../errors.js';
+} from './errors.js';
 
 /** Reply codes of the Lua scripts (lua/includes/common.lua defines the same numbers). */
 export const ReplyCode = Object.freeze({
