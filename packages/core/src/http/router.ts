@@ -1,5 +1,5 @@
-import { Router, json, type NextFunction, type Request, type Response } from 'express';
-import { Registry } from 'prom-client';
+import type { NextFunction, Request, Response, Router } from 'express';
+import type { Registry } from 'prom-client';
 import {
   ConfigError,
   describeValue as describe,
@@ -16,6 +16,7 @@ import type { Supervisor } from '../supervisor/supervisor.js';
 import { answerError } from './answer-error.js';
 import { authMiddleware, type RouterAuth } from './auth.js';
 import { misdirected } from './guard.js';
+import { optionalPeer } from './optional-peer.js';
 
 /** Options of {@link createFleetRouter}. */
 export interface FleetRouterOptions {
@@ -73,7 +74,9 @@ function badId(res: Response, id: unknown): boolean {
  * `/metrics` when `publicMetrics`) answers 401 unless `auth` lets the caller in. Any instance places, and stops or
  * restarts a session nobody live owns; one owned by another live instance is answered 421 with its owner.
  * Failures answer JSON: 503 with `Retry-After` when Redis is unreachable, 500 without internals otherwise.
- * @throws ConfigError when `auth` is missing or a token is shorter than 32 characters
+ * Needs the optional peers express and prom-client (loaded here, not when `@wafleet/core/express` is imported).
+ * @throws ConfigError when `auth` is missing or a token is shorter than 32 characters, or when express or
+ *   prom-client is not installed (`option` names the package)
  * @example
  * app.use(createFleetRouter(fleet, { auth: { token: process.env.WAFLEET_ADMIN_TOKEN }, qr: (id) => supervisor.qr(id) }));
  */
@@ -86,6 +89,8 @@ export function createFleetRouter(fleet: Fleet, options: FleetRouterOptions): Ro
   }
   const log = fleet.options.logger;
   const requireAuth = authMiddleware(options.auth, log);
+  const { Router, json } = optionalPeer('express', 'createFleetRouter');
+  const { Registry } = optionalPeer('prom-client', 'createFleetRouter (it serves /metrics)');
   const registry = createFleetMetrics(fleet, options.registry ?? new Registry());
   if (options.outbox) createOutboxMetrics(options.outbox, registry);
   const router = Router();

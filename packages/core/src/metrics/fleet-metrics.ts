@@ -1,5 +1,6 @@
-import { Counter, Gauge, Registry } from 'prom-client';
+import type { Registry } from 'prom-client';
 import type { Fleet, FleetState } from '../registry/fleet.js';
+import { optionalPeer } from '../http/optional-peer.js';
 import { attachOnce, scrapedGauge } from './metric-helpers.js';
 
 const STATES: readonly FleetState[] = ['idle', 'starting', 'active', 'fenced', 'draining', 'closed'];
@@ -7,11 +8,13 @@ const STATES: readonly FleetState[] = ['idle', 'starting', 'active', 'fenced', '
 /**
  * Registers the fleet's metrics (prefix `wafleet_`) on `registry`, once per registry and fleet. Values are read
  * from the fleet when Prometheus scrapes; label values come from closed sets only (no session ids or URLs).
+ * @throws ConfigError when prom-client (an optional peer dependency) is not installed
  * @example
  * const registry = new Registry();
  * createFleetMetrics(fleet, registry);
  */
 export function createFleetMetrics(fleet: Fleet, registry: Registry): Registry {
+  const { Counter, Gauge } = optionalPeer('prom-client', 'createFleetMetrics');
   if (!attachOnce(registry, fleet)) return registry;
   const registers = [registry];
   // Cumulative counters live in fleet.stats(); a collect() re-reads them at scrape time.

@@ -1,4 +1,5 @@
-import { Gauge, type Registry } from 'prom-client';
+import type { Gauge, Registry } from 'prom-client';
+import { optionalPeer } from '../http/optional-peer.js';
 
 const attached = new WeakMap<Registry, WeakSet<object>>();
 
@@ -13,6 +14,7 @@ export function attachOnce(registry: Registry, source: object): boolean {
 
 /** A gauge whose value is read from its source when Prometheus scrapes, so nothing has to keep it current. */
 export function scrapedGauge(registry: Registry, name: string, help: string, read: () => number): Gauge {
+  const { Gauge } = optionalPeer('prom-client', 'the wafleet metrics');
   return new Gauge({
     name,
     help,

@@ -1,14 +1,17 @@
-import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+import type { Registry } from 'prom-client';
 import type { Outbox } from '../outbox/outbox.js';
+import { optionalPeer } from '../http/optional-peer.js';
 import { attachOnce, scrapedGauge } from './metric-helpers.js';
 
 /**
  * Registers the webhook outbox metrics on `registry`, once per registry and outbox: deliveries by outcome, attempt
  * duration, pending, oldest pending age, dead letters and circuit-breaker state.
+ * @throws ConfigError when prom-client (an optional peer dependency) is not installed
  * @example
  * createOutboxMetrics(outbox, registry);
  */
 export function createOutboxMetrics(outbox: Outbox, registry: Registry): Registry {
+  const { Counter, Gauge, Histogram } = optionalPeer('prom-client', 'createOutboxMetrics');
   if (!attachOnce(registry, outbox)) return registry;
   const registers = [registry];
   const deliveries = new Counter({
