@@ -20,9 +20,9 @@ export default tseslint.config(
     rules: { '@typescript-eslint/no-require-imports': 'off' },
   },
   {
-    // The CommonJS consumer fixtures exist to use require().
-    files: ['test/fixtures/cjs-consumer/**'],
-    languageOptions: { globals: { require: 'readonly' } },
+    // The CommonJS consumer fixtures and the packages' CommonJS entry points exist to use require().
+    files: ['test/fixtures/cjs-consumer/**', 'test/fixtures/pack-install/**', 'packages/*/*.cjs'],
+    languageOptions: { globals: { require: 'readonly', module: 'writable' } },
     rules: { '@typescript-eslint/no-require-imports': 'off' },
   },
   {
