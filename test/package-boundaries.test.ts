@@ -204,7 +204,12 @@ function checkPackageSpecifier(workspace: Workspace, owner: WorkspacePackage, fi
     problems.push(['non-public-entry', `${subpath} is not in the exports of ${name}; import ${name} or one of its exports`]);
   }
   const mayUseDev = owner.isRoot || isTestFile(owner, file);
-  const declared = target === owner || owner.dependencies.has(name) || (mayUseDev && owner.devDependencies.has(name));
+  // Test files are never shipped: they may also use the root's devDependencies (the private test harness lives
+  // there, so no packed manifest names it).
+  const declared =
+    target === owner ||
+    owner.dependencies.has(name) ||
+    (mayUseDev && (owner.devDependencies.has(name) || workspace.root.devDependencies.has(name)));
   if (!declared) {
     const where = mayUseDev ? 'dependencies or devDependencies' : 'dependencies, peerDependencies or optionalDependencies';
     problems.push(['undeclared-dependency', `${owner.name} does not list ${name} in its ${where}`]);
