@@ -11,6 +11,19 @@ export default tseslint.config(
       // Library code logs through the injected logger only.
       'no-console': 'error',
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
+      // Flags deep imports in the editor; test/package-boundaries.test.ts checks every specifier against the exports maps.
+      'no-restricted-imports': [
+        'error',
+        {
+          paths: [{ name: '@wafleet/core/registry', message: '@wafleet/core/registry is gone: registry keys, Lua scripts, ids and errors are public in @wafleet/protocol.' }],
+          patterns: [
+            {
+              group: ['@wafleet/*/src', '@wafleet/*/src/**', '@wafleet/*/dist', '@wafleet/*/dist/**'],
+              message: "Import a package's public entry (@wafleet/<name>, or a subpath its package.json exports, such as @wafleet/core/express).",
+            },
+          ],
+        },
+      ],
     },
   },
   {

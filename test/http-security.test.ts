@@ -4,15 +4,16 @@ import type { AddressInfo } from 'node:net';
 import { createFleetClient, type FleetClient } from '@wafleet/client';
 import { createFleet, createSupervisor, wafleetLogger, type Fleet, type FleetOptions } from '@wafleet/core';
 import { createFleetRouter, fleetGuard, idempotency, type FleetRouterOptions } from '@wafleet/core/express';
-import { createWwebjsEngine } from '../packages/wwebjs/src/index.js';
+import { createWwebjsEngine } from '@wafleet/wwebjs';
 import { startRedis, uniqueNamespace, waitUntil, type RedisServerHandle } from '@wafleet/test-utils';
 import express from 'express';
 import { Redis } from 'ioredis';
 import { Registry } from 'prom-client';
 import { afterAll, describe, expect, it } from 'vitest';
-import { Client, LocalAuth } from '../packages/wwebjs/test/client-fixture.js';
+import wwebjs from 'whatsapp-web.js';
 import { useTestRedis } from './helpers/fleet-harness.js';
 
+const { Client, LocalAuth } = wwebjs;
 const redis = useTestRedis();
 const TOKEN = 'admin-token-for-tests-0123456789abcdef';
 const admin = { authorization: `Bearer ${TOKEN}` };

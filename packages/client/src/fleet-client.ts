@@ -16,6 +16,7 @@ import {
   listInstances,
   lookupOwner,
   open,
+  parsePush,
   placeSession,
   registryKeys,
   resolveRedisOption,
@@ -349,34 +350,28 @@ export class FleetClient extends EventEmitter<FleetClientEvents> {
   }
 
   #onPush(channel: string, message: string): void {
-    // Pub/sub ignores the database: the channel name is what keeps pushes of fleets in other databases out.
-    if (channel !== this.keys.events) return;
-    let m: { s?: string; o?: string; e?: string; st?: string; u?: string };
-    try {
-      m = JSON.parse(message);
-    } catch {
-      return;
-    }
-    if (typeof m.s !== 'string') return;
+    const push = parsePush(this.keys, channel, message);
+    if (!push) return;
+    const sid = push.sessionId;
     this.#stats.pushes++;
-    const track = this.#reads.get(m.s);
+    const track = this.#reads.get(sid);
     if (track) track.pushes++;
-    const live = Boolean(m.o);
+    const live = push.owner !== '';
     const change: OwnerChange = {
-      sessionId: m.s,
-      instanceId: m.o ?? '',
-      url: m.u ?? '',
-      epoch: m.e ?? '',
-      status: m.st ?? '',
+      sessionId: sid,
+      instanceId: push.owner,
+      url: push.ownerUrl,
+      epoch: push.epoch,
+      status: push.status,
       live,
       receivedAt: performance.now(),
     };
     // An owner push carries everything a lookup returns; without a URL, read it again on next use.
-    if (live && change.url) this.#remember(m.s, change);
-    else this.#cache.delete(m.s);
+    if (live && change.url) this.#remember(sid, change);
+    else this.#cache.delete(sid);
     this.emit('change', change);
     if (live) this.#abandonMoved(change);
-    const waiters = this.#waiters.get(m.s);
+    const waiters = this.#waiters.get(sid);
     if (waiters) for (const wake of waiters) wake();
   }
 

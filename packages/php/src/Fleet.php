@@ -11,6 +11,7 @@ use Wafleet\Exception\ConfigException;
 use Wafleet\Exception\ConnectionException;
 use Wafleet\Exception\FailoverTimeoutException;
 use Wafleet\Exception\InstanceException;
+use Wafleet\Generated\Protocol;
 use Wafleet\Http\HttpPool;
 use Wafleet\Http\OwnerUrl;
 use Wafleet\Registry\Ids;
@@ -96,7 +97,7 @@ final class Fleet
         OwnerUrl::checkPath($path);
         $method = strtoupper($method);
         $request = $this->requestOptions($options);
-        $retryable = in_array($method, self::IDEMPOTENT, true) || self::hasHeader($request['headers'], 'idempotency-key');
+        $retryable = in_array($method, self::IDEMPOTENT, true) || self::hasHeader($request['headers'], Protocol::IDEMPOTENCY_HEADER);
 
         $owner = $this->lookup($sessionId);
         if ($owner === null || !$owner->routable()) {
@@ -223,7 +224,7 @@ final class Fleet
     private function attempt(OwnerInfo $owner, string $method, string $path, array $request, int $timeoutMs): array
     {
         $url = OwnerUrl::under($owner->ownerUrl, $path);
-        $request['headers']['x-wafleet-epoch'] = $owner->epoch;
+        $request['headers'][Protocol::EPOCH_HEADER] = $owner->epoch;
         $request['timeout'] = $timeoutMs / 1000;
         try {
             return [HttpPool::for($url, $this->options->connectTimeoutMs)->request($method, $url, $request), null];
@@ -245,7 +246,7 @@ final class Fleet
             throw new ConfigException($name, "Unknown send option `$name`; known: " . implode(', ', self::SEND_OPTIONS));
         }
         $headers = $options['headers'] ?? [];
-        if (($options['idempotent'] ?? false) === true && !self::hasHeader($headers, 'idempotency-key')) {
+        if (($options['idempotent'] ?? false) === true && !self::hasHeader($headers, Protocol::IDEMPOTENCY_HEADER)) {
             $headers['Idempotency-Key'] = self::uuid();
         }
         $request = ['headers' => $headers];

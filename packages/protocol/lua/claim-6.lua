@@ -8,23 +8,23 @@
   KEYS[5] pending       ZSET session id -> due (ms)
   KEYS[6] meta          HASH era, quarantineUntil, adoptionDelayMs, placementRetryMs, placementRetryMaxMs
 
-  ARGV[1] instance id
-  ARGV[2] incarnation
-  ARGV[3] session id
-  ARGV[4] reassert: '1' when the caller owned the session before Redis lost its data (allowed in quarantine)
-  ARGV[5] force: '1' in observe mode (record whatever happens; no caps, no refusal)
-  ARGV[6] pub/sub channel
-  ARGV[7] session labels (JSON object, or '' to keep the recorded ones)
-  ARGV[8] session metadata (JSON object text, stored as text; '' to keep the recorded one)
+  ARGV[1] instanceId    instance id
+  ARGV[2] incarnation   incarnation
+  ARGV[3] sessionId     session id
+  ARGV[4] reassert      reassert: '1' when the caller owned the session before Redis lost its data (allowed in quarantine)
+  ARGV[5] force         force: '1' in observe mode (record whatever happens; no caps, no refusal)
+  ARGV[6] events        pub/sub channel
+  ARGV[7] labels        session labels (JSON object, or '' to keep the recorded ones)
+  ARGV[8] metadata      session metadata (JSON object text, stored as text; '' to keep the recorded one)
 
   The adoption delay is the registry's (meta adoptionDelayMs), never the caller's.
 
-  Reply: {1 OK, epoch, 'new' | 'held', previous owner}
+  Reply: {1 OK, epoch, kind:'new'|'held', previousOwner}
          {-1 FENCED, reason}
-         {-3 OWNED_ELSEWHERE, owner, epoch, owner url}
-         {-4 OWNER_EXPIRING, retryAfterMs, owner}   the owner's lease expired less than meta adoptionDelayMs ago
-         {-5 CAPACITY, load, maxSessions}
-         {-7 QUARANTINE, retryAfterMs}
+         {-3 OWNED_ELSEWHERE, owner, epoch, ownerUrl}
+         {-4 OWNER_EXPIRING, retryAfterMs:number, owner}   the owner's lease expired less than meta adoptionDelayMs ago
+         {-5 CAPACITY, load:number, maxSessions:number}
+         {-7 QUARANTINE, retryAfterMs:number}
          {-9 DRAINING}
 ]]
 --@include common

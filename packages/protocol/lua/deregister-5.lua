@@ -8,9 +8,9 @@
   KEYS[4] sessions      HASH session id -> JSON record
   KEYS[5] pending       ZSET session id -> due (ms)
 
-  ARGV[1] instance id
-  ARGV[2] incarnation
-  ARGV[3] pub/sub channel
+  ARGV[1] instanceId    instance id
+  ARGV[2] incarnation   incarnation
+  ARGV[3] events        pub/sub channel
 
   Reply: {1 OK, sessionsQueued}
          {-1 FENCED, reason}

@@ -7,11 +7,11 @@
   KEYS[3] owned         ZSET "<instanceId>:<sessionId>"
   KEYS[4] meta          HASH era, quarantineUntil
 
-  ARGV[1] instance id
-  ARGV[2] incarnation
-  ARGV[3] lease TTL (ms)
+  ARGV[1] instanceId    instance id
+  ARGV[2] incarnation   incarnation
+  ARGV[3] leaseTtlMs    lease TTL (ms)
 
-  Reply: {1 OK, serverMs, ownedCount, era}   ownedCount lets the instance detect a missed push or a lost session
+  Reply: {1 OK, serverMs:number, ownedCount:number, era} ownedCount lets the instance detect a missed push or a lost session
          {-1 FENCED, reason}                 reason: 'missing' (never registered or Redis lost its data),
                                              'replaced' (another incarnation), 'expired'
 ]]

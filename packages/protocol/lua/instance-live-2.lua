@@ -4,10 +4,10 @@
   KEYS[1] instances     ZSET instance id -> lease deadline (ms)
   KEYS[2] instance-info HASH instance id -> JSON
 
-  ARGV[1] instance id
-  ARGV[2] incarnation
+  ARGV[1] instanceId    instance id
+  ARGV[2] incarnation   incarnation
 
-  Reply: {1 OK, '1' live | '0' not live}
+  Reply: {1 OK, live:'1'|'0'}
 ]]
 --@include common
 local info = live_instance(KEYS[1], KEYS[2], ARGV[1], now_ms())

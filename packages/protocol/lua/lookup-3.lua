@@ -5,10 +5,10 @@
   KEYS[2] instance-info HASH instance id -> JSON
   KEYS[3] sessions      HASH session id -> JSON record
 
-  ARGV[1] session id
+  ARGV[1] sessionId     session id
 
-  Reply: {1 OK, owner, epoch, status, desired, owner url, live ('1' | '0'), serverMs, reason ('' when none),
-          metadata (JSON object text, '' when none)}
+  Reply: {1 OK, owner, epoch, status, desired, ownerUrl, live:'1'|'0', serverMs:number, reason, metadata}
+                reason: '' when none; metadata: JSON object text, '' when none
          {-10 NOT_FOUND}
 ]]
 --@include common

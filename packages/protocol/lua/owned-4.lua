@@ -6,11 +6,11 @@
   KEYS[3] owned         ZSET "<instanceId>:<sessionId>"
   KEYS[4] sessions      HASH session id -> JSON record
 
-  ARGV[1] instance id
-  ARGV[2] incarnation
-  ARGV[3] limit (count)
+  ARGV[1] instanceId    instance id
+  ARGV[2] incarnation   incarnation
+  ARGV[3] limit         limit (count)
 
-  Reply: {1 OK, sessionId1, epoch1, sessionId2, epoch2, ...}
+  Reply: {1 OK, ...pairs}   pairs: sessionId1, epoch1, sessionId2, epoch2, ...
          {-1 FENCED, reason}   the caller holds no valid lease, so the list proves nothing (the heartbeat recovers)
 ]]
 --@include common

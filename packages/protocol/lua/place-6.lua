@@ -11,19 +11,19 @@
   KEYS[5] pending       ZSET session id -> due (ms)
   KEYS[6] meta          HASH era, quarantineUntil, adoptionDelayMs, placementRetryMs, placementRetryMaxMs
 
-  ARGV[1] session id
-  ARGV[2] required labels (JSON object, or '' to keep the recorded ones)
-  ARGV[3] instance id to exclude ('' for none)
-  ARGV[4] pub/sub channel
-  ARGV[5] session metadata (JSON object text, stored as text; '' to keep the recorded one)
+  ARGV[1] sessionId     session id
+  ARGV[2] labels        required labels (JSON object, or '' to keep the recorded ones)
+  ARGV[3] exclude       instance id to exclude ('' for none)
+  ARGV[4] events        pub/sub channel
+  ARGV[5] metadata      session metadata (JSON object text, stored as text; '' to keep the recorded one)
 
   The adoption delay and the retry delay when nothing has capacity are the registry's (meta adoptionDelayMs,
   placementRetryMs), never the caller's.
 
-  Reply: {1 OK, owner, epoch, owner url, 'new' | 'existing'}
-         {2 PENDING, retryAfterMs}          recorded; no instance can take it now (retryAfterMs: meta placementRetryMs)
-         {-4 OWNER_EXPIRING, retryAfterMs, owner}   the owner's lease expired less than meta adoptionDelayMs ago
-         {-7 QUARANTINE, retryAfterMs}
+  Reply: {1 OK, owner, epoch, ownerUrl, kind:'new'|'existing'}
+         {2 PENDING, retryAfterMs:number}          recorded; no instance can take it now (retryAfterMs: meta placementRetryMs)
+         {-4 OWNER_EXPIRING, retryAfterMs:number, owner}   the owner's lease expired less than meta adoptionDelayMs ago
+         {-7 QUARANTINE, retryAfterMs:number}
 ]]
 --@include common
 local sid = ARGV[1]

@@ -11,22 +11,22 @@
   KEYS[5] pending       ZSET session id -> placement due time (ms)
   KEYS[6] meta          HASH era, quarantineUntil, adoptionDelayMs, placementRetryMs, placementRetryMaxMs
 
-  ARGV[1] instance id
-  ARGV[2] incarnation (random, new per process start and per re-registration)
-  ARGV[3] public URL
-  ARGV[4] maxSessions (count)
-  ARGV[5] labels (JSON object)
-  ARGV[6] lease TTL (ms)
-  ARGV[7] this instance's adoption delay (ms): raises meta adoptionDelayMs
-  ARGV[8] mode ('managed' | 'observe')
-  ARGV[9] quarantine after data loss (ms); 0 disables
-  ARGV[10] pub/sub channel for ownership changes
-  ARGV[11] this instance's placement retry base delay (ms): raises meta placementRetryMs
-  ARGV[12] this instance's placement retry max delay (ms): raises meta placementRetryMaxMs
+  ARGV[1] instanceId    instance id
+  ARGV[2] incarnation   incarnation (random, new per process start and per re-registration)
+  ARGV[3] url           public URL
+  ARGV[4] maxSessions   maxSessions (count)
+  ARGV[5] labels        labels (JSON object)
+  ARGV[6] leaseTtlMs    lease TTL (ms)
+  ARGV[7] adoptionDelayMs this instance's adoption delay (ms): raises meta adoptionDelayMs
+  ARGV[8] mode          mode ('managed' | 'observe')
+  ARGV[9] quarantineMs  quarantine after data loss (ms); 0 disables
+  ARGV[10] events        pub/sub channel for ownership changes
+  ARGV[11] placementRetryMs this instance's placement retry base delay (ms): raises meta placementRetryMs
+  ARGV[12] placementRetryMaxMs this instance's placement retry max delay (ms): raises meta placementRetryMaxMs
 
-  Reply: {1 OK, serverMs, era, quarantineUntil, sessionsQueued}
-         {-1 FENCED, 'expired'}              same incarnation, lease expired: register a new incarnation
-         {-2 DUPLICATE, retryAfterMs, inc}   another incarnation is alive or within meta adoptionDelayMs of its deadline
+  Reply: {1 OK, serverMs:number, era, quarantineUntil:number, sessionsQueued:number}
+         {-1 FENCED, reason:'expired'}           same incarnation, lease expired: register a new incarnation
+         {-2 DUPLICATE, retryAfterMs:number, incarnation}   another incarnation is alive or within meta adoptionDelayMs of its deadline
 ]]
 --@include common
 local id, inc = ARGV[1], ARGV[2]

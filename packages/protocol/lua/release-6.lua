@@ -11,15 +11,15 @@
   KEYS[5] pending       ZSET session id -> due (ms)
   KEYS[6] meta          HASH placementRetryMs (the retry delay when nothing has capacity)
 
-  ARGV[1] instance id
-  ARGV[2] incarnation
-  ARGV[3] session id
-  ARGV[4] mode ('stop' | 'handoff')
-  ARGV[5] pub/sub channel
-  ARGV[6] reason recorded with 'stop' (short text, e.g. 'stopped by request'); ignored by 'handoff'
+  ARGV[1] instanceId    instance id
+  ARGV[2] incarnation   incarnation
+  ARGV[3] sessionId     session id
+  ARGV[4] mode          mode ('stop' | 'handoff')
+  ARGV[5] events        pub/sub channel
+  ARGV[6] reason        reason recorded with 'stop' (short text, e.g. 'stopped by request'); ignored by 'handoff'
 
-  Reply: {1 OK, new owner ('' after stop), epoch, new owner url}
-         {2 PENDING, retryAfterMs}          handed off, but no instance can take it now (retryAfterMs: meta placementRetryMs)
+  Reply: {1 OK, owner, epoch, ownerUrl}   the new owner ('' after stop)
+         {2 PENDING, retryAfterMs:number}          handed off, but no instance can take it now (retryAfterMs: meta placementRetryMs)
          {-1 FENCED, reason}
          {-8 NOT_OWNER, owner, epoch}
          {-10 NOT_FOUND}

@@ -4,9 +4,9 @@
   KEYS[1] instances     ZSET instance id -> lease deadline (ms)
   KEYS[2] instance-info HASH instance id -> JSON
 
-  ARGV[1] instance id
-  ARGV[2] incarnation
-  ARGV[3] '1' to drain, '0' to take sessions again
+  ARGV[1] instanceId    instance id
+  ARGV[2] incarnation   incarnation
+  ARGV[3] draining      '1' to drain, '0' to take sessions again
 
   Reply: {1 OK}
          {-1 FENCED, reason}

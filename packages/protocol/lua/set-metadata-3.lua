@@ -6,11 +6,11 @@
   KEYS[2] instance-info HASH instance id -> JSON
   KEYS[3] sessions      HASH session id -> JSON record
 
-  ARGV[1] instance id
-  ARGV[2] incarnation
-  ARGV[3] session id
-  ARGV[4] metadata (JSON object text)
-  ARGV[5] pub/sub channel
+  ARGV[1] instanceId    instance id
+  ARGV[2] incarnation   incarnation
+  ARGV[3] sessionId     session id
+  ARGV[4] metadata      metadata (JSON object text)
+  ARGV[5] events        pub/sub channel
 
   Reply: {1 OK, epoch}
          {-1 FENCED, reason}

@@ -6,13 +6,13 @@
   KEYS[2] instance-info HASH instance id -> JSON
   KEYS[3] sessions      HASH session id -> JSON record
 
-  ARGV[1] instance id
-  ARGV[2] incarnation
-  ARGV[3] session id
-  ARGV[4] status ('STOPPED' | 'STARTING' | 'SCAN_QR_CODE' | 'WORKING' | 'FAILED')
-  ARGV[5] desired state ('running' | 'stopped', or '' to keep)
-  ARGV[6] pub/sub channel
-  ARGV[7] reason, recorded with the desired state (e.g. 'restarts exhausted: start failed'); '' clears it.
+  ARGV[1] instanceId    instance id
+  ARGV[2] incarnation   incarnation
+  ARGV[3] sessionId     session id
+  ARGV[4] status        status ('STOPPED' | 'STARTING' | 'SCAN_QR_CODE' | 'WORKING' | 'FAILED')
+  ARGV[5] desired       desired state ('running' | 'stopped', or '' to keep)
+  ARGV[6] events        pub/sub channel
+  ARGV[7] reason        reason, recorded with the desired state (e.g. 'restarts exhausted: start failed'); '' clears it.
           Ignored when ARGV[5] is ''
 
   Reply: {1 OK, epoch}

@@ -10,13 +10,13 @@
   KEYS[5] pending       ZSET session id -> due (ms)
   KEYS[6] meta          HASH adoptionDelayMs (the registry's adoption delay, never the caller's)
 
-  ARGV[1] session id
-  ARGV[2] reason (short text, e.g. 'stopped by request')
-  ARGV[3] pub/sub channel
+  ARGV[1] sessionId     session id
+  ARGV[2] reason        reason (short text, e.g. 'stopped by request')
+  ARGV[3] events        pub/sub channel
 
   Reply: {1 OK, epoch}
-         {-3 OWNED_ELSEWHERE, owner, epoch, owner url}
-         {-4 OWNER_EXPIRING, retryAfterMs, owner}   the dead owner may still run it until the adoption delay passed
+         {-3 OWNED_ELSEWHERE, owner, epoch, ownerUrl}
+         {-4 OWNER_EXPIRING, retryAfterMs:number, owner}   the dead owner may still run it until the adoption delay passed
          {-10 NOT_FOUND}
 ]]
 --@include common

@@ -10,14 +10,14 @@
   KEYS[5] pending       ZSET session id -> due (ms)
   KEYS[6] meta          HASH era, quarantineUntil, adoptionDelayMs, placementRetryMs, placementRetryMaxMs
 
-  ARGV[1] batch: at most this many sessions orphaned and this many placed per call
-  ARGV[2] pub/sub channel
+  ARGV[1] batch         batch: at most this many sessions orphaned and this many placed per call
+  ARGV[2] events        pub/sub channel
 
   Timing from the registry, never the caller: meta adoptionDelayMs; a placement that found no capacity is retried
   after meta placementRetryMs, doubled per failed attempt, at most meta placementRetryMaxMs.
 
-  Reply: {1 OK, placed, orphaned, deferred, instancesRemoved}
-         {-7 QUARANTINE, retryAfterMs}      nothing is adopted while owners may still re-assert
+  Reply: {1 OK, placed:number, orphaned:number, deferred:number, instancesRemoved:number}
+         {-7 QUARANTINE, retryAfterMs:number}      nothing is adopted while owners may still re-assert
 ]]
 --@include common
 local batch = tonumber(ARGV[1])

@@ -13,10 +13,11 @@ export const MAX_INSTANCE_ID_LENGTH = 64;
  * never read as a command-line flag. Phone numbers and UUIDs fit; a JID (`5511999990000@c.us`) does not: use the
  * number.
  */
-const SESSION_ID = /^[A-Za-z0-9_][A-Za-z0-9_-]*$/;
+export const SESSION_ID_PATTERN = /^[A-Za-z0-9_][A-Za-z0-9_-]*$/;
 /** Instance ids may also hold '.', as pod and host names do. */
-const INSTANCE_ID = /^[A-Za-z0-9_][A-Za-z0-9._-]*$/;
-const NAMESPACE = /^[A-Za-z0-9._-]{1,64}$/;
+export const INSTANCE_ID_PATTERN = /^[A-Za-z0-9_][A-Za-z0-9._-]*$/;
+/** A fleet namespace: part of every registry key. */
+export const NAMESPACE_PATTERN = /^[A-Za-z0-9._-]{1,64}$/;
 
 function check(kind: 'session' | 'instance', value: unknown, max: number, pattern: RegExp, allowed: string): string {
   const label = kind === 'session' ? 'Session id' : 'Instance id';
@@ -33,17 +34,23 @@ function check(kind: 'session' | 'instance', value: unknown, max: number, patter
 
 /** Returns `value` when it is a valid session id (see the policy above); throws {@link InvalidIdError} otherwise. */
 export function validateSessionId(value: unknown): string {
-  return check('session', value, MAX_SESSION_ID_LENGTH, SESSION_ID, "ASCII letters, digits, '_' and '-' (not first)");
+  return check('session', value, MAX_SESSION_ID_LENGTH, SESSION_ID_PATTERN, "ASCII letters, digits, '_' and '-' (not first)");
 }
 
 /** Returns `value` when it is a valid instance id; throws {@link InvalidIdError} otherwise. */
 export function validateInstanceId(value: unknown): string {
-  return check('instance', value, MAX_INSTANCE_ID_LENGTH, INSTANCE_ID, "ASCII letters, digits, '_', '.' and '-' ('.' and '-' not first)");
+  return check(
+    'instance',
+    value,
+    MAX_INSTANCE_ID_LENGTH,
+    INSTANCE_ID_PATTERN,
+    "ASCII letters, digits, '_', '.' and '-' ('.' and '-' not first)",
+  );
 }
 
 /** Returns `value` when it is a valid namespace (`[A-Za-z0-9._-]{1,64}`); throws {@link InvalidIdError} otherwise. */
 export function validateNamespace(value: unknown): string {
-  if (typeof value !== 'string' || !NAMESPACE.test(value)) {
+  if (typeof value !== 'string' || !NAMESPACE_PATTERN.test(value)) {
     throw new InvalidIdError('namespace', `Namespace must match [A-Za-z0-9._-]{1,64}, got ${describe(value)}`);
   }
   return value;

@@ -19,7 +19,16 @@ export {
   type FenceReason,
 } from './errors.js';
 export { describe as describeValue } from './describe.js';
-export { validateSessionId, validateInstanceId, validateNamespace, MAX_SESSION_ID_LENGTH, MAX_INSTANCE_ID_LENGTH } from './ids.js';
+export {
+  validateSessionId,
+  validateInstanceId,
+  validateNamespace,
+  MAX_SESSION_ID_LENGTH,
+  MAX_INSTANCE_ID_LENGTH,
+  SESSION_ID_PATTERN,
+  INSTANCE_ID_PATTERN,
+  NAMESPACE_PATTERN,
+} from './ids.js';
 export { validateLabels, MAX_LABELS } from './labels.js';
 export { validateBaseUrl, urlUnder } from './urls.js';
 export { createLogger, wafleetLogger, type Logger, type LogFields, type LogPrivacyOptions } from './logger.js';
@@ -47,8 +56,20 @@ export {
   type RedisTarget,
   type Script,
 } from './redis.js';
-export { ReplyCode, asReply, replyError, type Reply } from './reply-codes.js';
+export {
+  ReplyCode,
+  asReply,
+  parseReply,
+  replyError,
+  type ParsedReply,
+  type Reply,
+  type ReplyShape,
+  type ReplyShapes,
+} from './reply-codes.js';
+/** The registry's Lua scripts (`lua.scripts`) and one typed caller per script (`lua.claim(redis, keys, args)`). */
+export * as lua from './scripts.generated.js';
 export { scripts } from './scripts.generated.js';
+export { parsePush, type OwnerPush } from './push.js';
 export { MAX_METADATA_BYTES, serializeMetadata, metadataArg, parseMetadata, type SessionMetadata } from './metadata.js';
 export { STOP_REASON_KINDS, stopReason, type StopReasonKind } from './stop-reason.js';
 export {

@@ -5,10 +5,10 @@ import { ConfigError } from './errors.js';
 import { validateInstanceId } from './ids.js';
 import { validateLabels } from './labels.js';
 import type { RegistryKeys } from './keys.js';
-import { runScript, type RedisLike } from './redis.js';
+import type { RedisLike } from './redis.js';
 import { metadataArg, parseMetadata, type SessionMetadata } from './metadata.js';
-import { ReplyCode, replyError } from './reply-codes.js';
-import { scripts } from './scripts.generated.js';
+import { replyError } from './reply-codes.js';
+import * as lua from './scripts.generated.js';
 
 /** Session statuses, the vocabulary WhatsApp gateways already use. */
 export const SESSION_STATUSES = ['STOPPED', 'STARTING', 'SCAN_QR_CODE', 'WORKING', 'FAILED'] as const;
@@ -73,26 +73,25 @@ export function labelsArg(options: { labels?: unknown } | undefined): string {
 
 /** Reads one session's record and its owner's liveness in one round trip; null when the registry has none. */
 export async function lookupOwner(redis: RedisLike, keys: RegistryKeys, sessionId: string): Promise<SessionOwner | null> {
-  const reply = await runScript(redis, scripts.lookup, [keys.instances, keys.instanceInfo, keys.sessions], [sessionId]);
-  if (reply[0] === ReplyCode.NOT_FOUND) return null;
-  const [, owner, epoch, status, desired, ownerUrl, live, , reason, metadata] = reply.map(String);
+  const reply = await lua.lookup(redis, keys, { sessionId });
+  if (reply.code === 'NOT_FOUND') return null;
   return {
     sessionId,
-    owner: owner ?? '',
-    ownerUrl: ownerUrl ?? '',
-    epoch: epoch ?? '0',
-    status: status as SessionStatus,
-    desired: desired as 'running' | 'stopped',
-    live: live === '1',
-    reason: reason ?? '',
-    metadata: parseMetadata(metadata),
+    owner: reply.owner,
+    ownerUrl: reply.ownerUrl,
+    epoch: reply.epoch || '0',
+    status: reply.status as SessionStatus,
+    desired: reply.desired as 'running' | 'stopped',
+    live: reply.live === '1',
+    reason: reply.reason,
+    metadata: parseMetadata(reply.metadata),
   };
 }
 
 /** Every registered instance with its load and capacity, in one round trip. */
 export async function listInstances(redis: RedisLike, keys: RegistryKeys): Promise<InstanceInfo[]> {
-  const reply = await runScript(redis, scripts.instances, [keys.instances, keys.instanceInfo, keys.owned], []);
-  const rows = JSON.parse(String(reply[2])) as Array<Record<string, unknown>>;
+  const reply = await lua.instances(redis, keys);
+  const rows = JSON.parse(reply.instances) as Array<Record<string, unknown>>;
   return rows.map((r) => ({
     id: String(r.id),
     url: String(r.url),
@@ -144,19 +143,14 @@ export async function placeSession(
   if (options.exclude !== undefined) validateInstanceId(options.exclude);
   const waitUntil = performance.now() + timing.quarantineWaitMs;
   for (;;) {
-    const reply = await runScript(
-      redis,
-      scripts.place,
-      [keys.instances, keys.instanceInfo, keys.owned, keys.sessions, keys.pending, keys.meta],
-      [sessionId, labels, options.exclude ?? '', keys.events, metadata],
-    );
-    if (reply[0] === ReplyCode.OK) {
-      const outcome = reply[4] === 'existing' ? 'existing' : 'assigned';
-      return { sessionId, outcome, owner: String(reply[1]), epoch: String(reply[2]), ownerUrl: String(reply[3]) };
+    const reply = await lua.place(redis, keys, { sessionId, labels, exclude: options.exclude ?? '', metadata });
+    if (reply.code === 'OK') {
+      const outcome = reply.kind === 'existing' ? 'existing' : 'assigned';
+      return { sessionId, outcome, owner: reply.owner, epoch: reply.epoch, ownerUrl: reply.ownerUrl };
     }
-    if (reply[0] === ReplyCode.PENDING) return { sessionId, outcome: 'pending', owner: '', ownerUrl: '', epoch: '' };
-    if (reply[0] === ReplyCode.QUARANTINE && performance.now() + Number(reply[1]) <= waitUntil) {
-      await sleep(Number(reply[1]) + 5);
+    if (reply.code === 'PENDING') return { sessionId, outcome: 'pending', owner: '', ownerUrl: '', epoch: '' };
+    if (reply.code === 'QUARANTINE' && performance.now() + reply.retryAfterMs <= waitUntil) {
+      await sleep(reply.retryAfterMs + 5);
       continue;
     }
     throw replyError('place', reply, { sessionId });
@@ -170,12 +164,7 @@ export async function placeSession(
  * @throws OwnedElsewhereError (a live owner stops it), OwnerExpiringError, NotFoundError
  */
 export async function stopUnowned(redis: RedisLike, keys: RegistryKeys, sessionId: string, reason: string): Promise<string> {
-  const reply = await runScript(
-    redis,
-    scripts.stop,
-    [keys.instances, keys.instanceInfo, keys.owned, keys.sessions, keys.pending, keys.meta],
-    [sessionId, reason, keys.events],
-  );
-  if (reply[0] === ReplyCode.OK) return String(reply[1]);
+  const reply = await lua.stop(redis, keys, { sessionId, reason });
+  if (reply.code === 'OK') return reply.epoch;
   throw replyError('stop', reply, { sessionId });
 }

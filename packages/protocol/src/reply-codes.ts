@@ -13,20 +13,7 @@ import {
   type WafleetError,
 } from './errors.js';
 
-/** Reply codes of the Lua scripts (lua/includes/common.lua defines the same numbers). */
-export const ReplyCode = Object.freeze({
-  OK: 1,
-  PENDING: 2,
-  FENCED: -1,
-  DUPLICATE: -2,
-  OWNED_ELSEWHERE: -3,
-  OWNER_EXPIRING: -4,
-  CAPACITY: -5,
-  QUARANTINE: -7,
-  NOT_OWNER: -8,
-  DRAINING: -9,
-  NOT_FOUND: -10,
-});
+export { ReplyCode } from './reply-codes.generated.js';
 
 /** A script reply: a numeric code followed by values. */
 export type Reply = [number, ...Array<string | number>];
@@ -37,31 +24,61 @@ export function asReply(script: string, raw: unknown): Reply {
   return raw as Reply;
 }
 
+/** How one reply code's values are named and typed ('s' string, 'n' number); `rest` collects what follows. */
+export interface ReplyShape {
+  readonly name: string;
+  readonly fields: ReadonlyArray<readonly [string, 's' | 'n']>;
+  readonly rest?: string;
+}
+
+/** A script's reply shapes by code, as its header declares them (generated with its typed caller). */
+export type ReplyShapes = Readonly<Record<number, ReplyShape>>;
+
+/** A parsed reply: `code` is the reply code's name, the other fields are named by the script's header. */
+export type ParsedReply = { readonly code: string } & Readonly<Record<string, unknown>>;
+
+/**
+ * Names a raw reply's values after the script's header.
+ * @throws RedisReplyError for a reply that is not an array starting with a code the script can answer
+ */
+export function parseReply<R extends ParsedReply>(script: string, raw: unknown, shapes: ReplyShapes): R {
+  const reply = asReply(script, raw);
+  const shape = shapes[reply[0]];
+  if (!shape) throw new RedisReplyError(script, raw);
+  const out: Record<string, unknown> = { code: shape.name };
+  shape.fields.forEach(([name, kind], i) => {
+    const v = reply[i + 1];
+    out[name] = kind === 'n' ? Number(v ?? 0) : v === undefined || v === null ? '' : String(v);
+  });
+  if (shape.rest !== undefined) out[shape.rest] = reply.slice(shape.fields.length + 1).map(String);
+  return out as R;
+}
+
 const str = (v: unknown) => (v === undefined || v === null ? '' : String(v));
 const num = (v: unknown) => Number(v ?? 0);
 
-/** Maps a negative reply code to its error class. The one place that knows every code's payload. */
-export function replyError(script: string, reply: Reply, ids: { sessionId?: string; instanceId?: string }): WafleetError {
-  const [code, a, b, c] = reply;
+/** Maps a refusal (a negative reply code) to its error class. The one place that knows every refusal's payload. */
+export function replyError(script: string, reply: ParsedReply, ids: { sessionId?: string; instanceId?: string }): WafleetError {
+  const r = reply;
   const sid = ids.sessionId ?? '';
-  switch (code) {
-    case ReplyCode.FENCED:
-      return new LeaseLostError(str(a) as FenceReason, ids.sessionId);
-    case ReplyCode.DUPLICATE:
-      return new DuplicateInstanceError(ids.instanceId ?? '', num(a));
-    case ReplyCode.OWNED_ELSEWHERE:
-      return new OwnedElsewhereError(sid, str(a), str(b), str(c));
-    case ReplyCode.OWNER_EXPIRING:
-      return new OwnerExpiringError(sid, str(b), num(a));
-    case ReplyCode.CAPACITY:
-      return new CapacityError(sid, num(a), num(b));
-    case ReplyCode.QUARANTINE:
-      return new QuarantineError(num(a));
-    case ReplyCode.NOT_OWNER:
-      return new NotOwnerError(sid, str(a), str(b));
-    case ReplyCode.DRAINING:
+  switch (r.code) {
+    case 'FENCED':
+      return new LeaseLostError(str(r.reason) as FenceReason, ids.sessionId);
+    case 'DUPLICATE':
+      return new DuplicateInstanceError(ids.instanceId ?? '', num(r.retryAfterMs));
+    case 'OWNED_ELSEWHERE':
+      return new OwnedElsewhereError(sid, str(r.owner), str(r.epoch), str(r.ownerUrl));
+    case 'OWNER_EXPIRING':
+      return new OwnerExpiringError(sid, str(r.owner), num(r.retryAfterMs));
+    case 'CAPACITY':
+      return new CapacityError(sid, num(r.load), num(r.maxSessions));
+    case 'QUARANTINE':
+      return new QuarantineError(num(r.retryAfterMs));
+    case 'NOT_OWNER':
+      return new NotOwnerError(sid, str(r.owner), str(r.epoch));
+    case 'DRAINING':
       return new DrainingError(sid);
-    case ReplyCode.NOT_FOUND:
+    case 'NOT_FOUND':
       return new NotFoundError(sid);
     default:
       return new RedisReplyError(script, reply);

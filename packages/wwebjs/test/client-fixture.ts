@@ -1,5 +1,4 @@
-// Shared by the unit tests in src/ and the Chromium test in the repository's test/ (whose package cannot resolve
-// whatsapp-web.js itself): real whatsapp-web.js classes, constructed the way a host would.
+// Shared by this package's tests in src/: real whatsapp-web.js classes, constructed the way a host would.
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';

@@ -1,15 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
-import {
-  ConfigError,
-  describeValue as describe,
-  IDEMPOTENCY_HEADER,
-  idempotencyRecordKey,
-  REPLAYED_HEADER,
-  ReplyCode,
-  runScript,
-  scripts,
-} from '@wafleet/protocol';
+import { ConfigError, describeValue as describe, IDEMPOTENCY_HEADER, idempotencyRecordKey, lua, REPLAYED_HEADER } from '@wafleet/protocol';
 import type { Fleet } from '../registry/fleet.js';
 import { answerError } from './answer-error.js';
 
@@ -88,9 +79,8 @@ export function idempotency(fleet: Fleet, options: IdempotencyOptions = {}): Req
   }
 
   const holderLive = async (rec: InFlight) => {
-    const k = fleet.keys;
-    const reply = await runScript(fleet.redis, scripts.instanceLive, [k.instances, k.instanceInfo], [rec.instance, rec.inc]);
-    return reply[1] === '1';
+    const reply = await lua.instanceLive(fleet.redis, fleet.keys, { instanceId: rec.instance, incarnation: rec.inc });
+    return reply.live === '1';
   };
 
   return async (req: Request, res: Response, next: NextFunction) => {
@@ -136,10 +126,9 @@ export function idempotency(fleet: Fleet, options: IdempotencyOptions = {}): Req
           }
         }
         // Abandoned (retry policy) or expired between SET and GET: take the record over atomically.
-        const reply = raw
-          ? await runScript(redis, scripts.compareAndSet, [recordKey], [raw, mineRaw, ttlMs])
-          : [(await redis.set(recordKey, mineRaw, 'PX', ttlMs, 'NX')) === 'OK' ? ReplyCode.OK : ReplyCode.NOT_OWNER];
-        acquired = reply[0] === ReplyCode.OK;
+        acquired = raw
+          ? (await lua.compareAndSet(redis, { record: recordKey }, { expected: raw, value: mineRaw, ttlMs })).code === 'OK'
+          : (await redis.set(recordKey, mineRaw, 'PX', ttlMs, 'NX')) === 'OK';
         if (!acquired) return refuse(res, 409, 'WAFLEET_IDEMPOTENCY_IN_FLIGHT', 'Another repeat of this request took it over');
       }
       const onStoreFailed = (err: Error) => fleet.options.logger.error('idempotency record not stored; answered 503', { err });
@@ -153,7 +142,11 @@ export function idempotency(fleet: Fleet, options: IdempotencyOptions = {}): Req
           body: (kept ? body : tooLargeNote(body.length, maxResponseBytes)).toString('base64'),
         };
         // A server error is not an outcome worth replaying: free the key so a repeat may execute again.
-        await runScript(redis, scripts.compareAndSet, [recordKey], [mineRaw, status >= 500 ? '' : JSON.stringify(done), ttlMs]);
+        await lua.compareAndSet(
+          redis,
+          { record: recordKey },
+          { expected: mineRaw, value: status >= 500 ? '' : JSON.stringify(done), ttlMs },
+        );
       });
     } catch (err) {
       answerError(res, err, fleet.options.logger);

@@ -10,16 +10,15 @@ import {
   labelsArg,
   LeaseLostError,
   listInstances,
+  lua,
   lookupOwner,
   metadataArg,
   open,
   OwnedElsewhereError,
+  parsePush,
   placeSession,
   registryKeys,
-  ReplyCode,
   replyError,
-  runScript,
-  scripts,
   serializeMetadata,
   SESSION_STATUSES,
   StateError,
@@ -33,9 +32,8 @@ import {
   type InstanceInfo,
   type PlaceOptions,
   type PlaceResult,
+  type RedisLike,
   type RegistryKeys,
-  type Reply,
-  type Script,
   type SessionMetadata,
   type SessionOwner,
   type SessionStatus,
@@ -312,25 +310,24 @@ export class Fleet extends EventEmitter<FleetEvents> {
     const waitUntil = performance.now() + this.options.quarantineMs + this.options.commandTimeoutMs;
     for (;;) {
       const incarnation = this.#incarnation;
-      let reply: Reply;
+      let reply: lua.ClaimReply;
       try {
-        reply = await this.#run(scripts.claim, this.#sessionKeys(), [
-          this.options.instanceId,
+        reply = await lua.claim(this.#redis(), this.keys, {
+          instanceId: this.options.instanceId,
           incarnation,
           sessionId,
-          reassert ? '1' : '0',
+          reassert: reassert ? '1' : '0',
           force,
-          this.keys.events,
           labels,
           metadata,
-        ]);
+        });
       } catch (err) {
         this.#stats.claims.error++;
         throw err;
       }
-      if (reply[0] === ReplyCode.OK) {
+      if (reply.code === 'OK') {
         this.#stats.claims.ok++;
-        const epoch = String(reply[1]);
+        const { epoch } = reply;
         if (this.#pastDeadline() || incarnation !== this.#incarnation) {
           // The grant was valid when Redis made it, but this instance fenced meanwhile: take it back later.
           this.#toReclaim.set(sessionId, epoch);
@@ -338,10 +335,10 @@ export class Fleet extends EventEmitter<FleetEvents> {
         }
         this.#owned.set(sessionId, epoch);
         this.#toReclaim.delete(sessionId);
-        return { sessionId, epoch, previousOwner: reply[2] === 'held' ? '' : String(reply[3] ?? '') };
+        return { sessionId, epoch, previousOwner: reply.kind === 'held' ? '' : reply.previousOwner };
       }
-      if (reply[0] === ReplyCode.QUARANTINE && performance.now() + Number(reply[1]) <= waitUntil) {
-        await sleep(Number(reply[1]) + 5);
+      if (reply.code === 'QUARANTINE' && performance.now() + reply.retryAfterMs <= waitUntil) {
+        await sleep(reply.retryAfterMs + 5);
         continue;
       }
       this.#stats.claims.refused++;
@@ -378,10 +375,10 @@ export class Fleet extends EventEmitter<FleetEvents> {
     this.#assertStarted();
     await this.#withInflight(sessionId, async () => {
       if (this.#owned.has(sessionId)) await this.#stopEngine(sessionId, 'release');
-      const reply = await this.#run(scripts.release, this.#sessionKeys(), [...this.#releaseArgs(sessionId, 'stop'), reason]);
+      const reply = await this.#release(sessionId, 'stop', reason);
       this.#forget(sessionId);
       this.#toReclaim.delete(sessionId);
-      if (reply[0] !== ReplyCode.OK) throw replyError('release', reply, { sessionId });
+      if (reply.code !== 'OK') throw replyError('release', reply, { sessionId });
     });
   }
 
@@ -425,16 +422,17 @@ export class Fleet extends EventEmitter<FleetEvents> {
     validateSessionId(sessionId);
     const text = serializeMetadata(metadata, this.options.maxMetadataBytes);
     this.#assertActive();
-    const reply = await this.#run(
-      scripts.setMetadata,
-      [this.keys.instances, this.keys.instanceInfo, this.keys.sessions],
-      [this.options.instanceId, this.#incarnation, sessionId, text, this.keys.events],
-    );
-    if (reply[0] === ReplyCode.OK) {
+    const reply = await lua.setMetadata(this.#redis(), this.keys, {
+      instanceId: this.options.instanceId,
+      incarnation: this.#incarnation,
+      sessionId,
+      metadata: text,
+    });
+    if (reply.code === 'OK') {
       this.#metadata.set(sessionId, JSON.parse(text) as SessionMetadata);
       return;
     }
-    if ((reply[0] === ReplyCode.NOT_OWNER || reply[0] === ReplyCode.FENCED) && this.#owned.has(sessionId)) {
+    if ((reply.code === 'NOT_OWNER' || reply.code === 'FENCED') && this.#owned.has(sessionId)) {
       this.#fence([sessionId], 'taken');
     }
     throw replyError('set-metadata', reply, { sessionId });
@@ -461,13 +459,16 @@ export class Fleet extends EventEmitter<FleetEvents> {
     const reason = options.reason === undefined || options.desired !== 'stopped' ? '' : checkReason(options.reason);
     this.#assertActive();
     await this.#announceStatus(sessionId, status);
-    const reply = await this.#run(
-      scripts.setStatus,
-      [this.keys.instances, this.keys.instanceInfo, this.keys.sessions],
-      [this.options.instanceId, this.#incarnation, sessionId, status, options.desired ?? '', this.keys.events, reason],
-    );
-    if (reply[0] === ReplyCode.OK) return;
-    if ((reply[0] === ReplyCode.NOT_OWNER || reply[0] === ReplyCode.FENCED) && this.#owned.has(sessionId)) {
+    const reply = await lua.setStatus(this.#redis(), this.keys, {
+      instanceId: this.options.instanceId,
+      incarnation: this.#incarnation,
+      sessionId,
+      status,
+      desired: options.desired ?? '',
+      reason,
+    });
+    if (reply.code === 'OK') return;
+    if ((reply.code === 'NOT_OWNER' || reply.code === 'FENCED') && this.#owned.has(sessionId)) {
       this.#fence([sessionId], 'taken');
     }
     throw replyError('set-status', reply, { sessionId });
@@ -531,11 +532,11 @@ export class Fleet extends EventEmitter<FleetEvents> {
     const result: DrainResult = { handedOff: 0, pending: 0, failed: 0, durationsMs: [] };
     if (this.#state === 'active') this.#setState('draining');
     try {
-      await this.#run(
-        scripts.setDraining,
-        [this.keys.instances, this.keys.instanceInfo],
-        [this.options.instanceId, this.#incarnation, '1'],
-      );
+      await lua.setDraining(this.#redis(), this.keys, {
+        instanceId: this.options.instanceId,
+        incarnation: this.#incarnation,
+        draining: '1',
+      });
     } catch (err) {
       this.options.logger.warn('could not mark instance draining', { err });
     }
@@ -553,10 +554,10 @@ export class Fleet extends EventEmitter<FleetEvents> {
       const t0 = performance.now();
       try {
         await this.#stopEngine(sessionId, 'handoff');
-        const reply = await this.#run(scripts.release, this.#sessionKeys(), [...this.#releaseArgs(sessionId, 'handoff'), '']);
+        const reply = await this.#release(sessionId, 'handoff', '');
         this.#forget(sessionId);
-        if (reply[0] === ReplyCode.OK) result.handedOff++;
-        else if (reply[0] === ReplyCode.PENDING) result.pending++;
+        if (reply.code === 'OK') result.handedOff++;
+        else if (reply.code === 'PENDING') result.pending++;
         else throw replyError('release', reply, { sessionId });
         this.#stats.handoffs++;
         result.durationsMs.push(performance.now() - t0);
@@ -582,11 +583,9 @@ export class Fleet extends EventEmitter<FleetEvents> {
       if (this.options.mode === 'managed') await this.drain().catch(() => undefined);
       this.#clearTimers();
       if (this.#owned.size === 0 || this.options.mode === 'observe') {
-        await this.#run(
-          scripts.deregister,
-          [this.keys.instances, this.keys.instanceInfo, this.keys.owned, this.keys.sessions, this.keys.pending],
-          [this.options.instanceId, this.#incarnation, this.keys.events],
-        ).catch((err: Error) => this.options.logger.warn('deregister failed; the lease will expire', { err }));
+        await lua
+          .deregister(this.#redis(), this.keys, { instanceId: this.options.instanceId, incarnation: this.#incarnation })
+          .catch((err: Error) => this.options.logger.warn('deregister failed; the lease will expire', { err }));
       }
     }
     this.#clearTimers();
@@ -609,14 +608,13 @@ export class Fleet extends EventEmitter<FleetEvents> {
     if (this.#lastBeatAt > 0) this.#stats.maxHeartbeatGapMs = Math.max(this.#stats.maxHeartbeatGapMs, sentAt - this.#lastBeatAt);
     this.#lastBeatAt = sentAt;
     try {
-      const reply = await runScript(
-        this.#hb!.client,
-        scripts.heartbeat,
-        [this.keys.instances, this.keys.instanceInfo, this.keys.owned, this.keys.meta],
-        [this.options.instanceId, this.#incarnation, this.options.leaseTtlMs],
-      );
-      if (reply[0] === ReplyCode.OK) this.#onRenewed(sentAt, Number(reply[2]));
-      else await this.#onLeaseLost(String(reply[1]) as FenceReason);
+      const reply = await lua.heartbeat(this.#hb!.client, this.keys, {
+        instanceId: this.options.instanceId,
+        incarnation: this.#incarnation,
+        leaseTtlMs: this.options.leaseTtlMs,
+      });
+      if (reply.code === 'OK') this.#onRenewed(sentAt, reply.ownedCount);
+      else await this.#onLeaseLost(reply.reason as FenceReason);
     } catch (err) {
       this.#stats.renewalFailures++;
       this.options.logger.warn('lease renewal failed', { err, selfFenceInMs: Math.round(this.selfFenceInMs) });
@@ -724,39 +722,34 @@ export class Fleet extends EventEmitter<FleetEvents> {
     let giveUpAt: number | undefined;
     for (;;) {
       const sentAt = performance.now();
-      const reply = await this.#run(
-        scripts.register,
-        [this.keys.instances, this.keys.instanceInfo, this.keys.owned, this.keys.sessions, this.keys.pending, this.keys.meta],
-        [
-          options.instanceId,
-          this.#incarnation,
-          options.url,
-          options.maxSessions,
-          JSON.stringify(options.labels),
-          options.leaseTtlMs,
-          options.adoptionDelayMs,
-          options.mode,
-          options.quarantineMs,
-          this.keys.events,
-          options.placementRetryMs,
-          options.placementRetryMaxMs,
-        ],
-      );
-      if (reply[0] === ReplyCode.OK) {
-        this.#era = String(reply[2]);
+      const reply = await lua.register(this.#redis(), this.keys, {
+        instanceId: options.instanceId,
+        incarnation: this.#incarnation,
+        url: options.url,
+        maxSessions: options.maxSessions,
+        labels: JSON.stringify(options.labels),
+        leaseTtlMs: options.leaseTtlMs,
+        adoptionDelayMs: options.adoptionDelayMs,
+        mode: options.mode,
+        quarantineMs: options.quarantineMs,
+        placementRetryMs: options.placementRetryMs,
+        placementRetryMaxMs: options.placementRetryMaxMs,
+      });
+      if (reply.code === 'OK') {
+        this.#era = reply.era;
         this.#selfFenceAt = sentAt + options.selfFenceMs;
         this.#armFenceTimer();
         this.emit('renewed', { selfFenceInMs: this.selfFenceInMs });
         return;
       }
-      if (reply[0] === ReplyCode.FENCED) {
+      if (reply.code === 'FENCED') {
         this.#incarnation = newIncarnation();
         continue;
       }
       // The previous process with this id (killed, or paused) may still run sessions until its lease expires.
-      giveUpAt ??= performance.now() + Number(reply[1]) + options.commandTimeoutMs;
-      if (reply[0] === ReplyCode.DUPLICATE && performance.now() + Number(reply[1]) <= giveUpAt) {
-        await sleep(Number(reply[1]) + 10);
+      giveUpAt ??= performance.now() + reply.retryAfterMs + options.commandTimeoutMs;
+      if (performance.now() + reply.retryAfterMs <= giveUpAt) {
+        await sleep(reply.retryAfterMs + 10);
         continue;
       }
       throw replyError('register', reply, { instanceId: options.instanceId });
@@ -766,21 +759,14 @@ export class Fleet extends EventEmitter<FleetEvents> {
   // ---- pushes, reconciliation and sweeps ----
 
   #onPush(channel: string, message: string): void {
-    // Pub/sub ignores the database: the channel name is what keeps pushes of fleets in other databases out.
-    if (channel !== this.keys.events) return;
-    let m: { s?: string; o?: string; i?: string; e?: string; d?: string };
-    try {
-      m = JSON.parse(message);
-    } catch {
-      return;
-    }
-    const sid = m.s;
-    if (typeof sid !== 'string' || this.#inflight.has(sid) || this.#state === 'closed') return;
-    const mine = m.o === this.options.instanceId && m.i === this.#incarnation;
+    const push = parsePush(this.keys, channel, message);
+    if (!push || this.#inflight.has(push.sessionId) || this.#state === 'closed') return;
+    const sid = push.sessionId;
+    const mine = push.owner === this.options.instanceId && push.incarnation === this.#incarnation;
     if (mine && !this.#owned.has(sid)) {
-      if (m.d !== 'running' || this.#pastDeadline() || this.#state === 'fenced') return;
-      this.#owned.set(sid, String(m.e));
-      this.emit('assigned', { sessionId: sid, epoch: String(m.e), reason: 'placed' });
+      if (push.desired !== 'running' || this.#pastDeadline() || this.#state === 'fenced') return;
+      this.#owned.set(sid, push.epoch);
+      this.emit('assigned', { sessionId: sid, epoch: push.epoch, reason: 'placed' });
     } else if (!mine && this.#owned.has(sid)) {
       this.#fence([sid], 'taken');
     }
@@ -790,20 +776,20 @@ export class Fleet extends EventEmitter<FleetEvents> {
   async #reconcile(): Promise<void> {
     if (this.#state !== 'active' && this.#state !== 'draining') return;
     const incarnation = this.#incarnation;
-    let reply: Reply;
+    let reply: lua.OwnedReply;
     try {
-      reply = await this.#run(
-        scripts.owned,
-        [this.keys.instances, this.keys.instanceInfo, this.keys.owned, this.keys.sessions],
-        [this.options.instanceId, incarnation, this.options.maxSessions * 2 + 100],
-      );
+      reply = await lua.owned(this.#redis(), this.keys, {
+        instanceId: this.options.instanceId,
+        incarnation,
+        limit: this.options.maxSessions * 2 + 100,
+      });
     } catch (err) {
       this.options.logger.warn('reconcile failed', { err });
       return;
     }
-    if (reply[0] !== ReplyCode.OK || incarnation !== this.#incarnation || this.#pastDeadline()) return;
+    if (reply.code !== 'OK' || incarnation !== this.#incarnation || this.#pastDeadline()) return;
     const remote = new Map<string, string>();
-    for (let i = 1; i + 1 < reply.length; i += 2) remote.set(String(reply[i]), String(reply[i + 1]));
+    for (let i = 0; i + 1 < reply.pairs.length; i += 2) remote.set(reply.pairs[i]!, reply.pairs[i + 1]!);
     const lost = [...this.#owned.keys()].filter((sid) => !remote.has(sid) && !this.#inflight.has(sid));
     if (lost.length > 0) this.#fence(lost, 'taken');
     for (const [sid, epoch] of remote) {
@@ -824,10 +810,10 @@ export class Fleet extends EventEmitter<FleetEvents> {
       if (this.#state !== 'active' && this.#state !== 'draining') return;
       if (this.#pastDeadline()) return;
       const { options } = this;
-      const reply = await this.#run(scripts.sweep, this.#sessionKeys(), [options.sweepBatch, this.keys.events]);
-      if (reply[0] === ReplyCode.OK) {
-        const [, placed, orphaned, deferred, removed] = reply.map(Number);
-        this.#stats.sweepPlaced += placed ?? 0;
+      const reply = await lua.sweep(this.#redis(), this.keys, { batch: options.sweepBatch });
+      if (reply.code === 'OK') {
+        const { placed, orphaned, deferred, instancesRemoved: removed } = reply;
+        this.#stats.sweepPlaced += placed;
         if (placed || orphaned || removed) options.logger.info('sweep', { placed, orphaned, deferred, removed });
       }
     } catch (err) {
@@ -839,13 +825,14 @@ export class Fleet extends EventEmitter<FleetEvents> {
 
   // ---- helpers ----
 
-  #sessionKeys(): string[] {
-    const k = this.keys;
-    return [k.instances, k.instanceInfo, k.owned, k.sessions, k.pending, k.meta];
-  }
-
-  #releaseArgs(sessionId: string, mode: 'stop' | 'handoff'): Array<string | number> {
-    return [this.options.instanceId, this.#incarnation, sessionId, mode, this.keys.events];
+  #release(sessionId: string, mode: 'stop' | 'handoff', reason: string): Promise<lua.ReleaseReply> {
+    return lua.release(this.#redis(), this.keys, {
+      instanceId: this.options.instanceId,
+      incarnation: this.#incarnation,
+      sessionId,
+      mode,
+      reason,
+    });
   }
 
   /** This instance no longer owns the session: drop what it knew of it. */
@@ -854,9 +841,10 @@ export class Fleet extends EventEmitter<FleetEvents> {
     this.#metadata.delete(sessionId);
   }
 
-  #run(script: Script, keys: string[], args: Array<string | number>): Promise<Reply> {
+  /** The command connection (the heartbeat has its own). */
+  #redis(): RedisLike {
     if (!this.#cmd) throw new StateError('WAFLEET_NOT_STARTED', 'Call start() first');
-    return runScript(this.#cmd.client, script, keys, args);
+    return this.#cmd.client;
   }
 
   /**

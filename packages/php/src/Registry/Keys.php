@@ -4,6 +4,8 @@ declare(strict_types=1);
 
 namespace Wafleet\Registry;
 
+use Wafleet\Generated\Protocol;
+
 /**
  * The registry keys of one namespace (docs/registry.md), built here and nowhere else. All share the hash tag
  * `{wafleet:<ns>}`, so a script's keys live in one Redis Cluster slot.
@@ -22,9 +24,10 @@ final class Keys
     public function __construct(public readonly string $namespace = 'default')
     {
         $tag = '{wafleet:' . Ids::namespace($namespace) . '}';
-        $this->instances = "$tag:instances";
-        $this->instanceInfo = "$tag:instance-info";
-        $this->sessions = "$tag:sessions";
-        $this->owned = "$tag:owned";
+        $suffix = Protocol::KEY_SUFFIXES;
+        $this->instances = "$tag:{$suffix['instances']}";
+        $this->instanceInfo = "$tag:{$suffix['instanceInfo']}";
+        $this->sessions = "$tag:{$suffix['sessions']}";
+        $this->owned = "$tag:{$suffix['owned']}";
     }
 }

@@ -6,17 +6,15 @@ namespace Wafleet\Registry;
 
 use Wafleet\Exception\ConfigException;
 use Wafleet\Exception\RegistryUnavailableException;
+use Wafleet\Generated\Protocol;
 use Wafleet\Generated\Scripts;
 
 /**
- * Reads the registry with the very Lua scripts the Node side runs (generated into {@see Scripts} by core's build):
+ * Reads the registry with the very Lua scripts the Node side runs (generated into {@see Scripts} from @wafleet/protocol):
  * one round trip per lookup, EVALSHA first and EVAL when Redis does not know the script yet. Never writes.
  */
 final class Registry
 {
-    private const OK = 1;
-    private const NOT_FOUND = -10;
-
     private int $reads = 0;
 
     public function __construct(private readonly \Redis $redis, public readonly Keys $keys)
@@ -36,7 +34,7 @@ final class Registry
     {
         $keys = $this->keys;
         $reply = $this->run(Scripts::LOOKUP, [$keys->instances, $keys->instanceInfo, $keys->sessions], [Ids::session($sessionId)]);
-        if ((int) $reply[0] === self::NOT_FOUND) {
+        if ((int) $reply[0] === Protocol::REPLY_NOT_FOUND) {
             return null;
         }
         [, $owner, $epoch, $status, $desired, $url, $live, , $reason, $metadata] = array_map('strval', $reply) + array_fill(0, 10, '');
@@ -97,7 +95,7 @@ final class Registry
         } catch (\RedisException $e) {
             throw new RegistryUnavailableException("Redis failed the {$script['name']} script: {$e->getMessage()}", $e);
         }
-        if (!is_array($reply) || !in_array((int) ($reply[0] ?? 0), [self::OK, self::NOT_FOUND], true)) {
+        if (!is_array($reply) || !in_array((int) ($reply[0] ?? 0), [Protocol::REPLY_OK, Protocol::REPLY_NOT_FOUND], true)) {
             $error = (string) $this->redis->getLastError();
             $this->redis->clearLastError();
             throw new RegistryUnavailableException(

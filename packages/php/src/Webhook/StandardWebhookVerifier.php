@@ -6,6 +6,7 @@ namespace Wafleet\Webhook;
 
 use Wafleet\Exception\ConfigException;
 use Wafleet\Exception\WebhookException;
+use Wafleet\Generated\Protocol;
 
 /**
  * Verifies a wafleet webhook per Standard Webhooks, as `verifyWebhook` of @wafleet/client does: the `webhook-*`
@@ -93,10 +94,10 @@ final class StandardWebhookVerifier
         $e = json_decode($rawBody, true, 512, JSON_THROW_ON_ERROR);
         $checks = [
             'id' => is_string($e['id'] ?? null) && $e['id'] !== '',
-            'type' => is_string($e['type'] ?? null) && preg_match('/^[A-Za-z0-9_.:-]{1,128}$/D', $e['type']) === 1,
+            'type' => is_string($e['type'] ?? null) && preg_match(Protocol::EVENT_TYPE_PATTERN, $e['type']) === 1,
             'timestamp' => is_string($e['timestamp'] ?? null) && strtotime($e['timestamp']) !== false,
-            'session' => is_string($e['session'] ?? null) && ($e['session'] === '' || (strlen($e['session']) <= 128 && preg_match('/^[A-Za-z0-9_][A-Za-z0-9_-]*$/D', $e['session']) === 1)),
-            'epoch' => is_string($e['epoch'] ?? null) && preg_match('/^(?:0|[1-9][0-9]{0,29})$/D', $e['epoch']) === 1,
+            'session' => is_string($e['session'] ?? null) && ($e['session'] === '' || (strlen($e['session']) <= Protocol::MAX_SESSION_ID_LENGTH && preg_match(Protocol::SESSION_ID_PATTERN, $e['session']) === 1)),
+            'epoch' => is_string($e['epoch'] ?? null) && preg_match(Protocol::CANONICAL_EPOCH_PATTERN, $e['epoch']) === 1,
             'seq' => is_int($e['seq'] ?? null) && $e['seq'] >= 0,
             'instance' => ($o->instance ?? null) instanceof \stdClass && is_string($e['instance']['id'] ?? null) && is_string($e['instance']['url'] ?? null),
             'data' => ($o->data ?? null) instanceof \stdClass,

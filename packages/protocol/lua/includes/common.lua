@@ -1,6 +1,6 @@
 -- Shared helpers for every wafleet script. Included by `--@include common`.
--- Reply codes (mirrored by src/registry/reply-codes.ts; keep them in sync):
-local OK = 1
+-- Reply codes: the one definition. scripts/build-lua.mjs generates the TypeScript and PHP constants from these lines.
+local OK = 1                 -- done
 local PENDING = 2            -- accepted, but waiting for capacity (placed later by the sweep)
 local FENCED = -1            -- the caller's instance lease is missing, expired or replaced
 local DUPLICATE = -2         -- another live incarnation holds this instance id

@@ -1,5 +1,5 @@
 // The real whatsapp-web.js initialize() with Debian's Chromium and no network: what the engine reports, and that no
-// Chromium outlives stop(). The root package does not depend on @wafleet/wwebjs, hence the relative imports.
+// Chromium outlives stop().
 import { execFileSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import https from 'node:https';
@@ -8,8 +8,8 @@ import path from 'node:path';
 import type { EngineEvent, SessionEngine } from '@wafleet/core';
 import { sleep, waitUntil } from '@wafleet/test-utils';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { CHROMIUM, localClient, removeTempDirs, tempDir } from '../packages/wwebjs/test/client-fixture.js';
-import { createWwebjsEngine } from '../packages/wwebjs/src/index.js';
+import { CHROMIUM, localClient, removeTempDirs, tempDir } from '../test/client-fixture.js';
+import { createWwebjsEngine } from './index.js';
 
 const hasChromium = existsSync(CHROMIUM);
 const hasOpenssl = existsSync('/usr/bin/openssl');
