@@ -1,13 +1,13 @@
 // The packed tarballs as a user installs them: packed by scripts/pack.mjs, installed with npm (not pnpm, not the
 // workspace) into empty directories, and used from CommonJS and ES module hosts against a private Redis.
-import { execFile } from 'node:child_process';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import os from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { redisForTests, type TestRedis } from '@wafleet/test-utils';
+import { freePort, startRedis, type RedisServerHandle } from '@wafleet/test-utils';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 const run = promisify(execFile);
@@ -23,7 +23,8 @@ interface Packed {
   entries: string[];
 }
 
-let redis: TestRedis;
+/** Private: the README examples use the default namespace. */
+let redis: RedisServerHandle;
 let work: string;
 let packed: Packed[];
 /** protocol, core, client and wwebjs with whatsapp-web.js 1.33.2, and the consumers. */
@@ -31,6 +32,8 @@ let host: string;
 /** protocol and client only. */
 let backend: string;
 const timings: Record<string, number> = {};
+/** README examples still serving, killed after the tests if one fails before stopping them. */
+const services = new Set<ChildProcess>();
 
 async function timed<T>(label: string, work: () => Promise<T>): Promise<T> {
   const started = performance.now();
@@ -78,8 +81,38 @@ function walk(dir: string, prefix = ''): string[] {
   );
 }
 
+/** The usage example of a package's README, after its install line, written into the host as readme-<name>.mjs. */
+function readmeExample(name: string): string {
+  const readme = readFileSync(join(root, 'packages', name, 'README.md'), 'utf8');
+  const fence = '```';
+  const example = new RegExp(`^${fence}js\\n([^]*?)^${fence}$`, 'm').exec(readme);
+  if (!readme.startsWith(`# @wafleet/${name}\n\n${fence}sh\nnpm install @wafleet/${name}`) || !example) {
+    throw new Error(`packages/${name}/README.md does not open with its install line and a js example`);
+  }
+  const file = join(host, `readme-${name}.mjs`);
+  writeFileSync(file, example[1]!);
+  return file;
+}
+
+/** Runs a README example that serves until SIGTERM: resolves once it printed `ready`, with a stop() giving its exit. */
+async function service(file: string, ready: string, env: NodeJS.ProcessEnv): Promise<{ stop(): Promise<number | null> }> {
+  const child = spawn(process.execPath, [file], { cwd: host, env, stdio: ['ignore', 'pipe', 'inherit'] });
+  services.add(child);
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  void exited.then(() => services.delete(child));
+  let output = '';
+  await new Promise<void>((resolve, reject) => {
+    child.stdout.on('data', (chunk: Buffer) => {
+      output += chunk.toString();
+      if (output.includes(ready)) resolve();
+    });
+    void exited.then((code) => reject(new Error(`${file} exited ${code} before printing "${ready}": ${output}`)));
+  });
+  return { stop: () => (child.kill('SIGTERM'), exited) };
+}
+
 beforeAll(async () => {
-  redis = await redisForTests();
+  redis = await startRedis();
   work = mkdtempSync(join(os.tmpdir(), 'wafleet-pack-'));
   const out = join(work, 'tarballs');
   const { stdout } = await timed('pack', () =>
@@ -104,7 +137,8 @@ beforeAll(async () => {
 
 afterAll(async () => {
   console.log(`pack-install timings (ms): ${JSON.stringify(timings)}`);
-  await redis?.close();
+  for (const child of services) child.kill('SIGKILL');
+  await redis?.stop();
   if (work) rmSync(work, { recursive: true, force: true });
 });
 
@@ -189,5 +223,28 @@ describe('packed tarballs installed with npm', () => {
     ].join('\n');
     const { stdout } = await run(process.execPath, ['-e', script, redis.url], { cwd: host, env: userEnv() });
     expect(JSON.parse(stdout)).toEqual(['function', 'function']);
+  });
+
+  it('every README opens with its install line and an example that runs against the installed packages', async () => {
+    const env = userEnv({
+      REDIS_URL: redis.url,
+      PORT: String(await freePort()),
+      WAFLEET_ADMIN_TOKEN: 'readme-example-admin-token-0123456789',
+    });
+    const node = async (file: string) => (await run(process.execPath, [file], { cwd: host, env })).stdout;
+    writeFileSync(
+      join(host, 'my-store.mjs'),
+      'export const myStore = { sessionExists: async () => false, save: async () => {}, extract: async () => {}, delete: async () => {} };\n',
+    );
+    // The instance example places a session on itself once its quarantine (7 s by default) is over.
+    const instance = await timed('readme core', () => service(readmeExample('core'), 'start the WhatsApp client of 5511999990000', env));
+    expect(await node(readmeExample('protocol'))).toMatch(
+      /^wa-1 at http:\/\/127\.0\.0\.1:\d+ \(epoch \d+, live: true\)\nwa-1 .* 1\/20 live\n-1\n$/,
+    );
+    expect(await node(readmeExample('client'))).toContain('200 {"sent":true}');
+    expect(await instance.stop()).toBe(0);
+    const wwebjs = await service(readmeExample('wwebjs'), 'wa-2 runs the sessions it owns', env);
+    expect(await wwebjs.stop()).toBe(0);
+    expect(await node(readmeExample('sim'))).toMatch(/5511999990001 WORKING\n(.*\n)*5511999990001 FAILED\n(.*\n)*5511999990001 WORKING/);
   });
 });
