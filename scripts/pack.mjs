@@ -4,7 +4,7 @@
 //   node scripts/pack.mjs [--out <dir>] [--json]     (pnpm run pack builds first)
 //
 // Fails when a package is not built, when a packed manifest still says `workspace:` or names a private package, when
-// a tarball holds `src/` or a test file, or when the packages' CommonJS guards (require-esm.cjs) differ.
+// a tarball holds `src/`, a test file or a stale dist file, or when the packages' CommonJS guards (require-esm.cjs) differ.
 import { execFile } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
@@ -38,8 +38,11 @@ function unbuilt({ dir, manifest }) {
   return missing.length > 0 ? [`${manifest.name}: ${missing.join(', ')} missing (run pnpm build first)`] : [];
 }
 
+/** The source a packed dist file was compiled from: `package/dist/a/b.d.ts` and `.js` from `src/a/b.ts`. */
+const sourceOf = (entry) => entry.replace(/^package\/dist\//, 'src/').replace(/(\.d\.ts|\.js)$/, '.ts');
+
 /** What is wrong with a packed tarball: its manifest and file list as npm would install them. */
-async function problems(name, tarball) {
+async function problems(name, dir, tarball) {
   const manifest = (await run('tar', ['-xOzf', tarball, 'package/package.json'])).stdout;
   const entries = (await run('tar', ['-tzf', tarball])).stdout.split('\n').filter(Boolean);
   const found = [];
@@ -48,6 +51,10 @@ async function problems(name, tarball) {
   const deps = fields.flatMap((field) => Object.keys(JSON.parse(manifest)[field] ?? {}));
   for (const dep of deps.filter((d) => privateNames.has(d))) found.push(`${name}: depends on the private package ${dep}`);
   for (const entry of entries.filter((e) => e.startsWith('package/src/') || /\.test\./.test(e))) found.push(`${name}: ships ${entry}`);
+  // tsc never deletes: a module removed from src/ stays in dist/ and would ship.
+  for (const entry of entries.filter((e) => e.startsWith('package/dist/') && !existsSync(join(dir, sourceOf(e))))) {
+    found.push(`${name}: ships ${entry}, whose source is gone (a stale build: delete dist/ and build again)`);
+  }
   return { found, entries };
 }
 
@@ -68,7 +75,7 @@ const packed = await Promise.all(
   publicPackages.map(async ({ dir, manifest }) => {
     const { stdout } = await run(pnpm, ['pack', '--pack-destination', out, '--json'], { cwd: dir });
     const tarball = JSON.parse(stdout).filename;
-    return { name: manifest.name, version: manifest.version, tarball, ...(await problems(manifest.name, tarball)) };
+    return { name: manifest.name, version: manifest.version, tarball, ...(await problems(manifest.name, dir, tarball)) };
   }),
 );
 const found = packed.flatMap((p) => p.found);
