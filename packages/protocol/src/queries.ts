@@ -91,7 +91,9 @@ export async function lookupOwner(redis: RedisLike, keys: RegistryKeys, sessionI
 /** Every registered instance with its load and capacity, in one round trip. */
 export async function listInstances(redis: RedisLike, keys: RegistryKeys): Promise<InstanceInfo[]> {
   const reply = await lua.instances(redis, keys);
-  const rows = JSON.parse(reply.instances) as Array<Record<string, unknown>>;
+  // cjson encodes an empty Lua table as an object: no instance at all arrives as {}.
+  const parsed = JSON.parse(reply.instances) as unknown;
+  const rows = (Array.isArray(parsed) ? parsed : []) as Array<Record<string, unknown>>;
   return rows.map((r) => ({
     id: String(r.id),
     url: String(r.url),

@@ -5,7 +5,9 @@ import { Redis } from 'ioredis';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { registryKeys, type RegistryKeys } from './keys.js';
 import { runScript, type Script } from './redis.js';
-import { ReplyCode } from './reply-codes.js';
+import { listInstances } from './queries.js';
+import { parseReply, ReplyCode } from './reply-codes.js';
+import * as lua from './scripts.generated.js';
 import { scripts } from './scripts.generated.js';
 
 const { OK, PENDING, FENCED, DUPLICATE, OWNED_ELSEWHERE, OWNER_EXPIRING, CAPACITY, QUARANTINE, NOT_OWNER, DRAINING, NOT_FOUND } = ReplyCode;
@@ -395,5 +397,48 @@ describe('Lua script files', () => {
     expect(declared.size).toBe(n);
     expect([...used].every((i) => Number(i) <= n)).toBe(true);
     expect(source).toMatch(/Reply:/);
+  });
+});
+
+describe('typed callers (generated from the script headers)', () => {
+  it('pass KEYS and ARGV in header order and name the reply values', async () => {
+    expect((await register('i1', 'inc1', 1))[0]).toBe(OK);
+    const granted = await lua.claim(client, k, {
+      instanceId: 'i1',
+      incarnation: 'inc1',
+      sessionId: 's1',
+      reassert: '0',
+      force: '0',
+      labels: '',
+      metadata: '',
+    });
+    expect(granted).toEqual({ code: 'OK', epoch: expect.stringMatching(/^\d+$/), kind: 'new', previousOwner: '' });
+    const full = await lua.claim(client, k, {
+      instanceId: 'i1',
+      incarnation: 'inc1',
+      sessionId: 's2',
+      reassert: '0',
+      force: '0',
+      labels: '',
+      metadata: '',
+    });
+    expect(full).toEqual({ code: 'CAPACITY', load: 1, maxSessions: 1 });
+    expect(await lua.lookup(client, k, { sessionId: 's1' })).toMatchObject({ code: 'OK', owner: 'i1', ownerUrl: 'http://i1', live: '1' });
+    expect(await lua.lookup(client, k, { sessionId: 'nobody' })).toEqual({ code: 'NOT_FOUND' });
+    const owned = await lua.owned(client, k, { instanceId: 'i1', incarnation: 'inc1', limit: 10 });
+    expect(owned).toEqual({ code: 'OK', pairs: ['s1', (granted as { epoch: string }).epoch] });
+  });
+
+  it('refuse a reply the script cannot give (another version wrote it) with WAFLEET_REDIS_REPLY', () => {
+    const shapes = { 1: { name: 'OK', fields: [['epoch', 's']] as const } };
+    expect(parseReply('x', [1, 7], shapes)).toEqual({ code: 'OK', epoch: '7' });
+    expect(() => parseReply('x', [-99, 'what'], shapes)).toThrow(expect.objectContaining({ code: 'WAFLEET_REDIS_REPLY' }));
+    expect(() => parseReply('x', 'OK', shapes)).toThrow(expect.objectContaining({ code: 'WAFLEET_REDIS_REPLY' }));
+  });
+
+  it('listInstances answers [] for a namespace without instances (cjson encodes an empty list as {})', async () => {
+    expect(await listInstances(client, k)).toEqual([]);
+    await register('i1', 'inc1');
+    expect((await listInstances(client, k)).map((i) => i.id)).toEqual(['i1']);
   });
 });
