@@ -186,7 +186,7 @@ async function lookupBench(redisUrl, mariadb) {
 
   // Session i lives on fleet i % 3; `expected` is what every method must answer.
   const ids = range(SESSIONS).map((i) => `5511${String(900000000 + i)}`);
-  const expected = new Map(ids.map((id, i) => [id, fleets[i % FLEETS].options.url]));
+  const expected = new Map(ids.map((id, i) => [id, fleets[i % FLEETS].url]));
   log(`lookup: claiming ${SESSIONS} sessions on ${FLEETS} fleets`);
   await Promise.all(ids.map((id, i) => fleets[i % FLEETS].claim(id)));
   const order = shuffled(ids);

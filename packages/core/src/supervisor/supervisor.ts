@@ -394,7 +394,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     const sid = run.sessionId;
     await this.#halt(sid, 'conflict');
     const owner = await this.#fleet.owner(sid).catch(() => null);
-    const ours = owner?.live && owner.owner === this.#fleet.options.instanceId && this.#fleet.owns(sid);
+    const ours = owner?.live && owner.owner === this.#fleet.instanceId && this.#fleet.owns(sid);
     if (!ours) {
       this.#log.warn('conflict: session owned elsewhere, not restarting', { sessionId: sid });
       return;
