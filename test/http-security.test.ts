@@ -112,6 +112,17 @@ describe('defect 1: the router never serves QR codes, sessions or drain to an an
     expect(codeOf(() => createFleetRouter(fleet, { auth: { token: 'short-secret-value' } })).message).not.toContain('short-secret-value');
   });
 
+  it('the router, the guard and the idempotency middleware refuse anything but a Fleet from createFleet()', () => {
+    const lookalike = { instanceId: 'a', url: 'http://a', owner: async () => null } as unknown as Fleet;
+    for (const build of [
+      () => createFleetRouter(lookalike, { auth: { token: TOKEN } }),
+      () => fleetGuard(lookalike),
+      () => idempotency(lookalike),
+    ]) {
+      expect(codeOf(build)).toMatchObject({ code: 'WAFLEET_CONFIG', option: 'fleet' });
+    }
+  });
+
   it('answers 401 to anonymous and wrong-token callers on every route but the probes, and serves them with the token', async () => {
     const { fleet, url } = await instance({ qr: () => 'QR-SECRET' });
     await fleet.claim('qr-1');

@@ -104,6 +104,8 @@ export {
   type SupervisedSession,
   type Transition,
   type DeadmanLike,
+  type SupervisedFleet,
+  type SupervisedFleetEvent,
 } from './supervisor/supervisor.js';
 export {
   startDeadmanSwitch,

@@ -102,7 +102,12 @@ function resolveGuardOptions(
 }
 
 /** Answers 421 Misdirected Request with the session's current live owner ('' when none) and epoch. */
-export async function misdirected(fleet: Fleet, sessionId: string, res: Response, known?: SessionOwner | null): Promise<void> {
+export async function misdirected(
+  fleet: Pick<Fleet, 'owner'>,
+  sessionId: string,
+  res: Response,
+  known?: SessionOwner | null,
+): Promise<void> {
   const owner = known === undefined ? await fleet.owner(sessionId) : known;
   res.status(421).json({
     error: 'WAFLEET_MISDIRECTED',
