@@ -198,13 +198,13 @@ async function lookupBench(redisUrl, mariadb) {
   const client = createFleetClient({ redis: redisUrl, namespace });
   onCleanup('lookup client', () => client.close());
   await client.connect();
-  for (const id of ids) check(id, (await client.lookup(id))?.url); // fills the cache: one registry read each
+  for (const id of ids) check(id, (await client.lookup(id))?.ownerUrl); // fills the cache: one registry read each
   const owner = fleets[0];
   const methods = {
     cache: async (i) => {
       const id = idAt(i);
       const o = await client.lookup(id);
-      check(id, o.url);
+      check(id, o.ownerUrl);
     },
     redis: async (i) => {
       const id = idAt(i);

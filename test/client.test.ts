@@ -139,13 +139,13 @@ describe('@wafleet/client', () => {
       await a.claim(sid);
       await a.release(sid);
       await b.claim(sid);
-      await waitUntil(() => changes.some((ch) => ch.instanceId === 'b'), { timeoutMs: 2000 });
-      latencies.push(changes.find((ch) => ch.instanceId === 'b')!.receivedAt - t0);
+      await waitUntil(() => changes.some((ch) => ch.owner === 'b'), { timeoutMs: 2000 });
+      latencies.push(changes.find((ch) => ch.owner === 'b')!.receivedAt - t0);
       c.off('change', onChange);
-      expect((await c.lookup(sid))!.instanceId).toBe('b');
+      expect((await c.lookup(sid))!.owner).toBe('b');
       await b.release(sid);
     }
-    expect((await firstChange).value).toMatchObject({ sessionId: 'push-0', instanceId: 'a' });
+    expect((await firstChange).value).toMatchObject({ sessionId: 'push-0', owner: 'a' });
     await watch.return(undefined);
     const p99 = percentile(latencies, 99);
     console.log(

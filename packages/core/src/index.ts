@@ -43,6 +43,7 @@ export {
   type LogFields,
   type Logger,
   type LogPrivacyOptions,
+  type OwnerRoute,
   type RedisEndpoint,
   type RedisOption,
   type RegistryKeys,
