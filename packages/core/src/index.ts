@@ -85,6 +85,7 @@ export {
   createOutbox,
   Outbox,
   type OutboxOptions,
+  type InstanceIdentity,
   type OutboxEvent,
   type OutboxEvents,
   type OutboxStats,

@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
 import type { Fleet, SessionOwner } from '../registry/fleet.js';
-import { fleetInternals } from '../registry/fleet-internals.js';
+import { fleetInternals } from '../internals.js';
 import type { ResolvedFleetOptions } from '../registry/options.js';
 import {
   compareEpochs,

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
 import { ConfigError, describeValue as describe, IDEMPOTENCY_HEADER, idempotencyRecordKey, lua, REPLAYED_HEADER } from '@wafleet/protocol';
 import type { Fleet } from '../registry/fleet.js';
-import { fleetInternals } from '../registry/fleet-internals.js';
+import { fleetInternals } from '../internals.js';
 import { answerError } from './answer-error.js';
 
 /** Options of {@link idempotency}. */

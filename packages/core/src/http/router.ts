@@ -9,7 +9,7 @@ import {
   type PlaceOptions,
 } from '@wafleet/protocol';
 import type { Fleet } from '../registry/fleet.js';
-import { fleetInternals } from '../registry/fleet-internals.js';
+import { fleetInternals } from '../internals.js';
 import { createFleetMetrics } from '../metrics/fleet-metrics.js';
 import { createOutboxMetrics } from '../metrics/outbox-metrics.js';
 import type { Outbox } from '../outbox/outbox.js';

@@ -37,7 +37,7 @@ import {
   type SessionOwner,
   type SessionStatus,
 } from '@wafleet/protocol';
-import { exposeFleetInternals } from './fleet-internals.js';
+import { exposeFleetInternals, outboxInternals } from '../internals.js';
 import { resolveFleetOptions, type FleetOptions, type ResolvedFleetOptions, type StopSession } from './options.js';
 
 export { SESSION_STATUSES, type InstanceInfo, type PlaceOptions, type PlaceResult, type SessionOwner, type SessionStatus };
@@ -197,6 +197,8 @@ export class Fleet extends EventEmitter<FleetEvents> {
     this.#stopSession = this.#options.stopSession;
     this.#stopTimeoutMs = this.#options.stopTimeoutMs;
     exposeFleetInternals(this, { options: this.#options, keys: this.#keys, redis: () => this.#redis() });
+    // The outbox sends this fleet's status webhooks: it sends as this instance, configured here once.
+    if (this.#options.outbox) outboxInternals(this.#options.outbox).identify(this);
   }
 
   /** This instance's id (the `instanceId` option). */
