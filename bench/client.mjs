@@ -186,7 +186,7 @@ async function lookupBench(redisUrl, mariadb) {
 
   // Session i lives on fleet i % 3; `expected` is what every method must answer.
   const ids = range(SESSIONS).map((i) => `5511${String(900000000 + i)}`);
-  const expected = new Map(ids.map((id, i) => [id, fleets[i % FLEETS].options.url]));
+  const expected = new Map(ids.map((id, i) => [id, fleets[i % FLEETS].url]));
   log(`lookup: claiming ${SESSIONS} sessions on ${FLEETS} fleets`);
   await Promise.all(ids.map((id, i) => fleets[i % FLEETS].claim(id)));
   const order = shuffled(ids);
@@ -198,13 +198,13 @@ async function lookupBench(redisUrl, mariadb) {
   const client = createFleetClient({ redis: redisUrl, namespace });
   onCleanup('lookup client', () => client.close());
   await client.connect();
-  for (const id of ids) check(id, (await client.lookup(id))?.url); // fills the cache: one registry read each
+  for (const id of ids) check(id, (await client.lookup(id))?.ownerUrl); // fills the cache: one registry read each
   const owner = fleets[0];
   const methods = {
     cache: async (i) => {
       const id = idAt(i);
       const o = await client.lookup(id);
-      check(id, o.url);
+      check(id, o.ownerUrl);
     },
     redis: async (i) => {
       const id = idAt(i);

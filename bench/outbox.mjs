@@ -247,7 +247,7 @@ function newOutbox(store, overrides = {}) {
   const outbox = createOutbox({
     store,
     endpoint: { url: receiver.url, secrets: [SECRET] },
-    instance: INSTANCE,
+    instance: { instanceId: INSTANCE.id, url: INSTANCE.url },
     concurrency: CONCURRENCY,
     ratePerSecond: RATE,
     ...overrides,

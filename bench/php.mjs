@@ -80,8 +80,8 @@ async function main() {
   const namespace = `bench-php-${runTag}`;
   const fleets = await Promise.all(range(FLEETS).map((i) => instance(redisUrl, namespace, i)));
   const ids = range(SESSIONS).map((i) => `5511${String(900000000 + i)}`);
-  const expected = Object.fromEntries(ids.map((id, i) => [id, fleets[i % FLEETS].options.url]));
-  const elsewhere = Object.fromEntries(ids.map((id, i) => [id, fleets[(i + 1) % FLEETS].options.url]));
+  const expected = Object.fromEntries(ids.map((id, i) => [id, fleets[i % FLEETS].url]));
+  const elsewhere = Object.fromEntries(ids.map((id, i) => [id, fleets[(i + 1) % FLEETS].url]));
   log(`claiming ${SESSIONS} sessions on ${FLEETS} fleets`);
   await Promise.all(ids.map((id, i) => fleets[i % FLEETS].claim(id)));
 

@@ -48,7 +48,7 @@ async function fleetOf(label: string, ids: string[]) {
     message: 'sessions not working',
   });
   const byId = new Map(instances.map((p) => [p.id, p]));
-  const ownerOf = async (id: string) => byId.get((await c.lookup(id, { details: true }))!.instanceId)!;
+  const ownerOf = async (id: string) => byId.get((await c.lookup(id, { details: true }))!.owner)!;
   return { base, instances, c, ownerOf };
 }
 
@@ -148,7 +148,7 @@ describe('a frozen owner does not hold callers hostage (G5)', () => {
       (err: Error) => err,
     );
     // The session moved meanwhile (the registry names the adopter), and the request was still not sent again.
-    expect((await c.lookup('fu-1'))?.instanceId).not.toBe(owner.id);
+    expect((await c.lookup('fu-1'))?.owner).not.toBe(owner.id);
     await owner.child.kill('SIGCONT');
     expect(outcome).toBeInstanceOf(Error);
     expect(c.stats().abandoned).toBe(0);

@@ -100,7 +100,7 @@ describe('@wafleet/client', () => {
     const ids = Array.from({ length: 20 }, (_, i) => `steady-${i}`);
     const c = client(ns);
     for (const id of ids) await c.place(id);
-    await waitUntil(() => fleets.filter((f) => f.keys.namespace === ns).reduce((n, f) => n + f.ownedSessions().size, 0) === 20);
+    await waitUntil(() => fleets.filter((f) => f.namespace === ns).reduce((n, f) => n + f.ownedSessions().size, 0) === 20);
     for (const id of ids) expect((await c.fetch(id, `/sessions/${id}/ping`)).status).toBe(200);
 
     const requests = 5000;
@@ -139,13 +139,13 @@ describe('@wafleet/client', () => {
       await a.claim(sid);
       await a.release(sid);
       await b.claim(sid);
-      await waitUntil(() => changes.some((ch) => ch.instanceId === 'b'), { timeoutMs: 2000 });
-      latencies.push(changes.find((ch) => ch.instanceId === 'b')!.receivedAt - t0);
+      await waitUntil(() => changes.some((ch) => ch.owner === 'b'), { timeoutMs: 2000 });
+      latencies.push(changes.find((ch) => ch.owner === 'b')!.receivedAt - t0);
       c.off('change', onChange);
-      expect((await c.lookup(sid))!.instanceId).toBe('b');
+      expect((await c.lookup(sid))!.owner).toBe('b');
       await b.release(sid);
     }
-    expect((await firstChange).value).toMatchObject({ sessionId: 'push-0', instanceId: 'a' });
+    expect((await firstChange).value).toMatchObject({ sessionId: 'push-0', owner: 'a' });
     await watch.return(undefined);
     const p99 = percentile(latencies, 99);
     console.log(
@@ -176,33 +176,33 @@ describe('@wafleet/core/express', () => {
     const a = await instance(ns, 'a');
     const b = await instance(ns, 'b');
     const { epoch } = await a.claim('g1');
-    const res = await fetch(`${b.options.url}/sessions/g1/ping`);
+    const res = await fetch(`${b.url}/sessions/g1/ping`);
     expect(res.status).toBe(421);
-    expect(await res.json()).toEqual({ error: 'WAFLEET_MISDIRECTED', sessionId: 'g1', owner: 'a', ownerUrl: a.options.url, epoch });
-    const ok = await fetch(`${a.options.url}/sessions/g1/ping`, { headers: { 'x-wafleet-epoch': epoch } });
+    expect(await res.json()).toEqual({ error: 'WAFLEET_MISDIRECTED', sessionId: 'g1', owner: 'a', ownerUrl: a.url, epoch });
+    const ok = await fetch(`${a.url}/sessions/g1/ping`, { headers: { 'x-wafleet-epoch': epoch } });
     expect(ok.status).toBe(200);
     expect(ok.headers.get('x-wafleet-served-epoch')).toBe(epoch);
-    const stale = await fetch(`${a.options.url}/sessions/g1/ping`, { headers: { 'x-wafleet-epoch': '1' } });
+    const stale = await fetch(`${a.url}/sessions/g1/ping`, { headers: { 'x-wafleet-epoch': '1' } });
     expect(stale.status).toBe(409);
     // A caller that knows a newer epoch than this instance holds is told to look elsewhere.
-    const newer = await fetch(`${a.options.url}/sessions/g1/ping`, { headers: { 'x-wafleet-epoch': (BigInt(epoch) + 1n).toString() } });
+    const newer = await fetch(`${a.url}/sessions/g1/ping`, { headers: { 'x-wafleet-epoch': (BigInt(epoch) + 1n).toString() } });
     expect(newer.status).toBe(421);
-    expect((await fetch(`${a.options.url}/sessions/a:b/ping`)).status).toBe(400);
+    expect((await fetch(`${a.url}/sessions/a:b/ping`)).status).toBe(400);
   });
 
   it('readiness turns 503 during drain, /drain wants the token, liveness stays 200', async () => {
     const ns = uniqueNamespace('ready');
     const a = await instance(ns, 'a');
     await instance(ns, 'b');
-    expect((await fetch(`${a.options.url}/readyz`)).status).toBe(200);
-    expect((await fetch(`${a.options.url}/drain`, { method: 'POST' })).status).toBe(401);
-    expect((await fetch(`${a.options.url}/drain`, { method: 'POST', headers: { authorization: 'Bearer wrong' } })).status).toBe(401);
-    const drain = await fetch(`${a.options.url}/drain`, { method: 'POST', headers: admin });
+    expect((await fetch(`${a.url}/readyz`)).status).toBe(200);
+    expect((await fetch(`${a.url}/drain`, { method: 'POST' })).status).toBe(401);
+    expect((await fetch(`${a.url}/drain`, { method: 'POST', headers: { authorization: 'Bearer wrong' } })).status).toBe(401);
+    const drain = await fetch(`${a.url}/drain`, { method: 'POST', headers: admin });
     expect(drain.status).toBe(202);
-    const ready = await fetch(`${a.options.url}/readyz`);
+    const ready = await fetch(`${a.url}/readyz`);
     expect(ready.status).toBe(503);
     expect(await ready.json()).toMatchObject({ ready: false, state: 'draining' });
-    expect((await fetch(`${a.options.url}/livez`)).status).toBe(200);
+    expect((await fetch(`${a.url}/livez`)).status).toBe(200);
   });
 
   it('/metrics parses as Prometheus text with closed label sets only', async () => {
@@ -210,7 +210,7 @@ describe('@wafleet/core/express', () => {
     const a = await instance(ns, 'a');
     await a.claim('m1');
     await a.claim('m2');
-    const res = await fetch(`${a.options.url}/metrics`, { headers: admin });
+    const res = await fetch(`${a.url}/metrics`, { headers: admin });
     expect(res.headers.get('content-type')).toMatch(/^text\/plain/);
     const families = parsePrometheusTextFormat(await res.text()) as Array<{
       name: string;
@@ -236,13 +236,13 @@ describe('@wafleet/core/express', () => {
     const ns = uniqueNamespace('routes');
     const a = await instance(ns, 'a');
     const { epoch } = await a.claim('r1');
-    expect(await (await fetch(`${a.options.url}/sessions`, { headers: admin })).json()).toEqual({
+    expect(await (await fetch(`${a.url}/sessions`, { headers: admin })).json()).toEqual({
       instance: 'a',
       maxSessions: 50,
       sessions: [{ sessionId: 'r1', epoch }],
     });
-    expect(await (await fetch(`${a.options.url}/sessions/r1`, { headers: admin })).json()).toMatchObject({ owner: 'a', epoch, live: true });
-    expect((await fetch(`${a.options.url}/sessions/nope`, { headers: admin })).status).toBe(404);
-    expect((await fetch(`${a.options.url}/sessions/r1/qr`, { headers: admin })).status).toBe(404);
+    expect(await (await fetch(`${a.url}/sessions/r1`, { headers: admin })).json()).toMatchObject({ owner: 'a', epoch, live: true });
+    expect((await fetch(`${a.url}/sessions/nope`, { headers: admin })).status).toBe(404);
+    expect((await fetch(`${a.url}/sessions/r1/qr`, { headers: admin })).status).toBe(404);
   });
 });

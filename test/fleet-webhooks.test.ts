@@ -17,13 +17,12 @@ beforeAll(async () => {
   // Frozen later in this file, so always a private server.
   server = await startRedis();
   receiver = await startReceiver();
+  // No `instance`: the fleet it is given to names the sender.
   outbox = createOutbox({
     store: join(mkdtempSync(join(tmpdir(), 'wafleet-fleet-hooks-')), 'outbox.sqlite'),
     endpoint: { url: `${receiver.url}/webhooks/whatsapp`, secrets: [SECRET] },
-    instance: { id: 'wa-1', url: 'http://wa-1:3000' },
     pollIntervalMs: 20,
   });
-  await outbox.start();
   fleet = createFleet({
     redis: server.url,
     namespace: uniqueNamespace('hooks'),
@@ -35,6 +34,7 @@ beforeAll(async () => {
     readyEventType: 'session_ready',
     commandTimeoutMs: 500,
   });
+  await outbox.start();
   await fleet.start();
 });
 

@@ -2,7 +2,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createFleetClient, type FleetClient } from '@wafleet/client';
-import { createFleet, createSupervisor, wafleetLogger, type Fleet, type FleetOptions } from '@wafleet/core';
+import { createFleet, createSupervisor, registryKeys, wafleetLogger, type Fleet, type FleetOptions } from '@wafleet/core';
 import { createFleetRouter, fleetGuard, idempotency, type FleetRouterOptions } from '@wafleet/core/express';
 import { createWwebjsEngine } from '@wafleet/wwebjs';
 import { startRedis, uniqueNamespace, waitUntil, type RedisServerHandle } from '@wafleet/test-utils';
@@ -112,6 +112,17 @@ describe('defect 1: the router never serves QR codes, sessions or drain to an an
     expect(codeOf(() => createFleetRouter(fleet, { auth: { token: 'short-secret-value' } })).message).not.toContain('short-secret-value');
   });
 
+  it('the router, the guard and the idempotency middleware refuse anything but a Fleet from createFleet()', () => {
+    const lookalike = { instanceId: 'a', url: 'http://a', owner: async () => null } as unknown as Fleet;
+    for (const build of [
+      () => createFleetRouter(lookalike, { auth: { token: TOKEN } }),
+      () => fleetGuard(lookalike),
+      () => idempotency(lookalike),
+    ]) {
+      expect(codeOf(build)).toMatchObject({ code: 'WAFLEET_CONFIG', option: 'fleet' });
+    }
+  });
+
   it('answers 401 to anonymous and wrong-token callers on every route but the probes, and serves them with the token', async () => {
     const { fleet, url } = await instance({ qr: () => 'QR-SECRET' });
     await fleet.claim('qr-1');
@@ -188,7 +199,7 @@ describe('defect 2: client.fetch never sends a request to another origin', () =>
     const evil = await attacker();
     const { fleet, url } = await instance({ basePath: '/wa1' });
     await fleet.claim('o-1');
-    const c = createFleetClient({ redis: redis.url, namespace: fleet.options.namespace });
+    const c = createFleetClient({ redis: redis.url, namespace: fleet.namespace });
     clients.push(c);
     const paths = [
       `/http://${evil.hostPort}/steal`,
@@ -227,7 +238,7 @@ describe('defect 2: client.fetch never sends a request to another origin', () =>
 describe('defect 9: labels, instance URLs, error answers, idempotency records, the client cache, NaN', () => {
   it('refuses labels that are not an object of short strings, and writes nothing', async () => {
     const { fleet } = await instance();
-    const c = createFleetClient({ redis: redis.url, namespace: fleet.options.namespace });
+    const c = createFleetClient({ redis: redis.url, namespace: fleet.namespace });
     clients.push(c);
     const bad: unknown[] = [
       's3',
@@ -250,8 +261,8 @@ describe('defect 9: labels, instance URLs, error answers, idempotency records, t
         await expect(call(), JSON.stringify(labels)).rejects.toMatchObject({ code: 'WAFLEET_CONFIG', option: 'labels' });
       }
     }
-    expect(await redis.client.hexists(fleet.keys.sessions, 'lab-1')).toBe(0);
-    expect(await redis.client.zscore(fleet.keys.pending, 'lab-1')).toBeNull();
+    expect(await redis.client.hexists(registryKeys(fleet.namespace).sessions, 'lab-1')).toBe(0);
+    expect(await redis.client.zscore(registryKeys(fleet.namespace).pending, 'lab-1')).toBeNull();
     await expect(fleet.place('lab-2', { labels: { auth: 's3', 'example.com/region': 'eu' } })).resolves.toMatchObject({
       outcome: 'pending',
     });
@@ -316,7 +327,7 @@ describe('defect 9: labels, instance URLs, error answers, idempotency records, t
     const first = await send('k-big', 2 * 1024 * 1024);
     expect(first.status).toBe(201);
     expect((await first.text()).length).toBeGreaterThan(2 * 1024 * 1024);
-    const keys = await redis.client.keys(`wafleet:${fleet.options.namespace}:idem:*`);
+    const keys = await redis.client.keys(`wafleet:${fleet.namespace}:idem:*`);
     expect(keys).toHaveLength(1);
     expect(await redis.client.strlen(keys[0]!)).toBeLessThan(4096);
     const again = await send('k-big', 2 * 1024 * 1024);
@@ -372,7 +383,7 @@ describe('defect 8: a session id whatsapp-web.js refuses never reaches the engin
       expect(res.status, id).toBe(400);
       expect(await res.json()).toMatchObject({ error: 'WAFLEET_INVALID_ID' });
     }
-    expect(await redis.client.hlen(fleet.keys.sessions)).toBe(0);
+    expect(await redis.client.hlen(registryKeys(fleet.namespace).sessions)).toBe(0);
 
     // A host that builds the clientId from its own data can still produce one whatsapp-web.js refuses.
     let built = 0;

@@ -91,7 +91,7 @@ beforeAll(async () => {
   app.get('/sessions/:sessionId/ping', fleetGuard(fleet), (_req, res) => res.json({ ok: true }));
   await fleet.start();
   await fleet.claim('owned-1');
-  client = createFleetClient({ redis: redis.url, namespace: fleet.options.namespace, failoverTimeoutMs: 500 });
+  client = createFleetClient({ redis: redis.url, namespace: fleet.namespace, failoverTimeoutMs: 500 });
   const attacker = await listen((req: IncomingMessage, res: ServerResponse) => {
     attackerSeen.push(req.url ?? '');
     res.end();

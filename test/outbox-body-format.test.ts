@@ -167,7 +167,7 @@ describe('webhook body formats: the backend keeps its format', () => {
   });
 
   it('refuses an endpoint.body that is not a function with ConfigError naming it', () => {
-    const base = { store: ':memory:', instance: { id: 'a', url: 'http://a' } };
+    const base = { store: ':memory:', instance: { instanceId: 'a', url: 'http://a' } };
     expect(() =>
       createOutbox({ ...base, endpoint: { url: 'http://x', secrets: [SECRET], body: 'legacy' as unknown as BodyFormat } }),
     ).toThrow(expect.objectContaining({ code: 'WAFLEET_CONFIG', option: 'endpoint.body' }));

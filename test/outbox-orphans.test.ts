@@ -71,7 +71,7 @@ async function leftIn(file: string): Promise<{ pending: number; dead: number }> 
 }
 
 function adopter(r: Receiver, d: string, adoptOrphans: OutboxOptions['adoptOrphans'], id = 'wa-b'): Promise<Outbox> {
-  return outbox(r.url, { store: join(d, `${id}.sqlite`), instance: { id, url: `http://${id}:3000` }, adoptOrphans });
+  return outbox(r.url, { store: join(d, `${id}.sqlite`), instance: { instanceId: id, url: `http://${id}:3000` }, adoptOrphans });
 }
 
 /** Checks that every expected event arrived, reports duplicates, and that each session's events came in seq order. */
@@ -165,7 +165,7 @@ describe('an orphaned outbox moves on', () => {
   it('a new instance pointed at a dead instance’s file delivers its events', async () => {
     const r = await receiver();
     const a = await afterKill(r, dir());
-    await outbox(r.url, { store: a.file, instance: { id: 'wa-new', url: 'http://wa-new:3000' } });
+    await outbox(r.url, { store: a.file, instance: { instanceId: 'wa-new', url: 'http://wa-new:3000' } });
     await deliveredAll(r, a.expected, 'store: oldFile');
   });
 
@@ -176,7 +176,7 @@ describe('an orphaned outbox moves on', () => {
     r.reply = (x) => ({ status: x.json.type === 'rejected' ? 400 : 503 });
     const x = await outbox(r.url, {
       store: join(d, 'wa-x.sqlite'),
-      instance: { id: 'wa-x', url: 'http://wa-x:3000' },
+      instance: { instanceId: 'wa-x', url: 'http://wa-x:3000' },
       scheduleMs: [0, 3_600_000],
     });
     const rejected = [(await x.enqueue({ type: 'rejected', session: 's2' })).id, (await x.enqueue({ type: 'rejected' })).id];
@@ -195,7 +195,7 @@ describe('an orphaned outbox moves on', () => {
     // The adopter already has an s1 event waiting when it adopts.
     await r.down();
     r.reply = () => ({ status: 204 });
-    const b0 = await outbox(r.url, { store: join(d, 'wa-b.sqlite'), instance: { id: 'wa-b', url: 'http://wa-b:3000' } });
+    const b0 = await outbox(r.url, { store: join(d, 'wa-b.sqlite'), instance: { instanceId: 'wa-b', url: 'http://wa-b:3000' } });
     const before = await b0.enqueue({ type: 'message', session: 's1', data: { n: 'before' } });
     await b0.close();
     const b = await adopter(r, d, { idleMs: 60_000, intervalMs: 20 });
@@ -229,7 +229,11 @@ describe('an orphaned outbox moves on', () => {
     await r.down();
     const d = dir();
     const orphanFile = join(d, 'wa-x.sqlite');
-    const x = await outbox(r.url, { store: orphanFile, instance: { id: 'wa-x', url: 'http://wa-x:3000' }, scheduleMs: [0, 3_600_000] });
+    const x = await outbox(r.url, {
+      store: orphanFile,
+      instance: { instanceId: 'wa-x', url: 'http://wa-x:3000' },
+      scheduleMs: [0, 3_600_000],
+    });
     const ids = new Set<string>();
     for (let n = 0; n < 5; n++) ids.add((await x.enqueue({ type: 'message', session: `s${n % 2}`, data: { n } })).id);
     await x.close();
@@ -249,7 +253,7 @@ describe('an orphaned outbox moves on', () => {
   });
 
   it('refuses adoptOrphans options it cannot honour with ConfigError naming the option', () => {
-    const base = { endpoint: { url: 'http://x', secrets: [SECRET] }, instance: { id: 'a', url: 'http://a' } };
+    const base = { endpoint: { url: 'http://x', secrets: [SECRET] }, instance: { instanceId: 'a', url: 'http://a' } };
     const memory = new SqliteOutboxStore(':memory:');
     const cases: Array<[Partial<OutboxOptions>, string]> = [
       [{ store: ':memory:', adoptOrphans: {} }, 'adoptOrphans.dir'],

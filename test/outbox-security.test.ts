@@ -49,7 +49,7 @@ describe('outbox event paths stay on the endpoint', () => {
   });
 
   it('refuses endpoints that are not http(s) or carry credentials, without quoting the password', () => {
-    const base = { store: ':memory:', instance: { id: 'a', url: 'http://a' } };
+    const base = { store: ':memory:', instance: { instanceId: 'a', url: 'http://a' } };
     for (const url of ['file:///tmp/x', 'ftp://backend/x', 'data:,x', 'http://user:hunter2@backend/x', 'https://user@backend/x']) {
       let err: unknown;
       try {

@@ -1,7 +1,7 @@
 import { createHmac } from 'node:crypto';
 import { chmodSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { createOutbox, legacyHmacSigner } from '@wafleet/core';
+import { createFleet, createOutbox, legacyHmacSigner, type Outbox } from '@wafleet/core';
 import { waitUntil } from '@wafleet/test-utils';
 import nock from 'nock';
 import { Webhook } from 'standardwebhooks';
@@ -257,7 +257,7 @@ describe('webhook outbox: bad input (G8)', () => {
   it('an unwritable or corrupt store path fails start() with WAFLEET_OUTBOX_STORE', async () => {
     const readOnly = dir();
     chmodSync(readOnly, 0o500);
-    const base = { endpoint: { url: 'http://127.0.0.1:9/x', secrets: [SECRET] }, instance: { id: 'a', url: 'http://a' } };
+    const base = { endpoint: { url: 'http://127.0.0.1:9/x', secrets: [SECRET] }, instance: { instanceId: 'a', url: 'http://a' } };
     if (process.getuid?.() !== 0) {
       await expect(createOutbox({ ...base, store: join(readOnly, 'outbox.sqlite') }).start()).rejects.toMatchObject({
         code: 'WAFLEET_OUTBOX_STORE',
@@ -279,7 +279,11 @@ describe('webhook outbox: bad input (G8)', () => {
 
   it('a second process (or outbox) cannot open a file in use', async () => {
     const file = join(dir(), 'outbox.sqlite');
-    const base = { store: file, endpoint: { url: 'http://127.0.0.1:9/x', secrets: [SECRET] }, instance: { id: 'a', url: 'http://a' } };
+    const base = {
+      store: file,
+      endpoint: { url: 'http://127.0.0.1:9/x', secrets: [SECRET] },
+      instance: { instanceId: 'a', url: 'http://a' },
+    };
     const first = track(createOutbox(base));
     await first.start();
     await first.enqueue({ type: 't' });
@@ -308,7 +312,7 @@ describe('webhook outbox: bad input (G8)', () => {
   });
 
   it('rejects bad options with ConfigError naming the option', () => {
-    const base = { store: ':memory:', endpoint: { url: 'http://x', secrets: [SECRET] }, instance: { id: 'a', url: 'http://a' } };
+    const base = { store: ':memory:', endpoint: { url: 'http://x', secrets: [SECRET] }, instance: { instanceId: 'a', url: 'http://a' } };
     expect(() => createOutbox({ ...base, endpoint: { url: 'http://x' } })).toThrow(expect.objectContaining({ option: 'endpoint.secrets' }));
     expect(() => createOutbox({ ...base, endpoint: { url: 'http://x', secrets: ['plain'] } })).toThrow(
       expect.objectContaining({ option: 'secrets' }),
@@ -317,6 +321,59 @@ describe('webhook outbox: bad input (G8)', () => {
     expect(() => createOutbox({ ...base, scheduleMs: [] })).toThrow(expect.objectContaining({ option: 'scheduleMs' }));
     expect(() => createOutbox({ ...base, endpoint: { url: 'nope', secrets: [SECRET] } })).toThrow(
       expect.objectContaining({ option: 'endpoint.url' }),
+    );
+  });
+});
+
+describe('webhook outbox: the sending instance is configured once (G8)', () => {
+  /** Built, never started: createFleet connects to nothing. */
+  const fleetOf = (instanceId: string, outbox?: Outbox) =>
+    createFleet({ redis: 'redis://127.0.0.1:1', instanceId, url: `http://${instanceId}:3000`, maxSessions: 1, outbox });
+
+  it('sends as the fleet it is given to, and refuses to start before it has a sender', async () => {
+    const r = await receiver();
+    const o = track(createOutbox({ store: ':memory:', endpoint: { url: r.url, secrets: [SECRET] }, pollIntervalMs: 10 }));
+    await expect(o.start()).rejects.toMatchObject({ code: 'WAFLEET_CONFIG', option: 'instance' });
+    await expect(o.enqueue({ type: 't' })).rejects.toMatchObject({ code: 'WAFLEET_NOT_STARTED' });
+    fleetOf('wa-7', o);
+    await o.start();
+    await o.enqueue({ type: 't' });
+    await waitUntil(() => r.received.length === 1);
+    expect(r.received[0]!.json).toMatchObject({ instance: { id: 'wa-7', url: 'http://wa-7:3000' } });
+    expect(r.received[0]!.headers['x-instance-url']).toBe('http://wa-7:3000');
+  });
+
+  it('takes a fleet as its instance, and refuses to be the outbox of a fleet of another instance', () => {
+    const endpoint = { url: 'http://127.0.0.1:9/x', secrets: [SECRET] };
+    const beside = fleetOf('wa-1');
+    const o = createOutbox({ store: ':memory:', endpoint, instance: beside });
+    expect(() => fleetOf('wa-1', o)).not.toThrow();
+    expect(() => fleetOf('wa-2', o)).toThrow(expect.objectContaining({ code: 'WAFLEET_CONFIG', option: 'outbox' }));
+    const given = createOutbox({ store: ':memory:', endpoint });
+    fleetOf('wa-3', given);
+    expect(() => fleetOf('wa-4', given)).toThrow(expect.objectContaining({ option: 'outbox', message: expect.stringContaining("'wa-3'") }));
+    const lookalike = { enqueue: async () => ({}), enqueueMany: async () => [] } as unknown as Outbox;
+    expect(() => fleetOf('wa-5', lookalike)).toThrow(expect.objectContaining({ option: 'outbox' }));
+  });
+
+  it('refuses an instance that is not { instanceId, url } by the fleet rules, naming the option', () => {
+    const endpoint = { url: 'http://127.0.0.1:9/x', secrets: [SECRET] };
+    const bad: Array<[unknown, string]> = [
+      [null, 'instance'],
+      ['wa-1', 'instance'],
+      [{ id: 'wa-1', url: 'http://wa-1:3000' }, 'instance'],
+      [{ instanceId: 'a:b', url: 'http://a' }, 'instance.instanceId'],
+      [{ instanceId: 'a', url: 'ftp://a' }, 'instance.url'],
+      [{ instanceId: 'a', url: 'http://user:pw@a' }, 'instance.url'],
+      [{ instanceId: 'a' }, 'instance.url'],
+    ];
+    for (const [instance, option] of bad) {
+      expect(() => createOutbox({ store: ':memory:', endpoint, instance } as never), JSON.stringify(instance)).toThrow(
+        expect.objectContaining({ code: 'WAFLEET_CONFIG', option }),
+      );
+    }
+    expect(() => createOutbox({ store: ':memory:', endpoint, instance: { id: 'wa-1', url: 'http://x' } } as never)).toThrow(
+      /`\{ id, url \}` became `\{ instanceId, url \}`/,
     );
   });
 });

@@ -32,8 +32,8 @@ async function roundTrip(namespace: string, instanceRedis: RedisOption, backendR
     client.on('change', (c) => changes.push(c));
     await client.connect();
     const { epoch } = await fleet.claim('s1');
-    await waitUntil(() => changes.some((c) => c.sessionId === 's1' && c.instanceId === 'a'), { message: 'no push for the claim' });
-    expect(await client.lookup('s1')).toMatchObject({ instanceId: 'a', epoch, live: true });
+    await waitUntil(() => changes.some((c) => c.sessionId === 's1' && c.owner === 'a'), { message: 'no push for the claim' });
+    expect(await client.lookup('s1')).toMatchObject({ owner: 'a', epoch, live: true });
     expect(await client.place('s2')).toMatchObject({ outcome: 'assigned', owner: 'a' });
     await waitUntil(() => fleet.owns('s2'), { message: 'the placement push did not reach the fleet' });
     await waitUntil(() => fleet.stats().renewals >= 2, { message: 'no heartbeat renewed' });

@@ -173,7 +173,7 @@ describe('adoption after kill -9 (G4)', () => {
       expect((await b.sessions()).find((s) => s.sessionId === 'meta-1')!.metadata).toEqual(metadataOf('meta-1'));
       // Callers read it too: the client's lookup and the adopter's GET /sessions/:id.
       expect(await client.lookup('meta-1', { details: true })).toMatchObject({
-        instanceId: 'b',
+        owner: 'b',
         reason: '',
         metadata: metadataOf('meta-1'),
       });

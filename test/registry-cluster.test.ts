@@ -1,4 +1,4 @@
-import { compareEpochs, createFleet, type Fleet } from '@wafleet/core';
+import { compareEpochs, createFleet, registryKeys, type Fleet } from '@wafleet/core';
 import { killAll, startRedisCluster, uniqueNamespace, waitUntil, type RedisClusterHandle } from '@wafleet/test-utils';
 import type { Cluster } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -47,7 +47,7 @@ describe('on a 3-master Redis Cluster', () => {
     expect(a.stats().renewalFailures).toBe(0);
     expect((await b.owner('s1'))!.epoch).toBe(epoch);
     const slots = await Promise.all(
-      Object.values(a.keys)
+      Object.values(registryKeys(ns))
         .slice(1)
         .map((key) => client.cluster('KEYSLOT', key)),
     );

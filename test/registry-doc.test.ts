@@ -296,7 +296,7 @@ describe('docs/registry.md: reading the registry with plain Redis commands', () 
       expect(row.info).toMatchObject({
         id: row.id,
         inc: fleet.incarnation,
-        url: fleet.options.url,
+        url: fleet.url,
         max: 10,
         draining: false,
         mode: 'managed',

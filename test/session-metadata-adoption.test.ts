@@ -41,6 +41,8 @@ async function member(namespace: string, instanceId: string, outbox?: Outbox) {
     quarantineMs: 0,
     outbox,
   });
+  // The fleet gave the outbox its identity: it may deliver now.
+  await outbox?.start();
   const contexts: EngineContext[] = [];
   const sim = createSimEngine();
   const supervisor: Supervisor = createSupervisor({
@@ -68,10 +70,8 @@ describe('session metadata (Part 2)', () => {
     const outbox = createOutbox({
       store: join(mkdtempSync(join(tmpdir(), 'wafleet-meta-')), 'outbox.sqlite'),
       endpoint: { url: `${receiver.url}/hooks`, secrets: [SECRET] },
-      instance: { id: 'b', url: 'http://b:3000' },
       pollIntervalMs: 20,
     });
-    await outbox.start();
     closers.push(() => outbox.close());
     const a = await member(ns, 'a');
     await a.fleet.claim('m-1', { metadata: METADATA });

@@ -18,7 +18,13 @@ const Database = requireFromCore('better-sqlite3') as new (file: string, options
 
 const SECRET = `whsec_${randomBytes(32).toString('base64')}`;
 const storePath = () => join(mkdtempSync(join(tmpdir(), 'wafleet-webhook-props-')), 'outbox.sqlite');
-const base = { instance: { id: 'wa-1', url: 'http://wa-1:3000' }, jitter: 0, pollIntervalMs: 10, quickRetries: 0, scheduleMs: [0, 20] };
+const base = {
+  instance: { instanceId: 'wa-1', url: 'http://wa-1:3000' },
+  jitter: 0,
+  pollIntervalMs: 10,
+  quickRetries: 0,
+  scheduleMs: [0, 20],
+};
 
 const isSessionId = (s: string) => {
   try {

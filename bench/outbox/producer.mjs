@@ -32,7 +32,7 @@ if (config.system === 'wafleet') {
   const outbox = createOutbox({
     store: config.store,
     endpoint: { url: config.url, secrets: [config.secret] },
-    instance: INSTANCE,
+    instance: { instanceId: INSTANCE.id, url: INSTANCE.url },
     concurrency: 16,
     ratePerSecond: 100_000,
   });

@@ -3,7 +3,7 @@
 import { spawn } from 'node:child_process';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { createFleet, TIMING_PROFILES } from '@wafleet/core';
+import { createFleet, registryKeys, TIMING_PROFILES } from '@wafleet/core';
 import { startRedis } from '@wafleet/test-utils';
 import { Redis } from 'ioredis';
 
@@ -52,7 +52,8 @@ try {
   await backend.start();
   const owners = new Map();
   const changes = [];
-  await sub.subscribe(backend.keys.events);
+  // A fleet on database n publishes on a channel of its own (docs/registry.md).
+  await sub.subscribe(registryKeys('demo', Number(new URL(url).pathname.slice(1) || 0)).events);
   sub.on('message', (_ch, raw) => {
     const m = JSON.parse(raw);
     if (m.o && owners.get(m.s) !== m.o) changes.push({ t: Date.now(), session: m.s, from: owners.get(m.s), to: m.o, epoch: m.e });

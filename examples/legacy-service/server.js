@@ -23,18 +23,19 @@ const instanceId = env('INSTANCE_ID', `wa-${port}`);
 const storagePath = env('SESSION_STORAGE_PATH', './sessions');
 const logger = winston.createLogger({ level: 'info', format: winston.format.json(), transports: [new winston.transports.Console()] });
 
-// wafleet: webhooks go through a durable outbox in the backend's format; sessions are placed, adopted and handed off.
+// wafleet: sessions are placed, adopted and handed off. Webhooks go through a durable outbox in the backend's format,
+// sent as this fleet's instance; the session manager sends them (the fleet is not given the outbox: it adds none).
+const fleet = createFleet({ redis: env('REDIS_URL'), instanceId, url: instanceUrl, maxSessions: Number(env('MAX_SESSIONS', 10)), logger });
 const outbox = createOutbox({
   store: `${storagePath}/outbox/${instanceId}.sqlite`,
   endpoint: { url: env('WEBHOOK_URL'), signer: legacyHmacSigner(env('WEBHOOK_SECRET')), body: legacyBody() },
-  instance: { id: instanceId, url: instanceUrl },
+  instance: fleet,
   adoptOrphans: {}, // an instance that never comes back: its undelivered webhooks go out from here
   logger,
 });
 const notifier = {
   send: (type, session, data) => outbox.enqueue({ type, session, data }).catch((err) => logger.error('webhook lost', { err })),
 };
-const fleet = createFleet({ redis: env('REDIS_URL'), instanceId, url: instanceUrl, maxSessions: Number(env('MAX_SESSIONS', 10)), logger });
 const engine = createWwebjsEngine(({ sessionId, metadata }) => manager.buildClient(sessionId, metadata));
 let supervisor;
 const manager = new SessionManager({

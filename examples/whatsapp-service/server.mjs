@@ -24,14 +24,12 @@ const publicUrl = env('PUBLIC_URL', `http://127.0.0.1:${port}`);
 const log = (msg, fields = {}) => process.stdout.write(`${JSON.stringify({ t: Date.now(), msg, ...fields })}\n`);
 const logger = { debug() {}, info: (m, f) => log(m, f), warn: (m, f) => log(m, f), error: (m, f) => log(m, f) };
 
+// Status webhooks go through the outbox; the fleet gives it this instance's id and URL.
 const outbox = createOutbox({
   store: env('OUTBOX_FILE', `./data/${instanceId}-outbox.sqlite`),
   endpoint: { url: env('WEBHOOK_URL'), secrets: [env('WEBHOOK_SECRET')] },
-  instance: { id: instanceId, url: publicUrl },
   logger,
 });
-await outbox.start();
-
 const fleet = createFleet({
   redis: env('REDIS_URL'),
   namespace: env('WAFLEET_NAMESPACE', 'default'),
@@ -42,6 +40,7 @@ const fleet = createFleet({
   readyEventType: env('READY_EVENT', 'session_ready'),
   logger,
 });
+await outbox.start();
 
 // The host builds each Client with its own options; the binding refuses takeoverOnConflict.
 const clients = new Map();

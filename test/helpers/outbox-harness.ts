@@ -36,7 +36,7 @@ export function useOutboxes(secret: string, scheduleMs: readonly number[] = [0, 
       const o = createOutbox({
         store: storePath(),
         endpoint: { url, secrets: [secret] },
-        instance: { id: 'wa-1', url: 'http://wa-1:3000' },
+        instance: { instanceId: 'wa-1', url: 'http://wa-1:3000' },
         scheduleMs,
         jitter: 0,
         pollIntervalMs: 10,

@@ -25,6 +25,7 @@ import {
   type RedisTarget,
   type RegistryKeys,
   type InstanceInfo,
+  type OwnerRoute,
   type PlaceResult,
   type SessionOwner,
 } from '@wafleet/protocol';
@@ -57,29 +58,7 @@ export interface FleetClientOptions {
   logger?: unknown;
 }
 
-/** Where a session lives, as the client sees it. */
-export interface OwnerInfo {
-  sessionId: string;
-  /** Owning instance id, '' when nobody owns it. */
-  instanceId: string;
-  url: string;
-  epoch: string;
-  status: string;
-  live: boolean;
-  /**
-   * Why the session waits for a human ('' when it should run): `stopped by request`, `logged out` or
-   * `restarts exhausted`, optionally followed by `: ` and a short detail. Present on answers read from the
-   * registry; a push-refreshed cache entry lacks it (ask `lookup(id, { details: true })`).
-   */
-  reason?: string;
-  /** The session's metadata (`{}` when none), as the registry held it at that read; present like `reason`. */
-  metadata?: Record<string, unknown>;
-}
-
-/** Where a session lives, enough to route a request (what a push carries). */
-export type OwnerRoute = Omit<OwnerInfo, 'reason' | 'metadata'>;
-
-/** An owner or status change, pushed by the registry (without reason and metadata: `lookup` reads those). */
+/** An owner or status change, pushed by the registry (without desired state, reason and metadata: `lookup` reads those). */
 export interface OwnerChange extends OwnerRoute {
   /** `performance.now()` when the push arrived. */
   receivedAt: number;
@@ -171,7 +150,7 @@ const isEpoch = (e: string) => /^\d{1,40}$/.test(e);
 
 /** Whether `change` names a different owner than `owner`, or a newer epoch. */
 function movedFrom(owner: OwnerRoute, change: OwnerRoute): boolean {
-  if (change.instanceId !== owner.instanceId) return true;
+  if (change.owner !== owner.owner) return true;
   return isEpoch(change.epoch) && isEpoch(owner.epoch) && compareEpochs(change.epoch, owner.epoch) > 0;
 }
 
@@ -209,16 +188,8 @@ function connectionErrorCode(err: unknown): string | undefined {
   return undefined;
 }
 
-const toInfo = (o: SessionOwner): OwnerInfo => ({
-  sessionId: o.sessionId,
-  instanceId: o.owner,
-  url: o.ownerUrl,
-  epoch: o.epoch,
-  status: o.status,
-  live: o.live,
-  reason: o.reason,
-  metadata: o.metadata,
-});
+/** A cache entry a registry read left (with desired state, reason and metadata), not one a push refreshed. */
+const isRecord = (value: OwnerRoute): value is SessionOwner => 'metadata' in value;
 
 /** Creates a client for backend services. Call `close()` when done. */
 export function createFleetClient(options: FleetClientOptions): FleetClient {
@@ -242,7 +213,7 @@ export class FleetClient extends EventEmitter<FleetClientEvents> {
   readonly options: Readonly<Resolved>;
   readonly keys: RegistryKeys;
   /** Owners by session: full records from registry reads, routes from pushes (`lookup` reads those again). */
-  readonly #cache = new Map<string, { value: OwnerInfo | null; at: number }>();
+  readonly #cache = new Map<string, { value: OwnerRoute | SessionOwner | null; at: number }>();
   /** Registry reads in flight per session, and the pushes that arrived meanwhile: a read that raced a push never overwrites it. */
   readonly #reads = new Map<string, { readers: number; pushes: number }>();
   #flushes = 0;
@@ -303,20 +274,26 @@ export class FleetClient extends EventEmitter<FleetClientEvents> {
 
   /**
    * The owner of `sessionId`, from the cache when it holds a fresh entry, else one Redis round trip. Null when the
-   * registry has never seen the session. Pushes keep the cache current but carry no reason or metadata: with
-   * `details: true` an entry without them is read again from the registry, so the answer has both.
+   * registry has never seen the session. Pushes keep the cache current but carry only the route: with
+   * `details: true` an entry without desired state, reason and metadata is read again from the registry, so the
+   * answer is the whole {@link SessionOwner}.
+   * @example
+   * const { owner, ownerUrl, live } = (await fleet.lookup('5511999990000')) ?? {};
+   * const { reason, metadata } = (await fleet.lookup('5511999990000', { details: true })) ?? {};
    */
-  async lookup(sessionId: string, options: { details?: boolean } = {}): Promise<OwnerInfo | null> {
+  lookup(sessionId: string, options: { details: true }): Promise<SessionOwner | null>;
+  lookup(sessionId: string, options?: { details?: boolean }): Promise<OwnerRoute | null>;
+  async lookup(sessionId: string, options: { details?: boolean } = {}): Promise<OwnerRoute | null> {
     return this.#route(sessionId, options.details === true);
   }
 
   /** The cached owner, or a registry read; `full`: only an entry a registry read left (with metadata). */
-  async #route(sessionId: string, full: boolean): Promise<OwnerInfo | null> {
+  async #route(sessionId: string, full: boolean): Promise<OwnerRoute | null> {
     validateSessionId(sessionId);
     await this.connect();
     this.#stats.lookups++;
     const entry = this.#cache.get(sessionId);
-    const usable = entry && (!full || entry.value === null || 'metadata' in entry.value);
+    const usable = entry && (!full || entry.value === null || isRecord(entry.value));
     if (usable && performance.now() - entry.at < this.options.maxStalenessMs) {
       this.#stats.cacheHits++;
       return entry.value;
@@ -324,7 +301,7 @@ export class FleetClient extends EventEmitter<FleetClientEvents> {
     return this.#read(sessionId);
   }
 
-  async #read(sessionId: string): Promise<OwnerInfo | null> {
+  async #read(sessionId: string): Promise<SessionOwner | null> {
     const flushes = this.#flushes;
     this.#stats.registryReads++;
     // Tracked only while a read is in flight, so the map holds no entry per session ever pushed.
@@ -338,12 +315,11 @@ export class FleetClient extends EventEmitter<FleetClientEvents> {
     } finally {
       if (--track.readers === 0) this.#reads.delete(sessionId);
     }
-    const value = found ? toInfo(found) : null;
-    if (track.pushes === pushesBefore && flushes === this.#flushes) this.#remember(sessionId, value);
-    return value;
+    if (track.pushes === pushesBefore && flushes === this.#flushes) this.#remember(sessionId, found);
+    return found;
   }
 
-  #remember(sessionId: string, value: OwnerInfo | null): void {
+  #remember(sessionId: string, value: OwnerRoute | null): void {
     this.#cache.delete(sessionId);
     this.#cache.set(sessionId, { value, at: performance.now() });
     if (this.#cache.size > this.options.maxCacheEntries) this.#cache.delete(this.#cache.keys().next().value!);
@@ -359,15 +335,15 @@ export class FleetClient extends EventEmitter<FleetClientEvents> {
     const live = push.owner !== '';
     const change: OwnerChange = {
       sessionId: sid,
-      instanceId: push.owner,
-      url: push.ownerUrl,
+      owner: push.owner,
+      ownerUrl: push.ownerUrl,
       epoch: push.epoch,
       status: push.status,
       live,
       receivedAt: performance.now(),
     };
     // An owner push carries everything a lookup returns; without a URL, read it again on next use.
-    if (live && change.url) this.#remember(sid, change);
+    if (live && change.ownerUrl) this.#remember(sid, change);
     else this.#cache.delete(sid);
     this.emit('change', change);
     if (live) this.#abandonMoved(change);
@@ -403,7 +379,7 @@ export class FleetClient extends EventEmitter<FleetClientEvents> {
     const deadline = performance.now() + this.options.failoverTimeoutMs;
 
     let owner = await this.#route(sessionId, false);
-    if (!owner?.live || !owner.url) owner = await this.#awaitOwner(sessionId, undefined, deadline);
+    if (!owner?.live || !owner.ownerUrl) owner = await this.#awaitOwner(sessionId, undefined, deadline);
     let abandoned = false;
     for (let waits = 0; ;) {
       const outcome = await this.#attempt(sessionId, owner, path, init, headers, retryable);
@@ -429,8 +405,8 @@ export class FleetClient extends EventEmitter<FleetClientEvents> {
       this.#stats.failovers++;
       const next = await this.#awaitOwner(sessionId, owner, deadline);
       this.options.logger.info('failover', {
-        from: owner.instanceId,
-        to: next.instanceId,
+        from: owner.owner,
+        to: next.owner,
         reason: outcome.abandoned ? 'moved' : error ? connectionErrorCode(error) : response?.status,
       });
       owner = next;
@@ -456,7 +432,7 @@ export class FleetClient extends EventEmitter<FleetClientEvents> {
     try {
       // Never `new URL(path, base)`: a path like '/http://elsewhere/' or '//elsewhere' would carry the caller's
       // headers (credentials included) to another origin.
-      const url = urlUnder('path', owner.url, path);
+      const url = urlUnder('path', owner.ownerUrl, path);
       const response = await undiciFetch(url, { ...init, headers, signal: AbortSignal.any(signals), dispatcher: this.#agent });
       return { response };
     } catch (error) {
@@ -510,7 +486,7 @@ export class FleetClient extends EventEmitter<FleetClientEvents> {
       const now = performance.now();
       if (now >= notBefore) {
         const current = await this.#read(sessionId);
-        if (current?.live && current.url && current.status === 'WORKING') return current;
+        if (current?.live && current.ownerUrl && current.status === 'WORKING') return current;
       }
       const remaining = deadline - performance.now();
       if (remaining <= 0) return undefined;
@@ -524,15 +500,15 @@ export class FleetClient extends EventEmitter<FleetClientEvents> {
     if (response.status === 421) return true;
     if (response.status !== 404) return false;
     const now = await this.#read(sessionId);
-    return !!now && (now.instanceId !== owner.instanceId || now.epoch !== owner.epoch);
+    return !!now && (now.owner !== owner.owner || now.epoch !== owner.epoch);
   }
 
   /** Waits for a live owner other than `previous` (same instance and epoch), by push with a polling backstop. */
   async #awaitOwner(sessionId: string, previous: OwnerRoute | undefined, deadline: number): Promise<OwnerRoute> {
     for (;;) {
       const current = await this.#read(sessionId);
-      const moved = !previous || current?.instanceId !== previous.instanceId || current?.epoch !== previous.epoch;
-      if (current?.live && current.url && moved) return current;
+      const moved = !previous || current?.owner !== previous.owner || current?.epoch !== previous.epoch;
+      if (current?.live && current.ownerUrl && moved) return current;
       const remaining = deadline - performance.now();
       if (remaining <= 0) throw new FailoverTimeoutError(sessionId, this.options.failoverTimeoutMs);
       await this.#nextPush(sessionId, Math.min(remaining, 250));
@@ -579,7 +555,7 @@ export class FleetClient extends EventEmitter<FleetClientEvents> {
   /**
    * Owner and status changes as they are pushed, until `signal` aborts or the client closes.
    * @example
-   * for await (const change of fleet.watch()) console.log(change.sessionId, '->', change.instanceId);
+   * for await (const change of fleet.watch()) console.log(change.sessionId, '->', change.owner, change.ownerUrl);
    */
   async *watch(options: { signal?: AbortSignal } = {}): AsyncGenerator<OwnerChange> {
     await this.connect();

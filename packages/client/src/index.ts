@@ -5,8 +5,7 @@ export {
   type FleetClientOptions,
   type FleetClientEvents,
   type FleetClientStats,
-  type OwnerInfo,
-  type OwnerRoute,
   type OwnerChange,
 } from './fleet-client.js';
+export type { OwnerRoute, SessionOwner, SessionStatus } from '@wafleet/protocol';
 export { verifyWebhook, WebhookVerificationError, compareEventOrder, type WebhookEnvelope } from './verify-webhook.js';

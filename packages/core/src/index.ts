@@ -43,6 +43,7 @@ export {
   type LogFields,
   type Logger,
   type LogPrivacyOptions,
+  type OwnerRoute,
   type RedisEndpoint,
   type RedisOption,
   type RegistryKeys,
@@ -84,6 +85,7 @@ export {
   createOutbox,
   Outbox,
   type OutboxOptions,
+  type InstanceIdentity,
   type OutboxEvent,
   type OutboxEvents,
   type OutboxStats,
@@ -104,6 +106,8 @@ export {
   type SupervisedSession,
   type Transition,
   type DeadmanLike,
+  type SupervisedFleet,
+  type SupervisedFleetEvent,
 } from './supervisor/supervisor.js';
 export {
   startDeadmanSwitch,

@@ -81,6 +81,7 @@ export {
   stopUnowned,
   type SessionStatus,
   type SessionOwner,
+  type OwnerRoute,
   type InstanceInfo,
   type PlaceResult,
   type PlaceOptions,

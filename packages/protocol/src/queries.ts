@@ -15,18 +15,26 @@ export const SESSION_STATUSES = ['STOPPED', 'STARTING', 'SCAN_QR_CODE', 'WORKING
 /** A session status. */
 export type SessionStatus = (typeof SESSION_STATUSES)[number];
 
-/** The registry's view of one session. */
-export interface SessionOwner {
+/**
+ * Where a session lives: enough to send it a request. Every side names an owner this way: registry reads, pushes
+ * (`FleetClient` changes), HTTP answers (421, `GET /sessions/:id`) and the PHP kit.
+ */
+export interface OwnerRoute {
   sessionId: string;
   /** Owning instance id, '' when nobody owns it. */
   owner: string;
+  /** The owner's base URL, '' when nobody owns it. */
   ownerUrl: string;
   /** Fencing epoch, a decimal string; compare with `compareEpochs`. */
   epoch: string;
   status: SessionStatus;
-  desired: 'running' | 'stopped';
   /** Whether the owner's lease is valid right now. */
   live: boolean;
+}
+
+/** The registry's view of one session: its route plus desired state, reason and metadata. */
+export interface SessionOwner extends OwnerRoute {
+  desired: 'running' | 'stopped';
   /**
    * Why a session waits for a human ('' when it should run): `stopped by request`, `logged out` or
    * `restarts exhausted`, optionally followed by `: ` and a short detail (see `STOP_REASON_KINDS`).

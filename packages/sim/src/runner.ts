@@ -113,12 +113,11 @@ export async function runInstance(argv: string[]): Promise<void> {
 
   let outbox: Outbox | undefined;
   if (values.outbox) {
+    // The fleet below gives it its instance id and URL.
     outbox = createOutbox({
       store: values.outbox,
       endpoint: { url: need(values, 'webhook-url'), secrets: [need(values, 'webhook-secret')] },
-      instance: { id, url: values.url ?? `http://127.0.0.1:${port}` },
     });
-    await outbox.start();
   }
   const fleet = createFleet({
     redis: redisOf(need(values, 'redis')),
@@ -134,6 +133,7 @@ export async function runInstance(argv: string[]): Promise<void> {
     sweepIntervalMs: num(values, 'sweep-ms'),
     outbox,
   });
+  await outbox?.start();
   const sim = createSimEngine({
     browserProcesses: values['browser-processes'],
     authDelayMs: num(values, 'auth-delay-ms'),

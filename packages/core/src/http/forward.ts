@@ -171,7 +171,7 @@ function sentNothing(err: unknown): boolean {
 export class OwnerPoll {
   readonly #next = new Map<string, Promise<SessionOwner | null>>();
 
-  constructor(readonly fleet: Fleet) {}
+  constructor(readonly fleet: Pick<Fleet, 'owner'>) {}
 
   next(sessionId: string): Promise<SessionOwner | null> {
     let read = this.#next.get(sessionId);

@@ -1,6 +1,8 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
 import type { Fleet, SessionOwner } from '../registry/fleet.js';
+import { fleetInternals } from '../internals.js';
+import type { ResolvedFleetOptions } from '../registry/options.js';
 import {
   compareEpochs,
   ConfigError,
@@ -76,8 +78,11 @@ function positiveInt(option: string, value: unknown): number {
   return value;
 }
 
-function resolveGuardOptions(fleet: Fleet, options: FleetGuardOptions) {
-  const { leaseTtlMs, adoptionDelayMs, sweepIntervalMs } = fleet.options;
+function resolveGuardOptions(
+  timing: Pick<ResolvedFleetOptions, 'leaseTtlMs' | 'adoptionDelayMs' | 'sweepIntervalMs'>,
+  options: FleetGuardOptions,
+) {
+  const { leaseTtlMs, adoptionDelayMs, sweepIntervalMs } = timing;
   const notWorking = oneOf('notWorking', options.notWorking ?? 'pass', ['pass', 'retry-after', 'wait'] as const);
   if (options.status !== undefined && typeof options.status !== 'function') {
     throw new ConfigError('status', `Expected \`status\` to be a function (sessionId) => status, got ${describe(options.status)}`);
@@ -97,7 +102,12 @@ function resolveGuardOptions(fleet: Fleet, options: FleetGuardOptions) {
 }
 
 /** Answers 421 Misdirected Request with the session's current live owner ('' when none) and epoch. */
-export async function misdirected(fleet: Fleet, sessionId: string, res: Response, known?: SessionOwner | null): Promise<void> {
+export async function misdirected(
+  fleet: Pick<Fleet, 'owner'>,
+  sessionId: string,
+  res: Response,
+  known?: SessionOwner | null,
+): Promise<void> {
   const owner = known === undefined ? await fleet.owner(sessionId) : known;
   res.status(421).json({
     error: 'WAFLEET_MISDIRECTED',
@@ -121,8 +131,9 @@ const polls = new WeakMap<Fleet, OwnerPoll>();
  * app.post('/sessions/:sessionId/messages', requireApiKey, fleetGuard(fleet), sendMessage);
  */
 export function fleetGuard(fleet: Fleet, options: FleetGuardOptions = {}): RequestHandler {
-  const o = resolveGuardOptions(fleet, options);
-  const log = fleet.options.logger;
+  const fleetOptions = fleetInternals(fleet).options;
+  const o = resolveGuardOptions(fleetOptions, options);
+  const log = fleetOptions.logger;
   let poll = polls.get(fleet);
   if (!poll) polls.set(fleet, (poll = new OwnerPoll(fleet)));
   const ownerPoll = poll;
@@ -142,9 +153,7 @@ export function fleetGuard(fleet: Fleet, options: FleetGuardOptions = {}): Reque
     const expected = req.get(EPOCH_HEADER);
     const order = expected && /^\d{1,40}$/.test(expected) ? compareEpochs(expected, epoch) : 0;
     if (order < 0) {
-      res
-        .status(409)
-        .json({ error: 'WAFLEET_STALE_EPOCH', sessionId, owner: fleet.options.instanceId, ownerUrl: fleet.options.url, epoch });
+      res.status(409).json({ error: 'WAFLEET_STALE_EPOCH', sessionId, owner: fleet.instanceId, ownerUrl: fleet.url, epoch });
       return true;
     }
     // A caller that saw a newer epoch knows an owner change this instance has not heard of yet: not ours.
@@ -160,7 +169,7 @@ export function fleetGuard(fleet: Fleet, options: FleetGuardOptions = {}): Reque
             message: 'The session is owned here but not running yet; retry shortly',
             sessionId,
             status: status ?? 'STARTING',
-            owner: fleet.options.instanceId,
+            owner: fleet.instanceId,
             epoch,
           });
         return true;
@@ -179,7 +188,7 @@ export function fleetGuard(fleet: Fleet, options: FleetGuardOptions = {}): Reque
       res.status(500).json({ error: 'WAFLEET_CONFIG', message: "fleetGuard with misdirected: 'forward' must come before the body parser" });
       return;
     }
-    const me = fleet.options.instanceId;
+    const me = fleet.instanceId;
     const deadline = performance.now() + o.forwardWaitMs;
     let owner = first;
     let failed: SessionOwner | undefined;

@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
 import { ConfigError, describeValue as describe, IDEMPOTENCY_HEADER, idempotencyRecordKey, lua, REPLAYED_HEADER } from '@wafleet/protocol';
 import type { Fleet } from '../registry/fleet.js';
+import { fleetInternals } from '../internals.js';
 import { answerError } from './answer-error.js';
 
 /** Options of {@link idempotency}. */
@@ -78,8 +79,10 @@ export function idempotency(fleet: Fleet, options: IdempotencyOptions = {}): Req
     );
   }
 
+  const internals = fleetInternals(fleet);
+  const log = internals.options.logger;
   const holderLive = async (rec: InFlight) => {
-    const reply = await lua.instanceLive(fleet.redis, fleet.keys, { instanceId: rec.instance, incarnation: rec.inc });
+    const reply = await lua.instanceLive(internals.redis(), internals.keys, { instanceId: rec.instance, incarnation: rec.inc });
     return reply.live === '1';
   };
 
@@ -88,12 +91,12 @@ export function idempotency(fleet: Fleet, options: IdempotencyOptions = {}): Req
     if (key === undefined) return next();
     if (!KEY_FORMAT.test(key)) return refuse(res, 400, 'WAFLEET_INVALID_ID', 'Idempotency-Key must be 1 to 255 visible ASCII characters');
     try {
-      const redis = fleet.redis;
-      const recordKey = idempotencyRecordKey(fleet.options.namespace, key);
+      const redis = internals.redis();
+      const recordKey = idempotencyRecordKey(fleet.namespace, key);
       const fingerprint = fingerprintOf(req);
       const mine: InFlight = {
         state: 'in-flight',
-        instance: fleet.options.instanceId,
+        instance: fleet.instanceId,
         inc: fleet.incarnation,
         fingerprint,
         startedAt: Date.now(),
@@ -131,7 +134,7 @@ export function idempotency(fleet: Fleet, options: IdempotencyOptions = {}): Req
           : (await redis.set(recordKey, mineRaw, 'PX', ttlMs, 'NX')) === 'OK';
         if (!acquired) return refuse(res, 409, 'WAFLEET_IDEMPOTENCY_IN_FLIGHT', 'Another repeat of this request took it over');
       }
-      const onStoreFailed = (err: Error) => fleet.options.logger.error('idempotency record not stored; answered 503', { err });
+      const onStoreFailed = (err: Error) => log.error('idempotency record not stored; answered 503', { err });
       captureOutcome(res, onStoreFailed, async (status, contentType, body) => {
         const kept = body.length <= maxResponseBytes;
         const done: Done = {
@@ -149,7 +152,7 @@ export function idempotency(fleet: Fleet, options: IdempotencyOptions = {}): Req
         );
       });
     } catch (err) {
-      answerError(res, err, fleet.options.logger);
+      answerError(res, err, log);
       return;
     }
     next();

@@ -9,6 +9,7 @@ import {
   type PlaceOptions,
 } from '@wafleet/protocol';
 import type { Fleet } from '../registry/fleet.js';
+import { fleetInternals } from '../internals.js';
 import { createFleetMetrics } from '../metrics/fleet-metrics.js';
 import { createOutboxMetrics } from '../metrics/outbox-metrics.js';
 import type { Outbox } from '../outbox/outbox.js';
@@ -87,7 +88,7 @@ export function createFleetRouter(fleet: Fleet, options: FleetRouterOptions): Ro
   if ('drainToken' in options) {
     throw new ConfigError('drainToken', '`drainToken` was replaced by `auth: { token }`, which protects every route but the probes');
   }
-  const log = fleet.options.logger;
+  const log = fleetInternals(fleet).options.logger;
   const requireAuth = authMiddleware(options.auth, log);
   const { Router, json } = optionalPeer('express', 'createFleetRouter');
   const { Registry } = optionalPeer('prom-client', 'createFleetRouter (it serves /metrics)');
@@ -125,7 +126,7 @@ export function createFleetRouter(fleet: Fleet, options: FleetRouterOptions): Ro
     requireAuth,
     handle((_req, res) => {
       const sessions = [...fleet.ownedSessions()].map(([sessionId, epoch]) => ({ sessionId, epoch }));
-      res.json({ instance: fleet.options.instanceId, maxSessions: fleet.options.maxSessions, sessions });
+      res.json({ instance: fleet.instanceId, maxSessions: fleet.maxSessions, sessions });
     }),
   );
 
@@ -203,8 +204,7 @@ export function createFleetRouter(fleet: Fleet, options: FleetRouterOptions): Ro
     sessionAction(async (sessionId, _req, res) => {
       if (fleet.owns(sessionId) && options.supervisor) {
         await options.supervisor.restartSession(sessionId);
-        const me = fleet.options;
-        res.json({ sessionId, outcome: 'restarted', owner: me.instanceId, ownerUrl: me.url, epoch: fleet.epochOf(sessionId) ?? '' });
+        res.json({ sessionId, outcome: 'restarted', owner: fleet.instanceId, ownerUrl: fleet.url, epoch: fleet.epochOf(sessionId) ?? '' });
         return;
       }
       const placed = await fleet.restart(sessionId);

@@ -31,7 +31,7 @@ export function createFleetMetrics(fleet: Fleet, registry: Registry): Registry {
   const gauge = (name: string, help: string, read: () => number) => scrapedGauge(registry, name, help, read);
 
   gauge('wafleet_sessions_owned', 'Sessions this instance owns, starting ones included', () => fleet.ownedSessions().size);
-  gauge('wafleet_sessions_capacity', 'maxSessions of this instance', () => fleet.options.maxSessions);
+  gauge('wafleet_sessions_capacity', 'maxSessions of this instance', () => fleet.maxSessions);
   gauge('wafleet_lease_valid', '1 while this instance holds a lease it can prove', () => (fleet.leaseValid ? 1 : 0));
   gauge(
     'wafleet_heartbeat_gap_max_seconds',

@@ -10,11 +10,14 @@ import {
   envelopeProblem,
   EVENT_TYPE,
   StateError,
+  validateBaseUrl,
+  validateInstanceId,
   validateSessionId,
   WafleetError,
   type Logger,
   type WebhookEnvelope,
 } from '@wafleet/protocol';
+import { exposeOutboxInternals } from '../internals.js';
 import type { BodyFormat } from './body-format.js';
 import { newEventId } from './event-id.js';
 import { OrphanScanner, type AdoptOrphansOptions, type AdoptedOutbox } from './orphans.js';
@@ -47,6 +50,17 @@ export interface OutboxEvent {
   supersedeGroup?: string;
 }
 
+/**
+ * Who sends an outbox's webhooks: every envelope carries it as `instance: { id, url }`, and every delivery its URL in
+ * `X-Instance-Url`. A {@link Fleet} is one.
+ */
+export interface InstanceIdentity {
+  /** The instance id (the fleet's `instanceId`). */
+  readonly instanceId: string;
+  /** Its public base URL, the one backends send requests to (the fleet's `url`). */
+  readonly url: string;
+}
+
 /** How one delivery attempt ended. */
 export type AttemptOutcome = 'delivered' | 'retry' | 'dead' | 'disabled' | 'superseded';
 
@@ -75,8 +89,13 @@ export interface OutboxOptions {
     /** Extra headers on every delivery. */
     headers?: Record<string, string>;
   };
-  /** The sending instance, carried in every envelope and in `X-Instance-Url`. */
-  instance: { id: string; url: string };
+  /**
+   * The sending instance. Leave it out for the outbox of a fleet (`createFleet({ outbox })`): the fleet gives it its
+   * `instanceId` and `url`, so the identity is configured once. Beside a fleet that does not send through it, give
+   * the fleet itself (`instance: fleet`); without any fleet, `{ instanceId, url }`, validated like the fleet's.
+   * @default the identity of the fleet this outbox is given to; `start()` refuses to run without one
+   */
+  instance?: InstanceIdentity;
   /** Delays (ms) before attempt 1, 2, ...; the last repeats. @default 0, 1 s, 5 s, 30 s, 2 min, 5 min, 15 min, 30 min, 1 h */
   scheduleMs?: readonly number[];
   /** Spread of each delay, as a fraction. @default 0.2 */
@@ -191,6 +210,26 @@ function resolveAdoption(options: OutboxOptions) {
   };
 }
 
+/** The envelope's `instance` from an {@link InstanceIdentity}, validated by the fleet's rules. */
+function resolveInstance(identity: unknown): WebhookEnvelope['instance'] {
+  const given = identity as Partial<InstanceIdentity> & { id?: unknown };
+  if (typeof given !== 'object' || given === null || typeof given.instanceId !== 'string') {
+    const renamed = typeof given?.id === 'string' ? ' (`{ id, url }` became `{ instanceId, url }`)' : '';
+    throw new ConfigError(
+      'instance',
+      `Expected \`instance\` to be { instanceId, url } (a Fleet is one)${renamed}, got ${describe(identity)}`,
+    );
+  }
+  try {
+    validateInstanceId(given.instanceId);
+  } catch (err) {
+    throw new ConfigError('instance.instanceId', `Expected \`instance.instanceId\` to be an instance id: ${(err as Error).message}`, {
+      cause: err,
+    });
+  }
+  return { id: given.instanceId, url: validateBaseUrl('instance.url', given.url) };
+}
+
 function invalidEvent(message: string, cause?: unknown): never {
   throw new WafleetError('WAFLEET_EVENT_INVALID', message, cause === undefined ? undefined : { cause });
 }
@@ -226,9 +265,6 @@ function resolve(options: OutboxOptions) {
   if (body !== undefined && typeof body !== 'function') {
     throw new ConfigError('endpoint.body', `Expected \`endpoint.body\` to be a function (envelope) => object, got ${describe(body)}`);
   }
-  if (typeof options.instance?.id !== 'string' || typeof options.instance?.url !== 'string') {
-    throw new ConfigError('instance', 'Expected `instance` to be { id, url }');
-  }
   const schedule = options.scheduleMs ?? DEFAULT_SCHEDULE_MS;
   if (!Array.isArray(schedule) || schedule.length === 0 || !schedule.every((d) => Number.isInteger(d) && d >= 0)) {
     throw new ConfigError('scheduleMs', 'Expected `scheduleMs` to be a non-empty list of non-negative integers');
@@ -241,7 +277,7 @@ function resolve(options: OutboxOptions) {
     signer,
     body,
     headers: { ...options.endpoint.headers },
-    instance: { id: options.instance.id, url: options.instance.url },
+    instance: options.instance === undefined ? undefined : resolveInstance(options.instance),
     schedule,
     jitter,
     maxAgeMs: positiveInt('maxAgeMs', options.maxAgeMs ?? 259_200_000),
@@ -280,7 +316,7 @@ interface Attempt {
   superseded?: boolean;
 }
 
-/** Creates an outbox. Call `start()` before `enqueue()`. */
+/** Creates an outbox. Give it to `createFleet({ outbox })` (or give it `instance`), then call `start()` before `enqueue()`. */
 export function createOutbox(options: OutboxOptions): Outbox {
   return new Outbox(options);
 }
@@ -289,13 +325,15 @@ export function createOutbox(options: OutboxOptions): Outbox {
  * A durable webhook outbox: `enqueue` resolves once the event is on disk; delivery is at-least-once, signed,
  * in order per session, with a persisted retry schedule, a circuit breaker and dead letters.
  * @example
- * const outbox = createOutbox({ store: '/var/lib/wa/outbox.sqlite', endpoint: { url: 'http://backend/webhooks', secrets: [secret] },
- *   instance: { id: 'wa-1', url: 'http://wa-1:3000' } });
+ * const outbox = createOutbox({ store: '/var/lib/wa/outbox.sqlite', endpoint: { url: 'http://backend/webhooks', secrets: [secret] } });
+ * const fleet = createFleet({ redis, instanceId: 'wa-1', url: 'http://wa-1:3000', maxSessions: 20, outbox }); // gives it its identity
  * await outbox.start();
  * await outbox.enqueue({ type: 'message.received', session: '5511999990000', data: { from, body } });
  */
 export class Outbox extends EventEmitter<OutboxEvents> {
   readonly #o: ReturnType<typeof resolve>;
+  /** Who sends: the `instance` option, or the fleet this outbox was given to. Set before `start()`. */
+  #instance: WebhookEnvelope['instance'] | undefined;
   readonly #store: OutboxStore;
   readonly #log: Logger;
   #state: 'idle' | 'running' | 'closed' = 'idle';
@@ -332,6 +370,8 @@ export class Outbox extends EventEmitter<OutboxEvents> {
   constructor(options: OutboxOptions) {
     super();
     this.#o = resolve(options);
+    this.#instance = this.#o.instance;
+    exposeOutboxInternals(this, { identify: (identity) => this.#identify(identity) });
     this.#store = typeof options.store === 'string' ? new SqliteOutboxStore(options.store) : options.store;
     this.#log = this.#o.logger;
     this.#tokens = this.#o.ratePerSecond;
@@ -352,6 +392,15 @@ export class Outbox extends EventEmitter<OutboxEvents> {
    * at once (the retry schedule resumes after that attempt). Idempotent.
    */
   start(): Promise<void> {
+    // Not remembered: once a fleet has given the outbox its identity, start() may be called again.
+    if (!this.#instance) {
+      return Promise.reject(
+        new ConfigError(
+          'instance',
+          'Expected `instance` ({ instanceId, url }), or this outbox given to createFleet({ outbox }) before start(): the fleet gives it its identity',
+        ),
+      );
+    }
     this.#startPromise ??= (async () => {
       if (this.#closePromise) throw new StateError('WAFLEET_CLOSED', 'This outbox was closed');
       await this.#store.open();
@@ -416,7 +465,7 @@ export class Outbox extends EventEmitter<OutboxEvents> {
       session,
       epoch: event.epoch ?? '0',
       seq,
-      instance: this.#o.instance,
+      instance: this.#instance!,
       data: data as WebhookEnvelope['data'],
     });
     let probe = '';
@@ -516,6 +565,19 @@ export class Outbox extends EventEmitter<OutboxEvents> {
       await this.#store.close();
     })();
     return this.#closePromise;
+  }
+
+  /** The fleet this outbox was given to names the sender, unless `instance` already did (the same one, then). */
+  #identify(identity: InstanceIdentity): void {
+    const given = resolveInstance(identity);
+    const current = this.#instance;
+    if (current && (current.id !== given.id || current.url !== given.url)) {
+      throw new ConfigError(
+        'outbox',
+        `Expected an outbox of instance '${given.id}' at ${given.url}, got one that sends as '${current.id}' at ${current.url}: give each fleet its own outbox`,
+      );
+    }
+    this.#instance = given;
   }
 
   // ---- delivery ----
@@ -669,7 +731,7 @@ export class Outbox extends EventEmitter<OutboxEvents> {
         ...o.signer({ id: row.id, timestamp, body: row.body }),
         'content-type': 'application/json',
         'user-agent': 'wafleet-outbox/0.1',
-        'x-instance-url': o.instance.url,
+        'x-instance-url': this.#instance!.url,
       };
       try {
         const res = await fetch(row.target, {

@@ -1,3 +1,4 @@
+import { registryKeys } from '@wafleet/protocol';
 import { redisForTests, uniqueNamespace, waitUntil, type TestRedis } from '@wafleet/test-utils';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -35,6 +36,18 @@ afterAll(async () => {
 });
 
 describe('Fleet', () => {
+  it('shows its identity through read-only getters, and neither its options, keys nor connection', () => {
+    const f = fleet('ns-1', 'wa-7', { maxSessions: 7 });
+    expect({ instanceId: f.instanceId, url: f.url, namespace: f.namespace, maxSessions: f.maxSessions }).toEqual({
+      instanceId: 'wa-7',
+      url: 'http://wa-7:3000',
+      namespace: 'ns-1',
+      maxSessions: 7,
+    });
+    for (const hidden of ['options', 'keys', 'redis']) expect(hidden in f, hidden).toBe(false);
+    expect(() => Object.assign(f, { instanceId: 'other' })).toThrow(TypeError);
+  });
+
   it('close() hands sessions off through stopSession and deregisters', async () => {
     const ns = uniqueNamespace('close');
     const stopped: string[] = [];
@@ -63,16 +76,17 @@ describe('Fleet', () => {
   it('writes nothing for an invalid session id or status', async () => {
     const ns = uniqueNamespace('bad-input');
     const f = fleet(ns, 'a');
+    const keys = registryKeys(f.namespace);
     await f.start();
-    const before = await client.hlen(f.keys.sessions);
+    const before = await client.hlen(keys.sessions);
     for (const bad of ['', 'a:b', 'a{b}', 'x'.repeat(200), 'a\u0001']) {
       await expect(f.claim(bad)).rejects.toMatchObject({ code: 'WAFLEET_INVALID_ID' });
       await expect(f.place(bad)).rejects.toMatchObject({ code: 'WAFLEET_INVALID_ID' });
     }
     await f.claim('ok');
     await expect(f.setStatus('ok', 'DANCING' as 'WORKING')).rejects.toMatchObject({ code: 'WAFLEET_CONFIG' });
-    expect(await client.hlen(f.keys.sessions)).toBe(before + 1);
-    expect(JSON.parse((await client.hget(f.keys.sessions, 'ok'))!).status).toBe('STARTING');
+    expect(await client.hlen(keys.sessions)).toBe(before + 1);
+    expect(JSON.parse((await client.hget(keys.sessions, 'ok'))!).status).toBe('STARTING');
   });
 
   it('maps refusals to typed errors that carry the owner', async () => {
@@ -115,7 +129,7 @@ describe('Fleet', () => {
     a.on('fenced', (e) => fenced.push(e));
     await b.close();
     // b's sessions are released, never queued for adoption in observe mode.
-    expect(await client.zcard(a.keys.pending)).toBe(0);
+    expect(await client.zcard(registryKeys(ns).pending)).toBe(0);
     expect(fenced).toEqual([]);
   });
 });

@@ -32,12 +32,12 @@ import {
   type InstanceInfo,
   type PlaceOptions,
   type PlaceResult,
-  type RedisLike,
   type RegistryKeys,
   type SessionMetadata,
   type SessionOwner,
   type SessionStatus,
 } from '@wafleet/protocol';
+import { exposeFleetInternals, outboxInternals } from '../internals.js';
 import { resolveFleetOptions, type FleetOptions, type ResolvedFleetOptions, type StopSession } from './options.js';
 
 export { SESSION_STATUSES, type InstanceInfo, type PlaceOptions, type PlaceResult, type SessionOwner, type SessionStatus };
@@ -150,11 +150,8 @@ export function createFleet(options: FleetOptions): Fleet {
  * await fleet.claim('5511999990000');
  */
 export class Fleet extends EventEmitter<FleetEvents> {
-  /** Validated options. */
-  readonly options: ResolvedFleetOptions;
-  /** Redis keys of this fleet's namespace. */
-  readonly keys: RegistryKeys;
-
+  readonly #options: ResolvedFleetOptions;
+  readonly #keys: RegistryKeys;
   #state: FleetState = 'idle';
   #incarnation = newIncarnation();
   #era = '';
@@ -195,10 +192,33 @@ export class Fleet extends EventEmitter<FleetEvents> {
 
   constructor(options: FleetOptions) {
     super();
-    this.options = resolveFleetOptions(options);
-    this.keys = registryKeys(this.options.namespace, this.options.redis.db);
-    this.#stopSession = this.options.stopSession;
-    this.#stopTimeoutMs = this.options.stopTimeoutMs;
+    this.#options = resolveFleetOptions(options);
+    this.#keys = registryKeys(this.#options.namespace, this.#options.redis.db);
+    this.#stopSession = this.#options.stopSession;
+    this.#stopTimeoutMs = this.#options.stopTimeoutMs;
+    exposeFleetInternals(this, { options: this.#options, keys: this.#keys, redis: () => this.#redis() });
+    // The outbox sends this fleet's status webhooks: it sends as this instance, configured here once.
+    if (this.#options.outbox) outboxInternals(this.#options.outbox).identify(this);
+  }
+
+  /** This instance's id (the `instanceId` option). */
+  get instanceId(): string {
+    return this.#options.instanceId;
+  }
+
+  /** The URL callers reach this instance's HTTP API at (the `url` option). */
+  get url(): string {
+    return this.#options.url;
+  }
+
+  /** The fleet's namespace. */
+  get namespace(): string {
+    return this.#options.namespace;
+  }
+
+  /** Most sessions this instance may hold, starting ones included (the `maxSessions` option). */
+  get maxSessions(): number {
+    return this.#options.maxSessions;
   }
 
   /** Current lifecycle state. */
@@ -246,12 +266,6 @@ export class Fleet extends EventEmitter<FleetEvents> {
     return (this.#state === 'active' || this.#state === 'draining') && !this.#pastDeadline();
   }
 
-  /** The command connection (for host middleware such as idempotency records). Never close it yourself. */
-  get redis(): Redis | Cluster {
-    if (!this.#cmd) throw new StateError('WAFLEET_NOT_STARTED', 'Call start() first');
-    return this.#cmd.client;
-  }
-
   /** Registers this instance, opens its connections and starts heartbeats and sweeps. Idempotent. */
   start(): Promise<void> {
     this.#startPromise ??= this.#start();
@@ -261,7 +275,7 @@ export class Fleet extends EventEmitter<FleetEvents> {
   async #start(): Promise<void> {
     if (this.#closePromise) throw new StateError('WAFLEET_CLOSED', 'This fleet was closed; create a new one');
     this.#setState('starting');
-    const { options } = this;
+    const options = this.#options;
     try {
       this.#cmd = connect(options.redis, 'command', options);
       this.#hb = connect(options.redis, 'heartbeat', options);
@@ -273,7 +287,7 @@ export class Fleet extends EventEmitter<FleetEvents> {
       }
       const sub = this.#sub.client;
       sub.on('message', (channel: string, message: string) => this.#onPush(channel, message));
-      await sub.subscribe(this.keys.events);
+      await sub.subscribe(this.#keys.events);
       // A subscriber that reconnects missed pushes: compare with the registry.
       sub.on('ready', () => void this.#reconcile());
       await this.#register();
@@ -298,7 +312,7 @@ export class Fleet extends EventEmitter<FleetEvents> {
   async claim(sessionId: string, options: { labels?: Record<string, string>; metadata?: SessionMetadata } = {}): Promise<Ownership> {
     validateSessionId(sessionId);
     const labels = labelsArg(options);
-    const metadata = metadataArg(options, this.options.maxMetadataBytes);
+    const metadata = metadataArg(options, this.#options.maxMetadataBytes);
     this.#assertActive();
     const owned = await this.#withInflight(sessionId, () => this.#claim(sessionId, labels, false, metadata));
     if (options.metadata !== undefined) this.#metadata.set(sessionId, structuredClone(options.metadata));
@@ -306,14 +320,14 @@ export class Fleet extends EventEmitter<FleetEvents> {
   }
 
   async #claim(sessionId: string, labels: string, reassert: boolean, metadata = ''): Promise<Ownership> {
-    const force = this.options.mode === 'observe' ? '1' : '0';
-    const waitUntil = performance.now() + this.options.quarantineMs + this.options.commandTimeoutMs;
+    const force = this.#options.mode === 'observe' ? '1' : '0';
+    const waitUntil = performance.now() + this.#options.quarantineMs + this.#options.commandTimeoutMs;
     for (;;) {
       const incarnation = this.#incarnation;
       let reply: lua.ClaimReply;
       try {
-        reply = await lua.claim(this.#redis(), this.keys, {
-          instanceId: this.options.instanceId,
+        reply = await lua.claim(this.#redis(), this.#keys, {
+          instanceId: this.#options.instanceId,
           incarnation,
           sessionId,
           reassert: reassert ? '1' : '0',
@@ -342,7 +356,7 @@ export class Fleet extends EventEmitter<FleetEvents> {
         continue;
       }
       this.#stats.claims.refused++;
-      throw replyError('claim', reply, { sessionId, instanceId: this.options.instanceId });
+      throw replyError('claim', reply, { sessionId, instanceId: this.#options.instanceId });
     }
   }
 
@@ -357,8 +371,8 @@ export class Fleet extends EventEmitter<FleetEvents> {
   async place(sessionId: string, options: PlaceOptions = {}): Promise<PlaceResult> {
     validateSessionId(sessionId);
     this.#assertStarted();
-    const { quarantineMs, commandTimeoutMs, maxMetadataBytes } = this.options;
-    return placeSession(this.#cmd!.client, this.keys, sessionId, options, {
+    const { quarantineMs, commandTimeoutMs, maxMetadataBytes } = this.#options;
+    return placeSession(this.#cmd!.client, this.#keys, sessionId, options, {
       quarantineWaitMs: quarantineMs + commandTimeoutMs,
       maxMetadataBytes,
     });
@@ -392,7 +406,7 @@ export class Fleet extends EventEmitter<FleetEvents> {
     validateSessionId(sessionId);
     this.#assertStarted();
     if (this.#owned.has(sessionId)) return this.release(sessionId);
-    await stopUnowned(this.#cmd!.client, this.keys, sessionId, stopReason('stopped by request'));
+    await stopUnowned(this.#cmd!.client, this.#keys, sessionId, stopReason('stopped by request'));
   }
 
   /**
@@ -407,7 +421,7 @@ export class Fleet extends EventEmitter<FleetEvents> {
     this.#assertStarted();
     if (this.#owned.has(sessionId)) await this.release(sessionId);
     const placed = await this.place(sessionId, options);
-    if (placed.outcome === 'existing' && placed.owner !== this.options.instanceId) {
+    if (placed.outcome === 'existing' && placed.owner !== this.#options.instanceId) {
       throw new OwnedElsewhereError(sessionId, placed.owner, placed.epoch, placed.ownerUrl);
     }
     return placed;
@@ -420,10 +434,10 @@ export class Fleet extends EventEmitter<FleetEvents> {
    */
   async setMetadata(sessionId: string, metadata: SessionMetadata): Promise<void> {
     validateSessionId(sessionId);
-    const text = serializeMetadata(metadata, this.options.maxMetadataBytes);
+    const text = serializeMetadata(metadata, this.#options.maxMetadataBytes);
     this.#assertActive();
-    const reply = await lua.setMetadata(this.#redis(), this.keys, {
-      instanceId: this.options.instanceId,
+    const reply = await lua.setMetadata(this.#redis(), this.#keys, {
+      instanceId: this.#options.instanceId,
       incarnation: this.#incarnation,
       sessionId,
       metadata: text,
@@ -459,8 +473,8 @@ export class Fleet extends EventEmitter<FleetEvents> {
     const reason = options.reason === undefined || options.desired !== 'stopped' ? '' : checkReason(options.reason);
     this.#assertActive();
     await this.#announceStatus(sessionId, status);
-    const reply = await lua.setStatus(this.#redis(), this.keys, {
-      instanceId: this.options.instanceId,
+    const reply = await lua.setStatus(this.#redis(), this.#keys, {
+      instanceId: this.#options.instanceId,
       incarnation: this.#incarnation,
       sessionId,
       status,
@@ -479,7 +493,7 @@ export class Fleet extends EventEmitter<FleetEvents> {
    * unreachable. Receivers order them by (epoch, seq), so a late one from a former owner is recognisably stale.
    */
   async #announceStatus(sessionId: string, status: SessionStatus): Promise<void> {
-    const outbox = this.options.outbox;
+    const outbox = this.#options.outbox;
     const previous = this.#statuses.get(sessionId) ?? '';
     const epoch = this.#owned.get(sessionId);
     if (!outbox || previous === status || epoch === undefined) return;
@@ -489,11 +503,11 @@ export class Fleet extends EventEmitter<FleetEvents> {
     const data = { status, previous, metadata: this.#metadata.get(sessionId) ?? {} };
     const events = [{ type: 'session.status', session: sessionId, epoch, data, supersedeGroup: 'session.status' }];
     if (status === 'WORKING')
-      events.push({ type: this.options.readyEventType, session: sessionId, epoch, data, supersedeGroup: 'session.ready' });
+      events.push({ type: this.#options.readyEventType, session: sessionId, epoch, data, supersedeGroup: 'session.ready' });
     try {
       await outbox.enqueueMany(events);
     } catch (err) {
-      this.options.logger.error('status webhook not enqueued', { sessionId, err });
+      this.#options.logger.error('status webhook not enqueued', { sessionId, err });
     }
   }
 
@@ -504,8 +518,8 @@ export class Fleet extends EventEmitter<FleetEvents> {
   async owner(sessionId: string): Promise<SessionOwner | null> {
     validateSessionId(sessionId);
     this.#assertStarted();
-    const found = await lookupOwner(this.#cmd!.client, this.keys, sessionId);
-    if (found && found.owner === this.options.instanceId && this.#owned.has(sessionId)) {
+    const found = await lookupOwner(this.#cmd!.client, this.#keys, sessionId);
+    if (found && found.owner === this.#options.instanceId && this.#owned.has(sessionId)) {
       this.#metadata.set(sessionId, found.metadata);
     }
     return found;
@@ -514,7 +528,7 @@ export class Fleet extends EventEmitter<FleetEvents> {
   /** Every registered instance with its load and capacity. One Redis round trip. */
   async instances(): Promise<InstanceInfo[]> {
     this.#assertStarted();
-    return listInstances(this.#cmd!.client, this.keys);
+    return listInstances(this.#cmd!.client, this.#keys);
   }
 
   /**
@@ -532,20 +546,20 @@ export class Fleet extends EventEmitter<FleetEvents> {
     const result: DrainResult = { handedOff: 0, pending: 0, failed: 0, durationsMs: [] };
     if (this.#state === 'active') this.#setState('draining');
     try {
-      await lua.setDraining(this.#redis(), this.keys, {
-        instanceId: this.options.instanceId,
+      await lua.setDraining(this.#redis(), this.#keys, {
+        instanceId: this.#options.instanceId,
         incarnation: this.#incarnation,
         draining: '1',
       });
     } catch (err) {
-      this.options.logger.warn('could not mark instance draining', { err });
+      this.#options.logger.warn('could not mark instance draining', { err });
     }
     const queue = [...this.#owned.keys()];
     const worker = async () => {
       for (let sid = queue.shift(); sid !== undefined; sid = queue.shift()) await this.#handoff(sid, result);
     };
-    await Promise.all(Array.from({ length: this.options.handoffConcurrency }, worker));
-    this.options.logger.info('drain finished', { handedOff: result.handedOff, pending: result.pending, failed: result.failed });
+    await Promise.all(Array.from({ length: this.#options.handoffConcurrency }, worker));
+    this.#options.logger.info('drain finished', { handedOff: result.handedOff, pending: result.pending, failed: result.failed });
     return result;
   }
 
@@ -563,7 +577,7 @@ export class Fleet extends EventEmitter<FleetEvents> {
         result.durationsMs.push(performance.now() - t0);
       } catch (err) {
         result.failed++;
-        this.options.logger.error('handoff failed; the session stays until the lease expires', { sessionId, err });
+        this.#options.logger.error('handoff failed; the session stays until the lease expires', { sessionId, err });
       }
     });
   }
@@ -580,12 +594,12 @@ export class Fleet extends EventEmitter<FleetEvents> {
   async #close(): Promise<void> {
     if (this.#startPromise) await this.#startPromise.catch(() => undefined);
     if (this.#state !== 'closed' && this.#cmd) {
-      if (this.options.mode === 'managed') await this.drain().catch(() => undefined);
+      if (this.#options.mode === 'managed') await this.drain().catch(() => undefined);
       this.#clearTimers();
-      if (this.#owned.size === 0 || this.options.mode === 'observe') {
+      if (this.#owned.size === 0 || this.#options.mode === 'observe') {
         await lua
-          .deregister(this.#redis(), this.keys, { instanceId: this.options.instanceId, incarnation: this.#incarnation })
-          .catch((err: Error) => this.options.logger.warn('deregister failed; the lease will expire', { err }));
+          .deregister(this.#redis(), this.#keys, { instanceId: this.#options.instanceId, incarnation: this.#incarnation })
+          .catch((err: Error) => this.#options.logger.warn('deregister failed; the lease will expire', { err }));
       }
     }
     this.#clearTimers();
@@ -598,7 +612,7 @@ export class Fleet extends EventEmitter<FleetEvents> {
 
   #scheduleBeat(): void {
     if (this.#state === 'closed' || this.#closePromise) return;
-    this.#beatTimer = setTimeout(() => void this.#beat(), this.options.heartbeatIntervalMs).unref();
+    this.#beatTimer = setTimeout(() => void this.#beat(), this.#options.heartbeatIntervalMs).unref();
   }
 
   async #beat(): Promise<void> {
@@ -608,16 +622,16 @@ export class Fleet extends EventEmitter<FleetEvents> {
     if (this.#lastBeatAt > 0) this.#stats.maxHeartbeatGapMs = Math.max(this.#stats.maxHeartbeatGapMs, sentAt - this.#lastBeatAt);
     this.#lastBeatAt = sentAt;
     try {
-      const reply = await lua.heartbeat(this.#hb!.client, this.keys, {
-        instanceId: this.options.instanceId,
+      const reply = await lua.heartbeat(this.#hb!.client, this.#keys, {
+        instanceId: this.#options.instanceId,
         incarnation: this.#incarnation,
-        leaseTtlMs: this.options.leaseTtlMs,
+        leaseTtlMs: this.#options.leaseTtlMs,
       });
       if (reply.code === 'OK') this.#onRenewed(sentAt, reply.ownedCount);
       else await this.#onLeaseLost(reply.reason as FenceReason);
     } catch (err) {
       this.#stats.renewalFailures++;
-      this.options.logger.warn('lease renewal failed', { err, selfFenceInMs: Math.round(this.selfFenceInMs) });
+      this.#options.logger.warn('lease renewal failed', { err, selfFenceInMs: Math.round(this.selfFenceInMs) });
     } finally {
       this.#scheduleBeat();
     }
@@ -626,7 +640,7 @@ export class Fleet extends EventEmitter<FleetEvents> {
   #onRenewed(sentAt: number, remoteCount: number): void {
     this.#stats.renewals++;
     // The send time, not the reply time: Redis may have renewed at any moment in between.
-    this.#selfFenceAt = Math.max(this.#selfFenceAt, sentAt + this.options.selfFenceMs);
+    this.#selfFenceAt = Math.max(this.#selfFenceAt, sentAt + this.#options.selfFenceMs);
     this.#armFenceTimer();
     this.emit('renewed', { selfFenceInMs: this.selfFenceInMs });
     if (this.#state === 'fenced') {
@@ -654,8 +668,8 @@ export class Fleet extends EventEmitter<FleetEvents> {
 
   /** Stops treating sessions as ours and tells the host to stop them; they are re-claimed when possible. */
   #fence(sessionIds: string[], reason: FenceReason, instanceWide = false): void {
-    if (this.options.mode === 'observe') {
-      if (instanceWide) this.options.logger.warn('observe mode: lease lost, not fencing', { reason });
+    if (this.#options.mode === 'observe') {
+      if (instanceWide) this.#options.logger.warn('observe mode: lease lost, not fencing', { reason });
       return;
     }
     for (const sid of sessionIds) {
@@ -669,7 +683,7 @@ export class Fleet extends EventEmitter<FleetEvents> {
       this.#setState('fenced');
       this.emit('leaseLost', { reason });
     }
-    this.options.logger.warn('sessions fenced', { count: sessionIds.length, reason });
+    this.#options.logger.warn('sessions fenced', { count: sessionIds.length, reason });
   }
 
   async #onLeaseLost(reason: FenceReason): Promise<void> {
@@ -678,12 +692,12 @@ export class Fleet extends EventEmitter<FleetEvents> {
     try {
       // Redis lost its data ('missing'): the registry is in quarantine, nobody else can be granted our
       // sessions, so they keep running while we re-assert them before the self-fence deadline.
-      const keep = reason === 'missing' && !this.#pastDeadline() && this.options.mode === 'managed' ? [...this.#owned] : [];
+      const keep = reason === 'missing' && !this.#pastDeadline() && this.#options.mode === 'managed' ? [...this.#owned] : [];
       if (keep.length === 0) this.#fence([...this.#owned.keys()], reason, true);
       this.#incarnation = newIncarnation();
       this.#stats.reRegistrations++;
       await this.#register();
-      this.options.logger.warn('re-registered after lease loss', { reason, kept: keep.length, toReclaim: this.#toReclaim.size });
+      this.#options.logger.warn('re-registered after lease loss', { reason, kept: keep.length, toReclaim: this.#toReclaim.size });
       if (this.#state === 'fenced') this.#setState(this.#drainPromise ? 'draining' : 'active');
       for (const [sid] of keep) {
         try {
@@ -711,18 +725,18 @@ export class Fleet extends EventEmitter<FleetEvents> {
         const { epoch } = await this.#withInflight(sid, () => this.#claim(sid, '', reassert));
         this.emit('assigned', { sessionId: sid, epoch, reason: 'reclaimed' });
       } catch (err) {
-        this.options.logger.info('not reclaimed', { sessionId: sid, code: (err as WafleetError).code });
+        this.#options.logger.info('not reclaimed', { sessionId: sid, code: (err as WafleetError).code });
       }
     }
   }
 
   async #register(): Promise<void> {
-    const { options } = this;
+    const options = this.#options;
     // Set by the first refusal: the registry's adoption delay (the fleet's largest) may exceed this instance's own.
     let giveUpAt: number | undefined;
     for (;;) {
       const sentAt = performance.now();
-      const reply = await lua.register(this.#redis(), this.keys, {
+      const reply = await lua.register(this.#redis(), this.#keys, {
         instanceId: options.instanceId,
         incarnation: this.#incarnation,
         url: options.url,
@@ -759,10 +773,10 @@ export class Fleet extends EventEmitter<FleetEvents> {
   // ---- pushes, reconciliation and sweeps ----
 
   #onPush(channel: string, message: string): void {
-    const push = parsePush(this.keys, channel, message);
+    const push = parsePush(this.#keys, channel, message);
     if (!push || this.#inflight.has(push.sessionId) || this.#state === 'closed') return;
     const sid = push.sessionId;
-    const mine = push.owner === this.options.instanceId && push.incarnation === this.#incarnation;
+    const mine = push.owner === this.#options.instanceId && push.incarnation === this.#incarnation;
     if (mine && !this.#owned.has(sid)) {
       if (push.desired !== 'running' || this.#pastDeadline() || this.#state === 'fenced') return;
       this.#owned.set(sid, push.epoch);
@@ -778,13 +792,13 @@ export class Fleet extends EventEmitter<FleetEvents> {
     const incarnation = this.#incarnation;
     let reply: lua.OwnedReply;
     try {
-      reply = await lua.owned(this.#redis(), this.keys, {
-        instanceId: this.options.instanceId,
+      reply = await lua.owned(this.#redis(), this.#keys, {
+        instanceId: this.#options.instanceId,
         incarnation,
-        limit: this.options.maxSessions * 2 + 100,
+        limit: this.#options.maxSessions * 2 + 100,
       });
     } catch (err) {
-      this.options.logger.warn('reconcile failed', { err });
+      this.#options.logger.warn('reconcile failed', { err });
       return;
     }
     if (reply.code !== 'OK' || incarnation !== this.#incarnation || this.#pastDeadline()) return;
@@ -800,24 +814,24 @@ export class Fleet extends EventEmitter<FleetEvents> {
   }
 
   #scheduleSweep(): void {
-    if (this.options.mode !== 'managed' || this.#closePromise) return;
+    if (this.#options.mode !== 'managed' || this.#closePromise) return;
     const jitter = 0.8 + Math.random() * 0.4;
-    this.#sweepTimer = setTimeout(() => void this.#sweep(), Math.round(this.options.sweepIntervalMs * jitter)).unref();
+    this.#sweepTimer = setTimeout(() => void this.#sweep(), Math.round(this.#options.sweepIntervalMs * jitter)).unref();
   }
 
   async #sweep(): Promise<void> {
     try {
       if (this.#state !== 'active' && this.#state !== 'draining') return;
       if (this.#pastDeadline()) return;
-      const { options } = this;
-      const reply = await lua.sweep(this.#redis(), this.keys, { batch: options.sweepBatch });
+      const options = this.#options;
+      const reply = await lua.sweep(this.#redis(), this.#keys, { batch: options.sweepBatch });
       if (reply.code === 'OK') {
         const { placed, orphaned, deferred, instancesRemoved: removed } = reply;
         this.#stats.sweepPlaced += placed;
         if (placed || orphaned || removed) options.logger.info('sweep', { placed, orphaned, deferred, removed });
       }
     } catch (err) {
-      this.options.logger.warn('sweep failed', { err });
+      this.#options.logger.warn('sweep failed', { err });
     } finally {
       this.#scheduleSweep();
     }
@@ -826,8 +840,8 @@ export class Fleet extends EventEmitter<FleetEvents> {
   // ---- helpers ----
 
   #release(sessionId: string, mode: 'stop' | 'handoff', reason: string): Promise<lua.ReleaseReply> {
-    return lua.release(this.#redis(), this.keys, {
-      instanceId: this.options.instanceId,
+    return lua.release(this.#redis(), this.#keys, {
+      instanceId: this.#options.instanceId,
       incarnation: this.#incarnation,
       sessionId,
       mode,
@@ -842,7 +856,7 @@ export class Fleet extends EventEmitter<FleetEvents> {
   }
 
   /** The command connection (the heartbeat has its own). */
-  #redis(): RedisLike {
+  #redis(): Redis | Cluster {
     if (!this.#cmd) throw new StateError('WAFLEET_NOT_STARTED', 'Call start() first');
     return this.#cmd.client;
   }
@@ -855,7 +869,7 @@ export class Fleet extends EventEmitter<FleetEvents> {
    */
   setStopSession(stop: StopSession, options: { timeoutMs?: number } = {}): void {
     this.#stopSession = stop;
-    this.#stopTimeoutMs = options.timeoutMs ?? this.options.stopTimeoutMs;
+    this.#stopTimeoutMs = options.timeoutMs ?? this.#options.stopTimeoutMs;
   }
 
   async #stopEngine(sessionId: string, reason: 'release' | 'handoff'): Promise<void> {
@@ -906,7 +920,7 @@ export class Fleet extends EventEmitter<FleetEvents> {
 
   #fail(err: Error): void {
     if (this.listenerCount('error') > 0) this.emit('error', err);
-    else this.options.logger.error('fleet error', { err });
+    else this.#options.logger.error('fleet error', { err });
   }
 
   #clearTimers(): void {

@@ -9,7 +9,7 @@ import {
   type Logger,
   type SessionMetadata,
 } from '@wafleet/protocol';
-import type { Fleet, SessionStatus } from '../registry/fleet.js';
+import type { Fleet, FleetEvents, SessionStatus } from '../registry/fleet.js';
 import type { EngineEvent, EngineFactory, SessionEngine } from './engine.js';
 
 /** The part of a dead-man switch the supervisor drives (see `startDeadmanSwitch`). */
@@ -19,10 +19,40 @@ export interface DeadmanLike {
   untrack(sessionId: string): void;
 }
 
+/** The fleet events a supervisor listens to. */
+export type SupervisedFleetEvent = 'assigned' | 'fenced' | 'epoch' | 'renewed';
+
+/**
+ * The part of a {@link Fleet} a supervisor drives: the events that start and stop sessions, ownership checks, claim,
+ * release, status writes, the session's record (its metadata) and the stop hook. A Fleet from `createFleet()` is one;
+ * so is a test double.
+ */
+export interface SupervisedFleet extends Pick<
+  Fleet,
+  'instanceId' | 'ownedSessions' | 'owns' | 'epochOf' | 'claim' | 'release' | 'owner' | 'setStatus' | 'setStopSession'
+> {
+  on<E extends SupervisedFleetEvent>(event: E, listener: (...args: FleetEvents[E]) => void): unknown;
+}
+
+/** Members a {@link SupervisedFleet} must have as functions. */
+const FLEET_METHODS = ['on', 'ownedSessions', 'owns', 'epochOf', 'claim', 'release', 'owner', 'setStatus', 'setStopSession'] as const;
+
+function checkFleet(fleet: unknown): SupervisedFleet {
+  const f = (fleet ?? {}) as Record<string, unknown>;
+  const missing = [...(typeof f.instanceId === 'string' ? [] : ['instanceId']), ...FLEET_METHODS.filter((m) => typeof f[m] !== 'function')];
+  if (missing.length > 0) {
+    throw new ConfigError(
+      'fleet',
+      `Expected \`fleet\` to be a Fleet from createFleet() (or a SupervisedFleet), missing ${missing.join(', ')}`,
+    );
+  }
+  return fleet as SupervisedFleet;
+}
+
 /** Options of {@link createSupervisor}. */
 export interface SupervisorOptions {
-  /** The fleet whose sessions this supervisor runs. */
-  fleet: Fleet;
+  /** The fleet whose sessions this supervisor runs: a Fleet from `createFleet()`, or any {@link SupervisedFleet}. */
+  fleet: SupervisedFleet;
   /** Creates one engine per session run. */
   engine: EngineFactory;
   /** Sessions launched at once: each launch starts a browser. @default 1 */
@@ -126,7 +156,7 @@ export function createSupervisor(options: SupervisorOptions): Supervisor {
  * await supervisor.startSession('5511999990000');
  */
 export class Supervisor extends EventEmitter<SupervisorEvents> {
-  readonly #fleet: Fleet;
+  readonly #fleet: SupervisedFleet;
   readonly #factory: EngineFactory;
   readonly #o: Required<Omit<SupervisorOptions, 'fleet' | 'engine' | 'deadman' | 'onEngine' | 'logger' | 'restart'>> & {
     baseMs: number;
@@ -146,8 +176,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
   constructor(options: SupervisorOptions) {
     super();
     if (typeof options?.engine !== 'function') throw new ConfigError('engine', 'Expected `engine` to be an engine factory function');
-    if (typeof options.fleet?.claim !== 'function') throw new ConfigError('fleet', 'Expected `fleet` to be a Fleet from createFleet()');
-    this.#fleet = options.fleet;
+    this.#fleet = checkFleet(options.fleet);
     this.#factory = options.engine;
     this.#o = {
       startConcurrency: int('startConcurrency', options.startConcurrency ?? 1, 1),
@@ -394,7 +423,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     const sid = run.sessionId;
     await this.#halt(sid, 'conflict');
     const owner = await this.#fleet.owner(sid).catch(() => null);
-    const ours = owner?.live && owner.owner === this.#fleet.options.instanceId && this.#fleet.owns(sid);
+    const ours = owner?.live && owner.owner === this.#fleet.instanceId && this.#fleet.owns(sid);
     if (!ours) {
       this.#log.warn('conflict: session owned elsewhere, not restarting', { sessionId: sid });
       return;
