@@ -348,7 +348,7 @@ describe('defect 9: labels, instance URLs, error answers, idempotency records, t
     try {
       for (let i = 0; i < 5000; i++) {
         await pub.publish(
-          c.keys.events,
+          registryKeys(ns).events,
           JSON.stringify({ s: `p-${i}`, o: 'a', i: 'x', e: String(i + 1), st: 'WORKING', u: 'http://127.0.0.1:1' }),
         );
       }

@@ -33,4 +33,9 @@ describe('public types', () => {
     expectTypeOf(lookups).returns.toHaveProperty('route').resolves.toEqualTypeOf<OwnerRoute | null>();
     expectTypeOf(lookups).returns.toHaveProperty('record').resolves.toEqualTypeOf<SessionOwner | null>();
   });
+
+  it('a FleetClient keeps its resolved options and registry keys to itself', () => {
+    expectTypeOf<FleetClient>().not.toHaveProperty('options');
+    expectTypeOf<FleetClient>().not.toHaveProperty('keys');
+  });
 });

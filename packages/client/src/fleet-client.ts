@@ -210,8 +210,8 @@ export interface FleetClientEvents {
  * const res = await fleet.fetch('5511999990000', '/messages', { method: 'POST', body, headers: { 'idempotency-key': id } });
  */
 export class FleetClient extends EventEmitter<FleetClientEvents> {
-  readonly options: Readonly<Resolved>;
-  readonly keys: RegistryKeys;
+  readonly #options: Readonly<Resolved>;
+  readonly #keys: RegistryKeys;
   /** Owners by session: full records from registry reads, routes from pushes (`lookup` reads those again). */
   readonly #cache = new Map<string, { value: OwnerRoute | SessionOwner | null; at: number }>();
   /** Registry reads in flight per session, and the pushes that arrived meanwhile: a read that raced a push never overwrites it. */
@@ -231,12 +231,12 @@ export class FleetClient extends EventEmitter<FleetClientEvents> {
 
   constructor(options: FleetClientOptions) {
     super();
-    this.options = Object.freeze(resolveOptions(options));
-    this.keys = registryKeys(this.options.namespace, this.options.redis.db);
+    this.#options = Object.freeze(resolveOptions(options));
+    this.#keys = registryKeys(this.#options.namespace, this.#options.redis.db);
     this.#agent = new Agent({
-      connections: this.options.connectionsPerInstance,
+      connections: this.#options.connectionsPerInstance,
       keepAliveTimeout: 30_000,
-      headersTimeout: this.options.requestTimeoutMs,
+      headersTimeout: this.#options.requestTimeoutMs,
     });
   }
 
@@ -253,16 +253,16 @@ export class FleetClient extends EventEmitter<FleetClientEvents> {
   }
 
   async #connect(): Promise<void> {
-    const timing = { commandTimeoutMs: this.options.commandTimeoutMs, heartbeatIntervalMs: this.options.commandTimeoutMs };
-    this.#cmd = connect(this.options.redis, 'command', timing);
-    this.#sub = connect(this.options.redis, 'subscriber', timing);
+    const timing = { commandTimeoutMs: this.#options.commandTimeoutMs, heartbeatIntervalMs: this.#options.commandTimeoutMs };
+    this.#cmd = connect(this.#options.redis, 'command', timing);
+    this.#sub = connect(this.#options.redis, 'subscriber', timing);
     for (const conn of [this.#cmd, this.#sub]) {
-      if (conn.owned) conn.client.on('error', (err: Error) => this.options.logger.debug('redis connection error', { err }));
-      await open(conn, this.options.redis);
+      if (conn.owned) conn.client.on('error', (err: Error) => this.#options.logger.debug('redis connection error', { err }));
+      await open(conn, this.#options.redis);
     }
     const sub = this.#sub.client;
     sub.on('message', (channel: string, message: string) => this.#onPush(channel, message));
-    await sub.subscribe(this.keys.events);
+    await sub.subscribe(this.#keys.events);
     // Attached after the first connect, so every 'ready' is a reconnect. Pushes sent while the subscriber was away
     // are lost: forget everything cached before it came back.
     sub.on('ready', () => {
@@ -294,7 +294,7 @@ export class FleetClient extends EventEmitter<FleetClientEvents> {
     this.#stats.lookups++;
     const entry = this.#cache.get(sessionId);
     const usable = entry && (!full || entry.value === null || isRecord(entry.value));
-    if (usable && performance.now() - entry.at < this.options.maxStalenessMs) {
+    if (usable && performance.now() - entry.at < this.#options.maxStalenessMs) {
       this.#stats.cacheHits++;
       return entry.value;
     }
@@ -311,7 +311,7 @@ export class FleetClient extends EventEmitter<FleetClientEvents> {
     const pushesBefore = track.pushes;
     let found: SessionOwner | null;
     try {
-      found = await lookupOwner(this.#cmd!.client, this.keys, sessionId);
+      found = await lookupOwner(this.#cmd!.client, this.#keys, sessionId);
     } finally {
       if (--track.readers === 0) this.#reads.delete(sessionId);
     }
@@ -322,11 +322,11 @@ export class FleetClient extends EventEmitter<FleetClientEvents> {
   #remember(sessionId: string, value: OwnerRoute | null): void {
     this.#cache.delete(sessionId);
     this.#cache.set(sessionId, { value, at: performance.now() });
-    if (this.#cache.size > this.options.maxCacheEntries) this.#cache.delete(this.#cache.keys().next().value!);
+    if (this.#cache.size > this.#options.maxCacheEntries) this.#cache.delete(this.#cache.keys().next().value!);
   }
 
   #onPush(channel: string, message: string): void {
-    const push = parsePush(this.keys, channel, message);
+    const push = parsePush(this.#keys, channel, message);
     if (!push) return;
     const sid = push.sessionId;
     this.#stats.pushes++;
@@ -376,7 +376,7 @@ export class FleetClient extends EventEmitter<FleetClientEvents> {
     const method = (init.method ?? 'GET').toUpperCase();
     const headers = new Headers(init.headers);
     const retryable = IDEMPOTENT.has(method) || headers.has('idempotency-key');
-    const deadline = performance.now() + this.options.failoverTimeoutMs;
+    const deadline = performance.now() + this.#options.failoverTimeoutMs;
 
     let owner = await this.#route(sessionId, false);
     if (!owner?.live || !owner.ownerUrl) owner = await this.#awaitOwner(sessionId, undefined, deadline);
@@ -404,7 +404,7 @@ export class FleetClient extends EventEmitter<FleetClientEvents> {
       this.#cache.delete(sessionId);
       this.#stats.failovers++;
       const next = await this.#awaitOwner(sessionId, owner, deadline);
-      this.options.logger.info('failover', {
+      this.#options.logger.info('failover', {
         from: owner.owner,
         to: next.owner,
         reason: outcome.abandoned ? 'moved' : error ? connectionErrorCode(error) : response?.status,
@@ -423,7 +423,7 @@ export class FleetClient extends EventEmitter<FleetClientEvents> {
   ): Promise<Outcome> {
     headers.set('x-wafleet-epoch', owner.epoch);
     const moved = new AbortController();
-    const signals = [AbortSignal.timeout(this.options.requestTimeoutMs), moved.signal];
+    const signals = [AbortSignal.timeout(this.#options.requestTimeoutMs), moved.signal];
     if (init.signal) signals.push(init.signal as AbortSignal);
     const attempt: InFlightAttempt = { owner, abandon: () => moved.abort() };
     // Only an attempt that may be sent again is abandoned; the others wait for their one answer.
@@ -510,7 +510,7 @@ export class FleetClient extends EventEmitter<FleetClientEvents> {
       const moved = !previous || current?.owner !== previous.owner || current?.epoch !== previous.epoch;
       if (current?.live && current.ownerUrl && moved) return current;
       const remaining = deadline - performance.now();
-      if (remaining <= 0) throw new FailoverTimeoutError(sessionId, this.options.failoverTimeoutMs);
+      if (remaining <= 0) throw new FailoverTimeoutError(sessionId, this.#options.failoverTimeoutMs);
       await this.#nextPush(sessionId, Math.min(remaining, 250));
     }
   }
@@ -543,13 +543,13 @@ export class FleetClient extends EventEmitter<FleetClientEvents> {
   ): Promise<PlaceResult> {
     validateSessionId(sessionId);
     await this.connect();
-    return placeSession(this.#cmd!.client, this.keys, sessionId, options, { quarantineWaitMs: this.options.quarantineWaitMs });
+    return placeSession(this.#cmd!.client, this.#keys, sessionId, options, { quarantineWaitMs: this.#options.quarantineWaitMs });
   }
 
   /** Every registered instance with its load and capacity. */
   async instances(): Promise<InstanceInfo[]> {
     await this.connect();
-    return listInstances(this.#cmd!.client, this.keys);
+    return listInstances(this.#cmd!.client, this.#keys);
   }
 
   /**
