@@ -57,8 +57,9 @@ describe('outbox under kill -9 and receiver outages (G6)', () => {
         await child.waitFor((m) => m.ev === 'drained', 120_000);
       }
       for (const m of child.messages) if (typeof m.ack === 'number') acked.add(m.ack);
-      // Continue after the last acknowledged event; an enqueued but unacknowledged one may be sent twice.
-      next = Math.max(next, ...acked) + 1;
+      // Continue after the last acknowledged event; an enqueued but unacknowledged one may be sent twice. A life killed
+      // before its first acknowledgement starts the next one at the same number (not one further, which skipped it).
+      next = Math.max(0, ...acked) + 1;
       if (life === KILLS) await child.kill('SIGKILL');
     }
     await waitUntil(() => [...acked].every((n) => seen.has(n)), { timeoutMs: 30_000, message: 'acknowledged events were lost' });

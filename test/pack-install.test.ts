@@ -170,7 +170,7 @@ describe('packed tarballs installed with npm', () => {
       );
       expect(JSON.parse(stdout)).toEqual({
         placed: 'assigned',
-        owner: { instanceId: 'wa-1', url: 'http://127.0.0.1:3000', live: true, sameEpoch: true },
+        owner: { owner: 'wa-1', ownerUrl: 'http://127.0.0.1:3000', live: true, sameEpoch: true },
         oneProtocol: true,
         guard: 'function',
         idempotency: 'function',
