@@ -4,7 +4,7 @@
 //   node scripts/pack.mjs [--out <dir>] [--json]     (pnpm run pack builds first)
 //
 // Fails when a package is not built, when a packed manifest still says `workspace:` or names a private package, when
-// a tarball holds `src/`, a test file or a stale dist file, or when the packages' CommonJS guards (require-esm.cjs) differ.
+// a tarball holds `src/`, a test file or a stale dist file.
 import { execFile } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
@@ -58,11 +58,7 @@ async function problems(name, dir, tarball) {
   return { found, entries };
 }
 
-const guards = new Set(publicPackages.map(({ dir }) => readFileSync(join(dir, 'require-esm.cjs'), 'utf8')));
-const before = [
-  ...publicPackages.flatMap(unbuilt),
-  ...(guards.size === 1 ? [] : ['require-esm.cjs differs between packages: they must stay copies of one file']),
-];
+const before = publicPackages.flatMap(unbuilt);
 if (before.length > 0) {
   console.error(before.join('\n'));
   process.exit(1);

@@ -1,3 +1,3 @@
 'use strict';
-// require('@wafleet/client') from CommonJS: the ES module itself on Node >= 20.19, else a clear error (require-esm.cjs).
-module.exports = require('./require-esm.cjs')('@wafleet/client', () => require('./dist/index.js'));
+// require('@wafleet/client') from CommonJS: the ES module itself on Node >= 20.19, else a clear error (@wafleet/protocol/require-esm).
+module.exports = require('@wafleet/protocol/require-esm')('@wafleet/client', () => require('./dist/index.js'));

@@ -1,3 +1,3 @@
 'use strict';
-// require('@wafleet/sim/wwebjs') from CommonJS: the ES module itself on Node >= 20.19, else a clear error (require-esm.cjs).
-module.exports = require('./require-esm.cjs')('@wafleet/sim/wwebjs', () => require('./dist/wwebjs-client.js'));
+// require('@wafleet/sim/wwebjs') from CommonJS: the ES module itself on Node >= 20.19, else a clear error (@wafleet/protocol/require-esm).
+module.exports = require('@wafleet/protocol/require-esm')('@wafleet/sim/wwebjs', () => require('./dist/wwebjs-client.js'));

@@ -21,12 +21,12 @@
 ]]
 --@include common
 local batch = tonumber(ARGV[1])
-local adopt_delay = fleet_fact(KEYS[6], 'adoptionDelayMs')
-local base, max_delay = fleet_fact(KEYS[6], 'placementRetryMs'), fleet_fact(KEYS[6], 'placementRetryMaxMs')
+local facts = fleet_facts(KEYS[6])
+local adopt_delay = facts.adoptionDelayMs
+local base, max_delay = facts.placementRetryMs, facts.placementRetryMaxMs
 local keys_ = { instances = KEYS[1], info = KEYS[2], owned = KEYS[3], sessions = KEYS[4], pending = KEYS[5] }
 local now = now_ms()
-local q = in_quarantine(KEYS[6], now)
-if q then return { QUARANTINE, q - now } end
+if facts.quarantineUntil > now then return { QUARANTINE, facts.quarantineUntil - now } end
 
 local orphaned, removed, budget = 0, 0, batch
 for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now - adopt_delay, 'LIMIT', 0, 16)) do
@@ -53,7 +53,7 @@ end
 local placed, deferred = 0, 0
 for _, sid in ipairs(redis.call('ZRANGEBYSCORE', KEYS[5], '-inf', now, 'LIMIT', 0, batch)) do
   local rec = get_json(KEYS[4], sid)
-  local state = owner_state(KEYS[1], KEYS[2], KEYS[6], rec, now)
+  local state = owner_state(KEYS[1], KEYS[2], KEYS[6], rec, now, adopt_delay)
   if rec == nil or rec.desired ~= 'running' or state ~= 'free' then
     redis.call('ZREM', KEYS[5], sid)
   else

@@ -14,7 +14,7 @@ final class Scripts
     public const LOOKUP = [
         'name' => 'lookup',
         'numberOfKeys' => 3,
-        'sha' => 'b36e90766cb70c3890181882fa0ec280ee6ad8a2',
+        'sha' => '8d94d32833d6c592cc06da4dfccb4a4237dc92e1',
         'lua' => '-- wafleet 0.1.0 lookup
 --[[
   Reads a session\'s owner in one round trip: the record, the owner\'s URL and whether its lease is valid.
@@ -98,14 +98,25 @@ local function fleet_fact(meta_key, name)
   return tonumber(redis.call(\'HGET\', meta_key, name) or \'\') or FACT_DEFAULTS[name]
 end
 
+-- Every fact plus quarantineUntil in one read (the sweep runs every second on every instance).
+local function fleet_facts(meta_key)
+  local v = redis.call(\'HMGET\', meta_key, \'quarantineUntil\', \'adoptionDelayMs\', \'placementRetryMs\', \'placementRetryMaxMs\')
+  local facts = { quarantineUntil = tonumber(v[1] or \'\') or 0 }
+  facts.adoptionDelayMs = tonumber(v[2] or \'\') or FACT_DEFAULTS.adoptionDelayMs
+  facts.placementRetryMs = tonumber(v[3] or \'\') or FACT_DEFAULTS.placementRetryMs
+  facts.placementRetryMaxMs = tonumber(v[4] or \'\') or FACT_DEFAULTS.placementRetryMaxMs
+  return facts
+end
+
 local function raise_fact(meta_key, name, value)
   local current = tonumber(redis.call(\'HGET\', meta_key, name) or \'\')
   if current == nil or value > current then redis.call(\'HSET\', meta_key, name, value) end
 end
 
 -- \'live\': the recorded owner incarnation holds its lease; \'expiring\': dead, but adoption must wait until
--- retry_at; \'free\': nobody owns it, or the owner\'s lease is dead for longer than the fleet\'s adoption delay.
-local function owner_state(instances_key, info_key, meta_key, rec, now)
+-- retry_at; \'free\': nobody owns it, or the owner\'s lease is dead for longer than the fleet\'s adoption delay
+-- (`adopt_delay` when the caller has read it already, else read from meta).
+local function owner_state(instances_key, info_key, meta_key, rec, now, adopt_delay)
   if rec == nil or rec.owner == nil or rec.owner == \'\' then return \'free\', 0 end
   local deadline = redis.call(\'ZSCORE\', instances_key, rec.owner)
   local info = get_json(info_key, rec.owner)
@@ -113,7 +124,7 @@ local function owner_state(instances_key, info_key, meta_key, rec, now)
   -- A new incarnation registers only after the old one\'s deadline + adoption delay, so a mismatch means free.
   if info.inc ~= rec.inc then return \'free\', 0 end
   deadline = tonumber(deadline)
-  local adopt_delay = fleet_fact(meta_key, \'adoptionDelayMs\')
+  adopt_delay = adopt_delay or fleet_fact(meta_key, \'adoptionDelayMs\')
   if deadline > now then return \'live\', deadline + adopt_delay end
   if deadline + adopt_delay > now then return \'expiring\', deadline + adopt_delay end
   return \'free\', 0
@@ -285,7 +296,7 @@ return {
     public const INSTANCES = [
         'name' => 'instances',
         'numberOfKeys' => 3,
-        'sha' => '88dc03ee934090cc40b087b8b09dc20db97e8041',
+        'sha' => '6cecac3c67e487ecb163353d0eff210ab2beb4fc',
         'lua' => '-- wafleet 0.1.0 instances
 --[[
   Lists registered instances with their load, in one round trip.
@@ -365,14 +376,25 @@ local function fleet_fact(meta_key, name)
   return tonumber(redis.call(\'HGET\', meta_key, name) or \'\') or FACT_DEFAULTS[name]
 end
 
+-- Every fact plus quarantineUntil in one read (the sweep runs every second on every instance).
+local function fleet_facts(meta_key)
+  local v = redis.call(\'HMGET\', meta_key, \'quarantineUntil\', \'adoptionDelayMs\', \'placementRetryMs\', \'placementRetryMaxMs\')
+  local facts = { quarantineUntil = tonumber(v[1] or \'\') or 0 }
+  facts.adoptionDelayMs = tonumber(v[2] or \'\') or FACT_DEFAULTS.adoptionDelayMs
+  facts.placementRetryMs = tonumber(v[3] or \'\') or FACT_DEFAULTS.placementRetryMs
+  facts.placementRetryMaxMs = tonumber(v[4] or \'\') or FACT_DEFAULTS.placementRetryMaxMs
+  return facts
+end
+
 local function raise_fact(meta_key, name, value)
   local current = tonumber(redis.call(\'HGET\', meta_key, name) or \'\')
   if current == nil or value > current then redis.call(\'HSET\', meta_key, name, value) end
 end
 
 -- \'live\': the recorded owner incarnation holds its lease; \'expiring\': dead, but adoption must wait until
--- retry_at; \'free\': nobody owns it, or the owner\'s lease is dead for longer than the fleet\'s adoption delay.
-local function owner_state(instances_key, info_key, meta_key, rec, now)
+-- retry_at; \'free\': nobody owns it, or the owner\'s lease is dead for longer than the fleet\'s adoption delay
+-- (`adopt_delay` when the caller has read it already, else read from meta).
+local function owner_state(instances_key, info_key, meta_key, rec, now, adopt_delay)
   if rec == nil or rec.owner == nil or rec.owner == \'\' then return \'free\', 0 end
   local deadline = redis.call(\'ZSCORE\', instances_key, rec.owner)
   local info = get_json(info_key, rec.owner)
@@ -380,7 +402,7 @@ local function owner_state(instances_key, info_key, meta_key, rec, now)
   -- A new incarnation registers only after the old one\'s deadline + adoption delay, so a mismatch means free.
   if info.inc ~= rec.inc then return \'free\', 0 end
   deadline = tonumber(deadline)
-  local adopt_delay = fleet_fact(meta_key, \'adoptionDelayMs\')
+  adopt_delay = adopt_delay or fleet_fact(meta_key, \'adoptionDelayMs\')
   if deadline > now then return \'live\', deadline + adopt_delay end
   if deadline + adopt_delay > now then return \'expiring\', deadline + adopt_delay end
   return \'free\', 0

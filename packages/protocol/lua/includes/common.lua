@@ -67,14 +67,25 @@ local function fleet_fact(meta_key, name)
   return tonumber(redis.call('HGET', meta_key, name) or '') or FACT_DEFAULTS[name]
 end
 
+-- Every fact plus quarantineUntil in one read (the sweep runs every second on every instance).
+local function fleet_facts(meta_key)
+  local v = redis.call('HMGET', meta_key, 'quarantineUntil', 'adoptionDelayMs', 'placementRetryMs', 'placementRetryMaxMs')
+  local facts = { quarantineUntil = tonumber(v[1] or '') or 0 }
+  facts.adoptionDelayMs = tonumber(v[2] or '') or FACT_DEFAULTS.adoptionDelayMs
+  facts.placementRetryMs = tonumber(v[3] or '') or FACT_DEFAULTS.placementRetryMs
+  facts.placementRetryMaxMs = tonumber(v[4] or '') or FACT_DEFAULTS.placementRetryMaxMs
+  return facts
+end
+
 local function raise_fact(meta_key, name, value)
   local current = tonumber(redis.call('HGET', meta_key, name) or '')
   if current == nil or value > current then redis.call('HSET', meta_key, name, value) end
 end
 
 -- 'live': the recorded owner incarnation holds its lease; 'expiring': dead, but adoption must wait until
--- retry_at; 'free': nobody owns it, or the owner's lease is dead for longer than the fleet's adoption delay.
-local function owner_state(instances_key, info_key, meta_key, rec, now)
+-- retry_at; 'free': nobody owns it, or the owner's lease is dead for longer than the fleet's adoption delay
+-- (`adopt_delay` when the caller has read it already, else read from meta).
+local function owner_state(instances_key, info_key, meta_key, rec, now, adopt_delay)
   if rec == nil or rec.owner == nil or rec.owner == '' then return 'free', 0 end
   local deadline = redis.call('ZSCORE', instances_key, rec.owner)
   local info = get_json(info_key, rec.owner)
@@ -82,7 +93,7 @@ local function owner_state(instances_key, info_key, meta_key, rec, now)
   -- A new incarnation registers only after the old one's deadline + adoption delay, so a mismatch means free.
   if info.inc ~= rec.inc then return 'free', 0 end
   deadline = tonumber(deadline)
-  local adopt_delay = fleet_fact(meta_key, 'adoptionDelayMs')
+  adopt_delay = adopt_delay or fleet_fact(meta_key, 'adoptionDelayMs')
   if deadline > now then return 'live', deadline + adopt_delay end
   if deadline + adopt_delay > now then return 'expiring', deadline + adopt_delay end
   return 'free', 0
