@@ -59,7 +59,7 @@ async function refusal(run: () => Promise<unknown>): Promise<WafleetError> {
  * Redis checks one by one), its namespace's keys and its channel, nothing else.
  */
 const COMMANDS =
-  '+evalsha +eval +subscribe +info +select +hdel +hget +hset +publish +time +zadd +zlexcount +zrange +zrangebylex +zrangebyscore +zrem +zscore';
+  '+evalsha +eval +subscribe +info +select +hdel +hget +hmget +hset +publish +time +zadd +zlexcount +zrange +zrangebylex +zrangebyscore +zrem +zscore';
 const instanceAcl = (ns: string, password: string) => [
   `>${password}`,
   ...`on resetkeys ~{wafleet:${ns}}:* ~wafleet:${ns}:idem:* resetchannels &{wafleet:${ns}}:events* nocommands ${COMMANDS} +get +set +del`.split(
