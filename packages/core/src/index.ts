@@ -97,7 +97,7 @@ export type { AdoptOrphansOptions, AdoptedOutbox } from './outbox/orphans.js';
 export { SqliteOutboxStore, OutboxStoreError } from './outbox/sqlite-store.js';
 export type { OutboxStore, EventRow, NewEvent, ReplayFilter, StoreCounts } from './outbox/store.js';
 export { DEFAULT_SCHEDULE_MS } from './outbox/schedule.js';
-export type { EngineEvent, EngineContext, SessionEngine, EngineFactory } from './supervisor/engine.js';
+export type { EngineEvent, EngineContext, EngineStopReason, SessionEngine, EngineFactory } from './supervisor/engine.js';
 export {
   createSupervisor,
   Supervisor,

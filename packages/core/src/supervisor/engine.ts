@@ -34,14 +34,30 @@ export interface EngineContext {
 }
 
 /**
+ * Why the supervisor stops an engine. An engine that keeps the session's login data may save it first when the
+ * session goes on elsewhere or again (`handoff`, `shutdown`, `restart`); never when it was `fenced` (another instance
+ * may own it now: a save would be refused at commit anyway) or `ended` (logout, conflict, crash).
+ * - `handoff`: the fleet hands the session to another instance (drain, close)
+ * - `shutdown`: the supervisor closes; the fleet hands the session off next
+ * - `restart`: restarted on this instance
+ * - `release`: stopped by request (desired stopped)
+ * - `fenced`: this instance lost the session (lease lost, taken)
+ * - `ended`: the engine ended the run itself (logout, conflict, crash)
+ */
+export type EngineStopReason = 'handoff' | 'shutdown' | 'restart' | 'release' | 'fenced' | 'ended';
+
+/**
  * One run of one session (a whatsapp-web.js `Client`, a simulated engine). The supervisor creates a new engine for
  * every start and never reuses a stopped one.
  */
 export interface SessionEngine {
   /** Launches the session; resolves once launched (readiness arrives later as a `ready` event). */
   start(): Promise<void>;
-  /** Stops the session and closes its browser; must be safe to call at any time and more than once. */
-  stop(): Promise<void>;
+  /**
+   * Stops the session and closes its browser; must be safe to call at any time and more than once (the first call's
+   * `reason` counts). Engines written before `reason` existed may ignore it.
+   */
+  stop(reason?: EngineStopReason): Promise<void>;
   /** Health probe: resolves true when the engine answers as connected; false or a rejection marks a zombie. */
   probe(): Promise<boolean>;
 }

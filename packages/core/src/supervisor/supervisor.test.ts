@@ -3,7 +3,7 @@ import { waitUntil } from '@wafleet/test-utils';
 import { describe, expect, it } from 'vitest';
 import type { FleetEvents, Ownership, SessionOwner, SessionStatus } from '../registry/fleet.js';
 import type { StopSession } from '../registry/options.js';
-import type { EngineContext, SessionEngine } from './engine.js';
+import type { EngineContext, EngineStopReason, SessionEngine } from './engine.js';
 import { createSupervisor, type SupervisedFleet } from './supervisor.js';
 
 /** An in-memory fleet of one instance: no Redis, only what a supervisor drives. */
@@ -52,15 +52,19 @@ class FleetDouble extends EventEmitter<FleetEvents> implements SupervisedFleet {
 function engines() {
   const started: EngineContext[] = [];
   const stopped: string[] = [];
+  const reasons: Array<[string, EngineStopReason | undefined]> = [];
   const factory = (ctx: EngineContext): SessionEngine => ({
     start: async () => {
       started.push(ctx);
       ctx.report({ type: 'ready' });
     },
-    stop: async () => void stopped.push(ctx.sessionId),
+    stop: async (reason) => {
+      stopped.push(ctx.sessionId);
+      reasons.push([ctx.sessionId, reason]);
+    },
     probe: async () => true,
   });
-  return { factory, started, stopped };
+  return { factory, started, stopped, reasons };
 }
 
 describe('Supervisor with a SupervisedFleet', () => {
@@ -90,6 +94,30 @@ describe('Supervisor with a SupervisedFleet', () => {
     expect(fleet.released).toEqual(['s1']);
     expect(engine.stopped).toEqual(['s2', 's1']);
     await supervisor.close();
+  });
+
+  it('tells the engine why it stops, so one that keeps login data saves only when the session goes on', async () => {
+    const fleet = new FleetDouble();
+    const engine = engines();
+    const supervisor = createSupervisor({ fleet, engine: engine.factory, probeIntervalMs: 0 });
+    supervisor.start();
+    for (const sid of ['h', 'f', 'r', 'x', 'c']) await supervisor.startSession(sid);
+    await waitUntil(() => ['h', 'f', 'r', 'x', 'c'].every((sid) => supervisor.session(sid)?.status === 'WORKING'));
+    await fleet.stop!('h', 'handoff');
+    fleet.owned.delete('f');
+    fleet.emit('fenced', { sessionIds: ['f'], reason: 'taken' });
+    await waitUntil(() => supervisor.session('f')?.status === 'STOPPED');
+    await supervisor.restartSession('r');
+    await supervisor.stopSession('x');
+    await supervisor.close();
+    expect(engine.reasons).toEqual([
+      ['h', 'handoff'],
+      ['f', 'fenced'],
+      ['r', 'restart'],
+      ['x', 'release'],
+      ['r', 'shutdown'],
+      ['c', 'shutdown'],
+    ]);
   });
 
   it('refuses a fleet without a member it drives, naming what is missing', () => {

@@ -10,7 +10,7 @@ import {
   type SessionMetadata,
 } from '@wafleet/protocol';
 import type { Fleet, FleetEvents, SessionStatus } from '../registry/fleet.js';
-import type { EngineEvent, EngineFactory, SessionEngine } from './engine.js';
+import type { EngineEvent, EngineFactory, EngineStopReason, SessionEngine } from './engine.js';
 
 /** The part of a dead-man switch the supervisor drives (see `startDeadmanSwitch`). */
 export interface DeadmanLike {
@@ -202,7 +202,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     const fleet = this.#fleet;
     fleet.on('assigned', ({ sessionId, epoch }) => this.#want(sessionId, epoch));
     fleet.on('fenced', ({ sessionIds, reason }) => {
-      for (const sid of sessionIds) void this.#halt(sid, `fenced: ${reason}`);
+      for (const sid of sessionIds) void this.#halt(sid, `fenced: ${reason}`, 'fenced');
     });
     // Re-asserted after Redis lost its data: the engine kept running, but the new record says STARTING.
     fleet.on('epoch', ({ sessionId, epoch }) => {
@@ -232,14 +232,14 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     validateSessionId(sessionId);
     const run = this.#runs.get(sessionId);
     if (run) this.#giveUp(run, stopReason('stopped by request'));
-    await this.#halt(sessionId, 'stop requested');
+    await this.#halt(sessionId, 'stop requested', 'release');
     if (this.#fleet.owns(sessionId)) await this.#fleet.release(sessionId);
   }
 
   /** Stops and launches the session again (a fresh engine). */
   async restartSession(sessionId: string): Promise<void> {
     validateSessionId(sessionId);
-    await this.#halt(sessionId, 'restart requested');
+    await this.#halt(sessionId, 'restart requested', 'restart');
     const run = this.#runs.get(sessionId);
     if (run) run.failures = 0;
     await this.startSession(sessionId);
@@ -271,7 +271,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
   close(): Promise<void> {
     this.#closed = true;
     this.#closePromise ??= (async () => {
-      await Promise.all([...this.#runs.keys()].map((sid) => this.#halt(sid, 'supervisor closed')));
+      await Promise.all([...this.#runs.keys()].map((sid) => this.#halt(sid, 'supervisor closed', 'shutdown')));
       await Promise.all([...this.#runs.values()].map((run) => run.writes.catch(() => undefined)));
     })();
     return this.#closePromise;
@@ -364,7 +364,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     }
     if (generation !== run.generation) {
       // Fenced or stopped while the engine was being created: it must never run.
-      await engine.stop().catch(() => undefined);
+      await engine.stop('fenced').catch(() => undefined);
       return;
     }
     run.engine = engine;
@@ -407,7 +407,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
       case 'logout':
         // The phone logged the session out: restarting would only show a QR code nobody asked for.
         this.#giveUp(run, stopReason('logged out', event.reason));
-        void this.#halt(run.sessionId, `logout: ${event.reason}`).then(() => this.#releaseStopped(run));
+        void this.#halt(run.sessionId, `logout: ${event.reason}`, 'ended').then(() => this.#releaseStopped(run));
         break;
       case 'conflict':
         void this.#onConflict(run);
@@ -421,7 +421,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
   /** CONFLICT: another client runs this session. Stop first; reconnect only if the registry still says it is ours. */
   async #onConflict(run: Run): Promise<void> {
     const sid = run.sessionId;
-    await this.#halt(sid, 'conflict');
+    await this.#halt(sid, 'conflict', 'ended');
     const owner = await this.#fleet.owner(sid).catch(() => null);
     const ours = owner?.live && owner.owner === this.#fleet.instanceId && this.#fleet.owns(sid);
     if (!ours) {
@@ -438,7 +438,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     this.#clearTimers(run);
     run.failures++;
     this.#log.warn('session engine crashed', { sessionId: run.sessionId, reason });
-    void this.#stopEngine(run).then(() => {
+    void this.#stopEngine(run, 'ended').then(() => {
       if (current !== run.generation) return; // halted or relaunched meanwhile
       // Giving up is recorded with the FAILED status itself: desired stopped, so no other instance adopts it.
       const gaveUp = run.failures >= this.#o.maxAttempts;
@@ -485,7 +485,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
   // ---- stopping ----
 
   /** Stops the engine now. Records are written only while this instance still owns the session. */
-  async #halt(sessionId: string, reason: string): Promise<void> {
+  async #halt(sessionId: string, reason: string, engineReason: EngineStopReason): Promise<void> {
     const run = this.#runs.get(sessionId);
     if (!run) return;
     run.generation++;
@@ -494,7 +494,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     const hadEngine = run.engine !== undefined;
     // A session that gave up has nothing running: it stays FAILED, so its record keeps saying so (e.g. on handoff).
     const gaveUp = !hadEngine && run.status === 'FAILED' && run.desired === 'stopped';
-    await this.#stopEngine(run);
+    await this.#stopEngine(run, engineReason);
     if (hadEngine || (run.status !== 'STOPPED' && !gaveUp)) this.#transition(run, 'STOPPED', reason);
     this.#settle(run);
   }
@@ -504,7 +504,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     const run = this.#runs.get(sessionId);
     if (run && reason === 'release') this.#giveUp(run, run.reason || stopReason('stopped by request'));
     else if (run) run.desired = 'stopped';
-    await this.#halt(sessionId, reason);
+    await this.#halt(sessionId, reason, reason);
     // A handed-off session is another instance's now; a released one stays visible as STOPPED.
     if (reason === 'handoff') this.#runs.delete(sessionId);
   }
@@ -517,18 +517,18 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     await this.#fleet.release(run.sessionId, { reason }).catch((err: Error) => this.#log.warn('release after logout failed', { err }));
   }
 
-  #stopEngine(run: Run): Promise<void> {
+  #stopEngine(run: Run, reason: EngineStopReason): Promise<void> {
     const engine = run.engine;
     if (!engine) return run.stopping;
     run.engine = undefined;
-    run.stopping = this.#stop(run, engine);
+    run.stopping = this.#stop(run, engine, reason);
     return run.stopping;
   }
 
-  async #stop(run: Run, engine: SessionEngine): Promise<void> {
+  async #stop(run: Run, engine: SessionEngine, reason: EngineStopReason): Promise<void> {
     let timeout: NodeJS.Timeout | undefined;
     const stopped = await Promise.race([
-      engine.stop().then(
+      engine.stop(reason).then(
         () => true,
         () => true,
       ),
