@@ -16,7 +16,7 @@ async function bind(options: WwebjsEngineOptions = {}, clientOptions = {}) {
   const client = localClient(sessionId, tempDir('wafleet-wwebjs-unit-'), clientOptions);
   const before = Object.fromEntries(CLIENT_EVENTS.map((e) => [e, client.listenerCount(e)]));
   const events: EngineEvent[] = [];
-  const context: EngineContext = { sessionId, epoch: '7', metadata: {}, report: (e) => events.push(e) };
+  const context: EngineContext = { sessionId, epoch: '7', metadata: {}, report: (e) => events.push(e), owns: () => true };
   const engine: SessionEngine = await createWwebjsEngine(() => client, options)(context);
   return { client, engine, events, before };
 }
@@ -124,7 +124,7 @@ describe('createWwebjsEngine configuration', () => {
     const factory = createWwebjsEngine(() => client);
     let thrown: unknown;
     try {
-      await factory({ sessionId: 'takeover', epoch: '1', metadata: {}, report: () => {} });
+      await factory({ sessionId: 'takeover', epoch: '1', metadata: {}, report: () => {}, owns: () => true });
     } catch (error) {
       thrown = error;
     }
@@ -138,13 +138,13 @@ describe('createWwebjsEngine configuration', () => {
     const engine = await createWwebjsEngine(async ({ metadata }) => {
       seen.push(metadata);
       return client;
-    })({ sessionId: 'async', epoch: '1', metadata: { workspace: 'w-1' }, report: () => {} });
+    })({ sessionId: 'async', epoch: '1', metadata: { workspace: 'w-1' }, report: () => {}, owns: () => true });
     expect(seen).toEqual([{ workspace: 'w-1' }]);
     await engine.stop();
     const failing = createWwebjsEngine(async () => {
       throw new Error('database unreachable');
     });
-    const thrown = await failing({ sessionId: 'async-2', epoch: '1', metadata: {}, report: () => {} }).catch((e: unknown) => e);
+    const thrown = await failing({ sessionId: 'async-2', epoch: '1', metadata: {}, report: () => {}, owns: () => true }).catch((e: unknown) => e);
     expect(thrown).toBeInstanceOf(Error);
     expect((thrown as { code?: string }).code).toBeUndefined();
     expect((thrown as Error).message).toMatch(/database unreachable/);
@@ -154,7 +154,7 @@ describe('createWwebjsEngine configuration', () => {
     const factory = createWwebjsEngine(({ sessionId }) => new Client({ authStrategy: new LocalAuth({ clientId: `${sessionId}@c.us` }) }));
     let thrown: unknown;
     try {
-      await factory({ sessionId: 'jid', epoch: '1', metadata: {}, report: () => {} });
+      await factory({ sessionId: 'jid', epoch: '1', metadata: {}, report: () => {}, owns: () => true });
     } catch (error) {
       thrown = error;
     }
