@@ -12,6 +12,7 @@ import {
   type SessionEngine,
 } from '@wafleet/core';
 import type { Client } from 'whatsapp-web.js';
+import { completeRestore } from './complete-restore.js';
 
 /** Options of {@link createWwebjsEngine}. */
 export interface WwebjsEngineOptions {
@@ -189,6 +190,7 @@ class WwebjsEngine implements SessionEngine {
     this.#options = options;
     const strategy = (client as unknown as { authStrategy?: AuthStrategy }).authStrategy;
     this.#backup = strategy && serializeBackups(strategy, options.log, context.sessionId);
+    if (strategy) completeRestore(strategy as Parameters<typeof completeRestore>[0], options.log);
     this.#profileDir = strategy && localProfileDir(strategy);
     this.#watchClient();
     this.#watchBrowserLaunch();
