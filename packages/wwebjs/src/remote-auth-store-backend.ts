@@ -1,9 +1,8 @@
 import { existsSync } from 'node:fs';
 import { copyFile, link, mkdir, rm } from 'node:fs/promises';
 import path from 'node:path';
-import { ConfigError } from '@wafleet/core';
+import { ConfigError, type BlobBackend, type BlobName } from '@wafleet/core';
 import type { Store } from 'whatsapp-web.js';
-import type { BlobBackend, BlobName } from './session-data-types.js';
 
 /** Options of {@link remoteAuthStoreBackend}. */
 export interface RemoteAuthStoreBackendOptions {

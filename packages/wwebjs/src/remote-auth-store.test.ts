@@ -4,8 +4,7 @@ import { LeaseLostError, WafleetError } from '@wafleet/core';
 import { afterAll, describe, expect, it } from 'vitest';
 import { Client, RemoteAuth, removeTempDirs, tempDir } from '../test/client-fixture.js';
 import { createWwebjsEngine } from './engine.js';
-import { createRemoteAuthStore } from './remote-auth-store.js';
-import type { SessionDataLike } from './session-data-types.js';
+import { createRemoteAuthStore, type SessionDataLike } from './remote-auth-store.js';
 
 afterAll(removeTempDirs);
 

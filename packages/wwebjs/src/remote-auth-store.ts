@@ -1,7 +1,9 @@
 import path from 'node:path';
-import { ConfigError, createLogger, type WafleetError } from '@wafleet/core';
+import { ConfigError, createLogger, type SessionData, type WafleetError } from '@wafleet/core';
 import type { Store } from 'whatsapp-web.js';
-import type { SessionDataLike } from './session-data-types.js';
+
+/** The part of a `SessionData` (from `createSessionData()` in `@wafleet/core`) the store drives. */
+export type SessionDataLike = Pick<SessionData, 'save' | 'restore' | 'current' | 'drop'>;
 
 /** Options of {@link createRemoteAuthStore}. */
 export interface RemoteAuthStoreOptions {
