@@ -47,8 +47,10 @@ function instance(instanceId: string, namespace: string, extra: { holdAfterPutMs
   return { child, dataPath, profile: join(dataPath, `RemoteAuth-${S}`) };
 }
 
-const is = (ev: string, extra: Record<string, unknown> = {}) => (msg: Record<string, unknown>) =>
-  msg.ev === ev && Object.entries(extra).every(([k, v]) => msg[k] === v);
+const is =
+  (ev: string, extra: Record<string, unknown> = {}) =>
+  (msg: Record<string, unknown>) =>
+    msg.ev === ev && Object.entries(extra).every(([k, v]) => msg[k] === v);
 
 /** A runs the session, a login lands in its profile, WhatsApp Web gets ready: the first backup follows. */
 async function ownerWithBackup(namespace: string, extra: { holdAfterPutMs?: number } = {}) {

@@ -25,8 +25,10 @@ afterAll(async () => {
   rmSync(shared, { recursive: true, force: true });
 });
 
-const is = (ev: string, extra: Record<string, unknown> = {}) => (msg: Record<string, unknown>) =>
-  msg.ev === ev && Object.entries(extra).every(([k, v]) => msg[k] === v);
+const is =
+  (ev: string, extra: Record<string, unknown> = {}) =>
+  (msg: Record<string, unknown>) =>
+    msg.ev === ev && Object.entries(extra).every(([k, v]) => msg[k] === v);
 
 describe.skipIf(!hasChromium)('LocalAuth on a shared folder (issue 12, acceptance 4)', () => {
   it("B never opens the profile while A owns it; after kill -9 of A, B starts it with real Chromium despite A's lock", async () => {
@@ -43,7 +45,10 @@ describe.skipIf(!hasChromium)('LocalAuth on a shared folder (issue 12, acceptanc
     const aLaunch = await a.waitFor<{ pids: number[] }>(is('engine', { type: 'pids' }), 20_000);
     const aBrowser = aLaunch.pids[0]!;
     // A symlink to `<host>-<pid>`, a name that exists nowhere: lstat, not existsSync.
-    await waitUntil(() => lstatSync(join(profile, 'SingletonLock'), { throwIfNoEntry: false }) !== undefined, { timeoutMs: 10_000, message: 'A holds no profile lock' });
+    await waitUntil(() => lstatSync(join(profile, 'SingletonLock'), { throwIfNoEntry: false }) !== undefined, {
+      timeoutMs: 10_000,
+      message: 'A holds no profile lock',
+    });
     expect(readlinkSync(join(profile, 'SingletonLock'))).toBe(`${hostname()}-${aBrowser}`);
 
     // While A is alive and owns the session, B is refused and never launches a browser on the profile.

@@ -147,7 +147,9 @@ describe('createWwebjsEngine configuration', () => {
     const failing = createWwebjsEngine(async () => {
       throw new Error('database unreachable');
     });
-    const thrown = await failing({ sessionId: 'async-2', epoch: '1', metadata: {}, report: () => {}, owns: () => true }).catch((e: unknown) => e);
+    const thrown = await failing({ sessionId: 'async-2', epoch: '1', metadata: {}, report: () => {}, owns: () => true }).catch(
+      (e: unknown) => e,
+    );
     expect(thrown).toBeInstanceOf(Error);
     expect((thrown as { code?: string }).code).toBeUndefined();
     expect((thrown as Error).message).toMatch(/database unreachable/);

@@ -25,7 +25,8 @@ export interface RemoteAuthStoreBackendOptions {
  */
 export function remoteAuthStoreBackend(store: Store, options: RemoteAuthStoreBackendOptions): BlobBackend {
   for (const method of ['sessionExists', 'save', 'extract', 'delete'] as const) {
-    if (typeof store?.[method] !== 'function') throw new ConfigError('store', `Expected \`store\` to be a RemoteAuth store with ${method}()`);
+    if (typeof store?.[method] !== 'function')
+      throw new ConfigError('store', `Expected \`store\` to be a RemoteAuth store with ${method}()`);
   }
   if (typeof options?.scratchDir !== 'string' || options.scratchDir === '') {
     throw new ConfigError('scratchDir', 'Expected `scratchDir` to be a non-empty string');

@@ -95,7 +95,7 @@ describe('createRemoteAuthStore under the real RemoteAuth strategy', () => {
     expect(readFileSync(path.join(b.profile, 'Default', 'IndexedDB', 'f199'), 'utf8')).toBe('file 199'.repeat(2000));
   });
 
-  it("finds the zip of 1.34.6, which hands save the absolute session path", async () => {
+  it('finds the zip of 1.34.6, which hands save the absolute session path', async () => {
     const data = memorySessionData();
     const dataPath = tempDir('wafleet-wwebjs-remote-');
     writeFileSync(path.join(dataPath, 'RemoteAuth-abc.zip'), 'zip');

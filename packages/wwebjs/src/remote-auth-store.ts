@@ -97,7 +97,8 @@ export function createRemoteAuthStore(options: RemoteAuthStoreOptions): Store {
         log.info('session data removed (the session is stopped)', { sessionId });
       } catch (error) {
         // RemoteAuth deletes from the client's state handler, without catching: a rejection here is unhandled.
-        if (refused(error)) log.info('session data kept: the session should still run (CONFLICT, UNPAIRED... are no logout)', { sessionId });
+        if (refused(error))
+          log.info('session data kept: the session should still run (CONFLICT, UNPAIRED... are no logout)', { sessionId });
         else log.warn('session data not removed', { sessionId, err: error as Error });
       }
     },
