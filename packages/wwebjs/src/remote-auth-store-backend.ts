@@ -18,7 +18,7 @@ export interface RemoteAuthStoreBackendOptions {
  * A `BlobBackend` for `createSessionData()` over any community RemoteAuth store (wwebjs-mongo, S3 stores...): every
  * upload goes to the store under a fresh name (`<sessionId>.<uploadId>`), never over the version the next owner
  * restores, so the store gets wafleet's commit fencing (a stale owner's late upload is never committed, and is
- * removed). Replaces the check-then-act `createFencedStore` of earlier versions.
+ * removed). Replaces the check-then-act `createFencedStore` (deprecated).
  * @example
  * const sessionData = createSessionData({ fleet, backend: remoteAuthStoreBackend(new MongoStore({ mongoose }), { scratchDir: '.wafleet-scratch' }) });
  * const store = createRemoteAuthStore({ sessionData, dataPath: '.wwebjs_auth' });

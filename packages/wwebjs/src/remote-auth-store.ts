@@ -25,7 +25,14 @@ export interface RemoteAuthStoreOptions {
 }
 
 /** Errors meaning "this instance may not write this session's data": the storage side refused, nothing changed. */
-const REFUSED = new Set(['WAFLEET_LEASE_LOST', 'WAFLEET_NOT_OWNER', 'WAFLEET_NOT_FOUND', 'WAFLEET_OWNED_ELSEWHERE']);
+const REFUSED = new Set([
+  'WAFLEET_LEASE_LOST',
+  'WAFLEET_NOT_OWNER',
+  'WAFLEET_NOT_FOUND',
+  'WAFLEET_OWNED_ELSEWHERE',
+  // The upload outlived `uploadTimeoutMs` or the session was dropped meanwhile: it is garbage, never committed.
+  'WAFLEET_DATA_UPLOAD_EXPIRED',
+]);
 
 const PREFIX = 'RemoteAuth-';
 
