@@ -91,7 +91,7 @@ app.post('/sessions/:sessionId/messages', authenticated, express.json(), fleetGu
   res.status(201).json({ id: message.id._serialized });
 });
 
-// RemoteAuth saves from a timer without awaiting: a fenced (refused) save must not take the process down.
+// whatsapp-web.js runs async page callbacks and timers without catching: log a stray rejection instead of dying.
 process.on('unhandledRejection', (err) => log('unhandled rejection', { err: String(err?.message ?? err) }));
 await fleet.start();
 supervisor.start();

@@ -110,7 +110,7 @@ async function launchable(resolveTo: { port: number } | 'nowhere', extraArgs: st
     () => localClient(clientId, dataPath, { authTimeoutMs: 3000 }, [`--host-resolver-rules=${rule}`, ...extraArgs]),
     { probeTimeoutMs: 1000 },
   );
-  const engine = await factory({ sessionId: clientId, epoch: '1', metadata: {}, report: (event) => events.push(event) });
+  const engine = await factory({ sessionId: clientId, epoch: '1', metadata: {}, report: (event) => events.push(event), owns: () => true });
   engines.push(engine);
   // LocalAuth puts the profile in <dataPath>/session-<clientId>; Chromium's command line names it.
   return { engine, events, chromiumMarker: `--user-data-dir=${dataPath}` };

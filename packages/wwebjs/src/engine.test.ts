@@ -1,7 +1,10 @@
 import { EventEmitter } from 'node:events';
+import { lstatSync, mkdirSync, symlinkSync } from 'node:fs';
+import path from 'node:path';
 import type { EngineContext, EngineEvent, SessionEngine } from '@wafleet/core';
+import { sleep } from '@wafleet/test-utils';
 import { afterAll, describe, expect, it, vi } from 'vitest';
-import { Client, LocalAuth, localClient, removeTempDirs, tempDir } from '../test/client-fixture.js';
+import { Client, LocalAuth, localClient, RemoteAuth, removeTempDirs, tempDir } from '../test/client-fixture.js';
 import { createWwebjsEngine, type WwebjsEngineOptions } from './engine.js';
 
 afterAll(removeTempDirs);
@@ -16,7 +19,7 @@ async function bind(options: WwebjsEngineOptions = {}, clientOptions = {}) {
   const client = localClient(sessionId, tempDir('wafleet-wwebjs-unit-'), clientOptions);
   const before = Object.fromEntries(CLIENT_EVENTS.map((e) => [e, client.listenerCount(e)]));
   const events: EngineEvent[] = [];
-  const context: EngineContext = { sessionId, epoch: '7', metadata: {}, report: (e) => events.push(e) };
+  const context: EngineContext = { sessionId, epoch: '7', metadata: {}, report: (e) => events.push(e), owns: () => true };
   const engine: SessionEngine = await createWwebjsEngine(() => client, options)(context);
   return { client, engine, events, before };
 }
@@ -124,7 +127,7 @@ describe('createWwebjsEngine configuration', () => {
     const factory = createWwebjsEngine(() => client);
     let thrown: unknown;
     try {
-      await factory({ sessionId: 'takeover', epoch: '1', metadata: {}, report: () => {} });
+      await factory({ sessionId: 'takeover', epoch: '1', metadata: {}, report: () => {}, owns: () => true });
     } catch (error) {
       thrown = error;
     }
@@ -138,13 +141,15 @@ describe('createWwebjsEngine configuration', () => {
     const engine = await createWwebjsEngine(async ({ metadata }) => {
       seen.push(metadata);
       return client;
-    })({ sessionId: 'async', epoch: '1', metadata: { workspace: 'w-1' }, report: () => {} });
+    })({ sessionId: 'async', epoch: '1', metadata: { workspace: 'w-1' }, report: () => {}, owns: () => true });
     expect(seen).toEqual([{ workspace: 'w-1' }]);
     await engine.stop();
     const failing = createWwebjsEngine(async () => {
       throw new Error('database unreachable');
     });
-    const thrown = await failing({ sessionId: 'async-2', epoch: '1', metadata: {}, report: () => {} }).catch((e: unknown) => e);
+    const thrown = await failing({ sessionId: 'async-2', epoch: '1', metadata: {}, report: () => {}, owns: () => true }).catch(
+      (e: unknown) => e,
+    );
     expect(thrown).toBeInstanceOf(Error);
     expect((thrown as { code?: string }).code).toBeUndefined();
     expect((thrown as Error).message).toMatch(/database unreachable/);
@@ -154,7 +159,7 @@ describe('createWwebjsEngine configuration', () => {
     const factory = createWwebjsEngine(({ sessionId }) => new Client({ authStrategy: new LocalAuth({ clientId: `${sessionId}@c.us` }) }));
     let thrown: unknown;
     try {
-      await factory({ sessionId: 'jid', epoch: '1', metadata: {}, report: () => {} });
+      await factory({ sessionId: 'jid', epoch: '1', metadata: {}, report: () => {}, owns: () => true });
     } catch (error) {
       thrown = error;
     }
@@ -294,5 +299,150 @@ describe('createWwebjsEngine probe', () => {
     client.getState = async () => 'CONNECTED' as never;
     await engine.stop();
     await expect(engine.probe()).resolves.toBe(false);
+  });
+});
+
+describe('createWwebjsEngine with RemoteAuth: backups', () => {
+  /** A real Client with RemoteAuth over a store that records saves; `owned` is what context.owns() answers. */
+  async function bindRemote(options: WwebjsEngineOptions = {}, owned = { value: true }) {
+    const sessionId = `r${++counter}`;
+    const saves: string[] = [];
+    const store = {
+      sessionExists: async () => false,
+      save: async ({ session }: { session: string }) => void saves.push(session),
+      extract: async () => {},
+      delete: async () => {},
+    };
+    const dataPath = tempDir('wafleet-wwebjs-unit-');
+    const strategy = new RemoteAuth({ store, clientId: sessionId, dataPath, backupSyncIntervalMs: 60_000 });
+    const client = new Client({ authStrategy: strategy });
+    await strategy.beforeBrowserInitialized();
+    mkdirSync(path.join(dataPath, `RemoteAuth-${sessionId}`, 'Default'), { recursive: true });
+    const events: EngineEvent[] = [];
+    const context: EngineContext = { sessionId, epoch: '7', metadata: {}, report: (e) => events.push(e), owns: () => owned.value };
+    const engine = await createWwebjsEngine(() => client, options)(context);
+    const internals = strategy as unknown as { storeRemoteSession(options?: object): Promise<void> };
+    return { client, engine, events, saves, internals };
+  }
+
+  it('takes the first backup firstBackupMs after ready, once, not after RemoteAuth’s 60 s', async () => {
+    const { client, saves } = await bindRemote({ firstBackupMs: 100 });
+    client.emit('ready');
+    await sleep(50);
+    expect(saves).toEqual([]);
+    await sleep(300);
+    expect(saves).toHaveLength(1);
+    client.emit('ready'); // ready can fire again: RemoteAuth's own interval keeps the backups coming
+    await sleep(300);
+    expect(saves).toHaveLength(1);
+  });
+
+  it('takes no first backup when the session is no longer owned, nor after stop()', async () => {
+    const owned = { value: true };
+    const fenced = await bindRemote({ firstBackupMs: 50 }, owned);
+    fenced.client.emit('ready');
+    owned.value = false;
+    const stopped = await bindRemote({ firstBackupMs: 50 });
+    stopped.client.emit('ready');
+    await stopped.engine.stop();
+    const before = stopped.saves.length;
+    await sleep(200);
+    expect(fenced.saves).toEqual([]);
+    expect(stopped.saves).toHaveLength(before);
+  });
+
+  it('backs up before the browser closes when a ready session it still owns is stopped (handoff, drain)', async () => {
+    const { client, engine, saves } = await bindRemote({ firstBackupMs: 60_000 });
+    const order: string[] = [];
+    client.destroy = async () => void order.push(`destroy after ${saves.length} saves`);
+    client.emit('ready');
+    await engine.stop();
+    expect(order).toEqual(['destroy after 1 saves']);
+  });
+
+  it('takes no backup on stop once fenced, after a conflict, or before ready', async () => {
+    const owned = { value: true };
+    const fenced = await bindRemote({ firstBackupMs: 60_000 }, owned);
+    fenced.client.emit('ready');
+    owned.value = false;
+    await fenced.engine.stop();
+    const conflict = await bindRemote({ firstBackupMs: 60_000 });
+    conflict.client.emit('ready');
+    conflict.client.emit('change_state', 'CONFLICT');
+    await conflict.engine.stop();
+    const early = await bindRemote();
+    await early.engine.stop();
+    expect([fenced.saves, conflict.saves, early.saves]).toEqual([[], [], []]);
+  });
+
+  it("never lets a failed backup reject (RemoteAuth's timer does not catch), and runs backups one at a time", async () => {
+    const { internals, saves } = await bindRemote();
+    const unhandled: unknown[] = [];
+    const onUnhandled = (reason: unknown) => unhandled.push(reason);
+    process.on('unhandledRejection', onUnhandled);
+    try {
+      let running = 0;
+      let overlapped = false;
+      const strategy = internals as unknown as { store: { save(args: { session: string }): Promise<void> } };
+      strategy.store.save = async ({ session }) => {
+        overlapped ||= ++running > 1;
+        await sleep(30);
+        running--;
+        saves.push(session);
+        throw Object.assign(new Error('refused'), { code: 'WAFLEET_LEASE_LOST' });
+      };
+      // What RemoteAuth's setInterval does: call it and await nothing.
+      void internals.storeRemoteSession();
+      await expect(internals.storeRemoteSession()).resolves.toBeUndefined();
+      await sleep(50);
+      expect(saves).toHaveLength(2);
+      expect(overlapped).toBe(false);
+      expect(unhandled).toEqual([]);
+    } finally {
+      process.off('unhandledRejection', onUnhandled);
+    }
+  });
+});
+
+describe('createWwebjsEngine with LocalAuth on a shared folder', () => {
+  const LOCKS = ['SingletonLock', 'SingletonSocket', 'SingletonCookie'];
+
+  /** A profile left by a Chromium that died on another host: the lock names that host and its pid. */
+  function lockedProfile(dataPath: string, clientId: string): string {
+    const profile = path.join(dataPath, `session-${clientId}`);
+    mkdirSync(profile, { recursive: true });
+    symlinkSync('other-host-4242', path.join(profile, 'SingletonLock'));
+    symlinkSync('/tmp/gone/SingletonSocket', path.join(profile, 'SingletonSocket'));
+    symlinkSync('1234567890', path.join(profile, 'SingletonCookie'));
+    return profile;
+  }
+
+  const present = (profile: string) => LOCKS.filter((name) => lstatSync(path.join(profile, name), { throwIfNoEntry: false }));
+
+  it("clears a dead owner's profile locks before launching, while this instance owns the session", async () => {
+    const dataPath = tempDir('wafleet-wwebjs-shared-');
+    const profile = lockedProfile(dataPath, 'shared-1');
+    const client = localClient('shared-1', dataPath);
+    let locksAtLaunch: string[] | undefined;
+    client.initialize = async () => void (locksAtLaunch = present(profile));
+    const context: EngineContext = { sessionId: 'shared-1', epoch: '3', metadata: {}, report: () => {}, owns: () => true };
+    const engine = await createWwebjsEngine(() => client)(context);
+    await engine.start();
+    expect(locksAtLaunch).toEqual([]);
+  });
+
+  it('neither clears the locks nor launches when this instance does not own the session', async () => {
+    const dataPath = tempDir('wafleet-wwebjs-shared-');
+    const profile = lockedProfile(dataPath, 'shared-2');
+    const client = localClient('shared-2', dataPath);
+    const initialize = vi.fn(async () => {});
+    client.initialize = initialize;
+    const events: EngineEvent[] = [];
+    const context: EngineContext = { sessionId: 'shared-2', epoch: '3', metadata: {}, report: (e) => events.push(e), owns: () => false };
+    const engine = await createWwebjsEngine(() => client)(context);
+    await engine.start();
+    expect(initialize).not.toHaveBeenCalled();
+    expect(present(profile)).toEqual(LOCKS);
+    expect(events).toEqual([{ type: 'crashed', reason: 'initialize: not the owner of session shared-2: its profile is not opened' }]);
   });
 });

@@ -1,4 +1,6 @@
 import type { EventEmitter } from 'node:events';
+import { rm } from 'node:fs/promises';
+import path from 'node:path';
 import {
   ConfigError,
   createLogger,
@@ -10,6 +12,7 @@ import {
   type SessionEngine,
 } from '@wafleet/core';
 import type { Client } from 'whatsapp-web.js';
+import { completeRestore } from './complete-restore.js';
 
 /** Options of {@link createWwebjsEngine}. */
 export interface WwebjsEngineOptions {
@@ -20,6 +23,17 @@ export interface WwebjsEngineOptions {
    * before it kills the browser process itself. @default 10000
    */
   stopTimeoutMs?: number;
+  /**
+   * With RemoteAuth: the first backup of a session this long after `ready` (RemoteAuth itself waits 60 s, and a
+   * session lost before that needs a QR scan again); 0 leaves it to RemoteAuth. @default 5000
+   */
+  firstBackupMs?: number;
+  /**
+   * With RemoteAuth: the longest wait for the backup `stop()` takes of a session this instance still owns (handoff,
+   * drain, restart) before it closes the browser. Keep it and `stopTimeoutMs` within the supervisor's
+   * `stopTimeoutMs`. A backup still running then is committed only if the session is still this instance's. @default 5000
+   */
+  stopBackupTimeoutMs?: number;
   /** pino, winston or console-like. @default no logging */
   logger?: unknown;
 }
@@ -31,14 +45,17 @@ export interface WwebjsEngineOptions {
  */
 export type CreateClient = (context: EngineContext) => Client | Promise<Client>;
 
-const DEFAULTS = Object.freeze({ probeTimeoutMs: 10_000, stopTimeoutMs: 10_000 });
+const DEFAULTS = Object.freeze({ probeTimeoutMs: 10_000, stopTimeoutMs: 10_000, firstBackupMs: 5000, stopBackupTimeoutMs: 5000 });
+
+/** Chromium's profile lock: a symlink to `<host>-<pid>`, plus the socket and cookie it names. */
+const PROFILE_LOCKS = ['SingletonLock', 'SingletonSocket', 'SingletonCookie'];
 
 const LOGOUT_REASONS = new Set(['LOGOUT', 'UNPAIRED', 'UNPAIRED_IDLE']);
 
-function positiveInteger(name: string, value: number | undefined, fallback: number): number {
+function integer(name: string, value: number | undefined, fallback: number, min: number): number {
   if (value === undefined) return fallback;
-  if (!Number.isInteger(value) || value <= 0)
-    throw new ConfigError(name, `Expected \`${name}\` to be a positive integer, got ${describeValue(value)}`);
+  if (!Number.isInteger(value) || value < min)
+    throw new ConfigError(name, `Expected \`${name}\` to be an integer >= ${min}, got ${describeValue(value)}`);
   return value;
 }
 
@@ -76,9 +93,13 @@ type Page = NonNullable<Client['pupPage']>;
  */
 export function createWwebjsEngine(createClient: CreateClient, options: WwebjsEngineOptions = {}): EngineFactory {
   if (typeof createClient !== 'function') throw new ConfigError('createClient', 'Expected `createClient` to be a function');
-  const probeTimeoutMs = positiveInteger('probeTimeoutMs', options.probeTimeoutMs, DEFAULTS.probeTimeoutMs);
-  const stopTimeoutMs = positiveInteger('stopTimeoutMs', options.stopTimeoutMs, DEFAULTS.stopTimeoutMs);
-  const log = createLogger(options.logger, 'wwebjs');
+  const resolved: Resolved = {
+    probeTimeoutMs: integer('probeTimeoutMs', options.probeTimeoutMs, DEFAULTS.probeTimeoutMs, 1),
+    stopTimeoutMs: integer('stopTimeoutMs', options.stopTimeoutMs, DEFAULTS.stopTimeoutMs, 1),
+    firstBackupMs: integer('firstBackupMs', options.firstBackupMs, DEFAULTS.firstBackupMs, 0),
+    stopBackupTimeoutMs: integer('stopBackupTimeoutMs', options.stopBackupTimeoutMs, DEFAULTS.stopBackupTimeoutMs, 1),
+    log: createLogger(options.logger, 'wwebjs'),
+  };
   return async (context) => {
     let built: Client | Promise<Client>;
     try {
@@ -101,29 +122,76 @@ export function createWwebjsEngine(createClient: CreateClient, options: WwebjsEn
           'in turn make WhatsApp log the phone out. Leave it false; wafleet moves sessions by ownership instead.',
       );
     }
-    return new WwebjsEngine(client, context, log, probeTimeoutMs, stopTimeoutMs);
+    return new WwebjsEngine(client, context, resolved);
   };
+}
+
+interface Resolved {
+  probeTimeoutMs: number;
+  stopTimeoutMs: number;
+  firstBackupMs: number;
+  stopBackupTimeoutMs: number;
+  log: Logger;
+}
+
+/** What the engine uses of RemoteAuth (`storeRemoteSession` is not in the typings) and of LocalAuth. */
+interface AuthStrategy {
+  storeRemoteSession?: (options?: { emit?: boolean }) => Promise<void>;
+  constructor: { name: string };
+  dataPath?: string;
+  clientId?: string;
+}
+
+/**
+ * RemoteAuth saves from its own timer, from afterAuthReady and now from the engine: one at a time (they share the zip
+ * and the staging folder), and never rejecting (its timer does not catch, so a refusal would be unhandled).
+ */
+function serializeBackups(strategy: AuthStrategy, log: Logger, sessionId: string): (() => Promise<void>) | undefined {
+  const store = strategy.storeRemoteSession;
+  if (typeof store !== 'function') return undefined;
+  let last: Promise<void> = Promise.resolve();
+  strategy.storeRemoteSession = (opts) => {
+    last = last.then(() =>
+      store.call(strategy, opts).catch((error: unknown) => log.warn('session backup failed', { sessionId, err: toError(error) })),
+    );
+    return last;
+  };
+  return () => strategy.storeRemoteSession!();
+}
+
+/** LocalAuth's profile folder, or undefined for other strategies. */
+function localProfileDir(strategy: AuthStrategy): string | undefined {
+  if (strategy.constructor.name !== 'LocalAuth' || typeof strategy.dataPath !== 'string') return undefined;
+  return path.join(strategy.dataPath, strategy.clientId ? `session-${strategy.clientId}` : 'session');
 }
 
 class WwebjsEngine implements SessionEngine {
   readonly #client: Client;
   readonly #context: EngineContext;
   readonly #log: Logger;
-  readonly #probeTimeoutMs: number;
-  readonly #stopTimeoutMs: number;
+  readonly #options: Resolved;
   readonly #detach: Array<() => void> = [];
+  /** Takes a RemoteAuth backup now; undefined for other strategies. */
+  readonly #backup: (() => Promise<void>) | undefined;
+  readonly #profileDir: string | undefined;
   #browser: Browser | undefined;
   #initializing: Promise<void> | undefined;
   #stopping: Promise<void> | undefined;
+  #firstBackup: NodeJS.Timeout | undefined;
+  /** Reached `ready`: only then does the profile hold a login worth backing up. */
+  #ready = false;
   /** A logout, conflict or crash ends the run; what follows is the fallout (destroy() closing the browser…). */
   #ended = false;
 
-  constructor(client: Client, context: EngineContext, log: Logger, probeTimeoutMs: number, stopTimeoutMs: number) {
+  constructor(client: Client, context: EngineContext, options: Resolved) {
     this.#client = client;
     this.#context = context;
-    this.#log = log;
-    this.#probeTimeoutMs = probeTimeoutMs;
-    this.#stopTimeoutMs = stopTimeoutMs;
+    this.#log = options.log;
+    this.#options = options;
+    const strategy = (client as unknown as { authStrategy?: AuthStrategy }).authStrategy;
+    this.#backup = strategy && serializeBackups(strategy, options.log, context.sessionId);
+    if (strategy) completeRestore(strategy as Parameters<typeof completeRestore>[0], options.log);
+    this.#profileDir = strategy && localProfileDir(strategy);
     this.#watchClient();
     this.#watchBrowserLaunch();
   }
@@ -143,7 +211,7 @@ class WwebjsEngine implements SessionEngine {
     if (this.#stopping) return false;
     try {
       // getState() returns null while the page has no socket; it throws before launch and once the page is gone.
-      return (await within(this.#client.getState(), this.#probeTimeoutMs, 'timeout')) === 'CONNECTED';
+      return (await within(this.#client.getState(), this.#options.probeTimeoutMs, 'timeout')) === 'CONNECTED';
     } catch {
       return false;
     }
@@ -151,12 +219,35 @@ class WwebjsEngine implements SessionEngine {
 
   async #launch(): Promise<void> {
     try {
+      // RemoteAuth restores the backup inside initialize(), before it launches Chromium: within the start deadline.
+      if (this.#profileDir) await this.#unlockProfile(this.#profileDir);
       await this.#client.initialize();
     } catch (thrown) {
       const error = toError(thrown);
       this.#log.warn('whatsapp-web.js initialize failed', { sessionId: this.#context.sessionId, err: error });
       this.#end({ type: 'crashed', reason: `initialize: ${error.message}` });
     }
+  }
+
+  /**
+   * A LocalAuth profile on a shared folder keeps the lock of an owner that died (Chromium on another host refuses it:
+   * "The profile appears to be in use by another Chromium process"). It is stale once this instance owns the session
+   * at its epoch (the dead-man switch killed the old owner's browsers); otherwise it may be a live owner's.
+   */
+  async #unlockProfile(dir: string): Promise<void> {
+    if (!this.#context.owns()) throw new Error(`not the owner of session ${this.#context.sessionId}: its profile is not opened`);
+    await Promise.all(PROFILE_LOCKS.map((name) => rm(path.join(dir, name), { force: true })));
+  }
+
+  #onReady(): void {
+    const first = !this.#ready;
+    this.#ready = true;
+    this.#report({ type: 'ready' });
+    if (!first || !this.#backup || this.#options.firstBackupMs === 0) return;
+    this.#firstBackup = setTimeout(() => {
+      if (!this.#stopping && !this.#ended && this.#context.owns()) void this.#backup!();
+    }, this.#options.firstBackupMs);
+    this.#firstBackup.unref();
   }
 
   #report(event: EngineEvent): void {
@@ -183,7 +274,7 @@ class WwebjsEngine implements SessionEngine {
     this.#listen(client, 'qr', (qr: string) => this.#report({ type: 'qr', qr }));
     this.#listen(client, 'code', (code: string) => this.#report({ type: 'code', code }));
     this.#listen(client, 'authenticated', () => this.#report({ type: 'authenticated' }));
-    this.#listen(client, 'ready', () => this.#report({ type: 'ready' }));
+    this.#listen(client, 'ready', () => this.#onReady());
     // Other refused states arrive as 'disconnected' once RemoteAuth has run disconnect(); CONFLICT is reported before
     // that so the supervisor stops the run without waiting for the backup to be deleted.
     this.#listen(client, 'change_state', (state: string) => {
@@ -249,15 +340,21 @@ class WwebjsEngine implements SessionEngine {
 
   async #shutdown(): Promise<void> {
     for (const detach of this.#detach.splice(0)) detach();
+    clearTimeout(this.#firstBackup);
+    // Handoff, drain, restart: the next owner restores the newest login. Not after a logout, conflict or crash
+    // (nothing sound to save), nor once fenced (the session is someone else's; the commit would be refused anyway).
+    if (this.#backup && this.#ready && !this.#ended && this.#context.owns()) {
+      await within(this.#backup(), this.#options.stopBackupTimeoutMs, undefined);
+    }
     // destroy(), not logout(): logout() unlinks the device and makes RemoteAuth delete the backup.
     const destroyed = Promise.resolve()
       .then(() => this.#client.destroy())
       .catch((error: unknown) => {
         this.#log.debug('whatsapp-web.js destroy failed (browser already gone?)', { err: toError(error) });
       });
-    await within(destroyed, this.#stopTimeoutMs, undefined);
+    await within(destroyed, this.#options.stopTimeoutMs, undefined);
     // A launch in progress hands its browser to #onBrowser, which closes it; the rejected initialize() then settles.
-    if (this.#initializing) await within(this.#initializing, this.#stopTimeoutMs, undefined);
+    if (this.#initializing) await within(this.#initializing, this.#options.stopTimeoutMs, undefined);
     this.#kill();
   }
 

@@ -39,6 +39,11 @@ function stripPrefix(name: string): string {
 }
 
 /**
+ * @deprecated Check-then-act: the ownership check runs before the write starts, so a save that began while the lease
+ * was valid can land after another instance adopted the session and overwrite its newer login. Use
+ * `createRemoteAuthStore({ sessionData })` with `remoteAuthStoreBackend(store, { scratchDir })` as the session data's
+ * backend: the commit is fenced where the data lands. Kept for hosts that upgrade, removed in the next minor version.
+ *
  * Wraps a RemoteAuth store so that `save` and `delete` reach it only while `guard.owns(sessionId)` holds; otherwise
  * they reject with {@link FencedWriteError} (`code: 'WAFLEET_LEASE_LOST'`). `sessionExists` and `extract` pass through.
  *

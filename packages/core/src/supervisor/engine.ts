@@ -31,6 +31,11 @@ export interface EngineContext {
   readonly metadata: Readonly<Record<string, unknown>>;
   /** Report an event. Events after `stop()` was called are ignored. */
   report(event: EngineEvent): void;
+  /**
+   * True while this instance owns the session at `epoch` (its lease is valid and nobody took the session since):
+   * what an engine checks before touching state another instance may use, e.g. a shared browser profile.
+   */
+  owns(): boolean;
 }
 
 /**

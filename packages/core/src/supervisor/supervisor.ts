@@ -355,7 +355,9 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     let engine: SessionEngine;
     try {
       const report = (event: EngineEvent) => this.#onEvent(run, generation, event);
-      engine = await this.#factory({ sessionId: sid, epoch: run.epoch, metadata, report });
+      const epoch = run.epoch;
+      const owns = () => this.#fleet.owns(sid) && this.#fleet.epochOf(sid) === epoch;
+      engine = await this.#factory({ sessionId: sid, epoch, metadata, report, owns });
     } catch (err) {
       // A configuration error (e.g. takeoverOnConflict) fails the same way every time: give up at once.
       if ((err as WafleetError).code === 'WAFLEET_CONFIG') run.failures = this.#o.maxAttempts - 1;
