@@ -360,6 +360,17 @@ describe('createWwebjsEngine with RemoteAuth: backups', () => {
     expect(order).toEqual(['destroy after 1 saves']);
   });
 
+  it('backs up on the stop reasons after which the session goes on (handoff, shutdown, restart), not release or fenced', async () => {
+    const saved: Record<string, number> = {};
+    for (const reason of ['handoff', 'shutdown', 'restart', 'release', 'fenced', 'ended'] as const) {
+      const { client, engine, saves } = await bindRemote({ firstBackupMs: 60_000 });
+      client.emit('ready');
+      await engine.stop(reason);
+      saved[reason] = saves.length;
+    }
+    expect(saved).toEqual({ handoff: 1, shutdown: 1, restart: 1, release: 0, fenced: 0, ended: 0 });
+  });
+
   it('takes no backup on stop once fenced, after a conflict, or before ready', async () => {
     const owned = { value: true };
     const fenced = await bindRemote({ firstBackupMs: 60_000 }, owned);

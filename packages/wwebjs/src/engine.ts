@@ -7,6 +7,7 @@ import {
   describeValue,
   type EngineContext,
   type EngineEvent,
+  type EngineStopReason,
   type EngineFactory,
   type Logger,
   type SessionEngine,
@@ -29,8 +30,8 @@ export interface WwebjsEngineOptions {
    */
   firstBackupMs?: number;
   /**
-   * With RemoteAuth: the longest wait for the backup `stop()` takes of a session this instance still owns (handoff,
-   * drain, restart) before it closes the browser. Keep it and `stopTimeoutMs` within the supervisor's
+   * With RemoteAuth: the longest wait for the backup `stop()` takes of a session this instance still owns when the
+   * session goes on (stop reason `handoff`, `shutdown` or `restart`) before it closes the browser. Keep it and `stopTimeoutMs` within the supervisor's
    * `stopTimeoutMs`. A backup still running then is committed only if the session is still this instance's. @default 5000
    */
   stopBackupTimeoutMs?: number;
@@ -202,8 +203,8 @@ class WwebjsEngine implements SessionEngine {
     return this.#initializing;
   }
 
-  stop(): Promise<void> {
-    this.#stopping ??= this.#shutdown();
+  stop(reason?: EngineStopReason): Promise<void> {
+    this.#stopping ??= this.#shutdown(reason);
     return this.#stopping;
   }
 
@@ -338,12 +339,14 @@ class WwebjsEngine implements SessionEngine {
     if (pid !== undefined) this.#report({ type: 'pids', pids: [pid] });
   }
 
-  async #shutdown(): Promise<void> {
+  async #shutdown(reason: EngineStopReason | undefined): Promise<void> {
     for (const detach of this.#detach.splice(0)) detach();
     clearTimeout(this.#firstBackup);
-    // Handoff, drain, restart: the next owner restores the newest login. Not after a logout, conflict or crash
-    // (nothing sound to save), nor once fenced (the session is someone else's; the commit would be refused anyway).
-    if (this.#backup && this.#ready && !this.#ended && this.#context.owns()) {
+    // Handoff, shutdown, restart: the next owner restores the newest login. Not after a logout, conflict or crash
+    // (nothing sound to save), nor once fenced (the session is someone else's; the commit would be refused anyway),
+    // nor for a stop by request. A caller that gives no reason gets a backup while the session is still owned.
+    const goesOn = reason === undefined || reason === 'handoff' || reason === 'shutdown' || reason === 'restart';
+    if (goesOn && this.#backup && this.#ready && !this.#ended && this.#context.owns()) {
       await within(this.#backup(), this.#options.stopBackupTimeoutMs, undefined);
     }
     // destroy(), not logout(): logout() unlinks the device and makes RemoteAuth delete the backup.
