@@ -42,8 +42,11 @@ export type SimLoginEvent =
   /** A save failed for another reason (store unreachable); the previous version stays. */
   | { ev: 'save-failed'; sessionId: string; epoch: string; reason: SimSaveReason; code: string; message: string };
 
-/** Why a login was saved: soon after `ready`, periodically, or before a handoff stops the engine. */
-export type SimSaveReason = 'ready' | 'interval' | 'handoff';
+/**
+ * Why a login was saved: soon after `ready`, periodically, before a handoff stops the engine, or (`seed`) by
+ * `wafleet-sim sessions --logged-in` before the run.
+ */
+export type SimSaveReason = 'ready' | 'interval' | 'handoff' | 'seed';
 
 /** Login data of simulated sessions (the `login` option of {@link createSimEngine}). */
 export interface SimLoginOptions {
