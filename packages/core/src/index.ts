@@ -24,6 +24,8 @@ export {
   RedisReplyError,
   registryKeys,
   ReplyCode,
+  sessionBlobKey,
+  UPLOAD_ID_PATTERN,
   serializeMetadata,
   STATE_EVENT_TYPES,
   StateError,
@@ -66,6 +68,7 @@ export {
 export {
   createFleet,
   Fleet,
+  SESSION_DATA_UPLOAD_TIMEOUT_MS,
   SESSION_STATUSES,
   type FleetState,
   type SessionStatus,
@@ -117,3 +120,16 @@ export {
   type DeadmanFiredEvent,
   type DeadmanFireReason,
 } from './deadman/deadman-switch.js';
+export { createSessionData, type SessionData, type SessionDataOptions } from './session-data/session-data.js';
+export { redisBlobBackend, REDIS_BLOB_DEFAULTS, type RedisBlobBackendOptions } from './session-data/redis-blob-backend.js';
+export { directoryBlobBackend, type DirectoryBlobBackendOptions } from './session-data/directory-blob-backend.js';
+export { DataCorruptError, DataTooLargeError } from './session-data/errors.js';
+export type {
+  BlobBackend,
+  BlobName,
+  CommittedVersion,
+  SessionDataCommit,
+  SessionDataDrop,
+  SessionDataFleet,
+  SessionDataUpload,
+} from './session-data/types.js';

@@ -32,7 +32,10 @@ export type WafleetErrorCode =
   | 'WAFLEET_EVENT_TOO_LARGE'
   | 'WAFLEET_SESSION_STARTING'
   | 'WAFLEET_NO_OWNER'
-  | 'WAFLEET_FORWARD_FAILED';
+  | 'WAFLEET_FORWARD_FAILED'
+  | 'WAFLEET_DATA_CORRUPT'
+  | 'WAFLEET_DATA_TOO_LARGE'
+  | 'WAFLEET_DATA_UPLOAD_EXPIRED';
 
 /** Base class of every error wafleet throws: a stable `code` and, where there is one, a `cause`. */
 export class WafleetError extends Error {

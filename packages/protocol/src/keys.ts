@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { describe } from './describe.js';
 import { ConfigError } from './errors.js';
-import { validateNamespace } from './ids.js';
+import { validateNamespace, validateSessionId } from './ids.js';
 
 /**
  * Every Redis key and channel of one namespace. All share the hash tag `{wafleet:<ns>}`, so each multi-key
@@ -21,6 +21,13 @@ export interface RegistryKeys {
   readonly pending: string;
   /** HASH era, quarantineUntil. */
   readonly meta: string;
+  /**
+   * HASH session id -> JSON of the session's committed data version
+   * `{ version, uploadId, size, sha256, epoch, writer, committedAt }`: the pointer a restore follows.
+   */
+  readonly data: string;
+  /** ZSET `<sessionId>/<uploadId>` -> upload start (Redis server ms): uploads begun and not committed yet. */
+  readonly dataUploads: string;
   /**
    * Pub/sub channel announcing every owner and status change: `<tag>:events` on database 0, `<tag>:events:<db>`
    * on another. Pub/sub ignores the database, so fleets of one namespace in different databases of one server
@@ -43,6 +50,8 @@ export function registryKeys(namespace: string, db = 0): RegistryKeys {
     sessions: `${tag}:sessions`,
     pending: `${tag}:pending`,
     meta: `${tag}:meta`,
+    data: `${tag}:data`,
+    dataUploads: `${tag}:data-uploads`,
     events: db === 0 ? `${tag}:events` : `${tag}:events:${db}`,
   });
 }
@@ -53,4 +62,24 @@ export function registryKeys(namespace: string, db = 0): RegistryKeys {
  */
 export function idempotencyRecordKey(namespace: string, key: string): string {
   return `wafleet:${validateNamespace(namespace)}:idem:${createHash('sha256').update(key).digest('hex')}`;
+}
+
+/** An upload id: what `newUploadId()` makes, and what a blob key may hold. */
+export const UPLOAD_ID_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
+
+/**
+ * Key of one chunk of a session data upload. Deliberately outside the namespace's hash tag: an archive's chunks are
+ * large and many, and a Redis Cluster spreads them over its slots (each key hashes on its own). Only the pointer to
+ * the committed version lives under the tag (`RegistryKeys.data`).
+ * @throws InvalidIdError for a bad namespace or session id; ConfigError for a bad upload id or chunk index
+ */
+export function sessionBlobKey(namespace: string, sessionId: string, uploadId: string, chunkIndex: number): string {
+  validateSessionId(sessionId);
+  if (typeof uploadId !== 'string' || !UPLOAD_ID_PATTERN.test(uploadId)) {
+    throw new ConfigError('uploadId', `Expected an upload id matching ${UPLOAD_ID_PATTERN}, got ${describe(uploadId)}`);
+  }
+  if (!Number.isInteger(chunkIndex) || chunkIndex < 0) {
+    throw new ConfigError('chunkIndex', `Expected a chunk index to be a non-negative integer, got ${describe(chunkIndex)}`);
+  }
+  return `wafleet:${validateNamespace(namespace)}:blob:${sessionId}:${uploadId}:${chunkIndex}`;
 }

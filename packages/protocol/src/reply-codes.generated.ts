@@ -23,4 +23,6 @@ export const ReplyCode = Object.freeze({
   DRAINING: -9,
   /** unknown session */
   NOT_FOUND: -10,
+  /** the upload is not pending (collected as garbage after the upload timeout, or dropped) */
+  UPLOAD_EXPIRED: -11,
 });

@@ -9,8 +9,8 @@ import {
   OwnerExpiringError,
   QuarantineError,
   RedisReplyError,
+  WafleetError,
   type FenceReason,
-  type WafleetError,
 } from './errors.js';
 
 export { ReplyCode } from './reply-codes.generated.js';
@@ -80,6 +80,11 @@ export function replyError(script: string, reply: ParsedReply, ids: { sessionId?
       return new DrainingError(sid);
     case 'NOT_FOUND':
       return new NotFoundError(sid);
+    case 'UPLOAD_EXPIRED':
+      return new WafleetError(
+        'WAFLEET_DATA_UPLOAD_EXPIRED',
+        `The upload of session ${sid}'s data is no longer pending (older than the upload timeout, or dropped); save again`,
+      );
     default:
       return new RedisReplyError(script, reply);
   }

@@ -3,14 +3,27 @@ import { join } from 'node:path';
 import { redisForTests, sleep, uniqueNamespace, type TestRedis } from '@wafleet/test-utils';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { registryKeys, type RegistryKeys } from './keys.js';
+import { registryKeys, sessionBlobKey, type RegistryKeys } from './keys.js';
 import { runScript, type Script } from './redis.js';
 import { listInstances } from './queries.js';
 import { parseReply, ReplyCode } from './reply-codes.js';
 import * as lua from './scripts.generated.js';
 import { scripts } from './scripts.generated.js';
 
-const { OK, PENDING, FENCED, DUPLICATE, OWNED_ELSEWHERE, OWNER_EXPIRING, CAPACITY, QUARANTINE, NOT_OWNER, DRAINING, NOT_FOUND } = ReplyCode;
+const {
+  OK,
+  PENDING,
+  FENCED,
+  DUPLICATE,
+  OWNED_ELSEWHERE,
+  OWNER_EXPIRING,
+  CAPACITY,
+  QUARANTINE,
+  NOT_OWNER,
+  DRAINING,
+  NOT_FOUND,
+  UPLOAD_EXPIRED,
+} = ReplyCode;
 
 let redis: TestRedis;
 let client: Redis;
@@ -384,6 +397,122 @@ describe('Lua scripts: timing facts come from the registry', () => {
     const due = Number(await client.zscore(k.pending, 's3'));
     expect(due - (await serverNow())).toBeGreaterThan(800);
     expect(due - (await serverNow())).toBeLessThanOrEqual(900);
+  });
+});
+
+describe('Lua scripts: session data (every reply code)', () => {
+  const begin = (id: string, inc: string, sid: string, epoch: string, upload: string) =>
+    run(scripts.dataBegin, [k.instances, k.instanceInfo, k.sessions, k.dataUploads], [id, inc, sid, epoch, upload]);
+  const commit = (id: string, inc: string, sid: string, epoch: string, upload: string, timeoutMs = 60_000) =>
+    run(
+      scripts.dataCommit,
+      [k.instances, k.instanceInfo, k.sessions, k.data, k.dataUploads],
+      [id, inc, sid, epoch, upload, 42, 'ab'.repeat(32), timeoutMs],
+    );
+  const drop = (sid: string) => run(scripts.dataDrop, [k.sessions, k.data, k.dataUploads], [sid]);
+  const pointer = async (sid: string) => JSON.parse((await client.hget(k.data, sid)) ?? 'null') as Record<string, unknown> | null;
+
+  it('data-begin: OK with the server time, NOT_OWNER (another owner, or an older epoch), NOT_FOUND, FENCED', async () => {
+    await register('a', 'ia');
+    await register('b', 'ib');
+    const [, epoch] = (await claim('a', 'ia', 's1')) as [number, string];
+    const before = await serverNow();
+    const ok = await begin('a', 'ia', 's1', epoch, 'u1');
+    expect(ok).toEqual([OK, expect.any(Number)]);
+    expect(ok[1]).toBeGreaterThanOrEqual(before);
+    expect(await client.zscore(k.dataUploads, 's1/u1')).toBe(String(ok[1]));
+    expect(await begin('b', 'ib', 's1', epoch, 'u2')).toEqual([NOT_OWNER, 'a', epoch]);
+    expect(await begin('a', 'ia', 's1', '1', 'u3')).toEqual([NOT_OWNER, 'a', epoch]);
+    expect(await begin('a', 'ia', 'nope', epoch, 'u4')).toEqual([NOT_FOUND]);
+    expect(await begin('a', 'old', 's1', epoch, 'u5')).toEqual([FENCED, 'replaced']);
+    expect(await client.zcard(k.dataUploads)).toBe(1);
+  });
+
+  it('data-commit: OK with increasing versions and the previous upload, NOT_OWNER, NOT_FOUND, FENCED, UPLOAD_EXPIRED', async () => {
+    await register('a', 'ia');
+    await register('b', 'ib');
+    const [, epoch] = (await claim('a', 'ia', 's1')) as [number, string];
+    await begin('a', 'ia', 's1', epoch, 'u1');
+    expect(await commit('a', 'ia', 's1', epoch, 'u1')).toEqual([OK, 1, expect.any(Number), '']);
+    expect(await pointer('s1')).toMatchObject({ version: 1, uploadId: 'u1', size: 42, sha256: 'ab'.repeat(32), epoch, writer: 'a' });
+    expect(await client.zscore(k.dataUploads, 's1/u1')).toBeNull();
+    await begin('a', 'ia', 's1', epoch, 'u2');
+    expect(await commit('a', 'ia', 's1', epoch, 'u2')).toEqual([OK, 2, expect.any(Number), 'u1']);
+    // Committed once already, or never begun: no longer pending.
+    expect(await commit('a', 'ia', 's1', epoch, 'u2')).toEqual([UPLOAD_EXPIRED]);
+    expect(await commit('a', 'ia', 's1', epoch, 'never')).toEqual([UPLOAD_EXPIRED]);
+    await begin('a', 'ia', 's1', epoch, 'u3');
+    expect(await commit('b', 'ib', 's1', epoch, 'u3')).toEqual([NOT_OWNER, 'a', epoch]);
+    expect(await commit('a', 'ia', 's1', '1', 'u3')).toEqual([NOT_OWNER, 'a', epoch]);
+    expect(await commit('a', 'ia', 'nope', epoch, 'u3')).toEqual([NOT_FOUND]);
+    expect(await commit('a', 'old', 's1', epoch, 'u3')).toEqual([FENCED, 'replaced']);
+    expect(await pointer('s1')).toMatchObject({ version: 2, uploadId: 'u2' });
+  });
+
+  it('data-commit refuses an owner whose lease expired while it uploaded, and one that lost the session to an adopter', async () => {
+    await register('a', 'ia', 2, 0, 200);
+    await register('b', 'ib', 2, 0, 5000);
+    const [, epoch] = (await claim('a', 'ia', 's1')) as [number, string];
+    await begin('a', 'ia', 's1', epoch, 'slow');
+    await sleep(220);
+    expect(await commit('a', 'ia', 's1', epoch, 'slow')).toEqual([FENCED, 'expired']);
+    await sleep(DELAY);
+    const [, adopted] = (await claim('b', 'ib', 's1')) as [number, string];
+    await begin('b', 'ib', 's1', adopted, 'fresh');
+    expect(await commit('b', 'ib', 's1', adopted, 'fresh')).toEqual([OK, 1, expect.any(Number), '']);
+    expect(await commit('a', 'ia', 's1', epoch, 'slow')).toEqual([FENCED, 'expired']);
+    expect(await pointer('s1')).toMatchObject({ uploadId: 'fresh', writer: 'b', epoch: adopted });
+  });
+
+  it("data-commit hands back this session's uploads older than the timeout, never another session's, and refuses them afterwards", async () => {
+    await register('a', 'ia');
+    const [, e1] = (await claim('a', 'ia', 's1')) as [number, string];
+    const [, e2] = (await claim('a', 'ia', 's2')) as [number, string];
+    await begin('a', 'ia', 's1', e1, 'crashed');
+    await begin('a', 'ia', 's2', e2, 'other');
+    await sleep(60);
+    await begin('a', 'ia', 's1', e1, 'young');
+    await begin('a', 'ia', 's1', e1, 'u1');
+    expect(await commit('a', 'ia', 's1', e1, 'u1', 40)).toEqual([OK, 1, expect.any(Number), '', 'crashed']);
+    expect((await client.zrange(k.dataUploads, 0, -1)).sort()).toEqual(['s1/young', 's2/other']);
+    expect(await commit('a', 'ia', 's1', e1, 'crashed')).toEqual([UPLOAD_EXPIRED]);
+  });
+
+  it('data-drop: OK for a session that is stopped or unknown (with its pending uploads), OWNED_ELSEWHERE for one that should run', async () => {
+    await register('a', 'ia');
+    const [, epoch] = (await claim('a', 'ia', 's1')) as [number, string];
+    await begin('a', 'ia', 's1', epoch, 'u1');
+    await commit('a', 'ia', 's1', epoch, 'u1');
+    await begin('a', 'ia', 's1', epoch, 'u2');
+    expect(await drop('s1')).toEqual([OWNED_ELSEWHERE, 'a', epoch]);
+    await setStatus('a', 'ia', 's1', 'STOPPED', 'stopped', 'logged out');
+    expect(await drop('s1')).toEqual([OK, 'u1', 'u2']);
+    expect(await pointer('s1')).toBeNull();
+    expect(await client.zcard(k.dataUploads)).toBe(0);
+    expect(await drop('s1')).toEqual([OK, '']);
+    expect(await drop('never-seen')).toEqual([OK, '']);
+    // An upload dropped meanwhile is never committed.
+    expect(await commit('a', 'ia', 's1', epoch, 'u2')).toEqual([UPLOAD_EXPIRED]);
+  });
+
+  it('the typed callers name the values, and chunk keys stay outside the hash tag', async () => {
+    await register('a', 'ia');
+    const [, epoch] = (await claim('a', 'ia', 's1')) as [number, string];
+    const ids = { instanceId: 'a', incarnation: 'ia', sessionId: 's1', epoch };
+    expect(await lua.dataBegin(client, k, { ...ids, uploadId: 'u1' })).toEqual({ code: 'OK', startedAt: expect.any(Number) });
+    expect(await lua.dataCommit(client, k, { ...ids, uploadId: 'u1', size: 1, digest: 'x', uploadTimeoutMs: 1000 })).toEqual({
+      code: 'OK',
+      version: 1,
+      committedAt: expect.any(Number),
+      previousUploadId: '',
+      garbage: [],
+    });
+    expect(await lua.dataDrop(client, k, { sessionId: 's1' })).toEqual({ code: 'OWNED_ELSEWHERE', owner: 'a', epoch });
+    expect(sessionBlobKey(k.namespace, 's1', 'u1', 3)).toBe(`wafleet:${k.namespace}:blob:s1:u1:3`);
+    expect(sessionBlobKey(k.namespace, 's1', 'u1', 3)).not.toContain('{');
+    expect(() => sessionBlobKey(k.namespace, 'a:b', 'u1', 0)).toThrow(expect.objectContaining({ code: 'WAFLEET_INVALID_ID' }));
+    expect(() => sessionBlobKey(k.namespace, 's1', 'u/1', 0)).toThrow(expect.objectContaining({ code: 'WAFLEET_CONFIG' }));
+    expect(() => sessionBlobKey(k.namespace, 's1', 'u1', -1)).toThrow(expect.objectContaining({ code: 'WAFLEET_CONFIG' }));
   });
 });
 

@@ -36,8 +36,12 @@ import {
   type SessionMetadata,
   type SessionOwner,
   type SessionStatus,
+  ConfigError,
+  RedisReplyError,
 } from '@wafleet/protocol';
 import { exposeFleetInternals, outboxInternals } from '../internals.js';
+import { checkUploadId } from '../session-data/files.js';
+import type { CommittedVersion, SessionDataCommit, SessionDataDrop, SessionDataUpload } from '../session-data/types.js';
 import { resolveFleetOptions, type FleetOptions, type ResolvedFleetOptions, type StopSession } from './options.js';
 
 export { SESSION_STATUSES, type InstanceInfo, type PlaceOptions, type PlaceResult, type SessionOwner, type SessionStatus };
@@ -60,6 +64,43 @@ function checkReason(reason: unknown): string {
     );
   }
   return reason;
+}
+
+/** Default of `uploadTimeoutMs`: an upload not committed within 10 minutes is garbage. */
+export const SESSION_DATA_UPLOAD_TIMEOUT_MS = 600_000;
+
+/** Reads a pointer of the data hash, checking its shape: Redis is shared state, another version may have written it. */
+function parseCommittedVersion(sessionId: string, raw: string): CommittedVersion {
+  let v: Record<string, unknown>;
+  try {
+    v = JSON.parse(raw) as Record<string, unknown>;
+  } catch {
+    throw new RedisReplyError('data', raw);
+  }
+  const num = (x: unknown) => typeof x === 'number' && Number.isSafeInteger(x) && x >= 0;
+  const str = (x: unknown) => typeof x === 'string' && x.length > 0;
+  if (
+    !v ||
+    !num(v.version) ||
+    !str(v.uploadId) ||
+    !num(v.size) ||
+    !str(v.sha256) ||
+    !str(v.epoch) ||
+    !str(v.writer) ||
+    !num(v.committedAt)
+  ) {
+    throw new RedisReplyError('data', raw);
+  }
+  return {
+    sessionId,
+    version: v.version as number,
+    uploadId: v.uploadId as string,
+    size: v.size as number,
+    sha256: v.sha256 as string,
+    epoch: v.epoch as string,
+    writer: v.writer as string,
+    committedAt: v.committedAt as number,
+  };
 }
 
 /** Lifecycle of a fleet instance. `fenced`: lease lost or self-fence deadline passed; it tries to recover. */
@@ -486,6 +527,108 @@ export class Fleet extends EventEmitter<FleetEvents> {
       this.#fence([sessionId], 'taken');
     }
     throw replyError('set-status', reply, { sessionId });
+  }
+
+  // ---- session data (the fenced commit protocol; see createSessionData) ----
+
+  /**
+   * Announces an upload of `sessionId`'s data under the fresh `uploadId`, before any byte is written. Only the owner
+   * may; the returned `epoch` is the fencing token to commit with.
+   * @throws LeaseLostError, NotOwnerError, NotFoundError, InvalidIdError, ConfigError (bad upload id)
+   */
+  async beginSessionData(sessionId: string, uploadId: string): Promise<{ epoch: string; startedAt: number }> {
+    validateSessionId(sessionId);
+    checkUploadId(uploadId);
+    this.#assertStarted();
+    // Allowed while draining: a handoff backs the session up before its engine stops.
+    if (this.#state === 'fenced' || this.#pastDeadline()) throw new LeaseLostError('deadline', sessionId);
+    // Redis decides who owns the session; an epoch this instance does not know is refused there with the owner's.
+    const epoch = this.#owned.get(sessionId) ?? '';
+    const reply = await lua.dataBegin(this.#redis(), this.#keys, {
+      instanceId: this.#options.instanceId,
+      incarnation: this.#incarnation,
+      sessionId,
+      epoch,
+      uploadId,
+    });
+    if (reply.code === 'OK') return { epoch, startedAt: reply.startedAt };
+    this.#dataRefused(sessionId, reply);
+    throw replyError('data-begin', reply, { sessionId });
+  }
+
+  /**
+   * Makes an upload the session's current data. The fencing token (this instance, its incarnation, `epoch`) is
+   * checked in Redis in the same script as the registry, never here: a commit that arrives after this instance lost
+   * the session (a pause, a partition) is refused however valid it looked when the upload began.
+   * @throws LeaseLostError, NotOwnerError, NotFoundError, WafleetError `WAFLEET_DATA_UPLOAD_EXPIRED` (collected as
+   * garbage), InvalidIdError, ConfigError
+   */
+  async commitSessionData(sessionId: string, upload: SessionDataUpload): Promise<SessionDataCommit> {
+    validateSessionId(sessionId);
+    const { epoch, uploadId, size, sha256, uploadTimeoutMs = SESSION_DATA_UPLOAD_TIMEOUT_MS } = upload ?? {};
+    checkUploadId(uploadId);
+    if (typeof epoch !== 'string' || !/^\d+$/.test(epoch))
+      throw new ConfigError('epoch', `Expected \`epoch\` to be a decimal string, got ${describe(epoch)}`);
+    if (!Number.isSafeInteger(size) || size < 0)
+      throw new ConfigError('size', `Expected \`size\` to be a non-negative integer, got ${describe(size)}`);
+    if (typeof sha256 !== 'string' || !/^[0-9a-f]{64}$/.test(sha256)) {
+      throw new ConfigError('sha256', `Expected \`sha256\` to be 64 lowercase hex digits, got ${describe(sha256)}`);
+    }
+    if (!Number.isSafeInteger(uploadTimeoutMs) || uploadTimeoutMs <= 0) {
+      throw new ConfigError('uploadTimeoutMs', `Expected \`uploadTimeoutMs\` to be a positive integer, got ${describe(uploadTimeoutMs)}`);
+    }
+    this.#assertStarted();
+    const reply = await lua.dataCommit(this.#redis(), this.#keys, {
+      instanceId: this.#options.instanceId,
+      incarnation: this.#incarnation,
+      sessionId,
+      epoch,
+      uploadId,
+      size,
+      digest: sha256,
+      uploadTimeoutMs,
+    });
+    if (reply.code === 'OK') {
+      const writer = this.#options.instanceId;
+      const committed = { sessionId, version: reply.version, uploadId, size, sha256, epoch, writer, committedAt: reply.committedAt };
+      return { committed, previousUploadId: reply.previousUploadId, garbage: reply.garbage };
+    }
+    this.#dataRefused(sessionId, reply);
+    throw replyError('data-commit', reply, { sessionId });
+  }
+
+  /**
+   * The committed version of `sessionId`'s data (what a restore reads), or null when none. One Redis round trip.
+   * @throws InvalidIdError, RedisReplyError (a pointer no wafleet version writes)
+   */
+  async sessionData(sessionId: string): Promise<CommittedVersion | null> {
+    validateSessionId(sessionId);
+    this.#assertStarted();
+    const raw = await this.#redis().hget(this.#keys.data, sessionId);
+    if (raw === null) return null;
+    return parseCommittedVersion(sessionId, raw);
+  }
+
+  /**
+   * Removes the pointer to `sessionId`'s data and forgets its pending uploads; the caller removes the bytes named in
+   * the result. Only a session without a record or with desired state 'stopped' (logged out, stopped) loses its data.
+   * @throws OwnedElsewhereError (the session should run), InvalidIdError
+   */
+  async dropSessionData(sessionId: string): Promise<SessionDataDrop> {
+    validateSessionId(sessionId);
+    this.#assertStarted();
+    const reply = await lua.dataDrop(this.#redis(), this.#keys, { sessionId });
+    if (reply.code === 'OK') return { previousUploadId: reply.previousUploadId, uploads: reply.uploads };
+    throw replyError('data-drop', reply, { sessionId });
+  }
+
+  /** A data script refused: a session another instance took is fenced here at once, not at the next push. */
+  #dataRefused(sessionId: string, reply: { code: string; owner?: string; epoch?: string }): void {
+    const mine = this.#owned.get(sessionId);
+    if (reply.code !== 'NOT_OWNER' || mine === undefined) return;
+    // Ours under a newer epoch (re-claimed): only the upload is stale, not the ownership.
+    if (reply.owner === this.#options.instanceId && reply.epoch === mine) return;
+    this.#fence([sessionId], 'taken');
   }
 
   /**

@@ -23,6 +23,7 @@ final class Protocol
     public const REPLY_NOT_OWNER = -8;
     public const REPLY_DRAINING = -9;
     public const REPLY_NOT_FOUND = -10;
+    public const REPLY_UPLOAD_EXPIRED = -11;
 
     /** Registry key names: `{wafleet:<namespace>}:` followed by these (the events channel gets `:<db>` on a database other than 0). */
     public const KEY_SUFFIXES = [
@@ -32,6 +33,8 @@ final class Protocol
         'sessions' => 'sessions',
         'pending' => 'pending',
         'meta' => 'meta',
+        'data' => 'data',
+        'dataUploads' => 'data-uploads',
         'events' => 'events',
     ];
 

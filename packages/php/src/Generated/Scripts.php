@@ -14,7 +14,7 @@ final class Scripts
     public const LOOKUP = [
         'name' => 'lookup',
         'numberOfKeys' => 3,
-        'sha' => '8d94d32833d6c592cc06da4dfccb4a4237dc92e1',
+        'sha' => '90a0f26ba7213212a9363e1141425a0b1d27d8ec',
         'lua' => '-- wafleet 0.1.0 lookup
 --[[
   Reads a session\'s owner in one round trip: the record, the owner\'s URL and whether its lease is valid.
@@ -42,6 +42,7 @@ local QUARANTINE = -7        -- Redis lost its data recently: only previous owne
 local NOT_OWNER = -8         -- the caller does not own the session
 local DRAINING = -9          -- the caller\'s instance is draining
 local NOT_FOUND = -10        -- unknown session
+local UPLOAD_EXPIRED = -11   -- the upload is not pending (collected as garbage after the upload timeout, or dropped)
 
 local function now_ms()
   local t = redis.call(\'TIME\')
@@ -296,7 +297,7 @@ return {
     public const INSTANCES = [
         'name' => 'instances',
         'numberOfKeys' => 3,
-        'sha' => '6cecac3c67e487ecb163353d0eff210ab2beb4fc',
+        'sha' => '1c59a9209ff245f6d7b774c8d4e42776c4a89d72',
         'lua' => '-- wafleet 0.1.0 instances
 --[[
   Lists registered instances with their load, in one round trip.
@@ -320,6 +321,7 @@ local QUARANTINE = -7        -- Redis lost its data recently: only previous owne
 local NOT_OWNER = -8         -- the caller does not own the session
 local DRAINING = -9          -- the caller\'s instance is draining
 local NOT_FOUND = -10        -- unknown session
+local UPLOAD_EXPIRED = -11   -- the upload is not pending (collected as garbage after the upload timeout, or dropped)
 
 local function now_ms()
   local t = redis.call(\'TIME\')
