@@ -68,13 +68,28 @@ const median = (xs: number[]): number => {
   return s[Math.floor(s.length / 2)]!;
 };
 
+/** A Redis restart that lost every key: from when it was killed until it answered again (unix ms). */
+export interface DataLoss {
+  from: number;
+  to: number;
+}
+
 /**
- * Analyses the journal. `eraStarts`: unix ms at which Redis came back empty (its data, the committed pointers
- * included, lost): saves journaled before such a moment do not count for restores after it.
+ * A line journaled this soon after an empty Redis restart may still be the reply of a command the old server ran: an
+ * instance on a loaded box handles a commit's reply (and journals it) some time after Redis sent it.
  */
-export function checkLogins(lines: readonly LoginLine[], eraStarts: readonly number[]): LoginReport {
-  const bounds = [...eraStarts].sort((a, b) => a - b);
-  const eraOf = (t: number) => bounds.filter((b) => b <= t).length;
+const ERA_GRACE_MS = 1000;
+
+/**
+ * Analyses the journal. `losses`: Redis restarts that lost all data (the committed pointers included); each starts a
+ * new era of versions, and the checks compare lines of one era only. Lines journaled during a loss or within
+ * ERA_GRACE_MS after it belong to no era (it is unknown which server they reached) and are left out of the checks.
+ */
+export function checkLogins(lines: readonly LoginLine[], losses: readonly DataLoss[]): LoginReport {
+  const sorted = [...losses].sort((a, b) => a.from - b.from);
+  /** Era number, or -1 when the line may belong to either side of a loss. */
+  const eraOf = (t: number) =>
+    sorted.some((l) => t >= l.from && t <= l.to + ERA_GRACE_MS) ? -1 : sorted.filter((l) => l.from <= t).length;
   const bySession = new Map<string, LoginLine[]>();
   for (const l of lines) bySession.set(l.session, [...(bySession.get(l.session) ?? []), l]);
   const r: LoginReport = {
@@ -106,6 +121,7 @@ export function checkLogins(lines: readonly LoginLine[], eraStarts: readonly num
     // Within an era, a higher version never carries an older epoch, and no version is committed twice.
     const eras = new Map<number, LoginLine[]>();
     for (const s of saves) eras.set(eraOf(s.t), [...(eras.get(eraOf(s.t)) ?? []), s]);
+    eras.delete(-1);
     for (const [era, list] of eras) {
       const sorted = [...list].sort((a, b) => a.version! - b.version!);
       for (let i = 1; i < sorted.length; i++) {
@@ -125,6 +141,10 @@ export function checkLogins(lines: readonly LoginLine[], eraStarts: readonly num
       r.restores += x.version === null ? 0 : 1;
       const began = x.startedAt ?? x.t;
       const era = eraOf(x.t);
+      if (era < 0) {
+        if (x.version === null) r.qrAfterDataLoss++;
+        continue;
+      }
       const before = saves.filter((s) => eraOf(s.t) === era && s.t < began);
       const newest = Math.max(0, ...before.map((s) => s.version!));
       if (x.version === null) {

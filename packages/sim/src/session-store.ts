@@ -37,7 +37,16 @@ export function loginJournal(file: string | undefined, instance: string): ((even
     const { ev, sessionId, epoch, ...rest } = event;
     const { durationMs, ...more } = rest as { durationMs?: number };
     const version = 'version' in rest ? rest.version : null;
-    const line = { t: Date.now(), instance, session: sessionId, ev, epoch, ...more, version, ...(durationMs === undefined ? {} : { ms: durationMs }) };
+    const line = {
+      t: Date.now(),
+      instance,
+      session: sessionId,
+      ev,
+      epoch,
+      ...more,
+      version,
+      ...(durationMs === undefined ? {} : { ms: durationMs }),
+    };
     appendFileSync(file, `${JSON.stringify(line)}\n`);
   };
 }
