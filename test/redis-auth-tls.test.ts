@@ -1,9 +1,14 @@
 // Redis with a password, an ACL user, TLS, and a Cluster with both: wafleet connects with what the `redis` option
 // carries, and refuses loudly (never hangs, never shows the password) when Redis refuses it.
 import { createFleetClient, type OwnerChange } from '@wafleet/client';
-import { createFleet, type Fleet, type WafleetError } from '@wafleet/core';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createFleet, createSessionData, redisBlobBackend, type Fleet, type WafleetError } from '@wafleet/core';
 import type { RedisOption } from '@wafleet/protocol';
 import { killAll, startRedis, startRedisCluster, uniqueNamespace, waitUntil, type RedisServerHandle } from '@wafleet/test-utils';
+import { Redis } from 'ioredis';
 import { afterAll, describe, expect, it } from 'vitest';
 import { TEST_TIMING } from './helpers/fleet-harness.js';
 
@@ -44,6 +49,29 @@ async function roundTrip(namespace: string, instanceRedis: RedisOption, backendR
   }
 }
 
+/** A fleet saves, restores and drops a session's data in Redis chunks (the scripts plus SET, GET, DEL of chunk keys). */
+async function sessionDataTrip(namespace: string, url: string): Promise<void> {
+  const fleet = fleetOn(url, namespace);
+  const redis = new Redis(url);
+  const dir = mkdtempSync(join(tmpdir(), 'wafleet-acl-'));
+  try {
+    await fleet.start();
+    await fleet.claim('s3');
+    const data = createSessionData({ fleet, backend: redisBlobBackend({ redis, namespace, chunkBytes: 4096 }) });
+    const bytes = randomBytes(10_000);
+    writeFileSync(join(dir, 'in.zip'), bytes);
+    await data.save('s3', join(dir, 'in.zip'));
+    await data.save('s3', join(dir, 'in.zip'));
+    expect(await data.restore('s3', join(dir, 'out.zip'))).toMatchObject({ version: 2 });
+    expect(readFileSync(join(dir, 'out.zip')).equals(bytes)).toBe(true);
+    await fleet.setStatus('s3', 'STOPPED', { desired: 'stopped', reason: 'logged out' });
+    await data.drop('s3');
+  } finally {
+    await fleet.close();
+    redis.disconnect();
+  }
+}
+
 /** What `start()`/`connect()` rejected with; the test fails if either resolves. */
 async function refusal(run: () => Promise<unknown>): Promise<WafleetError> {
   const err = await run().then(
@@ -62,7 +90,7 @@ const COMMANDS =
   '+evalsha +eval +subscribe +info +select +hdel +hget +hmget +hset +publish +time +zadd +zlexcount +zrange +zrangebylex +zrangebyscore +zrem +zscore';
 const instanceAcl = (ns: string, password: string) => [
   `>${password}`,
-  ...`on resetkeys ~{wafleet:${ns}}:* ~wafleet:${ns}:idem:* resetchannels &{wafleet:${ns}}:events* nocommands ${COMMANDS} +get +set +del`.split(
+  ...`on resetkeys ~{wafleet:${ns}}:* ~wafleet:${ns}:idem:* ~wafleet:${ns}:blob:* resetchannels &{wafleet:${ns}}:events* nocommands ${COMMANDS} +get +set +del`.split(
     ' ',
   ),
 ];
@@ -105,6 +133,7 @@ describe('Redis with requirepass', () => {
       await admin.call('ACL', 'LOG', 'RESET');
       const url = (user: string, pw: string) => `${withPassword(`redis://127.0.0.1:${server.port}`, user, pw)}${db ? `/${db}` : ''}`;
       await roundTrip(ns, url(`inst-${ns}`, 'inst pw:@/'), url(`back-${ns}`, 'back-pw'));
+      await sessionDataTrip(ns, url(`inst-${ns}`, 'inst pw:@/'));
       // Nothing wafleet sent was refused (a refusal would also show as a failure above, unless retried away).
       expect(await admin.call('ACL', 'LOG')).toEqual([]);
     }

@@ -13,14 +13,18 @@ export interface RedisBlobBackendOptions {
   redis: Redis | Cluster;
   /** The fleet's namespace: chunk keys are `wafleet:<namespace>:blob:<sessionId>:<uploadId>:<i>`. */
   namespace: string;
-  /** Bytes per chunk (one Redis string each). @default 1048576 (1 MiB) */
+  /**
+   * Bytes per chunk (one Redis string each). The default stays 1 KiB under 1 MiB: a string of exactly 1 MiB plus its
+   * header falls into jemalloc's 1.25 MiB size class and wastes 25 % of Redis memory (measured, bench/session-data.mjs).
+   * @default 1047552 (1 MiB - 1 KiB)
+   */
   chunkBytes?: number;
   /** Largest archive stored; a larger one is refused with `WAFLEET_DATA_TOO_LARGE`. @default 268435456 (256 MiB) */
   maxBytes?: number;
 }
 
 /** Defaults of {@link redisBlobBackend}. */
-export const REDIS_BLOB_DEFAULTS = Object.freeze({ chunkBytes: 1024 * 1024, maxBytes: 256 * 1024 * 1024 });
+export const REDIS_BLOB_DEFAULTS = Object.freeze({ chunkBytes: 1024 * 1024 - 1024, maxBytes: 256 * 1024 * 1024 });
 
 /** Chunk writes and reads in flight per upload or restore. */
 const WINDOW = 4;
