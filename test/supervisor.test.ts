@@ -248,8 +248,16 @@ describe('session supervisor (G4, G1)', () => {
     await waitUntil(() => fencedAt > 0 && h.sim.running().size === 0, { timeoutMs: 5000 });
     const stoppedWithinMs = Date.now() - fencedAt;
     server.resume();
-    // The browsers themselves are gone, not just the bookkeeping.
-    for (const pid of pids) expect(() => process.kill(pid!, 0)).toThrow();
+    // The browsers themselves are gone, not just the bookkeeping (SIGKILLed by the stop; reaped a moment later).
+    const alive = (pid: number) => {
+      try {
+        process.kill(pid, 0);
+        return true;
+      } catch {
+        return false;
+      }
+    };
+    await waitUntil(() => pids.every((pid) => !alive(pid!)), { timeoutMs: 2000, message: 'a fenced session browser is still alive' });
     await waitUntil(() => statusOf(h, 'f-1') === 'WORKING' && statusOf(h, 'f-2') === 'WORKING', { timeoutMs: 10_000 });
     console.log(`fence: engines and browser processes down ${stoppedWithinMs} ms after the fenced event`);
     expect(stoppedWithinMs).toBeLessThan(500);

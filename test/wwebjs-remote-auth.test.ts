@@ -5,7 +5,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { killAll, redisForTests, uniqueNamespace, type ChildHandle, type TestRedis } from '@wafleet/test-utils';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { blackHole, indexOf, processesWith, startWwebjsInstance } from './helpers/wwebjs-instances.js';
+import { blackHole, indexOf, startWwebjsInstance } from './helpers/wwebjs-instances.js';
+import { processesWith } from '@wafleet/test-utils';
 
 const hasChromium = existsSync('/usr/bin/chromium');
 const S = 'acc3';

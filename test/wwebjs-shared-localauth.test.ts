@@ -4,7 +4,8 @@ import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { killAll, redisForTests, sleep, uniqueNamespace, waitUntil, type TestRedis } from '@wafleet/test-utils';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { blackHole, processesWith, startWwebjsInstance } from './helpers/wwebjs-instances.js';
+import { blackHole, startWwebjsInstance } from './helpers/wwebjs-instances.js';
+import { processesWith } from '@wafleet/test-utils';
 
 const hasChromium = existsSync('/usr/bin/chromium');
 const S = 'acc4';

@@ -1,6 +1,5 @@
 // Instances running the real whatsapp-web.js Client on Debian Chromium (test/fixtures/wwebjs-instance.mjs), offline:
 // every host name resolves to a local port that accepts and never answers.
-import { readdirSync, readFileSync } from 'node:fs';
 import net from 'node:net';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -42,22 +41,6 @@ export async function blackHole(): Promise<{ port: number; close(): void }> {
       server.close();
     },
   };
-}
-
-/** Live (not zombie) processes whose command line holds `needle`. */
-export function processesWith(needle: string): number[] {
-  const pids: number[] = [];
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry) || Number(entry) === process.pid) continue;
-    try {
-      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
-      if (stat.charAt(stat.lastIndexOf(')') + 2) === 'Z') continue;
-      if (readFileSync(`/proc/${entry}/cmdline`, 'utf8').split('\0').join(' ').includes(needle)) pids.push(Number(entry));
-    } catch {
-      // exited while we looked
-    }
-  }
-  return pids;
 }
 
 /** Index of the first message matching `predicate` (the order the instance printed them), -1 when none. */

@@ -1,5 +1,6 @@
 export { freePort, freePortPair, type FreePortPair } from './free-port.js';
 export { killAll } from './process-registry.js';
+export { processesWith } from './processes-with.js';
 export { redisCliBinary } from './redis-cli-binary.js';
 export { REDIS_SERVER_NOT_FOUND, redisServerBinary } from './redis-server-binary.js';
 export { redisForTests, type TestRedis } from './redis-for-tests.js';

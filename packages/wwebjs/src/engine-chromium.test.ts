@@ -1,37 +1,18 @@
 // The real whatsapp-web.js initialize() with Debian's Chromium and no network: what the engine reports, and that no
 // Chromium outlives stop().
 import { execFileSync } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import https from 'node:https';
 import net from 'node:net';
 import path from 'node:path';
 import type { EngineEvent, SessionEngine } from '@wafleet/core';
-import { sleep, waitUntil } from '@wafleet/test-utils';
+import { processesWith, sleep, waitUntil } from '@wafleet/test-utils';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { CHROMIUM, localClient, removeTempDirs, tempDir } from '../test/client-fixture.js';
 import { createWwebjsEngine } from './index.js';
 
 const hasChromium = existsSync(CHROMIUM);
 const hasOpenssl = existsSync('/usr/bin/openssl');
-
-/**
- * Live processes whose command line holds `needle`: pgrep -f without a shell that would match itself, and without the
- * zombies that Chromium's children are for a moment after the browser exits (already dead, waiting for PID 1 to reap).
- */
-function processesWith(needle: string): number[] {
-  const pids: number[] = [];
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry) || Number(entry) === process.pid) continue;
-    try {
-      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
-      if (stat.charAt(stat.lastIndexOf(')') + 2) === 'Z') continue;
-      if (readFileSync(`/proc/${entry}/cmdline`, 'utf8').split('\0').join(' ').includes(needle)) pids.push(Number(entry));
-    } catch {
-      // The process exited while we looked.
-    }
-  }
-  return pids;
-}
 
 /**
  * Waits until no live process holds `marker`. Once the browser process has exited, its renderers and utility processes
