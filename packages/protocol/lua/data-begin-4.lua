@@ -22,8 +22,7 @@
 --@include common
 local id, inc, sid, epoch, upload = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 local now = now_ms()
-local _, rec, refused = my_session(KEYS[1], KEYS[2], KEYS[3], id, inc, sid, now)
+local _, _, refused = my_session_at(KEYS[1], KEYS[2], KEYS[3], id, inc, sid, epoch, now)
 if refused then return refused end
-if rec.epoch ~= epoch then return { NOT_OWNER, rec.owner, rec.epoch } end
 redis.call('ZADD', KEYS[4], now, sid .. '/' .. upload)
 return { OK, now }

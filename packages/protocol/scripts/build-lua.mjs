@@ -8,9 +8,10 @@
 // Writes src/scripts.generated.ts and src/reply-codes.generated.ts. With `--check`, writes nothing and exits 1
 // when a committed file differs from what it would write. The PHP kit's files are written by build-php.mjs.
 import { createHash } from 'node:crypto';
-import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { readFileSync, readdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { writeGenerated } from './generated-files.mjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const luaDir = join(root, 'lua');
@@ -146,20 +147,8 @@ ${codes.map((c) => `  /** ${c.meaning || c.name} */\n  ${c.name}: ${c.value},`).
 });
 `;
 
-const check = process.argv.includes('--check');
-let stale = 0;
-for (const [file, text] of Object.entries(generated)) {
-  const path = join(root, 'src', file);
-  let current = '';
-  try {
-    current = readFileSync(path, 'utf8');
-  } catch {
-    // absent: stale
-  }
-  if (current === text) continue;
-  if (check) {
-    console.error(`packages/protocol/src/${file} is stale: run node packages/protocol/scripts/build-lua.mjs`);
-    stale += 1;
-  } else writeFileSync(path, text);
-}
-process.exit(stale ? 1 : 0);
+writeGenerated(generated, {
+  dir: join(root, 'src'),
+  label: 'packages/protocol/src',
+  rerun: 'run node packages/protocol/scripts/build-lua.mjs',
+});

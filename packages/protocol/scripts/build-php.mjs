@@ -3,9 +3,10 @@
 //   packages/php/src/Generated/Protocol.php  reply codes, key names, id patterns, header names, envelope patterns
 // Run after tsc. With `--check`, writes nothing and exits 1 when a committed file differs from what it would write;
 // `--out <dir>` reads and writes another directory instead (the freshness test uses it).
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { writeGenerated } from './generated-files.mjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const outFlag = process.argv.indexOf('--out');
@@ -104,20 +105,8 @@ ${headers.map((h) => `    public const ${h} = ${phpString(p[h])};`).join('\n')}
 }
 `;
 
-const check = process.argv.includes('--check');
-let stale = 0;
-for (const [file, text] of Object.entries(files)) {
-  const path = join(out, file);
-  let current = '';
-  try {
-    current = readFileSync(path, 'utf8');
-  } catch {
-    // absent: stale
-  }
-  if (current === text) continue;
-  if (check) {
-    console.error(`packages/php/src/Generated/${file} is stale: run the protocol build (node packages/protocol/scripts/build-php.mjs)`);
-    stale += 1;
-  } else writeFileSync(path, text);
-}
-process.exit(stale ? 1 : 0);
+writeGenerated(files, {
+  dir: out,
+  label: 'packages/php/src/Generated',
+  rerun: 'run the protocol build (node packages/protocol/scripts/build-php.mjs)',
+});

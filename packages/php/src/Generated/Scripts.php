@@ -14,7 +14,7 @@ final class Scripts
     public const LOOKUP = [
         'name' => 'lookup',
         'numberOfKeys' => 3,
-        'sha' => '90a0f26ba7213212a9363e1141425a0b1d27d8ec',
+        'sha' => '82ad531f0343952c091580a8f6544f2fb2665621',
         'lua' => '-- wafleet 0.1.0 lookup
 --[[
   Reads a session\'s owner in one round trip: the record, the owner\'s URL and whether its lease is valid.
@@ -274,6 +274,14 @@ local function my_session(instances_key, info_key, sessions_key, id, inc, sid, n
   return me, rec, nil
 end
 
+-- my_session, and still at the epoch the caller wrote under (the fencing token of session data).
+local function my_session_at(instances_key, info_key, sessions_key, id, inc, sid, epoch, now)
+  local me, rec, refused = my_session(instances_key, info_key, sessions_key, id, inc, sid, now)
+  if refused then return nil, nil, refused end
+  if rec.epoch ~= epoch then return nil, nil, { NOT_OWNER, rec.owner, rec.epoch } end
+  return me, rec, nil
+end
+
 
 local now = now_ms()
 local rec = get_json(KEYS[3], ARGV[1])
@@ -297,7 +305,7 @@ return {
     public const INSTANCES = [
         'name' => 'instances',
         'numberOfKeys' => 3,
-        'sha' => '1c59a9209ff245f6d7b774c8d4e42776c4a89d72',
+        'sha' => '38e957de57b9bb06acb78f5ac9ebb235ab545f36',
         'lua' => '-- wafleet 0.1.0 instances
 --[[
   Lists registered instances with their load, in one round trip.
@@ -550,6 +558,14 @@ local function my_session(instances_key, info_key, sessions_key, id, inc, sid, n
   local rec = get_json(sessions_key, sid)
   if not rec then return nil, nil, { NOT_FOUND } end
   if rec.owner ~= id or rec.inc ~= inc then return nil, nil, { NOT_OWNER, rec.owner or \'\', rec.epoch or \'0\' } end
+  return me, rec, nil
+end
+
+-- my_session, and still at the epoch the caller wrote under (the fencing token of session data).
+local function my_session_at(instances_key, info_key, sessions_key, id, inc, sid, epoch, now)
+  local me, rec, refused = my_session(instances_key, info_key, sessions_key, id, inc, sid, now)
+  if refused then return nil, nil, refused end
+  if rec.epoch ~= epoch then return nil, nil, { NOT_OWNER, rec.owner, rec.epoch } end
   return me, rec, nil
 end
 

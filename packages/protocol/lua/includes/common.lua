@@ -243,3 +243,11 @@ local function my_session(instances_key, info_key, sessions_key, id, inc, sid, n
   return me, rec, nil
 end
 
+-- my_session, and still at the epoch the caller wrote under (the fencing token of session data).
+local function my_session_at(instances_key, info_key, sessions_key, id, inc, sid, epoch, now)
+  local me, rec, refused = my_session(instances_key, info_key, sessions_key, id, inc, sid, now)
+  if refused then return nil, nil, refused end
+  if rec.epoch ~= epoch then return nil, nil, { NOT_OWNER, rec.owner, rec.epoch } end
+  return me, rec, nil
+end
+
