@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { appendFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -30,12 +30,18 @@ import {
   type JournalAnomaly,
   type RunOverlap,
 } from './helpers/journal-check.js';
+import { checkLogins, readLoginJournal, type DataLoss } from './helpers/login-check.js';
 
 /*
  * Acceptance test of G1 (single owner) and G4 (liveness) over the public instance runner `wafleet-sim instance`,
  * with real child-process "browsers" (`sleep 86400`, detached like puppeteer's Chromium) and the dead-man switch on:
- * 5 instances, 100 sessions, 2+ minutes of random kill -9, SIGSTOP within and beyond the pause budget, and Redis
- * restarts that lose all data. Ground truth for "the session runs here" is the browser process: a run lasts from
+ * 5 instances, 100 sessions, 2+ minutes of random kill -9, SIGSTOP within and beyond the pause budget, drains (SIGTERM,
+ * then the same id again), Redis restarts that lose all data and Redis restarts from its append-only file.
+ * The same run checks G9 (login data follows the session): the sessions start logged in and every launch restores
+ * through core's fenced session data; the login journal shows that every restore got the newest version committed
+ * before it began, that restored versions never go back, that no stale save became visible, and that no session
+ * reached SCAN_QR_CODE because of a fault. An empty Redis restart loses the committed pointers with everything else
+ * (production runs Redis with AOF, P7): launches after it that find no login are counted apart, and the test scans them. Ground truth for "the session runs here" is the browser process: a run lasts from
  * its journaled start until the earlier of its journaled stop and the death of its browser (polled every 20 ms).
  * A second part measures, with the switch off, the double runs that one pause beyond the budget causes.
  *
@@ -63,9 +69,10 @@ const SESSION_IDS = Array.from({ length: SESSIONS }, (_, i) => `sim-${String(i).
 
 /**
  * One launch on the adopting instance: the supervisor launches one browser at a time (startConcurrency 1), and a
- * launch is spawn + journal line + sim auth (20 ms) + ready (30 ms) + two status writes; 100 ms on a loaded 2-core box.
+ * launch is spawn + journal line + login restore (16 KiB from Redis, SHA-256 checked: ~30 ms median, more under load)
+ * + sim auth (20 ms) + ready (30 ms) + two status writes; 150 ms on a loaded 2-core box (100 ms before logins).
  */
-const LAUNCH_MS = 100;
+const LAUNCH_MS = 150;
 /** Scheduling noise of 11 Node processes and a redis-server on 2 cores, plus the test's 50 ms registry poll. */
 const SLACK_MS = 1500;
 /**
@@ -73,11 +80,12 @@ const SLACK_MS = 1500;
  * the lease expires at most TTL after the last renewal (which was before the fault), the sweep adopts no earlier than
  * expiry + adoption delay and at most one sweep period (x1.2 jitter) later, then the adopters launch what they got
  * one browser at a time; at most MAX_SESSIONS land on one instance (a restarted, empty one is the least loaded):
- *   TTL 2000 + adoption 500 + sweep 240 + 30 x 100 launches + 1500 slack = 7240 ms.
+ *   TTL 2000 + adoption 500 + sweep 240 + 30 x 150 launches + 1500 slack = 8740 ms.
  * After a Redis restart the instances re-assert their sessions (quarantine); if the outage outlived the self-fence
  * they stopped them and launch them again, so the same bound applies from the moment Redis answers again:
- *   Redis restart time + 7240 ms.
- * A pause within the budget must not disturb anything: its bound is the pause itself + the same 7240 ms.
+ *   Redis restart time + 8740 ms.
+ * A pause within the budget must not disturb anything: its bound is the pause itself + the same 8740 ms.
+ * A drain hands its sessions off without waiting for expiry, so the same bound covers it with room to spare.
  */
 const RECOVERY_BOUND_MS = LEASE_TTL_MS + ADOPTION_DELAY_MS + SWEEP_MS * 1.2 + MAX_SESSIONS * LAUNCH_MS + SLACK_MS;
 
@@ -92,7 +100,25 @@ const SEED = Number(process.env['CHAOS_SEED'] ?? Date.now() % 1_000_000);
 
 const TAG_NAME = 'WAFLEET_SIM_CHAOS_TAG';
 
-type FaultKind = 'kill9' | 'pause-short' | 'pause-long' | 'redis-restart';
+/**
+ * Login data (G9) in the main run: every session starts logged in (a committed 16 KiB login), saves it 100 ms after
+ * ready, every 2 s while ready, and before a drain hands it off. CHAOS_STORE=dir:<path> keeps the bytes in a directory
+ * instead of Redis (the committed pointers stay in Redis).
+ */
+const SESSION_STORE = process.env['CHAOS_STORE'] ?? 'redis';
+const LOGIN_BYTES = 16 * 1024;
+const SAVE_INTERVAL_MS = 2000;
+const LOGIN_FLAGS = [
+  ...['--session-store', SESSION_STORE, '--login-bytes', String(LOGIN_BYTES)],
+  ...['--save-after-ready-ms', '100', '--save-interval-ms', String(SAVE_INTERVAL_MS)],
+];
+
+/**
+ * `redis-restart`: Redis comes back empty (every lease, record and committed login pointer lost); `redis-restart-aof`:
+ * it comes back from its append-only file (appendfsync always), as P7 asks of production; `drain`: SIGTERM, the
+ * instance hands its sessions off and exits 0, and comes back under the same id.
+ */
+type FaultKind = 'kill9' | 'pause-short' | 'pause-long' | 'redis-restart' | 'redis-restart-aof' | 'drain';
 
 interface FaultRecord {
   n: number;
@@ -117,6 +143,9 @@ interface FaultRecord {
   registeredEarly?: number;
   /** For pauses within the budget: 'fenced' lines the paused instance printed (expected 0). */
   fencedAfter?: number;
+  /** Drain: the exit code after SIGTERM (expected 0) and the sessions it handed off. */
+  exitCode?: number | null;
+  handedOff?: number;
   note?: string;
 }
 
@@ -149,6 +178,8 @@ interface FleetSetup {
   tag: string;
   deadman: boolean;
   watch: BrowserWatch;
+  /** With login data: where the instances journal restores and saves (`--login-journal`); none without. */
+  logins: string | undefined;
 }
 
 /** One `wafleet-sim instance` process; `start()` again after a kill runs a new process with the same id and port. */
@@ -181,12 +212,19 @@ class SimInstance {
       ...(s.deadman ? [] : ['--no-deadman']),
       ...['--heartbeat-ms', String(HEARTBEAT_MS), '--lease-ttl-ms', String(LEASE_TTL_MS), '--self-fence-ms', String(SELF_FENCE_MS)],
       ...['--adoption-delay-ms', String(ADOPTION_DELAY_MS), '--sweep-ms', String(SWEEP_MS)],
+      ...(s.logins ? ['--login-journal', s.logins, ...LOGIN_FLAGS] : []),
     ];
     const span: ProcessSpan = { pid: 0, spawnedAt: Date.now(), exitedAt: undefined, deadmanPid: undefined };
     this.child = spawnProcess(process.execPath, args, { name: this.id, env: { [TAG_NAME]: s.tag, WAFLEET_ADMIN_TOKEN: ADMIN_TOKEN } });
     span.pid = this.child.pid;
     this.processes.push(span);
-    void this.child.exited.then(() => (span.exitedAt = Date.now()));
+    const child = this.child;
+    void child.exited.then(() => {
+      span.exitedAt = Date.now();
+      // With the journal kept, every process's stdout (fleet and supervisor events) is kept beside it.
+      if (process.env['CHAOS_KEEP_JOURNAL'])
+        appendFileSync(join(dirname(s.journal), `${this.id}.${span.pid}.out`), `${child.lines.join('\n')}\n`);
+    });
     // A restart under the same id waits out the old lease (up to TTL + adoption delay + command timeout).
     const ready = await this.child.waitFor<{ deadmanPid?: number }>((m) => m['ev'] === 'ready', 20_000);
     if (typeof ready.deadmanPid === 'number') {
@@ -222,12 +260,19 @@ async function startFleet(setup: FleetSetup, count: number): Promise<SimInstance
 async function placeSessions(setup: FleetSetup, count: number): Promise<void> {
   const placer = spawnProcess(
     process.execPath,
-    [BIN, 'sessions', '--redis', setup.redisUrl, '--namespace', setup.namespace, '--count', String(count)],
+    [
+      ...[BIN, 'sessions', '--redis', setup.redisUrl, '--namespace', setup.namespace, '--count', String(count)],
+      // Logged in, as if each QR code had been scanned once: a short-lived instance commits a login per session.
+      ...(setup.logins
+        ? ['--logged-in', '--session-store', SESSION_STORE, '--login-bytes', String(LOGIN_BYTES), '--login-journal', setup.logins]
+        : []),
+    ],
     { name: 'placer', env: { [TAG_NAME]: setup.tag } },
   );
   const placed = await placer.waitFor<{ outcomes: Record<string, number> }>((m) => m['ev'] === 'placed', 30_000);
   await placer.exited;
-  expect(Object.values(placed.outcomes).reduce((a, b) => a + b, 0)).toBe(count);
+  if (setup.logins) expect(placed.outcomes).toMatchObject({ loggedIn: count, failed: 0 });
+  else expect(Object.values(placed.outcomes).reduce((a, b) => a + b, 0)).toBe(count);
 }
 
 // ---- registry ----
@@ -272,6 +317,8 @@ async function readRegistry(client: Redis, namespace: string): Promise<RegistryV
 
 interface NotWorking {
   reason: string;
+  /** Set when the session waits for a QR scan on a live owner. */
+  qr?: { owner: string; epoch: string };
   /** Set when the record says STARTING on a live owner: the owner's supervisor may already run it WORKING. */
   starting?: { owner: string; epoch: string };
 }
@@ -289,6 +336,8 @@ function notWorking(view: RegistryView, ids: readonly string[], deadIncs: Readon
       if (!inst || inst.inc !== rec.inc || inst.deadline <= view.now) bad.set(sid, { reason: `owner ${rec.owner} not live` });
       else if (rec.status === 'STARTING')
         bad.set(sid, { reason: `STARTING on ${rec.owner}`, starting: { owner: rec.owner, epoch: rec.epoch } });
+      else if (rec.status === 'SCAN_QR_CODE')
+        bad.set(sid, { reason: `SCAN_QR_CODE on ${rec.owner}`, qr: { owner: rec.owner, epoch: rec.epoch } });
       else if (rec.status !== 'WORKING') bad.set(sid, { reason: `${rec.status} on ${rec.owner}` });
     }
   }
@@ -315,6 +364,19 @@ async function supervisorSessions(port: number): Promise<Map<string, { status: s
   });
   const list = (await res.json()) as Array<{ sessionId: string; status: string; epoch: string }>;
   return new Map(list.map((s) => [s.sessionId, { status: s.status, epoch: s.epoch }]));
+}
+
+/** QR codes the test scanned (session@epoch), as the human a real fleet would call would: see checkLogins for why each appeared. */
+const scanned = new Set<string>();
+
+/** Scans the QR code of a session waiting at SCAN_QR_CODE on its owner (`POST /sim/sessions/:id/scan`). */
+async function scanQr(port: number, sessionId: string, epoch: string): Promise<void> {
+  const res = await fetch(`http://127.0.0.1:${port}/sim/sessions/${sessionId}/scan`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${ADMIN_TOKEN}` },
+    signal: AbortSignal.timeout(1000),
+  });
+  if (res.status === 202) scanned.add(`${sessionId}@${epoch}`);
 }
 
 /** How long a registry status may lag behind a supervisor that runs the session WORKING before it counts as stale. */
@@ -353,6 +415,13 @@ async function waitRecovered(
     const polledAt = Date.now();
     try {
       bad = notWorking(await readRegistry(client, namespace), ids, deadIncs);
+      // A session without a login waits for a human: scan it, so the fleet goes on; the login check says whether a
+      // fault caused it (a failure) or Redis lost the committed logins (expected after an empty restart).
+      await Promise.all(
+        [...bad]
+          .filter(([, b]) => b.qr && ports.has(b.qr.owner))
+          .map(([sid, b]) => scanQr(ports.get(b.qr!.owner)!, sid, b.qr!.epoch).catch(() => undefined)),
+      );
       if (bad.size === 0) {
         const now = Date.now();
         return { recoveryMs: (staleSince ?? now) - since, registryMs: now - since, stale: [], bad: '' };
@@ -414,11 +483,20 @@ function orphans(setup: FleetSetup): { journaled: number[]; tagged: number[]; ot
   };
 }
 
-function newSetup(redisUrl: string, label: string, deadman: boolean): FleetSetup {
+function newSetup(redisUrl: string, label: string, deadman: boolean, logins = false): FleetSetup {
   const tag = `${label}-${randomBytes(6).toString('hex')}`;
   tags.push(tag);
-  const journal = join(mkdtempSync(join(tmpdir(), `wafleet-sim-chaos-${label}-`)), 'journal.jsonl');
-  return { redisUrl, namespace: uniqueNamespace(`sim-chaos-${label}`), journal, tag, deadman, watch: new BrowserWatch(journal, 20) };
+  const dir = mkdtempSync(join(tmpdir(), `wafleet-sim-chaos-${label}-`));
+  const journal = join(dir, 'journal.jsonl');
+  return {
+    redisUrl,
+    namespace: uniqueNamespace(`sim-chaos-${label}`),
+    journal,
+    tag,
+    deadman,
+    watch: new BrowserWatch(journal, 20),
+    logins: logins ? join(dir, 'logins.jsonl') : undefined,
+  };
 }
 
 /** Deletes the journal's directory, unless CHAOS_KEEP_JOURNAL is set (then its path is printed). */
@@ -438,10 +516,13 @@ describe('sim instance runner under chaos (G1 single owner, G4 liveness), dead-m
     await redis?.stop();
   });
 
-  it(`5 instances, 100 sessions, >= ${CHAOS_MS / 1000} s of kill -9 / SIGSTOP within and beyond the budget / Redis restarts: no overlapping runs, recovery within the bound`, async () => {
-    redis = await startRedis();
+  it(`5 instances, 100 logged-in sessions, >= ${CHAOS_MS / 1000} s of kill -9 / SIGSTOP within and beyond the budget / drains / Redis restarts: no overlapping runs, recovery within the bound, every new owner restores the newest login`, async () => {
+    // Append-only (fsync always), so that a redis-restart-aof keeps what was acknowledged; redis-restart wipes it.
+    redis = await startRedis({ appendonly: true });
     const client = redis.client({ commandTimeout: 1000, maxRetriesPerRequest: 1 });
-    const setup = newSetup(redis.url, 'main', true);
+    const setup = newSetup(redis.url, 'main', true, true);
+    /** Redis restarts that lost every key, the committed login pointers included. */
+    const dataLost: DataLoss[] = [];
     const rnd = prng(SEED);
     const between = (lo: number, hi: number) => Math.round(lo + rnd() * (hi - lo));
     const faults: FaultRecord[] = [];
@@ -460,7 +541,17 @@ describe('sim instance runner under chaos (G1 single owner, G4 liveness), dead-m
       const deck: FaultKind[] = [];
       const nextKind = (): FaultKind => {
         if (deck.length === 0) {
-          deck.push('kill9', 'kill9', 'pause-short', 'pause-short', 'pause-long', 'pause-long', 'redis-restart');
+          deck.push(
+            'kill9',
+            'kill9',
+            'pause-short',
+            'pause-short',
+            'pause-long',
+            'pause-long',
+            'drain',
+            'redis-restart',
+            'redis-restart-aof',
+          );
           for (let i = deck.length - 1; i > 0; i--) {
             const j = Math.floor(rnd() * (i + 1));
             [deck[i], deck[j]] = [deck[j]!, deck[i]!];
@@ -481,14 +572,14 @@ describe('sim instance runner under chaos (G1 single owner, G4 liveness), dead-m
         const rec: FaultRecord = {
           n: faults.length + 1,
           kind,
-          target: kind === 'redis-restart' ? 'redis' : target.id,
+          target: kind.startsWith('redis') ? 'redis' : target.id,
           param: 0,
           at: Date.now(),
           recoveryMs: null,
           registryMs: null,
           stale: 0,
           boundMs: RECOVERY_BOUND_MS,
-          held: kind === 'redis-restart' ? SESSIONS : (load.get(target.id) ?? 0),
+          held: kind.startsWith('redis') ? SESSIONS : (load.get(target.id) ?? 0),
         };
         faults.push(rec);
         const timeoutMs = RECOVERY_BOUND_MS + 10_000;
@@ -537,14 +628,29 @@ describe('sim instance runner under chaos (G1 single owner, G4 liveness), dead-m
             await sleep(HEARTBEAT_MS * 2);
             rec.fencedAfter = target.events('fenced', rec.at).length;
           }
+        } else if (kind === 'drain') {
+          const restartAfter = between(500, 1500);
+          rec.param = restartAfter;
+          rec.at = Date.now();
+          const drained = target.child.waitFor<{ handedOff: number }>((m) => m['ev'] === 'drained', 30_000).catch(() => undefined);
+          const recovering = recover(new Set([inc]));
+          await target.child.kill('SIGTERM');
+          rec.exitCode = (await target.child.exited).code;
+          rec.handedOff = (await drained)?.handedOff;
+          // The drained instance comes back under the same id, as after a rolling deploy.
+          await sleep(restartAfter);
+          await target.start();
+          await recovering;
         } else {
           rec.at = Date.now();
-          await redis.restart({ empty: true });
+          await redis.restart({ empty: kind === 'redis-restart' });
           rec.param = Date.now() - rec.at;
+          if (kind === 'redis-restart') dataLost.push({ from: rec.at, to: Date.now() });
           rec.boundMs = rec.param + RECOVERY_BOUND_MS;
           await recover(new Set());
         }
-        const line = `[sim-chaos] #${rec.n} ${rec.kind} ${rec.target}${rec.param ? ` (${rec.param} ms)` : ''}, held ${rec.held}: recovered in ${ms(rec.recoveryMs)} (bound ${rec.boundMs} ms)${rec.fencedAfter ? `, fenced ${rec.fencedAfter}x` : ''}${rec.note ? `; ${rec.note}` : ''}`;
+        const drainNote = rec.kind === 'drain' ? `, handed off ${rec.handedOff ?? '?'}, exit ${rec.exitCode}` : '';
+        const line = `[sim-chaos] #${rec.n} ${rec.kind} ${rec.target}${rec.param ? ` (${rec.param} ms)` : ''}, held ${rec.held}: recovered in ${ms(rec.recoveryMs)} (bound ${rec.boundMs} ms)${drainNote}${rec.fencedAfter ? `, fenced ${rec.fencedAfter}x` : ''}${rec.note ? `; ${rec.note}` : ''}`;
         console.log(line);
         // A fault that never recovered leaves a fleet the next fault cannot be measured against.
         if (rec.recoveryMs === null) aborted = true;
@@ -576,6 +682,8 @@ describe('sim instance runner under chaos (G1 single owner, G4 liveness), dead-m
       const otherOverlaps = [...a.overlaps, ...a.sameInstance].filter((_, i) => causes[i] === 'other');
       const unguardedRuns = a.runs.filter(unguarded);
       const unbounded = a.runs.filter((r) => r.endedBy === 'never');
+      const logins = checkLogins(readLoginJournal(setup.logins!), dataLost);
+      const instanceFaults = faults.filter((f) => !f.kind.startsWith('redis')).length;
       console.log(
         [
           `[sim-chaos] SUMMARY seed ${SEED}: ${faults.length} faults in ${(loopMs / 1000).toFixed(1)} s: ${[...byKind].map(([k, n]) => `${k} ${n}`).join(', ')}`,
@@ -588,6 +696,15 @@ describe('sim instance runner under chaos (G1 single owner, G4 liveness), dead-m
           `  same-instance overlaps: ${a.sameInstance.length}; runs that never ended: ${unbounded.length}; journal anomalies: ${a.anomalies.length}${a.anomalies.length ? ` (${[...new Set(a.anomalies.map((x) => x.kind))].join(', ')}; e.g. ${a.anomalies[0]!.detail})` : ''}`,
           `  exit codes after SIGTERM: ${codes.join(',')}; orphan browsers left: ${left.tagged.length} tagged sleep, ${left.journaled.length} journaled pids alive; other tagged processes: ${left.other.length}`,
           `  watchdogs (id:pid@death): ${watchdogs.map((w) => `${w.id}:${w.pid}${w.diedAt ? `@+${w.diedAt - t0}` : ''}`).join(' ')}`,
+          `  logins (${SESSION_STORE}, ${LOGIN_BYTES} B): ${logins.restores} restores (median ${logins.restoreMs} ms), saves ${Object.entries(
+            logins.saves,
+          )
+            .map(([k, n]) => `${k} ${n}`)
+            .join(
+              ' / ',
+            )} (median ${logins.saveMs} ms), refused at commit ${logins.refused}, failed saves ${logins.failedSaves}, failed restores ${logins.restoreFailures} (missing or damaged: ${logins.corruptRestores.length}); highest version per session min/median/max ${logins.maxVersion.min}/${logins.maxVersion.median}/${logins.maxVersion.max}`,
+          `  SCAN_QR_CODE due to faults: ${logins.qrByFault.length} (over ${instanceFaults} instance faults and ${faults.length - instanceFaults} Redis restarts); after Redis came back empty (logins lost with it, scanned again): ${logins.qrAfterDataLoss}; QR codes scanned by the test: ${scanned.size}`,
+          `  restores older than a committed version: ${logins.olderThanCommitted.length}; non-monotonic restores: ${logins.nonMonotonic.length}; stale commits visible: ${logins.staleCommits.length}; restored bytes of another writer: ${logins.wrongBytes.length}`,
         ].join('\n'),
       );
       for (const o of a.overlaps.slice(0, 5)) console.log(`[sim-chaos] overlap ${describeOverlap(o, t0)}`);
@@ -598,7 +715,7 @@ describe('sim instance runner under chaos (G1 single owner, G4 liveness), dead-m
 
       // ---- assertions ----
       expect.soft(loopMs, 'fault loop shorter than asked').toBeGreaterThanOrEqual(CHAOS_MS);
-      for (const kind of ['kill9', 'pause-short', 'pause-long', 'redis-restart'] as const) {
+      for (const kind of ['kill9', 'pause-short', 'pause-long', 'drain', 'redis-restart', 'redis-restart-aof'] as const) {
         expect.soft(byKind.get(kind) ?? 0, `no ${kind} fault injected`).toBeGreaterThan(0);
       }
       for (const f of faults) {
@@ -635,6 +752,21 @@ describe('sim instance runner under chaos (G1 single owner, G4 liveness), dead-m
       expect.soft(left.tagged, 'sleep 86400 browsers left after a graceful stop of every instance').toEqual([]);
       expect.soft(left.journaled, 'journaled browser pids still alive after a graceful stop').toEqual([]);
       expect.soft(a.runs.length).toBeGreaterThanOrEqual(SESSIONS);
+      expect
+        .soft(
+          faults.filter((f) => f.kind === 'drain' && f.exitCode !== 0).map((f) => `#${f.n} ${f.target}: exit ${f.exitCode}`),
+          'drained instances that did not exit 0',
+        )
+        .toEqual([]);
+      // G9: the login follows the session through every failover and handoff.
+      expect.soft(logins.qrByFault, 'sessions at SCAN_QR_CODE because of a fault (their login had been committed)').toEqual([]);
+      expect.soft(logins.olderThanCommitted, 'restores older than the newest committed version').toEqual([]);
+      expect.soft(logins.nonMonotonic, 'restored versions going back').toEqual([]);
+      expect.soft(logins.staleCommits, 'a stale owner committed after a newer one').toEqual([]);
+      expect.soft(logins.wrongBytes, 'restored bytes that are not those of the committed version').toEqual([]);
+      expect.soft(logins.corruptRestores, 'restores that found the committed version missing or damaged (a login lost)').toEqual([]);
+      expect.soft(logins.restores, 'restores (every launch restores)').toBeGreaterThan(SESSIONS);
+      expect.soft(logins.saves['handoff'] ?? 0, 'handoff saves (drains)').toBeGreaterThan(0);
     } finally {
       setup.watch.stop();
       for (const p of taggedProcesses(TAG_NAME, setup.tag)) killTree(p.pid);

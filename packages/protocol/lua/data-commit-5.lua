@@ -28,19 +28,26 @@
 --@include common
 local id, inc, sid, epoch, upload = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 local now = now_ms()
+local prev = get_json(KEYS[4], sid)
+-- This very commit already ran: a client resends a script whose reply was lost (Redis restarted from its AOF
+-- after executing it). The same answer again, whatever happened to the lease since: the version is committed, and
+-- a refusal now would make the writer delete the bytes the pointer names.
+if prev and prev.uploadId == upload and prev.writer == id and prev.epoch == epoch then
+  return { OK, tonumber(prev.version), tonumber(prev.committedAt), prev.previousUploadId or '' }
+end
 local _, _, refused = my_session_at(KEYS[1], KEYS[2], KEYS[3], id, inc, sid, epoch, now)
 if refused then return refused end
 local member = sid .. '/' .. upload
 -- Collected as garbage (or dropped) meanwhile: its bytes may be gone, so it must never become the pointer.
 if not redis.call('ZSCORE', KEYS[5], member) then return { UPLOAD_EXPIRED } end
 redis.call('ZREM', KEYS[5], member)
-local prev = get_json(KEYS[4], sid)
 local version = (prev and tonumber(prev.version) or 0) + 1
+local replaced = prev and prev.uploadId or ''
 set_json(KEYS[4], sid, {
   version = version, uploadId = upload, size = tonumber(ARGV[6]), sha256 = ARGV[7],
-  epoch = epoch, writer = id, committedAt = now
+  epoch = epoch, writer = id, committedAt = now, previousUploadId = replaced
 })
-local reply = { OK, version, now, prev and prev.uploadId or '' }
+local reply = { OK, version, now, replaced }
 -- Bounded: the uploads pending across the namespace are at most a few per session.
 local prefix = sid .. '/'
 local old = redis.call('ZRANGEBYSCORE', KEYS[5], '-inf', now - tonumber(ARGV[8]), 'LIMIT', 0, 500)

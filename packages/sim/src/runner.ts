@@ -1,11 +1,24 @@
 import { randomBytes } from 'node:crypto';
-import { appendFileSync } from 'node:fs';
+import { appendFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
 import type { Server } from 'node:http';
 import { parseArgs } from 'node:util';
 import { createFleetClient } from '@wafleet/client';
-import { createFleet, createOutbox, createSupervisor, startDeadmanSwitch, type DeadmanSwitch, type Outbox } from '@wafleet/core';
+import {
+  createFleet,
+  createOutbox,
+  createSupervisor,
+  startDeadmanSwitch,
+  wafleetLogger,
+  type DeadmanSwitch,
+  type Outbox,
+} from '@wafleet/core';
 import { createFleetRouter, fleetGuard, idempotency, requireAuth } from '@wafleet/core/express';
 import express from 'express';
+import { loginFileContent } from './login-file.js';
+import { loginJournal, openSessionStore, type SessionStoreSpec } from './session-store.js';
 import { createSimEngine, type SimFault } from './sim-engine.js';
 
 const USAGE = `Usage:
@@ -15,12 +28,22 @@ const USAGE = `Usage:
       [--start-concurrency n] [--stagger-ms n] [--outbox <file> --webhook-url <url> --webhook-secret <whsec_...>]
       [--start-timeout-ms n] [--restart-base-ms n] [--restart-max-ms n] [--restart-max-attempts n]
       [--qr <regex>] [--hold-starting <regex>] [--fail-start <regex>] [--bad-config <regex>] [--sends <file>]
+      [--session-store redis|dir:<path> [--login-bytes n] [--save-after-ready-ms n] [--save-interval-ms n]
+       [--login-journal <file>]]
     Runs core + supervisor + the HTTP routes with simulated sessions until SIGTERM, then drains and exits 0.
     Every route but /livez and /readyz wants \`Authorization: Bearer <token>\`: the token in WAFLEET_ADMIN_TOKEN
     (at least 32 characters), or else a random one, printed once in the "ready" line as "adminToken".
     Sessions whose ids match --qr wait for a QR scan; --hold-starting never get ready (STARTING until the start
     deadline); --fail-start fail every launch (FAILED, restart pending); --bad-config cannot be built (gives up).
     Journal lines: {"t": unix ms, "instance", "session", "event": "start"|"stop", "epoch", "pid"?}.
+    With --session-store every session has a login (a file of --login-bytes, default 4096) committed through core's
+    fenced session data, in Redis (chunks beside the registry) or in a directory every instance shares: a launch
+    restores the newest committed login first (none: SCAN_QR_CODE, like whatsapp-web.js), a ready session saves it
+    --save-after-ready-ms after ready (default 100), every --save-interval-ms (default 0: never again) and before a
+    drain hands it off; a fenced stop never saves. --login-journal gets one line per restore and save:
+    {"t", "instance", "session", "ev": "restore"|"save"|"save-refused"|"save-failed"|"restore-failed", "epoch",
+    "version" (null: nothing committed), "writer"?/"writerEpoch"? (of the restored bytes), "startedAt"?, "reason"?,
+    "code"?, "ms"?}.
     Extra routes: GET /sim/sessions (the supervisor's view plus the metadata each engine was created with),
     POST /sim/sessions/:id/fault {"fault": "crash"|"zombie"|"logout"|"conflict"|"slow-start"},
     POST /sim/sessions/:id/scan.
@@ -28,7 +51,11 @@ const USAGE = `Usage:
     GET /sessions/:sessionId/ping, POST /sessions/:sessionId/messages (503 with Retry-After until the session is
     WORKING; each execution appends {"t", "instance", "session", "key"} to the --sends file).
   wafleet-sim sessions --redis <url> --namespace <ns> --count <n> [--prefix <p>]
-    Declares n desired sessions (<prefix>-0000 ...) and places them; prints one JSON summary line.`;
+      [--logged-in --session-store redis|dir:<path> [--login-bytes n] [--login-journal <file>] [--seeder-id <id>]]
+    Declares n desired sessions (<prefix>-0000 ...) and places them; prints one JSON summary line. With --logged-in
+    the sessions start logged in, as if a phone had scanned each one's QR code: a short-lived instance (--seeder-id,
+    default wafleet-sim-seeder) claims them, commits a login for each (journaled with "reason": "seed") and drains,
+    handing them to the running instances (or to the sweep, when none has room yet).`;
 
 /** Raised for bad command lines; the bin prints the message and the usage. */
 export class UsageError extends Error {}
@@ -49,6 +76,13 @@ const need = (values: Record<string, unknown>, name: string): string => {
 
 const redisOf = (value: string) => (value.includes(',') ? value.split(',') : value);
 
+const sessionStoreOf = (raw: string | undefined): SessionStoreSpec | undefined => {
+  if (raw === undefined) return undefined;
+  if (raw === 'redis') return { kind: 'redis' };
+  if (raw.startsWith('dir:') && raw.length > 4) return { kind: 'dir', dir: raw.slice(4) };
+  throw new UsageError(`--session-store expects redis or dir:<path>, got ${JSON.stringify(raw)}`);
+};
+
 const matcher = (values: Record<string, unknown>, name: string): ((id: string) => boolean) | undefined => {
   const raw = values[name];
   if (raw === undefined) return undefined;
@@ -61,6 +95,14 @@ const matcher = (values: Record<string, unknown>, name: string): ((id: string) =
   return (id) => re.test(id);
 };
 const out = (msg: Record<string, unknown>) => process.stdout.write(`${JSON.stringify({ t: Date.now(), ...msg })}\n`);
+/** wafleet's warnings and errors as `{"ev":"log"}` lines on stdout, with the (simulated) session ids as they are. */
+const logAt =
+  (level: 'warn' | 'error') =>
+  (msg: string, fields: Record<string, unknown> = {}) => {
+    const plain = Object.fromEntries(Object.entries(fields).map(([k, v]) => [k, v instanceof Error ? `${v.name}: ${v.message}` : v]));
+    out({ ev: 'log', level, msg, ...plain });
+  };
+const runnerLogger = wafleetLogger({ warn: logAt('warn'), error: logAt('error') }, { sessionIds: 'plain' });
 
 /** `wafleet-sim instance`: one simulated instance until SIGTERM. */
 export async function runInstance(argv: string[]): Promise<void> {
@@ -99,6 +141,11 @@ export async function runInstance(argv: string[]): Promise<void> {
       'fail-start': { type: 'string' },
       'bad-config': { type: 'string' },
       sends: { type: 'string' },
+      'session-store': { type: 'string' },
+      'login-bytes': { type: 'string' },
+      'save-after-ready-ms': { type: 'string' },
+      'save-interval-ms': { type: 'string' },
+      'login-journal': { type: 'string' },
     },
   });
   const id = need(values, 'id');
@@ -132,8 +179,11 @@ export async function runInstance(argv: string[]): Promise<void> {
     adoptionDelayMs: num(values, 'adoption-delay-ms'),
     sweepIntervalMs: num(values, 'sweep-ms'),
     outbox,
+    logger: runnerLogger,
   });
   await outbox?.start();
+  const storeSpec = sessionStoreOf(values['session-store']);
+  const store = storeSpec && openSessionStore(storeSpec, fleet, redisOf(need(values, 'redis')), need(values, 'namespace'));
   const sim = createSimEngine({
     browserProcesses: values['browser-processes'],
     authDelayMs: num(values, 'auth-delay-ms'),
@@ -142,14 +192,24 @@ export async function runInstance(argv: string[]): Promise<void> {
     holdStarting: matcher(values, 'hold-starting'),
     failStart: matcher(values, 'fail-start'),
     badConfig: matcher(values, 'bad-config'),
+    login: store && {
+      store: store.sessionData,
+      writer: id,
+      bytes: num(values, 'login-bytes'),
+      saveAfterReadyMs: num(values, 'save-after-ready-ms'),
+      saveIntervalMs: num(values, 'save-interval-ms'),
+      onEvent: loginJournal(values['login-journal'], id),
+    },
   });
   const browserPids = new Map<string, number | undefined>();
   let deadman: DeadmanSwitch | undefined;
-  if (values['browser-processes'] && !values['no-deadman']) deadman = await startDeadmanSwitch();
+  if (values['browser-processes'] && !values['no-deadman']) deadman = await startDeadmanSwitch({ logger: runnerLogger });
   const supervisor = createSupervisor({
+    // A drain saves each session's login before the supervisor stops it.
     fleet,
     engine: sim.factory,
     deadman,
+    logger: runnerLogger,
     startConcurrency: num(values, 'start-concurrency'),
     staggerMs: num(values, 'stagger-ms'),
     probeIntervalMs: 1000,
@@ -167,7 +227,11 @@ export async function runInstance(argv: string[]): Promise<void> {
       if (event === 'stop') browserPids.delete(sessionId);
     },
   });
-  fleet.on('fenced', ({ sessionIds, reason }) => out({ ev: 'fenced', count: sessionIds.length, reason }));
+  // Simulated session ids only: a host with real phone numbers keeps them out of its output.
+  fleet.on('fenced', ({ sessionIds, reason }) => out({ ev: 'fenced', count: sessionIds.length, reason, s: sessionIds }));
+  fleet.on('assigned', ({ sessionId, epoch, reason }) => out({ ev: 'assigned', s: sessionId, epoch, reason }));
+  fleet.on('epoch', ({ sessionId, epoch }) => out({ ev: 'epoch', s: sessionId, epoch }));
+  fleet.on('leaseLost', ({ reason }) => out({ ev: 'leaseLost', reason, inc: fleet.incarnation }));
   deadman?.on('fired', ({ reason, killed }) => out({ ev: 'deadman-fired', reason, killed: killed.length }));
   fleet.on('leaseRestored', ({ incarnation }) => out({ ev: 'leaseRestored', inc: incarnation }));
   supervisor.on('status', ({ sessionId, status, reason }) => out({ ev: 'status', s: sessionId, status, reason }));
@@ -226,6 +290,7 @@ export async function runInstance(argv: string[]): Promise<void> {
       await supervisor.close();
       await deadman?.close();
       await outbox?.close();
+      await store?.close();
       server.close();
       out({ ev: 'drained', handedOff: drained.handedOff, pending: drained.pending, failed: drained.failed });
       process.exit(0);
@@ -233,26 +298,90 @@ export async function runInstance(argv: string[]): Promise<void> {
   });
 }
 
-/** `wafleet-sim sessions`: declares and places n sessions. */
+/** `wafleet-sim sessions`: declares and places n sessions (with `--logged-in`, each with a committed login). */
 export async function runSessions(argv: string[]): Promise<void> {
   const { values } = parseArgs({
     args: argv,
     strict: true,
-    options: { redis: { type: 'string' }, namespace: { type: 'string' }, count: { type: 'string' }, prefix: { type: 'string' } },
+    options: {
+      redis: { type: 'string' },
+      namespace: { type: 'string' },
+      count: { type: 'string' },
+      prefix: { type: 'string' },
+      'logged-in': { type: 'boolean', default: false },
+      'session-store': { type: 'string' },
+      'login-bytes': { type: 'string' },
+      'login-journal': { type: 'string' },
+      'seeder-id': { type: 'string' },
+    },
   });
   const count = num(values, 'count');
   if (count === undefined) throw new UsageError('--count is required');
-  const client = createFleetClient({ redis: redisOf(need(values, 'redis')), namespace: need(values, 'namespace') });
+  const ids = Array.from({ length: count }, (_, i) => `${values.prefix ?? 'sim'}-${String(i).padStart(4, '0')}`);
+  const redis = redisOf(need(values, 'redis'));
+  const namespace = need(values, 'namespace');
+  if (values['logged-in']) {
+    const spec = sessionStoreOf(need(values, 'session-store'))!;
+    const seeded = await seedLoggedIn(ids, {
+      redis,
+      namespace,
+      spec,
+      bytes: num(values, 'login-bytes', 4096)!,
+      journal: values['login-journal'],
+      seederId: values['seeder-id'] ?? 'wafleet-sim-seeder',
+    });
+    out({ ev: 'placed', count, outcomes: seeded });
+    return;
+  }
+  const client = createFleetClient({ redis, namespace });
   const outcomes: Record<string, number> = {};
   try {
-    for (let i = 0; i < count; i++) {
-      const { outcome } = await client.place(`${values.prefix ?? 'sim'}-${String(i).padStart(4, '0')}`);
+    for (const sid of ids) {
+      const { outcome } = await client.place(sid);
       outcomes[outcome] = (outcomes[outcome] ?? 0) + 1;
     }
   } finally {
     await client.close();
   }
   out({ ev: 'placed', count, outcomes });
+}
+
+/**
+ * Sessions that start logged in: a short-lived instance claims each one, commits its first login through the same
+ * fenced session data the instances use (what a QR scan on some instance would have left), then drains, which hands
+ * every session to a running instance (or leaves it to the sweep when none has room).
+ */
+async function seedLoggedIn(
+  ids: string[],
+  o: { redis: string | string[]; namespace: string; spec: SessionStoreSpec; bytes: number; journal: string | undefined; seederId: string },
+): Promise<Record<string, number>> {
+  const fleet = createFleet({
+    redis: o.redis,
+    namespace: o.namespace,
+    instanceId: o.seederId,
+    url: 'http://127.0.0.1:9',
+    maxSessions: ids.length,
+  });
+  await fleet.start();
+  const store = openSessionStore(o.spec, fleet, o.redis, o.namespace);
+  const journal = loginJournal(o.journal, o.seederId);
+  const dir = mkdtempSync(join(tmpdir(), 'wafleet-sim-seed-'));
+  try {
+    for (const sessionId of ids) {
+      const { epoch } = await fleet.claim(sessionId);
+      const file = join(dir, `${sessionId}.login`);
+      writeFileSync(file, loginFileContent({ session: sessionId, writer: o.seederId, epoch, n: 1 }, o.bytes));
+      const t0 = performance.now();
+      const { version } = await store.sessionData.save(sessionId, file);
+      journal?.({ ev: 'save', sessionId, epoch, version, reason: 'seed', durationMs: Math.round(performance.now() - t0) });
+    }
+    const { handedOff, pending, failed } = await fleet.drain();
+    return { loggedIn: ids.length, handedOff, pending, failed };
+  } finally {
+    await fleet.close();
+    await store.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
 }
 
 /** Entry point of the `wafleet-sim` command. */

@@ -1,5 +1,72 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { ConfigError, type EngineContext, type EngineFactory, type SessionEngine } from '@wafleet/core';
+import { mkdirSync, mkdtempSync } from 'node:fs';
+import { readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { ConfigError, type EngineContext, type EngineFactory, type EngineStopReason, type SessionEngine } from '@wafleet/core';
+import { checkLoginBytes, loginFileContent, parseLoginFile } from './login-file.js';
+
+/**
+ * The part of core's `SessionData` the simulator uses: fenced save and restore of one file per session. A
+ * `createSessionData()` result is one; so is an in-memory test double.
+ */
+export interface SimSessionData {
+  /** Uploads and commits `file` as the session's newest login; rejects (code `WAFLEET_LEASE_LOST` or `WAFLEET_NOT_OWNER`) when the writer no longer owns the session at its epoch. */
+  save(sessionId: string, file: string): Promise<{ readonly version: number }>;
+  /** Writes the newest committed login to `file`; null when none is committed. */
+  restore(sessionId: string, file: string): Promise<{ readonly version: number } | null>;
+}
+
+/** What happened to a session's login, for journals and metrics. */
+export type SimLoginEvent =
+  /** A launch restored the newest committed login (`version`), or found none (`version: null`: SCAN_QR_CODE). */
+  | {
+      ev: 'restore';
+      sessionId: string;
+      epoch: string;
+      version: number | null;
+      /** Who wrote the restored bytes, read from the file itself. */
+      writer?: string;
+      writerEpoch?: string;
+      /** Unix ms when the restore began (a commit after this may be missing from it). */
+      startedAt: number;
+      durationMs: number;
+    }
+  /** A restore failed (store unreachable, corrupt bytes): the launch fails and the supervisor restarts it. */
+  | { ev: 'restore-failed'; sessionId: string; epoch: string; code: string; message: string }
+  /** A save was committed as `version`. */
+  | { ev: 'save'; sessionId: string; epoch: string; version: number; reason: SimSaveReason; durationMs: number }
+  /** The store refused a save at commit: its writer no longer owned the session at its epoch. */
+  | { ev: 'save-refused'; sessionId: string; epoch: string; reason: SimSaveReason; code: string }
+  /** A save failed for another reason (store unreachable); the previous version stays. */
+  | { ev: 'save-failed'; sessionId: string; epoch: string; reason: SimSaveReason; code: string; message: string };
+
+/**
+ * Why a login was saved: soon after `ready`, periodically, before a handoff stops the engine, or (`seed`) by
+ * `wafleet-sim sessions --logged-in` before the run.
+ */
+export type SimSaveReason = 'ready' | 'interval' | 'handoff' | 'seed';
+
+/** Login data of simulated sessions (the `login` option of {@link createSimEngine}). */
+export interface SimLoginOptions {
+  /** Where logins are committed and restored from (core's `createSessionData()`). */
+  store: SimSessionData;
+  /** Names the writer in every login file (the instance id). */
+  writer: string;
+  /** Size of a login file. @default 4096 */
+  bytes?: number;
+  /** Delay from `ready` to the first save (RemoteAuth waits 60 s; the wwebjs binding 5 s). @default 100 */
+  saveAfterReadyMs?: number;
+  /** Period of later saves while ready; 0 saves only after `ready` and on handoff. @default 0 */
+  saveIntervalMs?: number;
+  /** Longest wait for the save before a handoff stops the engine. @default 5000 */
+  handoffSaveTimeoutMs?: number;
+  /** Scratch directory for login files. @default a new directory under the OS temp directory */
+  dir?: string;
+  /** Called after every restore and save. */
+  onEvent?: (event: SimLoginEvent) => void;
+}
 
 /** Faults a simulated session can be told to suffer. */
 export type SimFault =
@@ -33,6 +100,13 @@ export interface SimEngineOptions {
    * supervisor gives up at once. @default none
    */
   badConfig?: (sessionId: string) => boolean;
+  /**
+   * Login data: each launch restores the session's newest committed login before it authenticates, and goes to
+   * SCAN_QR_CODE when none is committed, like whatsapp-web.js with RemoteAuth; a ready session saves its login soon
+   * after `ready`, periodically, and before a stop after which the session goes on (the supervisor's stop reason
+   * `handoff`, `shutdown` or `restart`). A fenced stop does not save. @default none (every session is logged in, nothing is stored)
+   */
+  login?: SimLoginOptions;
 }
 
 /** A simulated engine factory plus the controls tests and chaos drivers use. */
@@ -49,6 +123,8 @@ export interface SimEngine {
   browserPid(sessionId: string): number | undefined;
   /** The metadata the newest engine of the session was created with (`EngineContext.metadata`). */
   metadata(sessionId: string): Readonly<Record<string, unknown>> | undefined;
+  /** Saves the login of a ready session now (the handoff save); resolves when committed, refused or failed. */
+  saveLogin(sessionId: string): Promise<void>;
 }
 
 /**
@@ -68,6 +144,7 @@ export function createSimEngine(options: SimEngineOptions = {}): SimEngine {
   const latest = new Map<string, SimSession>();
   /** Launches per session that will never become ready. */
   const slowNext = new Map<string, number>();
+  const login = options.login ? resolveLogin(options.login) : undefined;
 
   class SimSession implements SessionEngine {
     #stopped = false;
@@ -75,6 +152,15 @@ export function createSimEngine(options: SimEngineOptions = {}): SimEngine {
     #browser: ChildProcess | undefined;
     #timers = new Set<NodeJS.Timeout>();
     #awaitingScan = false;
+    /** Ready at least once: there is a login to save. */
+    #loggedIn = false;
+    #saves = 0;
+    #stopping: Promise<void> | undefined;
+    #killed: Promise<void> | undefined;
+    /** Ends a stop's wait for the login save (a fenced stop meanwhile). */
+    #cutSaveShort: (() => void) | undefined;
+    /** Saves of one engine run one after another. */
+    #saveChain: Promise<void> = Promise.resolve();
 
     constructor(readonly ctx: EngineContext) {
       latest.set(ctx.sessionId, this);
@@ -104,7 +190,10 @@ export function createSimEngine(options: SimEngineOptions = {}): SimEngine {
       }
       if (options.holdStarting?.(this.ctx.sessionId)) return;
       if (options.failStart?.(this.ctx.sessionId)) throw new Error('simulated launch failure (net::ERR_NAME_NOT_RESOLVED)');
-      if (options.requiresQr?.(this.ctx.sessionId)) {
+      // Like RemoteAuth: the login is restored before the browser starts; none committed means a QR code to scan.
+      const restored = login ? await this.#restore(login) : true;
+      if (this.#stopped) return;
+      if (!restored || options.requiresQr?.(this.ctx.sessionId)) {
         this.#awaitingScan = true;
         this.#after(authDelayMs, () => this.ctx.report({ type: 'qr', qr: `sim-qr:${this.ctx.sessionId}:${Date.now()}` }));
         return;
@@ -115,8 +204,91 @@ export function createSimEngine(options: SimEngineOptions = {}): SimEngine {
     #boot(): void {
       this.#after(authDelayMs, () => {
         this.ctx.report({ type: 'authenticated' });
-        this.#after(readyDelayMs, () => this.ctx.report({ type: 'ready' }));
+        this.#after(readyDelayMs, () => {
+          this.ctx.report({ type: 'ready' });
+          this.#loggedIn = true;
+          if (login) this.#after(login.saveAfterReadyMs, () => this.#scheduledSave(login, 'ready'));
+        });
       });
+    }
+
+    async #restore(l: ResolvedLogin): Promise<boolean> {
+      const { sessionId, epoch } = this.ctx;
+      const file = join(l.dir(), `${sessionId}.${epoch}.restore`);
+      const startedAt = Date.now();
+      const t0 = performance.now();
+      try {
+        const committed = await l.store.restore(sessionId, file);
+        const durationMs = Math.round(performance.now() - t0);
+        if (!committed) {
+          l.onEvent?.({ ev: 'restore', sessionId, epoch, version: null, startedAt, durationMs });
+          return false;
+        }
+        const header = parseLoginFile(await readFile(file));
+        if (header.session !== sessionId) throw new Error(`the restored login belongs to session ${header.session}`);
+        l.onEvent?.({
+          ev: 'restore',
+          sessionId,
+          epoch,
+          version: committed.version,
+          writer: header.writer,
+          writerEpoch: header.epoch,
+          startedAt,
+          durationMs,
+        });
+        return true;
+      } catch (err) {
+        l.onEvent?.({ ev: 'restore-failed', sessionId, epoch, code: codeOf(err), message: (err as Error).message });
+        // A launch whose restore failed fails (the supervisor restarts it): never a QR code for a login that exists.
+        throw err;
+      } finally {
+        await rm(file, { force: true });
+      }
+    }
+
+    #scheduledSave(l: ResolvedLogin, reason: SimSaveReason): void {
+      void this.save(reason).then(() => {
+        if (l.saveIntervalMs > 0) this.#after(l.saveIntervalMs, () => this.#scheduledSave(l, 'interval'));
+      });
+    }
+
+    async saveBounded(l: ResolvedLogin): Promise<void> {
+      let timer: NodeJS.Timeout | undefined;
+      const timeout = new Promise<void>((resolve) => (timer = setTimeout(resolve, l.handoffSaveTimeoutMs)));
+      try {
+        await Promise.race([this.save('handoff'), timeout]);
+      } finally {
+        clearTimeout(timer);
+      }
+    }
+
+    /** Queues a save of this run's login; a run that never got ready has none. */
+    save(reason: SimSaveReason): Promise<void> {
+      const run = this.#saveChain.then(() => this.#saveOnce(reason));
+      this.#saveChain = run;
+      return run;
+    }
+
+    async #saveOnce(reason: SimSaveReason): Promise<void> {
+      // A stopped engine (fenced, crashed, released) starts no save; one already under way goes on to the store,
+      // which must refuse it at commit when another owner took over meanwhile.
+      if (!login || !this.#loggedIn || this.#stopped) return;
+      const { sessionId, epoch } = this.ctx;
+      const n = ++this.#saves;
+      const file = join(login.dir(), `${sessionId}.${epoch}.${n}.login`);
+      const t0 = performance.now();
+      try {
+        await writeFile(file, loginFileContent({ session: sessionId, writer: login.writer, epoch, n }, login.bytes));
+        const { version } = await login.store.save(sessionId, file);
+        login.onEvent?.({ ev: 'save', sessionId, epoch, version, reason, durationMs: Math.round(performance.now() - t0) });
+      } catch (err) {
+        const code = codeOf(err);
+        if (code === 'WAFLEET_LEASE_LOST' || code === 'WAFLEET_NOT_OWNER')
+          login.onEvent?.({ ev: 'save-refused', sessionId, epoch, reason, code });
+        else login.onEvent?.({ ev: 'save-failed', sessionId, epoch, reason, code, message: (err as Error).message });
+      } finally {
+        await rm(file, { force: true });
+      }
     }
 
     scan(): boolean {
@@ -126,17 +298,36 @@ export function createSimEngine(options: SimEngineOptions = {}): SimEngine {
       return true;
     }
 
-    async stop(): Promise<void> {
-      if (this.#stopped) return;
-      this.#stopped = true;
-      for (const t of this.#timers) clearTimeout(t);
-      if (live.get(this.ctx.sessionId) === this) live.delete(this.ctx.sessionId);
-      const browser = this.#browser;
-      if (browser && browser.exitCode === null && browser.signalCode === null) {
-        const exited = new Promise((r) => browser.once('exit', r));
-        browser.kill('SIGKILL');
-        await exited;
-      }
+    stop(reason?: EngineStopReason): Promise<void> {
+      // Once the session is fenced its browser goes at once, even while an earlier stop is saving the login.
+      if (this.#stopping) return reason === 'fenced' ? this.#kill() : this.#stopping;
+      this.#stopping = (async () => {
+        // The session goes on elsewhere or again: save its login first, while this instance still owns it (the fleet
+        // releases a handed-off session only after the engine stopped).
+        if (login && (reason === 'handoff' || reason === 'shutdown' || reason === 'restart')) {
+          const fenced = new Promise<void>((resolve) => (this.#cutSaveShort = resolve));
+          await Promise.race([this.saveBounded(login), fenced]);
+        }
+        await this.#kill();
+      })();
+      return this.#stopping;
+    }
+
+    /** Ends the run: no more events or saves, the browser killed. Idempotent. */
+    #kill(): Promise<void> {
+      this.#cutSaveShort?.();
+      this.#killed ??= (async () => {
+        this.#stopped = true;
+        for (const t of this.#timers) clearTimeout(t);
+        if (live.get(this.ctx.sessionId) === this) live.delete(this.ctx.sessionId);
+        const browser = this.#browser;
+        if (browser && browser.exitCode === null && browser.signalCode === null) {
+          const exited = new Promise((r) => browser.once('exit', r));
+          browser.kill('SIGKILL');
+          await exited;
+        }
+      })();
+      return this.#killed;
     }
 
     async probe(): Promise<boolean> {
@@ -188,5 +379,51 @@ export function createSimEngine(options: SimEngineOptions = {}): SimEngine {
     metadata(sessionId) {
       return latest.get(sessionId)?.ctx.metadata;
     },
+    async saveLogin(sessionId) {
+      const session = live.get(sessionId);
+      if (session && login) await session.saveBounded(login);
+    },
   };
 }
+
+interface ResolvedLogin extends Required<Omit<SimLoginOptions, 'dir' | 'onEvent'>> {
+  dir: () => string;
+  onEvent: SimLoginOptions['onEvent'];
+}
+
+function resolveLogin(o: SimLoginOptions): ResolvedLogin {
+  if (typeof o.store?.save !== 'function' || typeof o.store.restore !== 'function') {
+    throw new ConfigError('login.store', 'Expected `login.store` to have save(sessionId, file) and restore(sessionId, file)');
+  }
+  if (typeof o.writer !== 'string' || o.writer === '')
+    throw new ConfigError('login.writer', 'Expected `login.writer` to be a non-empty string');
+  const ms = (name: 'saveAfterReadyMs' | 'saveIntervalMs' | 'handoffSaveTimeoutMs', fallback: number): number => {
+    const v = o[name] ?? fallback;
+    if (!Number.isInteger(v) || v < 0)
+      throw new ConfigError(`login.${name}`, `Expected \`login.${name}\` to be a non-negative integer, got ${String(v)}`);
+    return v;
+  };
+  let dir = o.dir;
+  let made = false;
+  return {
+    store: o.store,
+    writer: o.writer,
+    bytes: checkLoginBytes('login.bytes', o.bytes ?? 4096),
+    saveAfterReadyMs: ms('saveAfterReadyMs', 100),
+    saveIntervalMs: ms('saveIntervalMs', 0),
+    handoffSaveTimeoutMs: ms('handoffSaveTimeoutMs', 5000),
+    // Created on first use, so an engine that never saves leaves nothing behind.
+    dir: () => {
+      if (dir === undefined) dir = mkdtempSync(join(tmpdir(), 'wafleet-sim-login-'));
+      else if (!made) mkdirSync(dir, { recursive: true });
+      made = true;
+      return dir;
+    },
+    onEvent: o.onEvent,
+  };
+}
+
+const codeOf = (err: unknown): string => {
+  const code = (err as { code?: unknown } | undefined)?.code;
+  return typeof code === 'string' ? code : 'UNKNOWN';
+};

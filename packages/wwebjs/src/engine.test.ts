@@ -371,6 +371,22 @@ describe('createWwebjsEngine with RemoteAuth: backups', () => {
     expect(saved).toEqual({ handoff: 1, shutdown: 1, restart: 1, release: 0, fenced: 0, ended: 0 });
   });
 
+  it('a fenced stop cuts short the backup of a handoff stop and closes the browser at once', async () => {
+    const { client, engine, internals } = await bindRemote({ firstBackupMs: 60_000, stopBackupTimeoutMs: 60_000 });
+    const strategy = internals as unknown as { store: { save(args: { session: string }): Promise<void> } };
+    // A store that stopped answering: the handoff backup never finishes.
+    strategy.store.save = () => new Promise<void>(() => {});
+    const order: string[] = [];
+    client.destroy = async () => void order.push('destroy');
+    client.emit('ready');
+    const handoff = engine.stop('handoff').then(() => order.push('handoff stop settled'));
+    await sleep(100);
+    expect(order).toEqual([]);
+    await engine.stop('fenced');
+    await handoff;
+    expect(order).toEqual(['destroy', 'handoff stop settled']);
+  });
+
   it('takes no backup on stop once fenced, after a conflict, or before ready', async () => {
     const owned = { value: true };
     const fenced = await bindRemote({ firstBackupMs: 60_000 }, owned);

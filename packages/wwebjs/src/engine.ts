@@ -178,6 +178,8 @@ class WwebjsEngine implements SessionEngine {
   #browser: Browser | undefined;
   #initializing: Promise<void> | undefined;
   #stopping: Promise<void> | undefined;
+  /** Ends the wait for the backup a stop takes before it closes the browser (a `fenced` stop meanwhile). */
+  #cutBackupShort: (() => void) | undefined;
   #firstBackup: NodeJS.Timeout | undefined;
   /** Reached `ready`: only then does the profile hold a login worth backing up. */
   #ready = false;
@@ -204,6 +206,8 @@ class WwebjsEngine implements SessionEngine {
   }
 
   stop(reason?: EngineStopReason): Promise<void> {
+    // Fenced while a stop saves the login: the session may be another instance's now, so the browser goes at once.
+    if (this.#stopping && reason === 'fenced') this.#cutBackupShort?.();
     this.#stopping ??= this.#shutdown(reason);
     return this.#stopping;
   }
@@ -347,7 +351,9 @@ class WwebjsEngine implements SessionEngine {
     // nor for a stop by request. A caller that gives no reason gets a backup while the session is still owned.
     const goesOn = reason === undefined || reason === 'handoff' || reason === 'shutdown' || reason === 'restart';
     if (goesOn && this.#backup && this.#ready && !this.#ended && this.#context.owns()) {
-      await within(this.#backup(), this.#options.stopBackupTimeoutMs, undefined);
+      const fenced = new Promise<void>((resolve) => (this.#cutBackupShort = resolve));
+      await within(Promise.race([this.#backup(), fenced]), this.#options.stopBackupTimeoutMs, undefined);
+      this.#cutBackupShort = undefined;
     }
     // destroy(), not logout(): logout() unlinks the device and makes RemoteAuth delete the backup.
     const destroyed = Promise.resolve()

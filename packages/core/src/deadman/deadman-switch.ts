@@ -122,6 +122,7 @@ class RearmingSwitch extends EventEmitter<DeadmanSwitchEvents> implements Deadma
   #current: WatchdogSwitch;
   readonly #tracked = new Map<string, number[]>();
   #rearming: Promise<void> | undefined;
+  /** `performance.now()` of the newest deadline asked while no watchdog ran. */
   #deadline: number | undefined;
   #closing = false;
 
@@ -144,7 +145,8 @@ class RearmingSwitch extends EventEmitter<DeadmanSwitchEvents> implements Deadma
 
   refresh(inMs: number): void {
     if (this.#current.active) return this.#current.refresh(inMs);
-    this.#deadline = inMs;
+    // Kept as a point in time: the new watchdog gets what is left of it once it has started.
+    this.#deadline = performance.now() + inMs;
     this.#rearm();
   }
 
@@ -178,7 +180,7 @@ class RearmingSwitch extends EventEmitter<DeadmanSwitchEvents> implements Deadma
       .then((next) => {
         this.#current = this.#wire(next);
         for (const [sessionId, pids] of this.#tracked) next.track(sessionId, pids);
-        if (this.#deadline !== undefined) next.refresh(this.#deadline);
+        if (this.#deadline !== undefined) next.refresh(this.#deadline - performance.now());
         this.log.warn('dead-man switch re-armed with a new watchdog', { pid: next.pid, tracked: this.#tracked.size });
       })
       .catch((err: Error) => this.log.error('dead-man switch could not be re-armed; browsers are unprotected', { err }))

@@ -790,7 +790,7 @@ export class Fleet extends EventEmitter<FleetEvents> {
       this.#setState(this.#drainPromise ? 'draining' : 'active');
       this.emit('leaseRestored', { incarnation: this.#incarnation });
     }
-    if (this.#toReclaim.size > 0) void this.#reclaim(false);
+    if (this.#toReclaim.size > 0) void this.#reclaim();
     else if (remoteCount !== this.#owned.size && this.#inflight.size === 0) void this.#reconcile();
   }
 
@@ -843,6 +843,9 @@ export class Fleet extends EventEmitter<FleetEvents> {
       this.#options.logger.warn('re-registered after lease loss', { reason, kept: keep.length, toReclaim: this.#toReclaim.size });
       if (this.#state === 'fenced') this.#setState(this.#drainPromise ? 'draining' : 'active');
       for (const [sid] of keep) {
+        // Fenced meanwhile (the deadline passed during the re-registration): stopped here, so no longer this
+        // instance's to re-assert; it is reclaimed like any fenced session.
+        if (!this.#owned.has(sid)) continue;
         try {
           const { epoch } = await this.#withInflight(sid, () => this.#claim(sid, '', true));
           this.emit('epoch', { sessionId: sid, epoch });
@@ -851,7 +854,11 @@ export class Fleet extends EventEmitter<FleetEvents> {
         }
       }
       this.emit('leaseRestored', { incarnation: this.#incarnation });
-      await this.#reclaim(reason === 'missing');
+      // Never as a re-assertion, even after Redis lost its data: a session fenced here earlier (a pause past the
+      // deadline) may have been adopted since and run elsewhere now. Its claim waits out the quarantine, in which
+      // its current owner re-asserts it; without an owner it comes back here. Not awaited: a reclaim that waits
+      // for the quarantine must not hold up the handling of the next lease loss.
+      void this.#reclaim();
     } catch (err) {
       this.#fail(err as Error);
     } finally {
@@ -859,13 +866,13 @@ export class Fleet extends EventEmitter<FleetEvents> {
     }
   }
 
-  /** Takes back fenced sessions that nobody else took. */
-  async #reclaim(reassert: boolean): Promise<void> {
+  /** Takes back fenced sessions that nobody else took (ordinary claims: never a re-assertion in quarantine). */
+  async #reclaim(): Promise<void> {
     for (const [sid] of [...this.#toReclaim]) {
       if (this.#pastDeadline() || this.#drainPromise || this.#closePromise) return;
       this.#toReclaim.delete(sid);
       try {
-        const { epoch } = await this.#withInflight(sid, () => this.#claim(sid, '', reassert));
+        const { epoch } = await this.#withInflight(sid, () => this.#claim(sid, '', false));
         this.emit('assigned', { sessionId: sid, epoch, reason: 'reclaimed' });
       } catch (err) {
         this.#options.logger.info('not reclaimed', { sessionId: sid, code: (err as WafleetError).code });

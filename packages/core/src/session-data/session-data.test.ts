@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -121,6 +121,37 @@ describe.each(kinds)('session data on the $name backend', (kind) => {
     expect(third.version).toBe(3);
     // Restores leave no temp files next to the destination.
     expect(readdirSync(tmp).filter((f) => f.includes('wafleet-restore'))).toEqual([]);
+  });
+
+  it('a commit that runs twice (resent after its reply was lost) answers the same version, even once the writer lost the session; its bytes stay', async () => {
+    const ns = uniqueNamespace(`sd-resend-${kind.name}`);
+    const a = await startFleet(ns, 'a');
+    await a.claim('s-r');
+    const backend = kind.backend(ns);
+    const data = createSessionData({ fleet: a, backend });
+    const v1 = archive(64 * 1024);
+    const first = await data.save('s-r', v1.file);
+    // The second version by hand, so its commit can be sent twice.
+    const v2 = archive(96 * 1024);
+    const uploadId = randomBytes(12).toString('hex');
+    const { epoch } = await a.beginSessionData('s-r', uploadId);
+    await backend.put({ sessionId: 's-r', uploadId }, v2.file);
+    const sha256 = createHash('sha256').update(v2.bytes).digest('hex');
+    const upload = { epoch, uploadId, size: v2.bytes.length, sha256 };
+    const committed = await a.commitSessionData('s-r', upload);
+    expect(committed).toMatchObject({ committed: { version: 2, uploadId }, previousUploadId: first.uploadId });
+    // What ioredis does after a reconnect: the same script again. Before the replay check it answered
+    // WAFLEET_DATA_UPLOAD_EXPIRED, and the writer removed the bytes the pointer names.
+    expect(await a.commitSessionData('s-r', upload)).toMatchObject({
+      committed: { version: 2, uploadId },
+      previousUploadId: first.uploadId,
+    });
+    // The same after the writer's lease is gone (Redis restarted from its AOF past the lease deadline).
+    await client.zadd(registryKeys(ns).instances, 1, 'a');
+    expect(await a.commitSessionData('s-r', upload)).toMatchObject({ committed: { version: 2, uploadId } });
+    const out = dest();
+    expect(await data.restore('s-r', out)).toMatchObject({ version: 2, uploadId });
+    expect(readFileSync(out).equals(v2.bytes)).toBe(true);
   });
 
   it('a restore of damaged bytes rejects with WAFLEET_DATA_CORRUPT and writes nothing at the destination', async () => {

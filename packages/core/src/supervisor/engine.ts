@@ -60,7 +60,10 @@ export interface SessionEngine {
   start(): Promise<void>;
   /**
    * Stops the session and closes its browser; must be safe to call at any time and more than once (the first call's
-   * `reason` counts). Engines written before `reason` existed may ignore it.
+   * `reason` counts). Engines written before `reason` existed may ignore it. One exception: a call with `fenced`
+   * while an earlier stop is still saving the login (`handoff`, `shutdown`, `restart`) must cut that save short and
+   * close the browser at once, because another instance may own the session from now on; the supervisor makes that
+   * call when the fleet fences a session whose engine is stopping.
    */
   stop(reason?: EngineStopReason): Promise<void>;
   /** Health probe: resolves true when the engine answers as connected; false or a rejection marks a zombie. */

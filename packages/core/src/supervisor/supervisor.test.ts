@@ -120,6 +120,40 @@ describe('Supervisor with a SupervisedFleet', () => {
     ]);
   });
 
+  it('a session fenced while its engine saves before a handoff stop gets a fenced stop at once', async () => {
+    const fleet = new FleetDouble();
+    const reasons: Array<EngineStopReason | undefined> = [];
+    // The handoff stop hangs in its login save until a fenced stop cuts it short, as SessionEngine.stop asks.
+    let cut!: () => void;
+    const saving = new Promise<void>((r) => (cut = r));
+    const supervisor = createSupervisor({
+      fleet,
+      probeIntervalMs: 0,
+      engine: (ctx) => ({
+        start: async () => ctx.report({ type: 'ready' }),
+        stop: async (reason) => {
+          reasons.push(reason);
+          if (reason === 'fenced') cut();
+          else await saving;
+        },
+        probe: async () => true,
+      }),
+    });
+    supervisor.start();
+    await supervisor.startSession('h');
+    await waitUntil(() => supervisor.session('h')?.status === 'WORKING');
+    let handedOff = false;
+    const handoff = fleet.stop!('h', 'handoff').then(() => (handedOff = true));
+    await waitUntil(() => reasons.length === 1);
+    fleet.owned.delete('h');
+    fleet.emit('fenced', { sessionIds: ['h'], reason: 'deadline' });
+    await waitUntil(() => reasons.length === 2);
+    await handoff;
+    expect(reasons).toEqual(['handoff', 'fenced']);
+    expect(handedOff).toBe(true);
+    await supervisor.close();
+  });
+
   it('refuses a fleet without a member it drives, naming what is missing', () => {
     const engine = engines();
     const partial = { instanceId: 'wa-1', on() {}, owns: () => false } as unknown as SupervisedFleet;

@@ -131,6 +131,8 @@ interface Run {
   writes: Promise<void>;
   /** The previous engine's stop: a new engine never starts while its predecessor's browser may still run. */
   stopping: Promise<void>;
+  /** The engine `stopping` is stopping, until that stop has finished. */
+  stoppingEngine: SessionEngine | undefined;
   queued: boolean;
 }
 
@@ -310,6 +312,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
         settled: undefined,
         writes: Promise.resolve(),
         stopping: Promise.resolve(),
+        stoppingEngine: undefined,
         queued: false,
       };
       this.#runs.set(sessionId, run);
@@ -521,9 +524,17 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
 
   #stopEngine(run: Run, reason: EngineStopReason): Promise<void> {
     const engine = run.engine;
-    if (!engine) return run.stopping;
+    if (!engine) {
+      // A stop that saves the login first (handoff, shutdown, restart) may still run: once the session is fenced its
+      // browser must go now, not after the save (see SessionEngine.stop).
+      if (reason === 'fenced' && run.stoppingEngine) void run.stoppingEngine.stop('fenced').catch(() => undefined);
+      return run.stopping;
+    }
     run.engine = undefined;
-    run.stopping = this.#stop(run, engine, reason);
+    run.stoppingEngine = engine;
+    run.stopping = this.#stop(run, engine, reason).finally(() => {
+      if (run.stoppingEngine === engine) run.stoppingEngine = undefined;
+    });
     return run.stopping;
   }
 
