@@ -36,6 +36,8 @@ const USAGE = `Usage:
     Sessions whose ids match --qr wait for a QR scan; --hold-starting never get ready (STARTING until the start
     deadline); --fail-start fail every launch (FAILED, restart pending); --bad-config cannot be built (gives up).
     Journal lines: {"t": unix ms, "instance", "session", "event": "start"|"stop", "epoch", "pid"?}.
+    stdout carries one JSON line per event: "ready", "status", "assigned", "fenced", "epoch", "leaseLost",
+    "leaseRestored", "deadman-fired", "drained", and "log" (wafleet's warnings and errors).
     With --session-store every session has a login (a file of --login-bytes, default 4096) committed through core's
     fenced session data, in Redis (chunks beside the registry) or in a directory every instance shares: a launch
     restores the newest committed login first (none: SCAN_QR_CODE, like whatsapp-web.js), a ready session saves it

@@ -70,6 +70,12 @@ function checkReason(reason: unknown): string {
 export const SESSION_DATA_UPLOAD_TIMEOUT_MS = 600_000;
 
 /** Reads a pointer of the data hash, checking its shape: Redis is shared state, another version may have written it. */
+/** Claim refusals that name another owner (live, or expiring and about to be adopted): not this instance's to take back. */
+function ownedByOthers(err: unknown): boolean {
+  const code = (err as WafleetError | undefined)?.code;
+  return code === 'WAFLEET_OWNED_ELSEWHERE' || code === 'WAFLEET_OWNER_EXPIRING';
+}
+
 function parseCommittedVersion(sessionId: string, raw: string): CommittedVersion {
   let v: Record<string, unknown>;
   try {
@@ -849,8 +855,10 @@ export class Fleet extends EventEmitter<FleetEvents> {
         try {
           const { epoch } = await this.#withInflight(sid, () => this.#claim(sid, '', true));
           this.emit('epoch', { sessionId: sid, epoch });
-        } catch {
-          if (this.#owned.has(sid)) this.#fence([sid], 'taken');
+        } catch (err) {
+          // Another owner answers for it now; any other failure (Redis unreachable again) leaves the session with
+          // no record but ours, so it stops here and is reclaimed, never forgotten.
+          if (this.#owned.has(sid)) this.#fence([sid], ownedByOthers(err) ? 'taken' : 'missing');
         }
       }
       this.emit('leaseRestored', { incarnation: this.#incarnation });
@@ -875,7 +883,18 @@ export class Fleet extends EventEmitter<FleetEvents> {
         const { epoch } = await this.#withInflight(sid, () => this.#claim(sid, '', false));
         this.emit('assigned', { sessionId: sid, epoch, reason: 'reclaimed' });
       } catch (err) {
-        this.#options.logger.info('not reclaimed', { sessionId: sid, code: (err as WafleetError).code });
+        const code = (err as WafleetError).code;
+        this.#options.logger.info('not reclaimed', { sessionId: sid, code });
+        // After Redis lost its data this instance may be the only one that knows the session should run: a reclaim
+        // that fails for any reason but another owner is tried again on the next renewal, and a full instance
+        // hands the session to placement (which records it even when nobody has room) instead of dropping it.
+        if (ownedByOthers(err)) continue;
+        if (code === 'WAFLEET_CAPACITY' || code === 'WAFLEET_DRAINING') {
+          await this.place(sid).catch((placeErr: Error) => {
+            this.#options.logger.warn('fenced session not placed; retrying', { sessionId: sid, err: placeErr });
+            this.#toReclaim.set(sid, '');
+          });
+        } else this.#toReclaim.set(sid, '');
       }
     }
   }
