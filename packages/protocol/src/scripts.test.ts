@@ -428,7 +428,7 @@ describe('Lua scripts: session data (every reply code)', () => {
     expect(await client.zcard(k.dataUploads)).toBe(1);
   });
 
-  it('data-commit: OK with increasing versions and the previous upload, NOT_OWNER, NOT_FOUND, FENCED, UPLOAD_EXPIRED', async () => {
+  it('data-commit: OK with increasing versions and the previous upload, the same answer to a resent commit, NOT_OWNER, NOT_FOUND, FENCED, UPLOAD_EXPIRED', async () => {
     await register('a', 'ia');
     await register('b', 'ib');
     const [, epoch] = (await claim('a', 'ia', 's1')) as [number, string];
@@ -438,9 +438,13 @@ describe('Lua scripts: session data (every reply code)', () => {
     expect(await client.zscore(k.dataUploads, 's1/u1')).toBeNull();
     await begin('a', 'ia', 's1', epoch, 'u2');
     expect(await commit('a', 'ia', 's1', epoch, 'u2')).toEqual([OK, 2, expect.any(Number), 'u1']);
-    // Committed once already, or never begun: no longer pending.
-    expect(await commit('a', 'ia', 's1', epoch, 'u2')).toEqual([UPLOAD_EXPIRED]);
+    // The same commit again (a client resending it after a lost reply): the same answer, nothing changes.
+    const [, , committedAt] = (await commit('a', 'ia', 's1', epoch, 'u2')) as [number, number, number, string];
+    expect(await commit('a', 'ia', 's1', epoch, 'u2')).toEqual([OK, 2, committedAt, 'u1']);
+    expect(await pointer('s1')).toMatchObject({ version: 2, uploadId: 'u2' });
+    // Never begun, or the version before the current one: not pending.
     expect(await commit('a', 'ia', 's1', epoch, 'never')).toEqual([UPLOAD_EXPIRED]);
+    expect(await commit('a', 'ia', 's1', epoch, 'u1')).toEqual([UPLOAD_EXPIRED]);
     await begin('a', 'ia', 's1', epoch, 'u3');
     expect(await commit('b', 'ib', 's1', epoch, 'u3')).toEqual([NOT_OWNER, 'a', epoch]);
     expect(await commit('a', 'ia', 's1', '1', 'u3')).toEqual([NOT_OWNER, 'a', epoch]);
