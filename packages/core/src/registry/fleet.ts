@@ -69,13 +69,13 @@ function checkReason(reason: unknown): string {
 /** Default of `uploadTimeoutMs`: an upload not committed within 10 minutes is garbage. */
 export const SESSION_DATA_UPLOAD_TIMEOUT_MS = 600_000;
 
-/** Reads a pointer of the data hash, checking its shape: Redis is shared state, another version may have written it. */
 /** Claim refusals that name another owner (live, or expiring and about to be adopted): not this instance's to take back. */
 function ownedByOthers(err: unknown): boolean {
   const code = (err as WafleetError | undefined)?.code;
   return code === 'WAFLEET_OWNED_ELSEWHERE' || code === 'WAFLEET_OWNER_EXPIRING';
 }
 
+/** Reads a pointer of the data hash, checking its shape: Redis is shared state, another version may have written it. */
 function parseCommittedVersion(sessionId: string, raw: string): CommittedVersion {
   let v: Record<string, unknown>;
   try {
@@ -957,7 +957,10 @@ export class Fleet extends EventEmitter<FleetEvents> {
 
   /** Brings the local view in line with the registry after a missed push (count mismatch, reconnect). */
   async #reconcile(): Promise<void> {
-    if (this.#state !== 'active' && this.#state !== 'draining') return;
+    // Not while re-registering after a lease loss: the registry lists the new incarnation's sessions only once they
+    // are re-asserted, so every session still to re-assert would look lost and be forgotten (after Redis lost its
+    // data, with no record left anywhere). The recovery ends with a renewal, which reconciles if counts differ.
+    if ((this.#state !== 'active' && this.#state !== 'draining') || this.#recovering) return;
     const incarnation = this.#incarnation;
     let reply: lua.OwnedReply;
     try {
@@ -970,7 +973,7 @@ export class Fleet extends EventEmitter<FleetEvents> {
       this.#options.logger.warn('reconcile failed', { err });
       return;
     }
-    if (reply.code !== 'OK' || incarnation !== this.#incarnation || this.#pastDeadline()) return;
+    if (reply.code !== 'OK' || incarnation !== this.#incarnation || this.#pastDeadline() || this.#recovering) return;
     const remote = new Map<string, string>();
     for (let i = 0; i + 1 < reply.pairs.length; i += 2) remote.set(reply.pairs[i]!, reply.pairs[i + 1]!);
     const lost = [...this.#owned.keys()].filter((sid) => !remote.has(sid) && !this.#inflight.has(sid));

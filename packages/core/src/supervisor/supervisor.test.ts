@@ -154,6 +154,30 @@ describe('Supervisor with a SupervisedFleet', () => {
     await supervisor.close();
   });
 
+  it('a start() that never settles holds the launch queue only until the start deadline', async () => {
+    const fleet = new FleetDouble();
+    const stopped: string[] = [];
+    const supervisor = createSupervisor({
+      fleet,
+      probeIntervalMs: 0,
+      startTimeoutMs: 200,
+      restart: { baseMs: 60_000 },
+      engine: (ctx) => ({
+        // 'hung' never returns from start() and reports nothing (a restore from a store that stopped answering).
+        start: () => (ctx.sessionId === 'hung' ? new Promise<void>(() => {}) : Promise.resolve(ctx.report({ type: 'ready' }))),
+        stop: async () => void stopped.push(ctx.sessionId),
+        probe: async () => true,
+      }),
+    });
+    supervisor.start();
+    await supervisor.startSession('hung');
+    await supervisor.startSession('next');
+    await waitUntil(() => supervisor.session('next')?.status === 'WORKING', { timeoutMs: 3000, message: 'the queue stayed blocked' });
+    expect(supervisor.session('hung')).toMatchObject({ status: 'FAILED' });
+    expect(stopped).toEqual(['hung']);
+    await supervisor.close();
+  });
+
   it('refuses a fleet without a member it drives, naming what is missing', () => {
     const engine = engines();
     const partial = { instanceId: 'wa-1', on() {}, owns: () => false } as unknown as SupervisedFleet;

@@ -377,11 +377,11 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     this.#timer(run, this.#o.startTimeoutMs, () => {
       if (generation === run.generation && run.status === 'STARTING') this.#crash(run, generation, 'start deadline passed');
     });
-    try {
-      await engine.start();
-    } catch (err) {
-      this.#crash(run, generation, `start failed: ${(err as Error).message ?? String(err)}`);
-    }
+    // Not awaited: a start() that never settles (a restore from an unreachable store, a hung page load) must hold the
+    // launch queue only until the start deadline, whose crash settles this launch.
+    void Promise.resolve()
+      .then(() => engine.start())
+      .catch((err: unknown) => this.#crash(run, generation, `start failed: ${(err as Error)?.message ?? String(err)}`));
     // One browser at a time: the next launch waits until this one is up, waiting for a scan, or failed.
     await settled;
   }
