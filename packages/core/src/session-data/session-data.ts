@@ -120,13 +120,7 @@ export function createSessionData(options: SessionDataOptions): SessionData {
         if (refused) log.warn('session data save refused', { sessionId, code: err.code });
         // A commit whose outcome is unknown (Redis unreachable mid-call) may have landed: keep its bytes. If it did
         // not, the pending upload is garbage that a later commit collects.
-        if (!committing) await removeQuietly(name, 'upload not committed');
-        else if (refused) {
-          // Never remove the bytes the pointer names, whatever a (resent) commit answered; unreadable: keep them.
-          const current = await fleet.sessionData(sessionId).catch(() => undefined);
-          if (current?.uploadId === uploadId) return current;
-          if (current !== undefined) await removeQuietly(name, 'upload not committed');
-        }
+        if (!committing || refused) await removeQuietly(name, 'upload not committed');
         throw err;
       }
       const stale = [commit.previousUploadId, ...commit.garbage].filter((id) => id !== '' && id !== uploadId);
