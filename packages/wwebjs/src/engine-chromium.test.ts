@@ -82,19 +82,31 @@ let counter = 0;
  * nowhere (a machine without network) or a local port. The host-resolver rule keeps the test off the network even on a
  * machine that has one.
  */
-async function launchable(resolveTo: { port: number } | 'nowhere', extraArgs: string[] = []) {
+async function launchable(resolveTo: { port: number } | 'nowhere', extraArgs: string[] = [], authTimeoutMs = 3000) {
   const clientId = `chromium-${process.pid}-${++counter}`;
   const dataPath = tempDir('wafleet-wwebjs-chromium-');
   const rule = resolveTo === 'nowhere' ? 'MAP * ~NOTFOUND' : `MAP * 127.0.0.1:${resolveTo.port}`;
   const events: EngineEvent[] = [];
   const factory = createWwebjsEngine(
-    () => localClient(clientId, dataPath, { authTimeoutMs: 3000 }, [`--host-resolver-rules=${rule}`, ...extraArgs]),
+    () => localClient(clientId, dataPath, { authTimeoutMs }, [`--host-resolver-rules=${rule}`, ...extraArgs]),
     { probeTimeoutMs: 1000 },
   );
   const engine = await factory({ sessionId: clientId, epoch: '1', metadata: {}, report: (event) => events.push(event), owns: () => true });
   engines.push(engine);
   // LocalAuth puts the profile in <dataPath>/session-<clientId>; Chromium's command line names it.
   return { engine, events, chromiumMarker: `--user-data-dir=${dataPath}` };
+}
+
+/** Chromium's renderer processes in the process group of the browser `browserPid` (puppeteer starts it detached). */
+function renderersOf(browserPid: number): number[] {
+  return processesWith('--type=renderer').filter((pid) => {
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+      return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[2]) === browserPid;
+    } catch {
+      return false;
+    }
+  });
 }
 
 function pidsOf(events: EngineEvent[]): number[] {
@@ -171,6 +183,39 @@ describe.skipIf(!hasChromium)('whatsapp-web.js engine on Debian Chromium without
     await engine.stop();
     await expectNoChromium(chromiumMarker);
   });
+
+  it.skipIf(!hasOpenssl)(
+    'reports a renderer killed under a loaded page as one crash (page crashed), the browser still up, and nothing rejects unhandled',
+    async () => {
+      const server = await notWhatsApp();
+      cleanups.push(() => server.close());
+      // A long auth timeout: whatsapp-web.js waits for WhatsApp Web's scripts on the loaded page and reports nothing itself.
+      const { engine, events, chromiumMarker } = await launchable(server, ['--ignore-certificate-errors'], 60_000);
+      const unhandled: unknown[] = [];
+      const onUnhandled = (reason: unknown) => unhandled.push(reason);
+      process.on('unhandledRejection', onUnhandled);
+      try {
+        const start = engine.start();
+        await waitUntil(() => pidsOf(events).length > 0, { timeoutMs: 15_000, message: 'no pids reported' });
+        const browserPid = pidsOf(events)[0]!;
+        await waitUntil(() => renderersOf(browserPid).length > 0, { timeoutMs: 15_000, message: 'no renderer process' });
+        // What an out-of-memory kill or "Aw, Snap!" does: the page's renderer dies, the browser process lives on.
+        for (const pid of renderersOf(browserPid)) process.kill(pid, 'SIGKILL');
+        await waitUntil(() => events.some((event) => event.type === 'crashed'), { timeoutMs: 10_000, message: 'no crash reported' });
+        expect(processesWith(chromiumMarker)).toContain(browserPid);
+        await sleep(300);
+        expect(events.filter((event) => event.type === 'crashed')).toEqual([{ type: 'crashed', reason: 'page crashed' }]);
+        await engine.stop();
+        await start;
+        await expectNoChromium(chromiumMarker);
+        await sleep(200);
+        // whatsapp-web.js's own async page listeners reject once the page is gone; the binding catches them.
+        expect(unhandled).toEqual([]);
+      } finally {
+        process.off('unhandledRejection', onUnhandled);
+      }
+    },
+  );
 
   it.skipIf(!hasOpenssl)('reports the string whatsapp-web.js throws when WhatsApp Web never comes up (auth timeout)', async () => {
     const server = await notWhatsApp();

@@ -13,6 +13,7 @@ import {
   type SessionEngine,
 } from '@wafleet/core';
 import type { Client } from 'whatsapp-web.js';
+import { catchAsyncListeners } from './catch-listeners.js';
 import { completeRestore } from './complete-restore.js';
 
 /** Options of {@link createWwebjsEngine}. */
@@ -327,7 +328,14 @@ class WwebjsEngine implements SessionEngine {
   }
 
   #onPage(page: Page): void {
-    if (!this.#stopping) this.#listen(page, 'close', () => this.#end({ type: 'crashed', reason: 'page closed' }));
+    catchAsyncListeners(page, (event, err) =>
+      this.#log.warn('whatsapp-web.js page listener failed', { sessionId: this.#context.sessionId, event, err: toError(err) }),
+    );
+    if (this.#stopping) return;
+    this.#listen(page, 'close', () => this.#end({ type: 'crashed', reason: 'page closed' }));
+    // A renderer crash ("Aw, Snap!", an out-of-memory kill) leaves the browser connected and whatsapp-web.js emits
+    // nothing: the session would stay "ready" while nothing flows. Puppeteer reports it as the page's 'error'.
+    this.#listen(page, 'error', () => this.#end({ type: 'crashed', reason: 'page crashed' }));
   }
 
   #onBrowser(browser: Browser): void {
