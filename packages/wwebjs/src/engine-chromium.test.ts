@@ -87,14 +87,12 @@ async function launchable(resolveTo: { port: number } | 'nowhere', extraArgs: st
   const dataPath = tempDir('wafleet-wwebjs-chromium-');
   const rule = resolveTo === 'nowhere' ? 'MAP * ~NOTFOUND' : `MAP * 127.0.0.1:${resolveTo.port}`;
   const events: EngineEvent[] = [];
-  const factory = createWwebjsEngine(
-    () => localClient(clientId, dataPath, { authTimeoutMs }, [`--host-resolver-rules=${rule}`, ...extraArgs]),
-    { probeTimeoutMs: 1000 },
-  );
+  const client = localClient(clientId, dataPath, { authTimeoutMs }, [`--host-resolver-rules=${rule}`, ...extraArgs]);
+  const factory = createWwebjsEngine(() => client, { probeTimeoutMs: 1000 });
   const engine = await factory({ sessionId: clientId, epoch: '1', metadata: {}, report: (event) => events.push(event), owns: () => true });
   engines.push(engine);
   // LocalAuth puts the profile in <dataPath>/session-<clientId>; Chromium's command line names it.
-  return { engine, events, chromiumMarker: `--user-data-dir=${dataPath}` };
+  return { engine, events, client, chromiumMarker: `--user-data-dir=${dataPath}` };
 }
 
 /** Chromium's renderer processes in the process group of the browser `browserPid` (puppeteer starts it detached). */
@@ -216,6 +214,34 @@ describe.skipIf(!hasChromium)('whatsapp-web.js engine on Debian Chromium without
       }
     },
   );
+
+  it.skipIf(!hasOpenssl)('the health probe answers false on a frozen page instead of waiting on it', async () => {
+    const server = await notWhatsApp();
+    cleanups.push(() => server.close());
+    const { engine, events, client, chromiumMarker } = await launchable(server, ['--ignore-certificate-errors'], 60_000);
+    const start = engine.start();
+    await waitUntil(() => pidsOf(events).length > 0 && client.pupPage !== undefined, { timeoutMs: 15_000, message: 'no page' });
+    const page = client.pupPage!;
+    await waitUntil(async () => (await page.evaluate(() => document.readyState).catch(() => '')) === 'complete', {
+      timeoutMs: 15_000,
+      message: 'the page did not load',
+    });
+    // A page stuck in a script (what a broken WhatsApp Web update can do): every evaluate waits forever.
+    void page
+      .evaluate(() => {
+        for (;;);
+      })
+      .catch(() => undefined);
+    await sleep(200);
+    const stuck = await Promise.race([page.evaluate(() => 1).then(() => 'answered'), sleep(1500).then(() => 'stuck')]);
+    expect(stuck).toBe('stuck');
+    // The probe gives up after probeTimeoutMs (1000 here): false, so the supervisor marks a zombie and restarts.
+    const verdict = await Promise.race([engine.probe(), sleep(5000).then(() => 'hung' as const)]);
+    expect(verdict).toBe(false);
+    await engine.stop();
+    await start;
+    await expectNoChromium(chromiumMarker);
+  });
 
   it.skipIf(!hasOpenssl)('reports the string whatsapp-web.js throws when WhatsApp Web never comes up (auth timeout)', async () => {
     const server = await notWhatsApp();
