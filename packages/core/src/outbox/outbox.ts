@@ -361,6 +361,8 @@ export class Outbox extends EventEmitter<OutboxEvents> {
   #storeFailures = 0;
   #storeRetryAt = 0;
   #storeLoggedAt = 0;
+  /** When the last store failure was emitted as `error` (`performance.now()`). */
+  #storeErrorAt: number | undefined;
   readonly #reported = new WeakSet<object>();
   readonly #stats = { enqueued: 0, attempts: { delivered: 0, retry: 0, dead: 0, disabled: 0, superseded: 0 } };
   readonly #orphanStats = { scans: 0, files: 0, events: 0 };
@@ -858,13 +860,18 @@ export class Outbox extends EventEmitter<OutboxEvents> {
     return result;
   }
 
-  /** Emits `error` once per episode, logs a repeat at most once a minute, and backs the pump off (exponential, capped). */
+  /**
+   * Emits `error` once per episode, and at most once a minute: a nearly full disk lets a small write through now and
+   * then, which ends an episode and starts the next at once. Logs a repeat at most once a minute, and backs the pump
+   * off (exponential, capped).
+   */
   #storeFailed(err: WafleetError): void {
     this.#storeFailures++;
     const backoffMs = Math.min(STORE_BACKOFF_MAX_MS, STORE_BACKOFF_MIN_MS * 2 ** Math.min(this.#storeFailures - 1, 16));
     this.#storeRetryAt = performance.now() + backoffMs;
-    if (this.#storeFailures === 1) {
+    if (this.#storeFailures === 1 && (this.#storeErrorAt === undefined || performance.now() - this.#storeErrorAt >= 60_000)) {
       this.#fail(err);
+      this.#storeErrorAt = performance.now();
       this.#storeLoggedAt = performance.now();
     } else if (performance.now() - this.#storeLoggedAt >= 60_000) {
       this.#storeLoggedAt = performance.now();
