@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { registryKeys } from '@wafleet/core';
+import { sendSimMessage } from '@wafleet/sim';
 import {
   freePort,
   killAll,
@@ -31,6 +32,7 @@ import {
   type RunOverlap,
 } from './helpers/journal-check.js';
 import { checkLogins, readLoginJournal, type DataLoss } from './helpers/login-check.js';
+import { startReceiver, type Receiver } from './helpers/receiver.js';
 
 /*
  * Acceptance test of G1 (single owner) and G4 (liveness) over the public instance runner `wafleet-sim instance`,
@@ -102,6 +104,9 @@ const CHAOS_MS = Number(process.env['CHAOS_MS'] ?? 100_000);
 const SEED = Number(process.env['CHAOS_SEED'] ?? Date.now() % 1_000_000);
 
 const TAG_NAME = 'WAFLEET_SIM_CHAOS_TAG';
+const WEBHOOK_SECRET = `whsec_${randomBytes(32).toString('base64')}`;
+/** Inbound messages in the main run: one every MESSAGE_EVERY_MS to a random session, in one of 3 chats each. */
+const MESSAGE_EVERY_MS = 20;
 
 /**
  * Login data (G9) in the main run: every session starts logged in (a committed 16 KiB login), saves it 100 ms after
@@ -183,6 +188,8 @@ interface FleetSetup {
   watch: BrowserWatch;
   /** With login data: where the instances journal restores and saves (`--login-journal`); none without. */
   logins: string | undefined;
+  /** With messages: the simulated WhatsApp histories, each instance's outbox, and the webhook receiver. */
+  messages: { dir: string; outboxDir: string; receiver: Receiver } | undefined;
 }
 
 /** One `wafleet-sim instance` process; `start()` again after a kill runs a new process with the same id and port. */
@@ -216,6 +223,9 @@ class SimInstance {
       ...['--heartbeat-ms', String(HEARTBEAT_MS), '--lease-ttl-ms', String(LEASE_TTL_MS), '--self-fence-ms', String(SELF_FENCE_MS)],
       ...['--adoption-delay-ms', String(ADOPTION_DELAY_MS), '--sweep-ms', String(SWEEP_MS)],
       ...(s.logins ? ['--login-journal', s.logins, ...LOGIN_FLAGS] : []),
+      // The same outbox file for every process of an id: a restarted instance delivers what its predecessor stored.
+      ...(s.messages ? ['--messages', s.messages.dir, '--outbox', join(s.messages.outboxDir, `${this.id}.sqlite`)] : []),
+      ...(s.messages ? ['--webhook-url', `${s.messages.receiver.url}/hooks`, '--webhook-secret', WEBHOOK_SECRET] : []),
     ];
     const span: ProcessSpan = { pid: 0, spawnedAt: Date.now(), exitedAt: undefined, deadmanPid: undefined };
     this.child = spawnProcess(process.execPath, args, { name: this.id, env: { [TAG_NAME]: s.tag, WAFLEET_ADMIN_TOKEN: ADMIN_TOKEN } });
@@ -486,7 +496,7 @@ function orphans(setup: FleetSetup): { journaled: number[]; tagged: number[]; ot
   };
 }
 
-function newSetup(redisUrl: string, label: string, deadman: boolean, logins = false): FleetSetup {
+function newSetup(redisUrl: string, label: string, deadman: boolean, logins = false, receiver?: Receiver): FleetSetup {
   const tag = `${label}-${randomBytes(6).toString('hex')}`;
   tags.push(tag);
   const dir = mkdtempSync(join(tmpdir(), `wafleet-sim-chaos-${label}-`));
@@ -499,6 +509,7 @@ function newSetup(redisUrl: string, label: string, deadman: boolean, logins = fa
     deadman,
     watch: new BrowserWatch(journal, 20),
     logins: logins ? join(dir, 'logins.jsonl') : undefined,
+    messages: receiver ? { dir: join(dir, 'whatsapp'), outboxDir: dir, receiver } : undefined,
   };
 }
 
@@ -523,7 +534,12 @@ describe('sim instance runner under chaos (G1 single owner, G4 liveness), dead-m
     // Append-only (fsync always), so that a redis-restart-aof keeps what was acknowledged; redis-restart wipes it.
     redis = await startRedis({ appendonly: true });
     const client = redis.client({ commandTimeout: 1000, maxRetriesPerRequest: 1 });
-    const setup = newSetup(redis.url, 'main', true, true);
+    const receiver = await startReceiver();
+    const setup = newSetup(redis.url, 'main', true, true, receiver);
+    const messages = setup.messages!;
+    /** Sent message id -> session. */
+    const sent = new Map<string, string>();
+    let sending = true;
     /** Redis restarts that lost every key, the committed login pointers included. */
     const dataLost: DataLoss[] = [];
     const rnd = prng(SEED);
@@ -539,6 +555,17 @@ describe('sim instance runner under chaos (G1 single owner, G4 liveness), dead-m
       const initial = await waitRecovered(client, setup.namespace, SESSION_IDS, new Set(), Date.now(), 30_000, ports);
       if (initial.registryMs === null) throw new Error(`initial placement: sessions not WORKING: ${initial.bad}`);
       console.log(`[sim-chaos] seed ${SEED}: 100 sessions WORKING on 5 instances after ${ms(initial.registryMs)}`);
+
+      // ---- inbound messages at a steady rate to every session, whatever the faults do ----
+      const sender = (async () => {
+        for (let n = 0; sending; n++) {
+          const sid = SESSION_IDS[Math.floor(rnd() * SESSION_IDS.length)]!;
+          const id = `m-${SEED}-${n}`;
+          sendSimMessage(messages.dir, sid, { id, chat: `${sid}-chat-${n % 3}`, ts: Date.now(), body: `message ${n}` });
+          sent.set(id, sid);
+          await sleep(MESSAGE_EVERY_MS);
+        }
+      })();
 
       // ---- fault loop: a shuffled deck per round, so every kind comes up and the order is random ----
       const deck: FaultKind[] = [];
@@ -661,6 +688,25 @@ describe('sim instance runner under chaos (G1 single owner, G4 liveness), dead-m
       }
       const loopMs = Date.now() - loopStart;
 
+      // ---- every message reaches the receiver, live or caught up, before the fleet stops ----
+      sending = false;
+      await sender;
+      const receivedMessages = () => receiver.received.filter((r) => r.json?.type === 'message.received');
+      const distinct = () => new Set(receivedMessages().map((r) => String(r.json.data['id'])));
+      const deliveredAll = await waitUntil(() => [...sent.keys()].every((id) => distinct().has(id)), { timeoutMs: 30_000, intervalMs: 250 })
+        .then(() => true)
+        .catch(() => false);
+      const firstReceipt = new Map<string, boolean>();
+      for (const r of receivedMessages()) {
+        const id = String(r.json.data['id']);
+        if (!firstReceipt.has(id)) firstReceipt.set(id, r.json.data['caughtUp'] === true);
+      }
+      const lostMessages = [...sent.keys()].filter((id) => !firstReceipt.has(id));
+      const strangers = [...firstReceipt.keys()].filter((id) => !sent.has(id));
+      const wrongSession = receivedMessages().filter((r) => sent.get(String(r.json.data['id'])) !== r.json.session);
+      const caughtUp = [...firstReceipt.values()].filter(Boolean).length;
+      const repeats = receivedMessages().length - firstReceipt.size;
+
       // ---- graceful stop: every instance drains and exits 0, its browsers stopped ----
       const codes = await stopGracefully(instances);
       await sleep(500);
@@ -708,6 +754,7 @@ describe('sim instance runner under chaos (G1 single owner, G4 liveness), dead-m
             )} (median ${logins.saveMs} ms), refused at commit ${logins.refused}, failed saves ${logins.failedSaves}, failed restores ${logins.restoreFailures} (missing or damaged: ${logins.corruptRestores.length}); highest version per session min/median/max ${logins.maxVersion.min}/${logins.maxVersion.median}/${logins.maxVersion.max}`,
           `  SCAN_QR_CODE due to faults: ${logins.qrByFault.length} (over ${instanceFaults} instance faults and ${faults.length - instanceFaults} Redis restarts); after Redis came back empty (logins lost with it, scanned again): ${logins.qrAfterDataLoss}; QR codes scanned by the test: ${scanned.size}`,
           `  restores older than a committed version: ${logins.olderThanCommitted.length}; non-monotonic restores: ${logins.nonMonotonic.length}; stale commits visible: ${logins.staleCommits.length}; restored bytes of another writer: ${logins.wrongBytes.length}`,
+          `  messages: ${sent.size} sent, ${firstReceipt.size} received once deduplicated by id (${firstReceipt.size - caughtUp} live, ${caughtUp} caught up), ${lostMessages.length} lost, ${repeats} repeated deliveries (dropped by id at the receiver), ${strangers.length} never sent, ${wrongSession.length} under the wrong session${deliveredAll ? '' : '; not all delivered within 30 s'}`,
         ].join('\n'),
       );
       for (const o of a.overlaps.slice(0, 5)) console.log(`[sim-chaos] overlap ${describeOverlap(o, t0)}`);
@@ -770,7 +817,15 @@ describe('sim instance runner under chaos (G1 single owner, G4 liveness), dead-m
       expect.soft(logins.corruptRestores, 'restores that found the committed version missing or damaged (a login lost)').toEqual([]);
       expect.soft(logins.restores, 'restores (every launch restores)').toBeGreaterThan(SESSIONS);
       expect.soft(logins.saves['handoff'] ?? 0, 'handoff saves (drains)').toBeGreaterThan(0);
+      // Issue 13: each message reaches the receiver, once after deduplication by message id, none lost.
+      expect.soft(lostMessages.slice(0, 20), `messages never delivered (of ${sent.size})`).toEqual([]);
+      expect.soft(strangers, 'messages delivered that were never sent').toEqual([]);
+      expect.soft(wrongSession.length, 'messages delivered under another session').toBe(0);
+      expect.soft(caughtUp, 'messages caught up after a move (some arrive while a session is down)').toBeGreaterThan(0);
+      expect.soft(sent.size, 'messages sent').toBeGreaterThan(CHAOS_MS / MESSAGE_EVERY_MS / 2);
     } finally {
+      sending = false;
+      await receiver.close();
       setup.watch.stop();
       for (const p of taggedProcesses(TAG_NAME, setup.tag)) killTree(p.pid);
       await killAll();

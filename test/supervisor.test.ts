@@ -136,6 +136,37 @@ describe('session supervisor (G4, G1)', () => {
     expect(reasons(h, 'z-1')).toContain('FAILED:zombie: health probe failed');
   });
 
+  it('a page that dies or freezes without any event is restarted within the probe bound; quiet healthy sessions are never restarted by the probe', async () => {
+    const probeIntervalMs = 100;
+    const probeTimeoutMs = 100;
+    const h = await host(uniqueNamespace('sup-probe'), 'a', { supervisor: { probeIntervalMs, probeTimeoutMs } });
+    const quiet = ['q-1', 'q-2', 'q-3'];
+    for (const sid of [...quiet, 'dead-1', 'frozen-1']) await h.supervisor.startSession(sid);
+    await waitUntil(() => h.supervisor.sessions().every((v) => v.status === 'WORKING'));
+    const failedAt = (sid: string) => h.supervisor.session(sid)!.transitions.find((t) => t.to === 'FAILED')?.at;
+    const t0 = Date.now();
+    h.sim.fault('dead-1', 'zombie');
+    h.sim.fault('frozen-1', 'frozen');
+    await waitUntil(() => failedAt('dead-1') !== undefined && failedAt('frozen-1') !== undefined, { message: 'zombie not detected' });
+    // Bound: the next probe (at most one period away) plus its timeout, with scheduling slack for a loaded machine.
+    const bound = probeIntervalMs + probeTimeoutMs + 400;
+    console.log(
+      `[probe] dead page failed after ${failedAt('dead-1')! - t0} ms, frozen page after ${failedAt('frozen-1')! - t0} ms (bound ${bound} ms)`,
+    );
+    expect(failedAt('dead-1')! - t0).toBeLessThanOrEqual(bound);
+    expect(failedAt('frozen-1')! - t0).toBeLessThanOrEqual(bound);
+    expect(h.supervisor.session('dead-1')!.failure).toMatchObject({ class: 'zombie', reason: 'zombie: health probe failed' });
+    expect(h.supervisor.session('frozen-1')!.failure).toMatchObject({ class: 'zombie' });
+    await waitUntil(() => h.supervisor.session('frozen-1')!.restarts === 1 && statusOf(h, 'frozen-1') === 'WORKING');
+    // Quiet, healthy sessions (no traffic at all) across 30 probe periods: never restarted, never failed.
+    await new Promise((r) => setTimeout(r, 30 * probeIntervalMs));
+    for (const sid of quiet) {
+      expect(h.supervisor.session(sid)).toMatchObject({ status: 'WORKING', restarts: 0, failure: undefined });
+      expect(h.starts.filter((s) => s.sessionId === sid)).toHaveLength(1);
+    }
+    expect(h.supervisor.stats().failures).toMatchObject({ zombie: 2, crashed: 0 });
+  });
+
   it('does not restart a logged-out session: desired state stopped, released in the registry', async () => {
     const h = await host(uniqueNamespace('sup-logout'), 'a');
     await h.supervisor.startSession('l-1');

@@ -22,6 +22,7 @@ export {
   parseWebhookSecret,
   QuarantineError,
   RedisReplyError,
+  inboxKeys,
   registryKeys,
   ReplyCode,
   sessionBlobKey,
@@ -42,6 +43,7 @@ export {
   WEBHOOK_SECRET_BYTES,
   type EnvelopeProblem,
   type FenceReason,
+  type InboxKeys,
   type LogFields,
   type Logger,
   type LogPrivacyOptions,
@@ -100,7 +102,17 @@ export type { AdoptOrphansOptions, AdoptedOutbox } from './outbox/orphans.js';
 export { SqliteOutboxStore, OutboxStoreError } from './outbox/sqlite-store.js';
 export type { OutboxStore, EventRow, NewEvent, ReplayFilter, StoreCounts } from './outbox/store.js';
 export { DEFAULT_SCHEDULE_MS } from './outbox/schedule.js';
-export type { EngineEvent, EngineContext, EngineStopReason, SessionEngine, EngineFactory } from './supervisor/engine.js';
+export type {
+  CatchUpRequest,
+  EngineEvent,
+  EngineContext,
+  EngineStopReason,
+  InboundMessage,
+  MessageCursor,
+  SessionEngine,
+  EngineFactory,
+} from './supervisor/engine.js';
+export { createInbox, Inbox, InboxRun, type InboxOptions, type InboxStats } from './inbox/inbox.js';
 export {
   createSupervisor,
   Supervisor,
@@ -111,7 +123,21 @@ export {
   type DeadmanLike,
   type SupervisedFleet,
   type SupervisedFleetEvent,
+  type SupervisorStats,
+  type RecycleOptions,
+  SendError,
+  type RecycleReason,
+  type SessionFailure,
 } from './supervisor/supervisor.js';
+export { FAILURE_CLASSES, failureClass, failureKind, type FailureClass } from './supervisor/failures.js';
+export {
+  createStartBreaker,
+  StartBreaker,
+  type StartBreakerOptions,
+  type StartBreakerEvents,
+  type StartBreakerState,
+  type StartPermit,
+} from './supervisor/start-breaker.js';
 export {
   startDeadmanSwitch,
   type DeadmanSwitch,

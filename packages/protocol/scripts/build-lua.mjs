@@ -81,7 +81,7 @@ const compiled = readdirSync(luaDir)
   });
 
 const tsType = (f) => (f.rest ? 'string[]' : f.type === 'string' ? 'string' : f.type === 'number' ? 'number' : f.type.replace(/\|/g, ' | '));
-const KEY_FIELDS = ['instances', 'instanceInfo', 'owned', 'sessions', 'pending', 'meta', 'data', 'dataUploads', 'events'];
+const KEY_FIELDS = ['instances', 'instanceInfo', 'owned', 'sessions', 'pending', 'meta', 'data', 'dataUploads', 'breaker', 'breakerStarts', 'events'];
 
 function caller(s) {
   const { keys, args, replies, summary } = s.header;

@@ -35,7 +35,10 @@ export type WafleetErrorCode =
   | 'WAFLEET_FORWARD_FAILED'
   | 'WAFLEET_DATA_CORRUPT'
   | 'WAFLEET_DATA_TOO_LARGE'
-  | 'WAFLEET_DATA_UPLOAD_EXPIRED';
+  | 'WAFLEET_DATA_UPLOAD_EXPIRED'
+  | 'WAFLEET_SESSION_NOT_WORKING'
+  | 'WAFLEET_SEND_UNACKNOWLEDGED'
+  | 'WAFLEET_SEND_FAILED';
 
 /** Base class of every error wafleet throws: a stable `code` and, where there is one, a `cause`. */
 export class WafleetError extends Error {

@@ -41,7 +41,15 @@ export {
   FORWARDED_HEADER,
   FORWARDED_BY_HEADER,
 } from './headers.js';
-export { registryKeys, idempotencyRecordKey, sessionBlobKey, UPLOAD_ID_PATTERN, type RegistryKeys } from './keys.js';
+export {
+  registryKeys,
+  idempotencyRecordKey,
+  inboxKeys,
+  sessionBlobKey,
+  UPLOAD_ID_PATTERN,
+  type InboxKeys,
+  type RegistryKeys,
+} from './keys.js';
 export {
   connect,
   disconnect,

@@ -28,6 +28,10 @@ export interface RegistryKeys {
   readonly data: string;
   /** ZSET `<sessionId>/<uploadId>` -> upload start (Redis server ms): uploads begun and not committed yet. */
   readonly dataUploads: string;
+  /** HASH state ('closed' or 'open'), kind, openedAt, probeRound, probesLeft: the fleet-wide start breaker. */
+  readonly breaker: string;
+  /** ZSET `<ms>|<sessionId>|<outcome>` -> start time (ms): the starts the breaker counts, newest 2000 in its window. */
+  readonly breakerStarts: string;
   /**
    * Pub/sub channel announcing every owner and status change: `<tag>:events` on database 0, `<tag>:events:<db>`
    * on another. Pub/sub ignores the database, so fleets of one namespace in different databases of one server
@@ -52,6 +56,8 @@ export function registryKeys(namespace: string, db = 0): RegistryKeys {
     meta: `${tag}:meta`,
     data: `${tag}:data`,
     dataUploads: `${tag}:data-uploads`,
+    breaker: `${tag}:breaker`,
+    breakerStarts: `${tag}:breaker-starts`,
     events: db === 0 ? `${tag}:events` : `${tag}:events:${db}`,
   });
 }
@@ -82,4 +88,22 @@ export function sessionBlobKey(namespace: string, sessionId: string, uploadId: s
     throw new ConfigError('chunkIndex', `Expected a chunk index to be a non-negative integer, got ${describe(chunkIndex)}`);
   }
   return `wafleet:${validateNamespace(namespace)}:blob:${sessionId}:${uploadId}:${chunkIndex}`;
+}
+
+/** The keys of one session's inbound message bookkeeping (see core's `createInbox`). */
+export interface InboxKeys {
+  /** ZSET WhatsApp message id -> its timestamp (ms): messages already delivered to the outbox, newest kept. */
+  readonly seen: string;
+  /** HASH chat id -> JSON `{ id, ts }` of the newest delivered message; field `*`: the catch-up watermark (ms). */
+  readonly cursors: string;
+}
+
+/**
+ * Keys of a session's inbound message bookkeeping. Outside the namespace's hash tag, so 100,000 sessions spread over
+ * a Redis Cluster's slots; both keys of one session share the session's own hash tag, so one script touches both.
+ * @throws InvalidIdError for a bad namespace or session id
+ */
+export function inboxKeys(namespace: string, sessionId: string): InboxKeys {
+  const base = `wafleet:${validateNamespace(namespace)}:inbox:{${validateSessionId(sessionId)}}`;
+  return Object.freeze({ seen: `${base}:seen`, cursors: `${base}:cursors` });
 }

@@ -25,4 +25,6 @@ export const ReplyCode = Object.freeze({
   NOT_FOUND: -10,
   /** the upload is not pending (collected as garbage after the upload timeout, or dropped) */
   UPLOAD_EXPIRED: -11,
+  /** most starts across the fleet fail the same way: restarts wait (a few probe) */
+  BREAKER_OPEN: -12,
 });

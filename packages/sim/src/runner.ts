@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { appendFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -8,7 +8,9 @@ import { parseArgs } from 'node:util';
 import { createFleetClient } from '@wafleet/client';
 import {
   createFleet,
+  createInbox,
   createOutbox,
+  createStartBreaker,
   createSupervisor,
   startDeadmanSwitch,
   wafleetLogger,
@@ -27,14 +29,20 @@ const USAGE = `Usage:
       [--adoption-delay-ms n] [--sweep-ms n] [--browser-processes] [--no-deadman] [--auth-delay-ms n] [--ready-delay-ms n]
       [--start-concurrency n] [--stagger-ms n] [--outbox <file> --webhook-url <url> --webhook-secret <whsec_...>]
       [--start-timeout-ms n] [--restart-base-ms n] [--restart-max-ms n] [--restart-max-attempts n]
-      [--qr <regex>] [--hold-starting <regex>] [--fail-start <regex>] [--bad-config <regex>] [--sends <file>]
+      [--qr <regex>] [--hold-starting <regex>] [--fail-start <regex>] [--fail-starts-file <file>] [--bad-config <regex>]
+      [--sends <file>] [--messages <dir>] [--breaker]
       [--session-store redis|dir:<path> [--login-bytes n] [--save-after-ready-ms n] [--save-interval-ms n]
        [--login-journal <file>]]
     Runs core + supervisor + the HTTP routes with simulated sessions until SIGTERM, then drains and exits 0.
     Every route but /livez and /readyz wants \`Authorization: Bearer <token>\`: the token in WAFLEET_ADMIN_TOKEN
     (at least 32 characters), or else a random one, printed once in the "ready" line as "adminToken".
     Sessions whose ids match --qr wait for a QR scan; --hold-starting never get ready (STARTING until the start
-    deadline); --fail-start fail every launch (FAILED, restart pending); --bad-config cannot be built (gives up).
+    deadline); --fail-start fail every launch (FAILED, restart pending); --bad-config cannot be built (gives up);
+    while the --fail-starts-file exists, every launch fails. --breaker turns on the fleet-wide start breaker.
+    --messages <dir>: each session's simulated WhatsApp history is <dir>/<session>.jsonl (lines {"id", "chat", "ts",
+    "body"}); a ready session emits lines appended after its ready as live messages, and after every start catches
+    up on what arrived while it was down; both go out through the outbox as message.received webhooks (needs --outbox),
+    once per message id.
     Journal lines: {"t": unix ms, "instance", "session", "event": "start"|"stop", "epoch", "pid"?}.
     stdout carries one JSON line per event: "ready", "status", "assigned", "fenced", "epoch", "leaseLost",
     "leaseRestored", "deadman-fired", "drained", and "log" (wafleet's warnings and errors).
@@ -96,6 +104,13 @@ const matcher = (values: Record<string, unknown>, name: string): ((id: string) =
   }
   return (id) => re.test(id);
 };
+/**
+ * `--fail-start` sessions fail every launch; with `--fail-starts-file`, every launch fails while that file exists
+ * (what a WhatsApp Web update that breaks injection does to the whole fleet, switched from outside).
+ */
+const failStartOf = (match: ((id: string) => boolean) | undefined, file: string | undefined) =>
+  match || file ? (sid: string) => (match?.(sid) ?? false) || (file !== undefined && existsSync(file)) : undefined;
+
 const out = (msg: Record<string, unknown>) => process.stdout.write(`${JSON.stringify({ t: Date.now(), ...msg })}\n`);
 /** wafleet's warnings and errors as `{"ev":"log"}` lines on stdout, with the (simulated) session ids as they are. */
 const logAt =
@@ -148,6 +163,9 @@ export async function runInstance(argv: string[]): Promise<void> {
       'save-after-ready-ms': { type: 'string' },
       'save-interval-ms': { type: 'string' },
       'login-journal': { type: 'string' },
+      messages: { type: 'string' },
+      'fail-starts-file': { type: 'string' },
+      breaker: { type: 'boolean', default: false },
     },
   });
   const id = need(values, 'id');
@@ -192,7 +210,7 @@ export async function runInstance(argv: string[]): Promise<void> {
     readyDelayMs: num(values, 'ready-delay-ms'),
     requiresQr: matcher(values, 'qr'),
     holdStarting: matcher(values, 'hold-starting'),
-    failStart: matcher(values, 'fail-start'),
+    failStart: failStartOf(matcher(values, 'fail-start'), values['fail-starts-file']),
     badConfig: matcher(values, 'bad-config'),
     login: store && {
       store: store.sessionData,
@@ -202,7 +220,11 @@ export async function runInstance(argv: string[]): Promise<void> {
       saveIntervalMs: num(values, 'save-interval-ms'),
       onEvent: loginJournal(values['login-journal'], id),
     },
+    messages: values.messages === undefined ? undefined : { dir: values.messages },
   });
+  if (values.messages !== undefined && !outbox) throw new UsageError('--messages needs --outbox: messages go out as webhooks');
+  const inbox = values.messages === undefined || !outbox ? undefined : createInbox({ fleet, outbox });
+  const breaker = values.breaker ? createStartBreaker({ fleet, logger: runnerLogger }) : undefined;
   const browserPids = new Map<string, number | undefined>();
   let deadman: DeadmanSwitch | undefined;
   if (values['browser-processes'] && !values['no-deadman']) deadman = await startDeadmanSwitch({ logger: runnerLogger });
@@ -211,6 +233,8 @@ export async function runInstance(argv: string[]): Promise<void> {
     fleet,
     engine: sim.factory,
     deadman,
+    inbox,
+    breaker,
     logger: runnerLogger,
     startConcurrency: num(values, 'start-concurrency'),
     staggerMs: num(values, 'stagger-ms'),

@@ -4,8 +4,17 @@ import { readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { ConfigError, type EngineContext, type EngineFactory, type EngineStopReason, type SessionEngine } from '@wafleet/core';
+import {
+  ConfigError,
+  type CatchUpRequest,
+  type EngineContext,
+  type EngineFactory,
+  type EngineStopReason,
+  type InboundMessage,
+  type SessionEngine,
+} from '@wafleet/core';
 import { checkLoginBytes, loginFileContent, parseLoginFile } from './login-file.js';
+import { readSimHistory, SimMessageTail } from './sim-messages.js';
 
 /**
  * The part of core's `SessionData` the simulator uses: fenced save and restore of one file per session. A
@@ -72,14 +81,20 @@ export interface SimLoginOptions {
 export type SimFault =
   /** The browser dies: the engine reports a crash (and its child process, if any, is killed). */
   | 'crash'
-  /** The page dies silently: status stays WORKING but health probes fail. */
+  /** The page dies silently (a renderer crash with no event): status stays WORKING but health probes answer false. */
   | 'zombie'
+  /** The page freezes (a script stuck after a WhatsApp Web update): health probes never answer. */
+  | 'frozen'
   /** The phone logs the session out. */
   | 'logout'
   /** Another client takes over the session (WhatsApp CONFLICT). */
   | 'conflict'
   /** The next launch never becomes ready (the start deadline must catch it); cumulative. */
-  | 'slow-start';
+  | 'slow-start'
+  /** The browser's memory starts growing by `memory.leakBytesPerSec` (what hours of WhatsApp Web do, faster). */
+  | 'memory-leak'
+  /** Sends are taken but never acknowledged by the server (a socket that died without a disconnect). */
+  | 'drop-acks';
 
 /** Options of {@link createSimEngine}. */
 export interface SimEngineOptions {
@@ -107,6 +122,17 @@ export interface SimEngineOptions {
    * `handoff`, `shutdown` or `restart`). A fenced stop does not save. @default none (every session is logged in, nothing is stored)
    */
   login?: SimLoginOptions;
+  /**
+   * Inbound messages: each session's simulated WhatsApp history is `<dir>/<sessionId>.jsonl` (append with
+   * `sendSimMessage`). A ready, healthy session emits every message appended after its `ready` as a `message` event
+   * (checking every `pollMs`); a dead or frozen page emits nothing; `catchUp` reads the history. @default none
+   */
+  messages?: { dir: string; pollMs?: number };
+  /**
+   * Simulated browser memory (`memoryBytes()`): `baseBytes` from launch, growing by `leakBytesPerSec` once the
+   * `memory-leak` fault hit the run. @default { baseBytes: 104857600, leakBytesPerSec: 67108864 }
+   */
+  memory?: { baseBytes?: number; leakBytesPerSec?: number };
 }
 
 /** A simulated engine factory plus the controls tests and chaos drivers use. */
@@ -149,6 +175,7 @@ export function createSimEngine(options: SimEngineOptions = {}): SimEngine {
   class SimSession implements SessionEngine {
     #stopped = false;
     #zombie = false;
+    #frozen = false;
     #browser: ChildProcess | undefined;
     #timers = new Set<NodeJS.Timeout>();
     #awaitingScan = false;
@@ -161,6 +188,11 @@ export function createSimEngine(options: SimEngineOptions = {}): SimEngine {
     #cutSaveShort: (() => void) | undefined;
     /** Saves of one engine run one after another. */
     #saveChain: Promise<void> = Promise.resolve();
+    #tail: SimMessageTail | undefined;
+    /** performance.now() when the memory leak began. */
+    #leakSince: number | undefined;
+    #dropAcks = false;
+    #sent = 0;
 
     constructor(readonly ctx: EngineContext) {
       latest.set(ctx.sessionId, this);
@@ -204,12 +236,55 @@ export function createSimEngine(options: SimEngineOptions = {}): SimEngine {
     #boot(): void {
       this.#after(authDelayMs, () => {
         this.ctx.report({ type: 'authenticated' });
-        this.#after(readyDelayMs, () => {
+        this.#after(readyDelayMs, async () => {
+          // Live messages are those appended from here on: the tail finds the file's end before `ready`.
+          if (options.messages) {
+            const tail = new SimMessageTail(options.messages.dir, this.ctx.sessionId);
+            await tail.poll(() => undefined).catch(() => undefined);
+            if (this.#stopped) return;
+            this.#tail = tail;
+            this.#receive(options.messages.pollMs ?? 100);
+          }
           this.ctx.report({ type: 'ready' });
           this.#loggedIn = true;
           if (login) this.#after(login.saveAfterReadyMs, () => this.#scheduledSave(login, 'ready'));
         });
       });
+    }
+
+    #receive(pollMs: number): void {
+      this.#after(pollMs, () => {
+        const tail = this.#tail;
+        // A dead or frozen page receives nothing: what arrives now is only in the history.
+        if (!tail || this.#zombie || this.#frozen) return;
+        void tail
+          .poll((message: InboundMessage) => {
+            if (!this.#stopped && !this.#zombie && !this.#frozen) this.ctx.report({ type: 'message', message });
+          })
+          .catch(() => undefined)
+          .finally(() => this.#receive(pollMs));
+      });
+    }
+
+    /** Takes the message at once; the server acknowledges it 20 ms later (1), unless acks are dropped or the page is dead. */
+    async send(_chatId: string, _text: string): Promise<{ id: string }> {
+      if (this.#stopped) throw new Error('Session closed');
+      if (this.#frozen) return new Promise<{ id: string }>(() => undefined);
+      const id = `true_sim_${this.ctx.sessionId}_${this.ctx.epoch}_${++this.#sent}`;
+      if (!this.#dropAcks && !this.#zombie) this.#after(20, () => this.ctx.report({ type: 'ack', messageId: id, ack: 1 }));
+      return { id };
+    }
+
+    async memoryBytes(): Promise<number> {
+      const base = options.memory?.baseBytes ?? 100 * 2 ** 20;
+      const leak = options.memory?.leakBytesPerSec ?? 64 * 2 ** 20;
+      return Math.round(base + (this.#leakSince === undefined ? 0 : ((performance.now() - this.#leakSince) / 1000) * leak));
+    }
+
+    async catchUp(request: CatchUpRequest): Promise<InboundMessage[]> {
+      if (!options.messages || this.#stopped) return [];
+      if (this.#frozen) return new Promise<InboundMessage[]>(() => undefined);
+      return readSimHistory(options.messages.dir, this.ctx.sessionId, request);
     }
 
     async #restore(l: ResolvedLogin): Promise<boolean> {
@@ -331,11 +406,15 @@ export function createSimEngine(options: SimEngineOptions = {}): SimEngine {
     }
 
     async probe(): Promise<boolean> {
+      if (this.#frozen) return new Promise<boolean>(() => undefined);
       return !this.#stopped && !this.#zombie;
     }
 
     inject(fault: SimFault): void {
       if (fault === 'zombie') this.#zombie = true;
+      else if (fault === 'frozen') this.#frozen = true;
+      else if (fault === 'memory-leak') this.#leakSince ??= performance.now();
+      else if (fault === 'drop-acks') this.#dropAcks = true;
       else if (fault === 'logout') this.ctx.report({ type: 'logout', reason: 'LOGOUT' });
       else if (fault === 'conflict') this.ctx.report({ type: 'conflict' });
       else if (fault === 'crash') {
@@ -344,10 +423,10 @@ export function createSimEngine(options: SimEngineOptions = {}): SimEngine {
       }
     }
 
-    #after(ms: number, fn: () => void): void {
+    #after(ms: number, fn: () => void | Promise<void>): void {
       const t = setTimeout(() => {
         this.#timers.delete(t);
-        if (!this.#stopped) fn();
+        if (!this.#stopped) void fn();
       }, ms);
       this.#timers.add(t);
     }

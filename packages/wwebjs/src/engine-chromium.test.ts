@@ -226,6 +226,10 @@ describe.skipIf(!hasChromium)('whatsapp-web.js engine on Debian Chromium without
       timeoutMs: 15_000,
       message: 'the page did not load',
     });
+    // The browser's memory: its own process and its renderers, GPU and utility processes, read from /proc.
+    const memory = await engine.memoryBytes!();
+    console.log(`[chromium] resident memory of one session's browser: ${Math.round((memory ?? 0) / 2 ** 20)} MiB`);
+    expect(memory).toBeGreaterThan(20 * 2 ** 20);
     // A page stuck in a script (what a broken WhatsApp Web update can do): every evaluate waits forever.
     void page
       .evaluate(() => {

@@ -119,6 +119,67 @@ describe('createWwebjsEngine event mapping (real whatsapp-web.js Client)', () =>
       { type: 'crashed', reason: 'page closed' },
     ]);
   });
+
+  it('reports the main frame detaching as crashed (frame detached); a child frame detaching is nothing', async () => {
+    const { client, events } = await bind();
+    const main = {};
+    const page = Object.assign(new EventEmitter(), { mainFrame: () => main });
+    assignBrowser(client, fakeBrowser(3333), page);
+    page.emit('framedetached', {});
+    expect(events).toEqual([{ type: 'pids', pids: [3333] }]);
+    page.emit('framedetached', main);
+    expect(events.at(-1)).toEqual({ type: 'crashed', reason: 'frame detached' });
+  });
+
+  it('reports each incoming message with its WhatsApp id, chat and time in ms', async () => {
+    const { client, events } = await bind();
+    client.emit('message', fakeMessage('true_123@c.us_AAA', '123@c.us', 1_700_000_000, 'hi'));
+    expect(events).toEqual([
+      {
+        type: 'message',
+        message: {
+          id: 'true_123@c.us_AAA',
+          chatId: '123@c.us',
+          timestamp: 1_700_000_000_000,
+          data: { from: '123@c.us', to: 'me@c.us', author: null, body: 'hi', type: 'chat', hasMedia: false },
+        },
+      },
+    ]);
+  });
+});
+
+function fakeMessage(id: string, from: string, timestamp: number, body: string, fromMe = false) {
+  return { id: { _serialized: id }, from, to: 'me@c.us', fromMe, timestamp, body, type: 'chat', hasMedia: false };
+}
+
+describe('createWwebjsEngine catch-up', () => {
+  it('reads the chats with activity since the cursors, at or after each cursor, without own messages, up to the total', async () => {
+    const { client, engine } = await bind();
+    const history: Record<string, ReturnType<typeof fakeMessage>[]> = {
+      'a@c.us': [
+        fakeMessage('a1', 'a@c.us', 100, 'old'),
+        fakeMessage('a2', 'a@c.us', 200, 'at cursor'),
+        fakeMessage('a3', 'a@c.us', 300, 'new'),
+        fakeMessage('a4', 'a@c.us', 310, 'mine', true),
+      ],
+      'b@c.us': [fakeMessage('b1', 'b@c.us', 140, 'before since'), fakeMessage('b2', 'b@c.us', 160, 'after since')],
+      'c@c.us': [fakeMessage('c1', 'c@c.us', 50, 'quiet chat')],
+    };
+    const limits: number[] = [];
+    const chats = Object.entries(history).map(([id, messages]) => ({
+      id: { _serialized: id },
+      timestamp: messages.at(-1)!.timestamp,
+      fetchMessages: async ({ limit }: { limit: number }) => (limits.push(limit), messages.slice(-limit)),
+    }));
+    Object.assign(client, { getChats: async () => chats });
+    const request = { cursors: new Map([['a@c.us', { id: 'a2', timestamp: 200_000 }]]), since: 150_000, perChat: 10, total: 100 };
+    const found = await engine.catchUp!(request);
+    expect(found.map((m) => m.id).sort()).toEqual(['a2', 'a3', 'b2']);
+    // The quiet chat (newest message before `since`) is never read.
+    expect(limits).toEqual([10, 10]);
+    const few = await engine.catchUp!({ ...request, total: 1 });
+    expect(few.map((m) => m.id)).toEqual(['a2', 'a3']);
+  });
 });
 
 describe('createWwebjsEngine configuration', () => {

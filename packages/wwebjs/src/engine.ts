@@ -7,14 +7,17 @@ import {
   describeValue,
   type EngineContext,
   type EngineEvent,
+  type CatchUpRequest,
   type EngineStopReason,
   type EngineFactory,
+  type InboundMessage,
   type Logger,
   type SessionEngine,
 } from '@wafleet/core';
-import type { Client } from 'whatsapp-web.js';
+import type { Client, Message } from 'whatsapp-web.js';
 import { catchAsyncListeners } from './catch-listeners.js';
 import { completeRestore } from './complete-restore.js';
+import { processGroupRssBytes } from './process-memory.js';
 
 /** Options of {@link createWwebjsEngine}. */
 export interface WwebjsEngineOptions {
@@ -78,6 +81,17 @@ function within<T, F>(promise: Promise<T>, ms: number, fallback: F): Promise<T |
 }
 
 function noop(): void {}
+
+/** A whatsapp-web.js message as the supervisor's inbox takes it: id, chat, ms, and what a webhook carries. */
+function inbound(m: Message): InboundMessage {
+  const chatId = m.fromMe ? m.to : m.from;
+  return {
+    id: m.id._serialized,
+    chatId,
+    timestamp: m.timestamp * 1000,
+    data: { from: m.from, to: m.to, author: m.author ?? null, body: m.body, type: m.type, hasMedia: m.hasMedia },
+  };
+}
 
 type Browser = NonNullable<Client['pupBrowser']>;
 type Page = NonNullable<Client['pupPage']>;
@@ -223,6 +237,39 @@ class WwebjsEngine implements SessionEngine {
     }
   }
 
+  /** Sends a text message (`client.sendMessage`); its acknowledgements come as `ack` events (`message_ack`). */
+  async send(chatId: string, text: string): Promise<{ id: string }> {
+    const message = await this.#client.sendMessage(chatId, text);
+    return { id: message.id._serialized };
+  }
+
+  /** Resident memory of this session's Chromium: the browser process and every process of its group (Linux). */
+  async memoryBytes(): Promise<number | undefined> {
+    const pid = this.#browser?.process()?.pid;
+    return pid === undefined || this.#stopping ? undefined : processGroupRssBytes(pid);
+  }
+
+  /**
+   * Reads the history of the chats with activity since the request's cursors: `getChats()` (each chat's timestamp is
+   * its newest message), then `fetchMessages({ limit: perChat })` of each such chat, newest chats first, until `total`.
+   * Own messages (`fromMe`) are left out, as the `message` event leaves them out.
+   */
+  async catchUp(request: CatchUpRequest): Promise<InboundMessage[]> {
+    if (this.#stopping || this.#ended) return [];
+    const chats = await this.#client.getChats();
+    const found: InboundMessage[] = [];
+    const active = chats
+      .map((chat) => ({ chat, since: request.cursors.get(chat.id._serialized)?.timestamp ?? request.since }))
+      .filter(({ chat, since }) => chat.timestamp * 1000 >= since)
+      .sort((a, b) => b.chat.timestamp - a.chat.timestamp);
+    for (const { chat, since } of active) {
+      if (found.length >= request.total || this.#stopping) break;
+      const messages = await chat.fetchMessages({ limit: request.perChat });
+      for (const m of messages) if (!m.fromMe && m.timestamp * 1000 >= since) found.push(inbound(m));
+    }
+    return found;
+  }
+
   async #launch(): Promise<void> {
     try {
       // RemoteAuth restores the backup inside initialize(), before it launches Chromium: within the start deadline.
@@ -281,6 +328,10 @@ class WwebjsEngine implements SessionEngine {
     this.#listen(client, 'code', (code: string) => this.#report({ type: 'code', code }));
     this.#listen(client, 'authenticated', () => this.#report({ type: 'authenticated' }));
     this.#listen(client, 'ready', () => this.#onReady());
+    this.#listen(client, 'message', (message: Message) => this.#report({ type: 'message', message: inbound(message) }));
+    this.#listen(client, 'message_ack', (message: Message, ack: number) =>
+      this.#report({ type: 'ack', messageId: message.id._serialized, ack }),
+    );
     // Other refused states arrive as 'disconnected' once RemoteAuth has run disconnect(); CONFLICT is reported before
     // that so the supervisor stops the run without waiting for the backup to be deleted.
     this.#listen(client, 'change_state', (state: string) => {
@@ -336,6 +387,11 @@ class WwebjsEngine implements SessionEngine {
     // A renderer crash ("Aw, Snap!", an out-of-memory kill) leaves the browser connected and whatsapp-web.js emits
     // nothing: the session would stay "ready" while nothing flows. Puppeteer reports it as the page's 'error'.
     this.#listen(page, 'error', () => this.#end({ type: 'crashed', reason: 'page crashed' }));
+    // The main frame detached (the page navigated away in a way that broke the injection): every later evaluate
+    // fails with "Attempted to use detached Frame".
+    this.#listen(page, 'framedetached', (frame: unknown) => {
+      if (frame === page.mainFrame()) this.#end({ type: 'crashed', reason: 'frame detached' });
+    });
   }
 
   #onBrowser(browser: Browser): void {

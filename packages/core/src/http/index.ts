@@ -12,4 +12,5 @@ export {
 } from '@wafleet/protocol';
 export { createFleetMetrics } from '../metrics/fleet-metrics.js';
 export { createOutboxMetrics } from '../metrics/outbox-metrics.js';
+export { createSupervisorMetrics } from '../metrics/supervisor-metrics.js';
 export type { SessionIdOf } from './session-id.js';

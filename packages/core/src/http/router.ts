@@ -12,6 +12,7 @@ import type { Fleet } from '../registry/fleet.js';
 import { fleetInternals } from '../internals.js';
 import { createFleetMetrics } from '../metrics/fleet-metrics.js';
 import { createOutboxMetrics } from '../metrics/outbox-metrics.js';
+import { createSupervisorMetrics } from '../metrics/supervisor-metrics.js';
 import type { Outbox } from '../outbox/outbox.js';
 import type { Supervisor } from '../supervisor/supervisor.js';
 import { answerError } from './answer-error.js';
@@ -37,9 +38,11 @@ export interface FleetRouterOptions {
   /**
    * Stops and restarts sessions owned here for `POST /sessions/:id/stop` and `/restart`, so the engine stops
    * before the session is released and a restart keeps it here. Without it a stop releases through the fleet's
-   * `stopSession` hook, and a restart releases and places the session again.
+   * `stopSession` hook, and a restart releases and places the session again. A whole Supervisor also adds its
+   * metrics to `/metrics` and its view of each session owned here (status, last failure, restarts, breaker hold) to
+   * `GET /sessions` and `GET /sessions/:id` (as `local`).
    */
-  supervisor?: Pick<Supervisor, 'stopSession' | 'restartSession'>;
+  supervisor?: Pick<Supervisor, 'stopSession' | 'restartSession'> & Partial<Pick<Supervisor, 'stats' | 'session'>>;
 }
 
 /** Largest JSON body of `POST /sessions/:id/place`: labels plus 4096 bytes of metadata, with room to spare. */
@@ -94,6 +97,14 @@ export function createFleetRouter(fleet: Fleet, options: FleetRouterOptions): Ro
   const { Registry } = optionalPeer('prom-client', 'createFleetRouter (it serves /metrics)');
   const registry = createFleetMetrics(fleet, options.registry ?? new Registry());
   if (options.outbox) createOutboxMetrics(options.outbox, registry);
+  if (typeof options.supervisor?.stats === 'function') createSupervisorMetrics(options.supervisor as Pick<Supervisor, 'stats'>, registry);
+  /** The supervisor's view of a session owned here, without its transition history. */
+  const local = (sessionId: string) => {
+    const view = options.supervisor?.session?.(sessionId);
+    if (!view) return undefined;
+    const { status, desired, reason, restarts, failure, heldByBreaker } = view;
+    return { status, desired, reason, restarts, failure: failure ?? null, heldByBreaker: heldByBreaker ?? null };
+  };
   const router = Router();
   const handle =
     (fn: (req: Request, res: Response) => unknown) =>
@@ -125,7 +136,7 @@ export function createFleetRouter(fleet: Fleet, options: FleetRouterOptions): Ro
     '/sessions',
     requireAuth,
     handle((_req, res) => {
-      const sessions = [...fleet.ownedSessions()].map(([sessionId, epoch]) => ({ sessionId, epoch }));
+      const sessions = [...fleet.ownedSessions()].map(([sessionId, epoch]) => ({ sessionId, epoch, local: local(sessionId) }));
       res.json({ instance: fleet.instanceId, maxSessions: fleet.maxSessions, sessions });
     }),
   );
@@ -137,7 +148,7 @@ export function createFleetRouter(fleet: Fleet, options: FleetRouterOptions): Ro
       if (badId(res, req.params.id)) return;
       const owner = await fleet.owner(req.params.id as string);
       if (!owner) res.status(404).json({ error: 'WAFLEET_NOT_FOUND', sessionId: req.params.id });
-      else res.json(owner);
+      else res.json(fleet.owns(owner.sessionId) ? { ...owner, local: local(owner.sessionId) } : owner);
     }),
   );
 

@@ -14,6 +14,7 @@ import {
   lookupOwner,
   metadataArg,
   open,
+  NotOwnerError,
   OwnedElsewhereError,
   parsePush,
   placeSession,
@@ -713,21 +714,40 @@ export class Fleet extends EventEmitter<FleetEvents> {
   }
 
   async #handoff(sessionId: string, result: DrainResult): Promise<void> {
-    await this.#withInflight(sessionId, async () => {
-      const t0 = performance.now();
-      try {
-        await this.#stopEngine(sessionId, 'handoff');
-        const reply = await this.#release(sessionId, 'handoff', '');
-        this.#forget(sessionId);
-        if (reply.code === 'OK') result.handedOff++;
-        else if (reply.code === 'PENDING') result.pending++;
-        else throw replyError('release', reply, { sessionId });
-        this.#stats.handoffs++;
-        result.durationsMs.push(performance.now() - t0);
-      } catch (err) {
-        result.failed++;
-        this.#options.logger.error('handoff failed; the session stays until the lease expires', { sessionId, err });
-      }
+    const t0 = performance.now();
+    try {
+      const { outcome } = await this.#handoffOne(sessionId);
+      if (outcome === 'handed-off') result.handedOff++;
+      else result.pending++;
+      result.durationsMs.push(performance.now() - t0);
+    } catch (err) {
+      result.failed++;
+      this.#options.logger.error('handoff failed; the session stays until the lease expires', { sessionId, err });
+    }
+  }
+
+  /**
+   * Hands one session owned here to another instance, as a drain does for all: the engine stops first (through
+   * `stopSession`, which saves the login), then the release assigns it to the least-loaded other instance with room
+   * (`handed-off`), or queues it for the sweep when none has room now (`pending`; it may come back here). For
+   * recycling a browser, rebalancing, or moving a session by hand.
+   * @throws NotOwnerError (not owned here), LeaseLostError, InvalidIdError
+   */
+  async handoff(sessionId: string): Promise<{ outcome: 'handed-off' | 'pending'; owner: string }> {
+    validateSessionId(sessionId);
+    this.#assertStarted();
+    if (!this.#owned.has(sessionId)) throw new NotOwnerError(sessionId, '', '');
+    return this.#handoffOne(sessionId);
+  }
+
+  #handoffOne(sessionId: string): Promise<{ outcome: 'handed-off' | 'pending'; owner: string }> {
+    return this.#withInflight(sessionId, async () => {
+      await this.#stopEngine(sessionId, 'handoff');
+      const reply = await this.#release(sessionId, 'handoff', '');
+      this.#forget(sessionId);
+      if (reply.code !== 'OK' && reply.code !== 'PENDING') throw replyError('release', reply, { sessionId });
+      this.#stats.handoffs++;
+      return reply.code === 'OK' ? { outcome: 'handed-off' as const, owner: reply.owner } : { outcome: 'pending' as const, owner: '' };
     });
   }
 

@@ -18,7 +18,45 @@ export type EngineEvent =
   /** The engine died (browser disconnected, page closed, fatal error): restart with backoff. */
   | { type: 'crashed'; reason: string }
   /** Browser process ids, for the dead-man switch to kill if this instance stops refreshing its deadline. */
-  | { type: 'pids'; pids: number[] };
+  | { type: 'pids'; pids: number[] }
+  /** A message arrived (whatsapp-web.js `message`): the supervisor hands it to its inbox, deduplicated by id. */
+  | { type: 'message'; message: InboundMessage }
+  /**
+   * A sent message's acknowledgement changed (whatsapp-web.js `message_ack`): -1 error, 0 pending (only on this
+   * phone), 1 the server has it, 2 delivered to the device, 3 read, 4 played.
+   */
+  | { type: 'ack'; messageId: string; ack: number };
+
+/** An inbound WhatsApp message as an engine reports it. */
+export interface InboundMessage {
+  /** WhatsApp's id of the message (`message.id._serialized`): what duplicates are recognised by. */
+  id: string;
+  /** The chat it arrived in (`message.from`, or the group). */
+  chatId: string;
+  /** When it was sent, Unix ms (whatsapp-web.js gives seconds: multiply by 1000). */
+  timestamp: number;
+  /** What the webhook carries besides id, chat and time (body, type, author, ...): a JSON object. */
+  data?: Record<string, unknown>;
+}
+
+/** The newest message delivered in one chat. */
+export interface MessageCursor {
+  id: string;
+  /** Unix ms. */
+  timestamp: number;
+}
+
+/** What a catch-up asks an engine for: messages newer than what was delivered, within bounds. */
+export interface CatchUpRequest {
+  /** Per chat, the newest message delivered through the outbox: return that chat's messages at or after it. */
+  cursors: ReadonlyMap<string, MessageCursor>;
+  /** For chats without a cursor: return their messages at or after this time (Unix ms). */
+  since: number;
+  /** At most this many messages per chat (the newest). */
+  perChat: number;
+  /** At most this many in all (the newest). */
+  total: number;
+}
 
 /** Handed to the factory: how the engine reports, the fencing epoch it runs under, and the session's metadata. */
 export interface EngineContext {
@@ -68,6 +106,22 @@ export interface SessionEngine {
   stop(reason?: EngineStopReason): Promise<void>;
   /** Health probe: resolves true when the engine answers as connected; false or a rejection marks a zombie. */
   probe(): Promise<boolean>;
+  /**
+   * Reads chat history for a catch-up after a start (messages that arrived while the session ran nowhere): the
+   * supervisor calls it once per run, after `ready`, when it has an inbox. Returning messages already delivered is
+   * fine: they are recognised by id and dropped. Optional: an engine without it gets no catch-up.
+   */
+  catchUp?(request: CatchUpRequest): Promise<InboundMessage[]>;
+  /**
+   * Resident memory of this session's browser (all its processes), in bytes, or undefined when unknown: what the
+   * supervisor reports, and recycles a session by (`recycle.memoryLimitBytes`). Optional.
+   */
+  memoryBytes?(): Promise<number | undefined>;
+  /**
+   * Sends a text message and resolves with WhatsApp's id of it as soon as the page took it (whatsapp-web.js
+   * `sendMessage`); its acknowledgements arrive later as `ack` events. Optional: `supervisor.send` needs it.
+   */
+  send?(chatId: string, text: string): Promise<{ id: string }>;
 }
 
 /** Creates the engine of one session run. */

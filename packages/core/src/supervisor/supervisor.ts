@@ -11,6 +11,9 @@ import {
 } from '@wafleet/protocol';
 import type { Fleet, FleetEvents, SessionStatus } from '../registry/fleet.js';
 import type { EngineEvent, EngineFactory, EngineStopReason, SessionEngine } from './engine.js';
+import { FAILURE_CLASSES, failureClass, type FailureClass } from './failures.js';
+import type { StartBreaker } from './start-breaker.js';
+import type { Inbox, InboxRun } from '../inbox/inbox.js';
 
 /** The part of a dead-man switch the supervisor drives (see `startDeadmanSwitch`). */
 export interface DeadmanLike {
@@ -76,11 +79,54 @@ export interface SupervisorOptions {
   deadman?: DeadmanLike;
   /** Transitions kept per session. @default 10 */
   transitionsKept?: number;
+  /**
+   * The fleet-wide start breaker (`createStartBreaker({ fleet })`, the same on every instance): every start's outcome
+   * is recorded, and while it is open restarts wait for a probe permit instead of running. @default none
+   */
+  breaker?: Pick<StartBreaker, 'record' | 'permit'> & Partial<Pick<StartBreaker, 'state' | 'stats'>>;
+  /**
+   * Where inbound messages go (`createInbox({ fleet, outbox })`): each engine `message` event, deduplicated by id,
+   * and after every start a catch-up of what arrived while the session ran nowhere (engines with `catchUp`).
+   * @default none (message events are ignored)
+   */
+  inbox?: Pick<Inbox, 'open'>;
+  /**
+   * Recycling: a WORKING session whose browser uses more than `memoryLimitBytes`, or has run longer than `maxAgeMs`
+   * (each run's limit drawn up to 10% below it, so sessions started together do not all go together), is handed off
+   * to another instance through `fleet.handoff` (its login saved first), at most `concurrency` at a time on this
+   * instance with `staggerMs` between them. Memory is read every `checkIntervalMs` through the engine's
+   * `memoryBytes()`. Needs a fleet with `handoff` (a Fleet from createFleet()). @default no recycling (memory is still
+   * read every 30 s, for `stats()`, the session view and metrics)
+   */
+  recycle?: RecycleOptions;
+  /**
+   * `send()`: how long a sent message may go without the server's acknowledgement (ack 1) before the send fails
+   * (`WAFLEET_SEND_UNACKNOWLEDGED`), and how many such sends in a row mark the session as dead and restart it (the
+   * page answers probes but nothing goes out; 0 never restarts for this). @default { ackTimeoutMs: 15000, restartAfter: 3 }
+   */
+  sends?: { ackTimeoutMs?: number; restartAfter?: number };
   /** Called when an engine starts (before it is up) and stops (after it is down), e.g. for a journal. */
   onEngine?: (event: { event: 'start' | 'stop'; sessionId: string; epoch: string }) => void;
   /** pino, winston or console-like logger. @default no logging */
   logger?: unknown;
 }
+
+/** Options of recycling (see `SupervisorOptions.recycle`). */
+export interface RecycleOptions {
+  /** Recycle a browser above this resident memory (bytes). @default none */
+  memoryLimitBytes?: number;
+  /** Recycle a browser older than this (ms since ready). @default none */
+  maxAgeMs?: number;
+  /** How often memory and age are checked. @default 30000 */
+  checkIntervalMs?: number;
+  /** Sessions of this instance recycled at the same time. @default 1 */
+  concurrency?: number;
+  /** Pause after each recycle before the next. @default 10000 */
+  staggerMs?: number;
+}
+
+/** Why a session was recycled. */
+export type RecycleReason = 'memory' | 'age';
 
 /** One status change of a session. */
 export interface Transition {
@@ -101,11 +147,73 @@ export interface SupervisedSession {
   epoch: string;
   restarts: number;
   transitions: Transition[];
+  /** The last failure of a run (kept after it recovers), or undefined. */
+  failure: SessionFailure | undefined;
+  /** Set while a restart waits because the start breaker is open: the failure kind that opened it. */
+  heldByBreaker: string | undefined;
+  /** Resident memory of the browser when last read (bytes), or undefined. */
+  memoryBytes: number | undefined;
+  /** When the current run became WORKING (Unix ms), or undefined. */
+  readyAt: number | undefined;
+}
+
+/** What {@link Supervisor.stats} answers. */
+export interface SupervisorStats {
+  failures: Record<FailureClass, number>;
+  statuses: Partial<Record<SessionStatus, number>>;
+  /** Sessions whose restart waits for the start breaker. */
+  held: number;
+  breaker: 'closed' | 'open';
+  /** Times this instance opened the breaker. */
+  breakerOpened: number;
+  /** Resident memory of this instance's browsers when last read (bytes; those that report it). */
+  memoryBytes: number;
+  /** Sessions recycled by reason, and the most recycled at once. */
+  recycles: Record<RecycleReason, number>;
+  recyclingMax: number;
+  /** `send()` calls by outcome. */
+  sends: { acknowledged: number; unacknowledged: number; failed: number; refused: number };
+}
+
+/** A `send()` that did not go out as asked: `code` says whether it was refused, failed or is unknown. */
+export class SendError extends WafleetError {
+  constructor(
+    code: 'WAFLEET_SESSION_NOT_WORKING' | 'WAFLEET_SEND_FAILED' | 'WAFLEET_SEND_UNACKNOWLEDGED',
+    readonly sessionId: string,
+    /** WhatsApp's id of the message, when the page took it. */
+    readonly messageId: string | undefined,
+    message: string,
+    cause?: unknown,
+  ) {
+    super(code, message, cause === undefined ? undefined : { cause });
+  }
+}
+
+/** `promise`'s value, or `fallback` once `ms` have passed (the timer never holds the process open). */
+function within<T, F>(promise: Promise<T>, ms: number, fallback: F): Promise<T | F> {
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<F>((resolve) => {
+    timer = setTimeout(() => resolve(fallback), ms);
+    timer.unref();
+  });
+  return Promise.race([promise, deadline]).finally(() => clearTimeout(timer));
+}
+
+/** A failed run: its class (a metric label), its reason and when. */
+export interface SessionFailure {
+  class: FailureClass;
+  reason: string;
+  /** Unix ms. */
+  at: number;
 }
 
 /** Events of a {@link Supervisor}. */
 export interface SupervisorEvents {
   status: [{ sessionId: string; status: SessionStatus; reason: string }];
+  /** A session is being recycled (handed off) for its browser's memory or age. */
+  recycle: [{ sessionId: string; reason: RecycleReason; memoryBytes: number | undefined }];
+  /** A run failed (crash, zombie, start deadline, ...): also counted by `stats().failures`. */
+  failure: [{ sessionId: string } & SessionFailure];
   error: [Error];
 }
 
@@ -124,6 +232,22 @@ interface Run {
   restarts: number;
   qr: string | undefined;
   transitions: Transition[];
+  failure: SessionFailure | undefined;
+  heldByBreaker: string | undefined;
+  /** The current engine's inbound messages, when the supervisor has an inbox. */
+  inbox: InboxRun | undefined;
+  memoryBytes: number | undefined;
+  readyAt: number | undefined;
+  /** This run's age limit (maxAgeMs less up to 10%). */
+  ageLimitMs: number | undefined;
+  /** Sends of the current engine waiting for the server's acknowledgement, by message id. */
+  acks: Map<string, (ack: number) => void>;
+  /** Acknowledgements that came before their send resolved (by message id): the newest ack. */
+  earlyAcks: Map<string, number>;
+  /** Sends in a row that went unacknowledged. */
+  unacknowledged: number;
+  /** Stopping for a handoff: the registry must keep desired running (a drain or a recycle moves it on). */
+  handingOff: boolean;
   timers: Set<NodeJS.Timeout>;
   /** Resolves when the current launch has settled (up, waiting for a QR scan, or failed). */
   settled: (() => void) | undefined;
@@ -134,6 +258,23 @@ interface Run {
   /** The engine `stopping` is stopping, until that stop has finished. */
   stoppingEngine: SessionEngine | undefined;
   queued: boolean;
+}
+
+type ResolvedRecycle = Required<Pick<RecycleOptions, 'checkIntervalMs' | 'concurrency' | 'staggerMs'>> & RecycleOptions;
+
+function resolveRecycle(o: RecycleOptions | undefined, fleet: SupervisedFleet): ResolvedRecycle | undefined {
+  if (o === undefined) return undefined;
+  if (typeof o !== 'object' || o === null) throw new ConfigError('recycle', `Expected \`recycle\` to be an object, got ${describe(o)}`);
+  if (typeof (fleet as unknown as Partial<Pick<Fleet, 'handoff'>>).handoff !== 'function')
+    throw new ConfigError('recycle', 'Expected a fleet with handoff() (a Fleet from createFleet()) to recycle sessions');
+  const optional = (name: 'memoryLimitBytes' | 'maxAgeMs') => (o[name] === undefined ? undefined : int(`recycle.${name}`, o[name], 1));
+  return {
+    memoryLimitBytes: optional('memoryLimitBytes'),
+    maxAgeMs: optional('maxAgeMs'),
+    checkIntervalMs: int('recycle.checkIntervalMs', o.checkIntervalMs ?? 30_000, 1),
+    concurrency: int('recycle.concurrency', o.concurrency ?? 1, 1),
+    staggerMs: int('recycle.staggerMs', o.staggerMs ?? 10_000, 0),
+  };
 }
 
 const int = (option: string, value: unknown, min: number) => {
@@ -160,12 +301,26 @@ export function createSupervisor(options: SupervisorOptions): Supervisor {
 export class Supervisor extends EventEmitter<SupervisorEvents> {
   readonly #fleet: SupervisedFleet;
   readonly #factory: EngineFactory;
-  readonly #o: Required<Omit<SupervisorOptions, 'fleet' | 'engine' | 'deadman' | 'onEngine' | 'logger' | 'restart'>> & {
+  readonly #o: Required<
+    Omit<SupervisorOptions, 'fleet' | 'engine' | 'deadman' | 'onEngine' | 'logger' | 'restart' | 'breaker' | 'inbox' | 'recycle' | 'sends'>
+  > & {
+    ackTimeoutMs: number;
+    restartAfter: number;
     baseMs: number;
     maxMs: number;
     maxAttempts: number;
   };
   readonly #deadman: DeadmanLike | undefined;
+  readonly #breaker: SupervisorOptions['breaker'];
+  readonly #inbox: SupervisorOptions['inbox'];
+  readonly #recycle: ResolvedRecycle | undefined;
+  readonly #recycling = new Set<string>();
+  readonly #recycleQueue: Array<{ sessionId: string; reason: RecycleReason }> = [];
+  readonly #recycles: Record<RecycleReason, number> = { memory: 0, age: 0 };
+  readonly #sends = { acknowledged: 0, unacknowledged: 0, failed: 0, refused: 0 };
+  #recyclingMax = 0;
+  #memoryTimer: NodeJS.Timeout | undefined;
+  readonly #failures = new Map<FailureClass, number>();
   readonly #onEngine: SupervisorOptions['onEngine'];
   readonly #log: Logger;
   readonly #runs = new Map<string, Run>();
@@ -191,8 +346,17 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
       baseMs: int('restart.baseMs', options.restart?.baseMs ?? 1000, 1),
       maxMs: int('restart.maxMs', options.restart?.maxMs ?? 60_000, 1),
       maxAttempts: int('restart.maxAttempts', options.restart?.maxAttempts ?? 10, 1),
+      ackTimeoutMs: int('sends.ackTimeoutMs', options.sends?.ackTimeoutMs ?? 15_000, 1),
+      restartAfter: int('sends.restartAfter', options.sends?.restartAfter ?? 3, 0),
     };
     this.#deadman = options.deadman;
+    if (options.breaker !== undefined && (typeof options.breaker?.record !== 'function' || typeof options.breaker.permit !== 'function'))
+      throw new ConfigError('breaker', 'Expected `breaker` to be a StartBreaker from createStartBreaker()');
+    this.#breaker = options.breaker;
+    if (options.inbox !== undefined && typeof options.inbox?.open !== 'function')
+      throw new ConfigError('inbox', 'Expected `inbox` to be an Inbox from createInbox()');
+    this.#inbox = options.inbox;
+    this.#recycle = resolveRecycle(options.recycle, this.#fleet);
     this.#onEngine = options.onEngine;
     this.#log = createLogger(options.logger, 'supervisor');
   }
@@ -211,12 +375,14 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
       const run = this.#runs.get(sessionId);
       if (!run) return;
       run.epoch = epoch;
+      void run.inbox?.reassert(epoch);
       this.#record(run, run.status);
     });
     fleet.on('renewed', ({ selfFenceInMs }) => this.#deadman?.refresh(selfFenceInMs));
     // The supervisor owns the stop deadline: the fleet waits for it (plus time to write the status), never less.
     fleet.setStopSession((sessionId, reason) => this.#stopForFleet(sessionId, reason), { timeoutMs: this.#o.stopTimeoutMs + 2000 });
     for (const [sid, epoch] of fleet.ownedSessions()) this.#want(sid, epoch);
+    this.#scheduleMemoryCheck();
   }
 
   /**
@@ -251,13 +417,135 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
   session(sessionId: string): SupervisedSession | undefined {
     const run = this.#runs.get(sessionId);
     if (!run) return undefined;
-    const { status, desired, reason, epoch, restarts, transitions } = run;
-    return { sessionId, status, desired, reason, epoch, restarts, transitions: [...transitions] };
+    const { status, desired, reason, epoch, restarts, transitions, failure, heldByBreaker, memoryBytes, readyAt } = run;
+    return {
+      sessionId,
+      status,
+      desired,
+      reason,
+      epoch,
+      restarts,
+      transitions: [...transitions],
+      failure,
+      heldByBreaker,
+      memoryBytes,
+      readyAt,
+    };
+  }
+
+  /**
+   * Failed runs since this supervisor was created by class, sessions by status, sessions whose restart the start
+   * breaker holds, and the breaker's state as this instance saw it last ('closed' without a breaker).
+   */
+  stats(): SupervisorStats {
+    const failures = Object.fromEntries(FAILURE_CLASSES.map((c) => [c, this.#failures.get(c) ?? 0])) as Record<FailureClass, number>;
+    const statuses: Partial<Record<SessionStatus, number>> = {};
+    let held = 0;
+    let memoryBytes = 0;
+    for (const run of this.#runs.values()) {
+      statuses[run.status] = (statuses[run.status] ?? 0) + 1;
+      if (run.heldByBreaker !== undefined) held++;
+      if (run.engine) memoryBytes += run.memoryBytes ?? 0;
+    }
+    const breaker = this.#breaker?.state ?? 'closed';
+    return {
+      failures,
+      statuses,
+      held,
+      breaker,
+      breakerOpened: this.#breaker?.stats?.().opened ?? 0,
+      memoryBytes,
+      recycles: { ...this.#recycles },
+      recyclingMax: this.#recyclingMax,
+      sends: { ...this.#sends },
+    };
   }
 
   /** All sessions this supervisor knows. */
   sessions(): SupervisedSession[] {
     return [...this.#runs.keys()].map((sid) => this.session(sid)!);
+  }
+
+  /**
+   * Sends a text message from a session WORKING on this instance and waits for the server's acknowledgement, so a
+   * message that never went out is a failure the caller sees, not a silent success. Refused at once while the session
+   * is not WORKING here. Sends counted by outcome in `stats().sends`; `sends.restartAfter` unacknowledged sends in a row
+   * restart the session (failure class `unacknowledged-sends`).
+   * @returns WhatsApp's id of the message and its acknowledgement (1 server, 2 device, 3 read, 4 played)
+   * @throws SendError `WAFLEET_SESSION_NOT_WORKING` (not WORKING here: retry later or elsewhere; nothing was sent),
+   * `WAFLEET_SEND_FAILED` (the page refused it, or acknowledged an error: not sent),
+   * `WAFLEET_SEND_UNACKNOWLEDGED` (no acknowledgement within `sends.ackTimeoutMs`: its `messageId` may still go out,
+   * so check before sending again)
+   */
+  async send(sessionId: string, chatId: string, text: string): Promise<{ id: string; ack: number }> {
+    validateSessionId(sessionId);
+    if (typeof chatId !== 'string' || chatId === '')
+      throw new ConfigError('chatId', `Expected \`chatId\` to be a non-empty string, got ${describe(chatId)}`);
+    if (typeof text !== 'string') throw new ConfigError('text', `Expected \`text\` to be a string, got ${describe(text)}`);
+    const run = this.#runs.get(sessionId);
+    const engine = run?.engine;
+    if (!run || !engine || run.status !== 'WORKING' || !this.#fleet.owns(sessionId)) {
+      this.#sends.refused++;
+      throw new SendError(
+        'WAFLEET_SESSION_NOT_WORKING',
+        sessionId,
+        undefined,
+        `Session ${sessionId} is ${run?.status ?? 'not'} running here, not WORKING: nothing was sent`,
+      );
+    }
+    if (!engine.send) throw new ConfigError('engine', 'Expected the engine to implement send() for supervisor.send()');
+    let id: string;
+    try {
+      ({ id } = await within(engine.send(chatId, text), this.#o.ackTimeoutMs, undefined).then((sent) => {
+        if (!sent) throw new Error(`the page did not take the message within ${this.#o.ackTimeoutMs} ms`);
+        return sent;
+      }));
+    } catch (err) {
+      this.#sends.failed++;
+      throw new SendError(
+        'WAFLEET_SEND_FAILED',
+        sessionId,
+        undefined,
+        `Send from ${sessionId} failed: ${(err as Error)?.message ?? String(err)}`,
+        err,
+      );
+    }
+    const ack = await new Promise<number>((resolve) => {
+      const early = run.earlyAcks.get(id);
+      if (early !== undefined && early !== 0) {
+        run.earlyAcks.delete(id);
+        resolve(early);
+        return;
+      }
+      const timer = setTimeout(() => settle(Number.NaN), this.#o.ackTimeoutMs);
+      timer.unref();
+      const settle = (value: number) => {
+        if (value === 0) return; // pending: still only on this phone
+        clearTimeout(timer);
+        run.acks.delete(id);
+        resolve(value);
+      };
+      run.acks.set(id, settle);
+    });
+    if (ack >= 1) {
+      run.unacknowledged = 0;
+      this.#sends.acknowledged++;
+      return { id, ack };
+    }
+    if (ack === -1) {
+      this.#sends.failed++;
+      throw new SendError('WAFLEET_SEND_FAILED', sessionId, id, `WhatsApp refused message ${id} from ${sessionId} (ack -1)`);
+    }
+    this.#sends.unacknowledged++;
+    // Nothing acknowledged while the page still answers probes: traffic says the session is dead.
+    if (run.engine === engine && ++run.unacknowledged >= this.#o.restartAfter && this.#o.restartAfter > 0)
+      this.#crash(run, run.generation, `zombie: sends not acknowledged (${run.unacknowledged} in a row)`);
+    throw new SendError(
+      'WAFLEET_SEND_UNACKNOWLEDGED',
+      sessionId,
+      id,
+      `Message ${id} from ${sessionId} was not acknowledged by the server within ${this.#o.ackTimeoutMs} ms; it may still go out`,
+    );
   }
 
   /** The current QR code of a session waiting for a scan (serve it from the owner: `createFleetRouter({ qr })`). */
@@ -272,6 +560,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
    */
   close(): Promise<void> {
     this.#closed = true;
+    clearTimeout(this.#memoryTimer);
     this.#closePromise ??= (async () => {
       await Promise.all([...this.#runs.keys()].map((sid) => this.#halt(sid, 'supervisor closed', 'shutdown')));
       await Promise.all([...this.#runs.values()].map((run) => run.writes.catch(() => undefined)));
@@ -308,6 +597,16 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
         restarts: 0,
         qr: undefined,
         transitions: [],
+        failure: undefined,
+        heldByBreaker: undefined,
+        inbox: undefined,
+        memoryBytes: undefined,
+        readyAt: undefined,
+        ageLimitMs: undefined,
+        acks: new Map(),
+        earlyAcks: new Map(),
+        unacknowledged: 0,
+        handingOff: false,
         timers: new Set(),
         settled: undefined,
         writes: Promise.resolve(),
@@ -373,6 +672,8 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
       return;
     }
     run.engine = engine;
+    run.inbox?.close();
+    run.inbox = this.#inbox?.open(sid, run.epoch);
     this.#onEngine?.({ event: 'start', sessionId: sid, epoch: run.epoch });
     this.#timer(run, this.#o.startTimeoutMs, () => {
       if (generation === run.generation && run.status === 'STARTING') this.#crash(run, generation, 'start deadline passed');
@@ -390,6 +691,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     if (generation !== run.generation || !run.engine) return;
     switch (event.type) {
       case 'qr':
+        if (run.status === 'STARTING') this.#recordStart(run, undefined);
         run.qr = event.qr;
         this.#transition(run, 'SCAN_QR_CODE', 'qr');
         this.#settle(run);
@@ -398,17 +700,38 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
       case 'authenticated':
         break;
       case 'ready':
+        if (run.status === 'STARTING') this.#recordStart(run, undefined);
         run.failures = 0;
         run.qr = undefined;
         if (run.status !== 'WORKING') {
+          // The first ready of this engine: what arrived while the session ran nowhere is read now.
+          const firstReady = run.status === 'STARTING' || run.status === 'SCAN_QR_CODE';
           this.#transition(run, 'WORKING', 'ready');
           this.#scheduleProbe(run, generation);
+          run.readyAt = Date.now();
+          run.ageLimitMs =
+            this.#recycle?.maxAgeMs === undefined ? undefined : Math.round(this.#recycle.maxAgeMs * (1 - Math.random() * 0.1));
+          const engine = run.engine;
+          if (firstReady && run.inbox && engine.catchUp) void run.inbox.catchUp((request) => engine.catchUp!(request), Date.now());
         }
         this.#settle(run);
         break;
       case 'pids':
         this.#deadman?.track(run.sessionId, event.pids);
         break;
+      case 'message':
+        void run.inbox?.deliver(event.message);
+        break;
+      case 'ack': {
+        const waiting = run.acks.get(event.messageId);
+        if (waiting) waiting(event.ack);
+        else {
+          run.earlyAcks.set(event.messageId, event.ack);
+          // Acks of messages sent by others (the phone, another API) are not ours to keep.
+          if (run.earlyAcks.size > 1000) run.earlyAcks.delete(run.earlyAcks.keys().next().value!);
+        }
+        break;
+      }
       case 'logout':
         // The phone logged the session out: restarting would only show a QR code nobody asked for.
         this.#giveUp(run, stopReason('logged out', event.reason));
@@ -442,6 +765,12 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     const current = ++run.generation;
     this.#clearTimers(run);
     run.failures++;
+    const failure: SessionFailure = { class: failureClass(reason), reason, at: Date.now() };
+    run.failure = failure;
+    this.#failures.set(failure.class, (this.#failures.get(failure.class) ?? 0) + 1);
+    this.emit('failure', { sessionId: run.sessionId, ...failure });
+    // A launch that never got up is a start failure: what the fleet-wide breaker counts.
+    if (run.status === 'STARTING') this.#recordStart(run, reason);
     this.#log.warn('session engine crashed', { sessionId: run.sessionId, reason });
     void this.#stopEngine(run, 'ended').then(() => {
       if (current !== run.generation) return; // halted or relaunched meanwhile
@@ -463,11 +792,31 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     const exp = Math.min(this.#o.maxMs, this.#o.baseMs * 2 ** Math.max(0, run.failures - 1));
     const delay = Math.round(exp * (0.5 + Math.random() * 0.5));
     this.#log.info('restart scheduled', { sessionId: run.sessionId, delayMs: delay, reason });
-    this.#timer(run, delay, () => {
-      if (run.desired !== 'running' || run.engine || !this.#fleet.owns(run.sessionId)) return;
-      run.restarts++;
-      this.#want(run.sessionId, run.epoch);
-    });
+    this.#timer(run, delay, () => void this.#restartWhenPermitted(run));
+  }
+
+  /** Restarts the session unless the start breaker holds it; a held session asks again at the next probe round. */
+  async #restartWhenPermitted(run: Run): Promise<void> {
+    const generation = run.generation;
+    const runnable = () => generation === run.generation && run.desired === 'running' && !run.engine && this.#fleet.owns(run.sessionId);
+    if (!runnable()) return;
+    const permit = this.#breaker ? await this.#breaker.permit(run.sessionId) : ({ permitted: true, probe: false } as const);
+    if (!runnable() || this.#closed) return;
+    if (!permit.permitted) {
+      if (run.heldByBreaker === undefined)
+        this.#log.warn('restart held: the start breaker is open', { sessionId: run.sessionId, kind: permit.kind });
+      run.heldByBreaker = permit.kind;
+      // Spread over the next round, so the held sessions of many instances do not all ask at once.
+      this.#timer(run, permit.retryAfterMs + Math.round(Math.random() * 1000), () => void this.#restartWhenPermitted(run));
+      return;
+    }
+    run.heldByBreaker = undefined;
+    run.restarts++;
+    this.#want(run.sessionId, run.epoch);
+  }
+
+  #recordStart(run: Run, failedWith: string | undefined): void {
+    void this.#breaker?.record(run.sessionId, failedWith === undefined ? { ok: true } : { ok: false, reason: failedWith });
   }
 
   #scheduleProbe(run: Run, generation: number): void {
@@ -487,6 +836,72 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     });
   }
 
+  // ---- memory and recycling ----
+
+  #scheduleMemoryCheck(): void {
+    if (this.#closed) return;
+    this.#memoryTimer = setTimeout(() => {
+      void this.#checkMemory().finally(() => this.#scheduleMemoryCheck());
+    }, this.#recycle?.checkIntervalMs ?? 30_000);
+    this.#memoryTimer.unref();
+  }
+
+  async #checkMemory(): Promise<void> {
+    const working = [...this.#runs.values()].filter((run) => run.status === 'WORKING' && run.engine?.memoryBytes);
+    await Promise.all(
+      working.map(async (run) => {
+        const engine = run.engine!;
+        const bytes = await Promise.resolve()
+          .then(() => engine.memoryBytes!())
+          .catch(() => undefined);
+        if (run.engine === engine) run.memoryBytes = typeof bytes === 'number' && Number.isFinite(bytes) ? bytes : undefined;
+      }),
+    );
+    const recycle = this.#recycle;
+    if (!recycle || this.#closed) return;
+    const now = Date.now();
+    const queued = new Set(this.#recycleQueue.map((q) => q.sessionId));
+    const due = working
+      .filter((run) => run.engine && run.status === 'WORKING' && !this.#recycling.has(run.sessionId) && !queued.has(run.sessionId))
+      .map((run) => {
+        const overMemory = recycle.memoryLimitBytes !== undefined && (run.memoryBytes ?? 0) > recycle.memoryLimitBytes;
+        const tooOld = run.ageLimitMs !== undefined && run.readyAt !== undefined && now - run.readyAt > run.ageLimitMs;
+        return { run, reason: overMemory ? ('memory' as const) : tooOld ? ('age' as const) : undefined };
+      })
+      .filter((d): d is { run: Run; reason: RecycleReason } => d.reason !== undefined)
+      .sort((a, b) => (b.run.memoryBytes ?? 0) - (a.run.memoryBytes ?? 0));
+    for (const { run, reason } of due) this.#recycleQueue.push({ sessionId: run.sessionId, reason });
+    this.#drainRecycles();
+  }
+
+  #drainRecycles(): void {
+    const recycle = this.#recycle!;
+    while (!this.#closed && this.#recycling.size < recycle.concurrency && this.#recycleQueue.length > 0) {
+      const { sessionId, reason } = this.#recycleQueue.shift()!;
+      const run = this.#runs.get(sessionId);
+      if (!run || run.status !== 'WORKING' || !this.#fleet.owns(sessionId)) continue;
+      this.#recycling.add(sessionId);
+      this.#recyclingMax = Math.max(this.#recyclingMax, this.#recycling.size);
+      void this.#recycleOne(run, reason);
+    }
+  }
+
+  async #recycleOne(run: Run, reason: RecycleReason): Promise<void> {
+    const sessionId = run.sessionId;
+    try {
+      this.#log.info('recycling session: handing it off', { sessionId, reason, memoryBytes: run.memoryBytes });
+      this.emit('recycle', { sessionId, reason, memoryBytes: run.memoryBytes });
+      await (this.#fleet as unknown as Pick<Fleet, 'handoff'>).handoff(sessionId);
+      this.#recycles[reason]++;
+    } catch (err) {
+      this.#log.warn('recycle failed; the session stays here', { sessionId, reason, err });
+    } finally {
+      await new Promise((resolve) => this.#timer(undefined, this.#recycle!.staggerMs, resolve));
+      this.#recycling.delete(sessionId);
+      this.#drainRecycles();
+    }
+  }
+
   // ---- stopping ----
 
   /** Stops the engine now. Records are written only while this instance still owns the session. */
@@ -496,6 +911,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     run.generation++;
     this.#clearTimers(run);
     run.queued = false;
+    run.heldByBreaker = undefined;
     const hadEngine = run.engine !== undefined;
     // A session that gave up has nothing running: it stays FAILED, so its record keeps saying so (e.g. on handoff).
     const gaveUp = !hadEngine && run.status === 'FAILED' && run.desired === 'stopped';
@@ -508,7 +924,11 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
   async #stopForFleet(sessionId: string, reason: 'release' | 'handoff'): Promise<void> {
     const run = this.#runs.get(sessionId);
     if (run && reason === 'release') this.#giveUp(run, run.reason || stopReason('stopped by request'));
-    else if (run) run.desired = 'stopped';
+    else if (run) {
+      // Not restarted here; but the session goes on elsewhere, so the registry keeps desired running.
+      run.desired = 'stopped';
+      run.handingOff = true;
+    }
     await this.#halt(sessionId, reason, reason);
     // A handed-off session is another instance's now; a released one stays visible as STOPPED.
     if (reason === 'handoff') this.#runs.delete(sessionId);
@@ -531,6 +951,14 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
       return run.stopping;
     }
     run.engine = undefined;
+    run.inbox?.close();
+    run.memoryBytes = undefined;
+    run.readyAt = undefined;
+    // Sends still waiting for an ack of this engine will not get one: they fail now.
+    for (const settle of run.acks.values()) settle(Number.NaN);
+    run.acks.clear();
+    run.earlyAcks.clear();
+    run.unacknowledged = 0;
     run.stoppingEngine = engine;
     run.stopping = this.#stop(run, engine, reason).finally(() => {
       if (run.stoppingEngine === engine) run.stoppingEngine = undefined;
@@ -578,7 +1006,8 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
    */
   #record(run: Run, status: SessionStatus): void {
     if (!this.#fleet.owns(run.sessionId)) return;
-    const { desired, reason } = run;
+    const { reason } = run;
+    const desired = run.handingOff ? 'running' : run.desired;
     const options = desired === 'stopped' && reason ? { desired, reason } : { desired };
     run.writes = run.writes.then(() =>
       this.#fleet.setStatus(run.sessionId, status, options).catch((err: WafleetError) => {

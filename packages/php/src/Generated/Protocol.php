@@ -24,6 +24,7 @@ final class Protocol
     public const REPLY_DRAINING = -9;
     public const REPLY_NOT_FOUND = -10;
     public const REPLY_UPLOAD_EXPIRED = -11;
+    public const REPLY_BREAKER_OPEN = -12;
 
     /** Registry key names: `{wafleet:<namespace>}:` followed by these (the events channel gets `:<db>` on a database other than 0). */
     public const KEY_SUFFIXES = [
@@ -35,6 +36,8 @@ final class Protocol
         'meta' => 'meta',
         'data' => 'data',
         'dataUploads' => 'data-uploads',
+        'breaker' => 'breaker',
+        'breakerStarts' => 'breaker-starts',
         'events' => 'events',
     ];
 

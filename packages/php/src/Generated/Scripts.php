@@ -14,7 +14,7 @@ final class Scripts
     public const LOOKUP = [
         'name' => 'lookup',
         'numberOfKeys' => 3,
-        'sha' => '82ad531f0343952c091580a8f6544f2fb2665621',
+        'sha' => 'e0628d6cac25c198764077f3164dab1f01ea14e0',
         'lua' => '-- wafleet 0.1.0 lookup
 --[[
   Reads a session\'s owner in one round trip: the record, the owner\'s URL and whether its lease is valid.
@@ -43,6 +43,7 @@ local NOT_OWNER = -8         -- the caller does not own the session
 local DRAINING = -9          -- the caller\'s instance is draining
 local NOT_FOUND = -10        -- unknown session
 local UPLOAD_EXPIRED = -11   -- the upload is not pending (collected as garbage after the upload timeout, or dropped)
+local BREAKER_OPEN = -12     -- most starts across the fleet fail the same way: restarts wait (a few probe)
 
 local function now_ms()
   local t = redis.call(\'TIME\')
@@ -305,7 +306,7 @@ return {
     public const INSTANCES = [
         'name' => 'instances',
         'numberOfKeys' => 3,
-        'sha' => '38e957de57b9bb06acb78f5ac9ebb235ab545f36',
+        'sha' => 'bf05b43e338fc30fec5d7ab1e38f6d1b747f89ab',
         'lua' => '-- wafleet 0.1.0 instances
 --[[
   Lists registered instances with their load, in one round trip.
@@ -330,6 +331,7 @@ local NOT_OWNER = -8         -- the caller does not own the session
 local DRAINING = -9          -- the caller\'s instance is draining
 local NOT_FOUND = -10        -- unknown session
 local UPLOAD_EXPIRED = -11   -- the upload is not pending (collected as garbage after the upload timeout, or dropped)
+local BREAKER_OPEN = -12     -- most starts across the fleet fail the same way: restarts wait (a few probe)
 
 local function now_ms()
   local t = redis.call(\'TIME\')

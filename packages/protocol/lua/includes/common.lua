@@ -12,6 +12,7 @@ local NOT_OWNER = -8         -- the caller does not own the session
 local DRAINING = -9          -- the caller's instance is draining
 local NOT_FOUND = -10        -- unknown session
 local UPLOAD_EXPIRED = -11   -- the upload is not pending (collected as garbage after the upload timeout, or dropped)
+local BREAKER_OPEN = -12     -- most starts across the fleet fail the same way: restarts wait (a few probe)
 
 local function now_ms()
   local t = redis.call('TIME')

@@ -1,0 +1,165 @@
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import {
+  createFleet,
+  createSessionData,
+  createSupervisor,
+  directoryBlobBackend,
+  type Fleet,
+  type Supervisor,
+  type SupervisorOptions,
+} from '@wafleet/core';
+import { createSimEngine, type SimEngine } from '@wafleet/sim';
+import { uniqueNamespace, waitUntil } from '@wafleet/test-utils';
+import { afterEach, describe, expect, it } from 'vitest';
+import { TEST_TIMING, sessionIds, useTestRedis } from './helpers/fleet-harness.js';
+
+const redis = useTestRedis();
+const closers: Array<() => Promise<unknown>> = [];
+
+afterEach(async () => {
+  for (const close of closers.splice(0).reverse()) await close().catch(() => undefined);
+});
+
+const MiB = 2 ** 20;
+
+interface Host {
+  id: string;
+  fleet: Fleet;
+  supervisor: Supervisor;
+  sim: SimEngine;
+}
+
+/** Engine runs across all hosts, from the supervisors' start and stop callbacks. */
+type Runs = Array<{ sessionId: string; host: string; start: number; stop: number | undefined }>;
+
+async function host(namespace: string, id: string, dataDir: string, runs: Runs, recycle: SupervisorOptions['recycle']): Promise<Host> {
+  const fleet = createFleet({
+    redis: redis.url,
+    namespace,
+    instanceId: id,
+    url: `http://${id}:3000`,
+    maxSessions: 10,
+    ...TEST_TIMING,
+    quarantineMs: 0,
+  });
+  const sim = createSimEngine({
+    login: { store: createSessionData({ fleet, backend: directoryBlobBackend({ dir: dataDir }) }), writer: id, bytes: 1024 },
+    memory: { baseBytes: 100 * MiB, leakBytesPerSec: 100 * MiB },
+  });
+  const supervisor = createSupervisor({
+    fleet,
+    engine: sim.factory,
+    recycle,
+    onEngine: ({ event, sessionId }) => {
+      if (event === 'start') runs.push({ sessionId, host: id, start: Date.now(), stop: undefined });
+      else {
+        const run = runs.find((r) => r.sessionId === sessionId && r.host === id && r.stop === undefined);
+        if (run) run.stop = Date.now();
+      }
+    },
+  });
+  await fleet.start();
+  supervisor.start();
+  closers.push(
+    () => fleet.close(),
+    () => supervisor.close(),
+  );
+  return { id, fleet, supervisor, sim };
+}
+
+/** Runs of one session that overlap in time on two hosts. */
+function overlaps(runs: Runs): string[] {
+  const found: string[] = [];
+  for (const a of runs)
+    for (const b of runs) {
+      if (a === b || a.sessionId !== b.sessionId || a.host >= b.host) continue;
+      if (a.start < (b.stop ?? Infinity) && b.start < (a.stop ?? Infinity)) found.push(`${a.sessionId}: ${a.host} and ${b.host}`);
+    }
+  return found;
+}
+
+describe('recycling browsers by memory and age (handoff, login first)', () => {
+  it('hands off the sessions whose browser grows past the limit, one at a time, with no overlap and no QR code', async () => {
+    const namespace = uniqueNamespace('recycle');
+    const dataDir = mkdtempSync(join(tmpdir(), 'wafleet-recycle-'));
+    const runs: Runs = [];
+    const recycle = { memoryLimitBytes: 250 * MiB, checkIntervalMs: 100, concurrency: 1, staggerMs: 300 };
+    const a = await host(namespace, 'wa-a', dataDir, runs, recycle);
+    const ids = sessionIds('rc', 6);
+    // Each session is scanned once (its first login), on wa-a.
+    for (const sid of ids) await a.supervisor.startSession(sid);
+    await waitUntil(() => ids.every((sid) => a.supervisor.session(sid)?.status === 'SCAN_QR_CODE'));
+    for (const sid of ids) a.sim.scan(sid);
+    await waitUntil(() => ids.every((sid) => a.supervisor.session(sid)?.status === 'WORKING'));
+    // Let the first save (100 ms after ready) commit each login.
+    await new Promise((r) => setTimeout(r, 400));
+    const others = [await host(namespace, 'wa-b', dataDir, runs, recycle), await host(namespace, 'wa-c', dataDir, runs, recycle)];
+
+    const leaking = ids.slice(0, 4);
+    const recycling: Array<{ sessionId: string; at: number }> = [];
+    a.supervisor.on('recycle', ({ sessionId, reason, memoryBytes }) => {
+      expect(reason).toBe('memory');
+      expect(memoryBytes).toBeGreaterThan(recycle.memoryLimitBytes);
+      recycling.push({ sessionId, at: Date.now() });
+    });
+    for (const sid of leaking) a.sim.fault(sid, 'memory-leak');
+    await waitUntil(() => leaking.every((sid) => others.some((h) => h.supervisor.session(sid)?.status === 'WORKING')), {
+      timeoutMs: 15_000,
+      message: 'leaking sessions not recycled to the other instances',
+    });
+    const stats = a.supervisor.stats();
+    console.log(
+      `[recycle] ${leaking.length} leaking sessions handed off at +${recycling.map((r) => r.at - recycling[0]!.at).join(', +')} ms; most at once ${stats.recyclingMax}`,
+    );
+    expect(stats.recycles).toEqual({ memory: 4, age: 0 });
+    expect(stats.recyclingMax).toBe(1);
+    // Staggered: never two within the stagger.
+    for (let i = 1; i < recycling.length; i++) expect(recycling[i]!.at - recycling[i - 1]!.at).toBeGreaterThanOrEqual(recycle.staggerMs);
+    // The others stay; the moved ones restored their login (no QR code on the new owner) and ran once at a time.
+    for (const sid of ids.slice(4)) expect(a.supervisor.session(sid)).toMatchObject({ status: 'WORKING', restarts: 0 });
+    for (const h of others)
+      for (const view of h.supervisor.sessions()) expect(view.transitions.map((t) => t.to)).not.toContain('SCAN_QR_CODE');
+    expect(overlaps(runs)).toEqual([]);
+    expect(a.supervisor.stats().memoryBytes).toBeGreaterThanOrEqual(2 * 100 * MiB);
+  });
+
+  it('recycles by age, spread out: never more than `concurrency` at once', async () => {
+    const namespace = uniqueNamespace('recycle-age');
+    const dataDir = mkdtempSync(join(tmpdir(), 'wafleet-recycle-age-'));
+    const runs: Runs = [];
+    const recycle = { maxAgeMs: 1500, checkIntervalMs: 50, concurrency: 2, staggerMs: 100 };
+    const hosts = [await host(namespace, 'wa-a', dataDir, runs, recycle), await host(namespace, 'wa-b', dataDir, runs, recycle)];
+    const ids = sessionIds('age', 6);
+    for (const sid of ids) await hosts[0]!.supervisor.startSession(sid);
+    await waitUntil(() => ids.every((sid) => hosts[0]!.supervisor.session(sid)?.status === 'SCAN_QR_CODE'));
+    for (const sid of ids) hosts[0]!.sim.scan(sid);
+    await waitUntil(() => hosts.reduce((n, h) => n + h.supervisor.stats().recycles.age, 0) >= 6, { timeoutMs: 15_000 });
+    for (const h of hosts) expect(h.supervisor.stats().recyclingMax).toBeLessThanOrEqual(2);
+    expect(overlaps(runs)).toEqual([]);
+  });
+
+  it('refuses recycle options it cannot honour', () => {
+    const fleet = createFleet({
+      redis: 'redis://127.0.0.1:1',
+      namespace: 'x',
+      instanceId: 'wa-1',
+      url: 'http://wa-1:3000',
+      maxSessions: 1,
+    });
+    const engine = createSimEngine().factory;
+    expect(() => createSupervisor({ fleet, engine, recycle: { memoryLimitBytes: 0 } })).toThrow(/recycle.memoryLimitBytes/);
+    expect(() => createSupervisor({ fleet, engine, recycle: { concurrency: 0 } })).toThrow(/recycle.concurrency/);
+    const double = {
+      ...Object.fromEntries(
+        ['on', 'ownedSessions', 'owns', 'epochOf', 'claim', 'release', 'owner', 'setStatus', 'setStopSession'].map((m) => [
+          m,
+          () => undefined,
+        ]),
+      ),
+      instanceId: 'x',
+    };
+    expect(() => createSupervisor({ fleet: double as never, engine, recycle: {} })).toThrow(/handoff/);
+  });
+});
