@@ -148,6 +148,20 @@ describe('createWwebjsEngine event mapping (real whatsapp-web.js Client)', () =>
   });
 });
 
+describe('createWwebjsEngine sends', () => {
+  it('sends through sendMessage, answers with the id, and reports message_ack as ack events', async () => {
+    const { client, engine, events } = await bind();
+    const sent: Array<[string, string]> = [];
+    Object.assign(client, {
+      sendMessage: async (chatId: string, text: string) => (sent.push([chatId, text]), fakeMessage('true_me_1', 'me@c.us', 1, text, true)),
+    });
+    await expect(engine.send!('123@c.us', 'hello')).resolves.toEqual({ id: 'true_me_1' });
+    expect(sent).toEqual([['123@c.us', 'hello']]);
+    client.emit('message_ack', fakeMessage('true_me_1', 'me@c.us', 1, 'hello', true), 1);
+    expect(events).toEqual([{ type: 'ack', messageId: 'true_me_1', ack: 1 }]);
+  });
+});
+
 function fakeMessage(id: string, from: string, timestamp: number, body: string, fromMe = false) {
   return { id: { _serialized: id }, from, to: 'me@c.us', fromMe, timestamp, body, type: 'chat', hasMedia: false };
 }

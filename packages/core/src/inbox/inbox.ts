@@ -270,7 +270,7 @@ export class InboxRun {
     if (!newest || newest.timestamp <= message.timestamp) this.#newest.set(message.chatId, message);
   }
 
-    #serial(fn: () => Promise<void>): Promise<void> {
+  #serial(fn: () => Promise<void>): Promise<void> {
     const next = this.#chain.then(fn);
     this.#chain = next.catch(() => undefined);
     return next;
