@@ -2,11 +2,13 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
+  CapacityError,
   createFleet,
   createSessionData,
   createSupervisor,
   directoryBlobBackend,
   type Fleet,
+  type FleetOptions,
   type Supervisor,
   type SupervisorOptions,
 } from '@wafleet/core';
@@ -34,7 +36,14 @@ interface Host {
 /** Engine runs across all hosts, from the supervisors' start and stop callbacks. */
 type Runs = Array<{ sessionId: string; host: string; start: number; stop: number | undefined }>;
 
-async function host(namespace: string, id: string, dataDir: string, runs: Runs, recycle: SupervisorOptions['recycle']): Promise<Host> {
+async function host(
+  namespace: string,
+  id: string,
+  dataDir: string,
+  runs: Runs,
+  recycle: SupervisorOptions['recycle'],
+  fleetOptions: Partial<FleetOptions> = {},
+): Promise<Host> {
   const fleet = createFleet({
     redis: redis.url,
     namespace,
@@ -43,6 +52,7 @@ async function host(namespace: string, id: string, dataDir: string, runs: Runs, 
     maxSessions: 10,
     ...TEST_TIMING,
     quarantineMs: 0,
+    ...fleetOptions,
   });
   const sim = createSimEngine({
     login: { store: createSessionData({ fleet, backend: directoryBlobBackend({ dir: dataDir }) }), writer: id, bytes: 1024 },
@@ -52,6 +62,7 @@ async function host(namespace: string, id: string, dataDir: string, runs: Runs, 
     fleet,
     engine: sim.factory,
     recycle,
+    memoryIntervalMs: 50,
     onEngine: ({ event, sessionId }) => {
       if (event === 'start') runs.push({ sessionId, host: id, start: Date.now(), stop: undefined });
       else {
@@ -85,7 +96,7 @@ describe('recycling browsers by memory and age (handoff, login first)', () => {
     const namespace = uniqueNamespace('recycle');
     const dataDir = mkdtempSync(join(tmpdir(), 'wafleet-recycle-'));
     const runs: Runs = [];
-    const recycle = { memoryLimitBytes: 250 * MiB, checkIntervalMs: 100, concurrency: 1, staggerMs: 300 };
+    const recycle = { memoryLimitBytes: 250 * MiB, concurrency: 1, staggerMs: 300 };
     const a = await host(namespace, 'wa-a', dataDir, runs, recycle);
     const ids = sessionIds('rc', 6);
     // Each session is scanned once (its first login), on wa-a.
@@ -129,7 +140,7 @@ describe('recycling browsers by memory and age (handoff, login first)', () => {
     const namespace = uniqueNamespace('recycle-age');
     const dataDir = mkdtempSync(join(tmpdir(), 'wafleet-recycle-age-'));
     const runs: Runs = [];
-    const recycle = { maxAgeMs: 1500, checkIntervalMs: 50, concurrency: 2, staggerMs: 100 };
+    const recycle = { maxAgeMs: 1500, concurrency: 2, staggerMs: 100 };
     const hosts = [await host(namespace, 'wa-a', dataDir, runs, recycle), await host(namespace, 'wa-b', dataDir, runs, recycle)];
     const ids = sessionIds('age', 6);
     for (const sid of ids) await hosts[0]!.supervisor.startSession(sid);
@@ -138,6 +149,35 @@ describe('recycling browsers by memory and age (handoff, login first)', () => {
     await waitUntil(() => hosts.reduce((n, h) => n + h.supervisor.stats().recycles.age, 0) >= 6, { timeoutMs: 15_000 });
     for (const h of hosts) expect(h.supervisor.stats().recyclingMax).toBeLessThanOrEqual(2);
     expect(overlaps(runs)).toEqual([]);
+  });
+
+  it('placement and admission respect a memory budget next to maxSessions', async () => {
+    const namespace = uniqueNamespace('memory-budget');
+    const dataDir = mkdtempSync(join(tmpdir(), 'wafleet-memory-budget-'));
+    const runs: Runs = [];
+    // wa-a may hold 10 sessions but only 300 MiB of browsers (three of 100 MiB); wa-b counts sessions only.
+    const a = await host(namespace, 'wa-a', dataDir, runs, undefined, { memoryBudgetBytes: 300 * MiB });
+    const b = await host(namespace, 'wa-b', dataDir, runs, undefined);
+    for (const sid of sessionIds('mb-a', 3)) await a.supervisor.startSession(sid);
+    for (const sid of sessionIds('mb-b', 5)) await b.supervisor.startSession(sid);
+    const memoryOf = async () => (await a.fleet.instances()).find((i) => i.id === 'wa-a')?.memory;
+    await waitUntil(async () => ((await memoryOf())?.usedBytes ?? 0) >= 300 * MiB, { message: 'wa-a never reported its memory' });
+    expect(await memoryOf()).toEqual({ usedBytes: 300 * MiB, budgetBytes: 300 * MiB });
+    // Admission: wa-a's own claim is refused for memory, though it holds 3 of 10 sessions.
+    const refused = await a.supervisor.startSession('mb-extra').then(
+      () => undefined,
+      (err: unknown) => err,
+    );
+    expect(refused).toBeInstanceOf(CapacityError);
+    expect(refused).toMatchObject({ code: 'WAFLEET_CAPACITY', resource: 'memory', load: 3, maxSessions: 10 });
+    // Placement: wa-a (3/10 sessions) would be the less loaded by count; its memory is full, so wa-b (5/10) gets them.
+    for (const sid of sessionIds('mb-new', 3)) expect(await a.fleet.place(sid)).toMatchObject({ outcome: 'assigned', owner: 'wa-b' });
+    // Memory freed (a session stopped): wa-a takes sessions again.
+    await a.supervisor.stopSession('mb-a-000');
+    await waitUntil(async () => ((await memoryOf())?.usedBytes ?? Infinity) < 300 * MiB, {
+      message: 'wa-a never reported the freed memory',
+    });
+    expect(await a.fleet.place('mb-late')).toMatchObject({ outcome: 'assigned', owner: 'wa-a' });
   });
 
   it('refuses recycle options it cannot honour', () => {

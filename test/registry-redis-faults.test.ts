@@ -1,4 +1,4 @@
-import { compareEpochs, registryKeys } from '@wafleet/core';
+import { compareEpochs, createFleet, LeaseLostError, registryKeys, type FencedEvent } from '@wafleet/core';
 import { killAll, sleep, startRedis, uniqueNamespace, waitUntil, type RedisServerHandle } from '@wafleet/test-utils';
 import { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -83,6 +83,40 @@ describe('Redis restarted empty (G2, G1)', () => {
 });
 
 describe('Redis unreachable (G7)', () => {
+  it('a status write refused because Redis lost the lease does not forget the session: the heartbeat re-asserts it', async () => {
+    const namespace = uniqueNamespace('redis-flushed');
+    // A slow heartbeat, so the status write sees the lost lease before the heartbeat does.
+    const fleet = createFleet({
+      redis: server.url,
+      namespace,
+      instanceId: 'wa-1',
+      url: 'http://wa-1:3000',
+      maxSessions: 5,
+      heartbeatIntervalMs: 1000,
+      leaseTtlMs: 6000,
+      selfFenceMs: 4000,
+      adoptionDelayMs: 500,
+      quarantineMs: 0,
+    });
+    await fleet.start();
+    try {
+      await fleet.claim('flushed-1');
+      const fenced: FencedEvent[] = [];
+      fleet.on('fenced', (e) => fenced.push(e));
+      // Redis loses everything (a restart without persistence, in one step).
+      await client.flushall();
+      await expect(fleet.setStatus('flushed-1', 'WORKING')).rejects.toBeInstanceOf(LeaseLostError);
+      expect(fleet.owns('flushed-1')).toBe(true);
+      await waitUntil(async () => (await fleet.owner('flushed-1'))?.owner === 'wa-1', {
+        timeoutMs: 5000,
+        message: 'the session was never re-asserted',
+      });
+      expect(fenced.filter((e) => e.sessionIds.includes('flushed-1'))).toEqual([]);
+    } finally {
+      await fleet.close();
+    }
+  });
+
   it('an outage shorter than the self-fence deadline stops nothing', async () => {
     const namespace = uniqueNamespace('outage-short');
     const [a, b] = await twoInstances(namespace, [journalPath('a'), journalPath('b')]);

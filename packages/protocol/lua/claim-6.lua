@@ -23,7 +23,7 @@
          {-1 FENCED, reason}
          {-3 OWNED_ELSEWHERE, owner, epoch, ownerUrl}
          {-4 OWNER_EXPIRING, retryAfterMs:number, owner}   the owner's lease expired less than meta adoptionDelayMs ago
-         {-5 CAPACITY, load:number, maxSessions:number}
+         {-5 CAPACITY, load:number, maxSessions:number, resource:'sessions'|'memory'}   memory: its browsers use the memory budget
          {-7 QUARANTINE, retryAfterMs:number}
          {-9 DRAINING}
 ]]
@@ -57,7 +57,8 @@ if not force then
   local q = in_quarantine(KEYS[6], now)
   if q and not reassert then return { QUARANTINE, q - now } end
   local load = load_of(KEYS[3], id)
-  if load >= me.max then return { CAPACITY, load, me.max } end
+  if load >= me.max then return { CAPACITY, load, me.max, 'sessions' } end
+  if memory_full(me) then return { CAPACITY, load, me.max, 'memory' } end
 end
 
 local prev = rec and rec.owner or ''

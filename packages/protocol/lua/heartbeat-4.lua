@@ -10,6 +10,7 @@
   ARGV[1] instanceId    instance id
   ARGV[2] incarnation   incarnation
   ARGV[3] leaseTtlMs    lease TTL (ms)
+  ARGV[4] memory        the instance's browser memory, JSON {used, budget} (bytes), or '' when unchanged
 
   Reply: {1 OK, serverMs:number, ownedCount:number, era} ownedCount lets the instance detect a missed push or a lost session
          {-1 FENCED, reason}                 reason: 'missing' (never registered or Redis lost its data),
@@ -23,4 +24,8 @@ if not info or not deadline then return { FENCED, 'missing' } end
 if info.inc ~= ARGV[2] then return { FENCED, 'replaced' } end
 if tonumber(deadline) <= now then return { FENCED, 'expired' } end
 redis.call('ZADD', KEYS[1], now + tonumber(ARGV[3]), ARGV[1])
+if ARGV[4] ~= '' then
+  info.mem = cjson.decode(ARGV[4])
+  set_json(KEYS[2], ARGV[1], info)
+end
 return { OK, now, load_of(KEYS[3], ARGV[1]), redis.call('HGET', KEYS[4], 'era') or '' }

@@ -5,7 +5,7 @@
   KEYS[2] instance-info HASH instance id -> JSON
   KEYS[3] owned         ZSET "<instanceId>:<sessionId>"
 
-  Reply: {1 OK, serverMs:number, instances}   instances: JSON array of {id, url, max, load, labels, draining, mode, deadline, live}
+  Reply: {1 OK, serverMs:number, instances}   instances: JSON array of {id, url, max, load, labels, draining, mode, deadline, live, mem?}
 ]]
 --@include common
 local now = now_ms()

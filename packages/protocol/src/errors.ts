@@ -104,8 +104,15 @@ export class CapacityError extends WafleetError {
     readonly sessionId: string,
     readonly load: number,
     readonly maxSessions: number,
+    /** What is full: the session count, or the memory its browsers may use (`memoryBudgetBytes`). */
+    readonly resource: 'sessions' | 'memory' = 'sessions',
   ) {
-    super('WAFLEET_CAPACITY', `Cannot take session ${sessionId}: instance holds ${load} of maxSessions ${maxSessions}`);
+    super(
+      'WAFLEET_CAPACITY',
+      resource === 'memory'
+        ? `Cannot take session ${sessionId}: the instance's browsers use its whole memory budget (${load} of maxSessions ${maxSessions} sessions)`
+        : `Cannot take session ${sessionId}: instance holds ${load} of maxSessions ${maxSessions}`,
+    );
   }
 }
 

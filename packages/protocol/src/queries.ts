@@ -56,6 +56,11 @@ export interface InstanceInfo {
   /** Lease deadline in Redis server time (unix ms). */
   leaseDeadline: number;
   live: boolean;
+  /**
+   * The instance's browser memory as its last heartbeat reported it (bytes), with its budget: only instances with
+   * `memoryBudgetBytes` report it. A full budget takes no sessions, like a full `maxSessions`.
+   */
+  memory?: { usedBytes: number; budgetBytes: number };
 }
 
 /** Result of a placement. */
@@ -97,6 +102,12 @@ export async function lookupOwner(redis: RedisLike, keys: RegistryKeys, sessionI
 }
 
 /** Every registered instance with its load and capacity, in one round trip. */
+const isMemory = (v: unknown): v is { used: number; budget: number } =>
+  typeof v === 'object' &&
+  v !== null &&
+  typeof (v as { used?: unknown }).used === 'number' &&
+  typeof (v as { budget?: unknown }).budget === 'number';
+
 export async function listInstances(redis: RedisLike, keys: RegistryKeys): Promise<InstanceInfo[]> {
   const reply = await lua.instances(redis, keys);
   // cjson encodes an empty Lua table as an object: no instance at all arrives as {}.
@@ -113,6 +124,7 @@ export async function listInstances(redis: RedisLike, keys: RegistryKeys): Promi
     mode: r.mode as 'managed' | 'observe',
     leaseDeadline: Number(r.deadline),
     live: Boolean(r.live),
+    ...(isMemory(r.mem) ? { memory: { usedBytes: r.mem.used, budgetBytes: r.mem.budget } } : {}),
   }));
 }
 

@@ -71,7 +71,7 @@ export function replyError(script: string, reply: ParsedReply, ids: { sessionId?
     case 'OWNER_EXPIRING':
       return new OwnerExpiringError(sid, str(r.owner), num(r.retryAfterMs));
     case 'CAPACITY':
-      return new CapacityError(sid, num(r.load), num(r.maxSessions));
+      return new CapacityError(sid, num(r.load), num(r.maxSessions), r.resource === 'memory' ? 'memory' : 'sessions');
     case 'QUARANTINE':
       return new QuarantineError(num(r.retryAfterMs));
     case 'NOT_OWNER':

@@ -220,7 +220,7 @@ export async function runInstance(argv: string[]): Promise<void> {
       saveIntervalMs: num(values, 'save-interval-ms'),
       onEvent: loginJournal(values['login-journal'], id),
     },
-    messages: values.messages === undefined ? undefined : { dir: values.messages },
+    messages: values.messages === undefined ? undefined : { dir: values.messages, pollMs: 200 },
   });
   if (values.messages !== undefined && !outbox) throw new UsageError('--messages needs --outbox: messages go out as webhooks');
   const inbox = values.messages === undefined || !outbox ? undefined : createInbox({ fleet, outbox });

@@ -1,5 +1,5 @@
 import { appendFileSync, mkdirSync } from 'node:fs';
-import { open, readFile } from 'node:fs/promises';
+import { open, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { CatchUpRequest, InboundMessage } from '@wafleet/core';
 
@@ -68,21 +68,21 @@ export class SimMessageTail {
     if (this.#reading) return;
     this.#reading = true;
     try {
-      const handle = await open(fileOf(this.dir, this.sessionId), 'r').catch((err: NodeJS.ErrnoException) => {
-        if (err.code === 'ENOENT') return undefined;
-        throw err;
-      });
-      if (!handle) {
-        if (this.#offset < 0) this.#offset = 0;
+      // One stat per poll; the file is opened only when it grew.
+      const size = await stat(fileOf(this.dir, this.sessionId)).then(
+        (st) => st.size,
+        (err: NodeJS.ErrnoException) => {
+          if (err.code === 'ENOENT') return 0;
+          throw err;
+        },
+      );
+      if (this.#offset < 0) {
+        this.#offset = size;
         return;
       }
+      if (size <= this.#offset) return;
+      const handle = await open(fileOf(this.dir, this.sessionId), 'r');
       try {
-        const { size } = await handle.stat();
-        if (this.#offset < 0) {
-          this.#offset = size;
-          return;
-        }
-        if (size <= this.#offset) return;
         const buf = Buffer.alloc(size - this.#offset);
         const { bytesRead } = await handle.read(buf, 0, buf.length, this.#offset);
         this.#offset += bytesRead;

@@ -209,6 +209,9 @@ export class Fleet extends EventEmitter<FleetEvents> {
   /** Monotonic time after which this instance must assume its lease is gone. */
   #selfFenceAt = 0;
   #lastBeatAt = 0;
+  /** Browser memory the supervisor reported last, and the figure the registry has (JSON, '' for none). */
+  #memoryUsed: number | undefined;
+  #memorySent = '';
   readonly #owned = new Map<string, string>();
   /** Sessions stopped by a fence, to take back when this instance holds a lease again. */
   readonly #toReclaim = new Map<string, string>();
@@ -494,9 +497,7 @@ export class Fleet extends EventEmitter<FleetEvents> {
       this.#metadata.set(sessionId, JSON.parse(text) as SessionMetadata);
       return;
     }
-    if ((reply.code === 'NOT_OWNER' || reply.code === 'FENCED') && this.#owned.has(sessionId)) {
-      this.#fence([sessionId], 'taken');
-    }
+    this.#fenceIfTaken(sessionId, reply.code);
     throw replyError('set-metadata', reply, { sessionId });
   }
 
@@ -530,10 +531,18 @@ export class Fleet extends EventEmitter<FleetEvents> {
       reason,
     });
     if (reply.code === 'OK') return;
-    if ((reply.code === 'NOT_OWNER' || reply.code === 'FENCED') && this.#owned.has(sessionId)) {
-      this.#fence([sessionId], 'taken');
-    }
+    this.#fenceIfTaken(sessionId, reply.code);
     throw replyError('set-status', reply, { sessionId });
+  }
+
+  /**
+   * A write refused as NOT_OWNER: another instance took the session, so it is fenced here now. A refused lease
+   * (FENCED: expired, replaced, or missing because Redis lost its data) is the whole instance's matter: the heartbeat
+   * fences every session, or re-registers and re-asserts them, this one included. Fencing it alone here would forget
+   * it, and after a data loss nobody would re-assert it (its record would be gone for good).
+   */
+  #fenceIfTaken(sessionId: string, code: string): void {
+    if (code === 'NOT_OWNER' && this.#owned.has(sessionId)) this.#fence([sessionId], 'taken');
   }
 
   // ---- session data (the fenced commit protocol; see createSessionData) ----
@@ -791,11 +800,14 @@ export class Fleet extends EventEmitter<FleetEvents> {
     if (this.#lastBeatAt > 0) this.#stats.maxHeartbeatGapMs = Math.max(this.#stats.maxHeartbeatGapMs, sentAt - this.#lastBeatAt);
     this.#lastBeatAt = sentAt;
     try {
+      const memory = this.#memoryToSend();
       const reply = await lua.heartbeat(this.#hb!.client, this.#keys, {
         instanceId: this.#options.instanceId,
         incarnation: this.#incarnation,
         leaseTtlMs: this.#options.leaseTtlMs,
+        memory,
       });
+      if (reply.code === 'OK' && memory !== '') this.#memorySent = memory;
       if (reply.code === 'OK') this.#onRenewed(sentAt, reply.ownedCount);
       else await this.#onLeaseLost(reply.reason as FenceReason);
     } catch (err) {
@@ -804,6 +816,30 @@ export class Fleet extends EventEmitter<FleetEvents> {
     } finally {
       this.#scheduleBeat();
     }
+  }
+
+  /** The memory figure for the next heartbeat: '' unless it changed by 1% of the budget or crossed it since last sent. */
+  #memoryToSend(): string {
+    const budget = this.#options.memoryBudgetBytes;
+    if (budget === undefined || this.#memoryUsed === undefined) return '';
+    const next = JSON.stringify({ used: this.#memoryUsed, budget });
+    if (this.#memorySent === '') return next;
+    const { used } = JSON.parse(this.#memorySent) as { used: number };
+    const crossed = used >= budget !== this.#memoryUsed >= budget;
+    return crossed || Math.abs(used - this.#memoryUsed) >= budget / 100 ? next : '';
+  }
+
+  /**
+   * Reports the resident memory of this instance's browsers (bytes); the supervisor does after each reading. With
+   * `memoryBudgetBytes` it goes to the registry with the next heartbeat (when it changed by 1% of the budget or
+   * crossed it), where placement and this instance's claims respect the budget.
+   * @throws ConfigError for anything but a non-negative number
+   */
+  reportMemory(bytes: number): void {
+    if (typeof bytes !== 'number' || !Number.isFinite(bytes) || bytes < 0) {
+      throw new ConfigError('bytes', `Expected the memory to be a non-negative number of bytes, got ${describe(bytes)}`);
+    }
+    this.#memoryUsed = Math.round(bytes);
   }
 
   #onRenewed(sentAt: number, remoteCount: number): void {
@@ -920,6 +956,8 @@ export class Fleet extends EventEmitter<FleetEvents> {
   }
 
   async #register(): Promise<void> {
+    // A new instance record has no memory figure: send it again with the next heartbeat.
+    this.#memorySent = '';
     const options = this.#options;
     // Set by the first refusal: the registry's adoption delay (the fleet's largest) may exceed this instance's own.
     let giveUpAt: number | undefined;

@@ -70,6 +70,13 @@ export interface FleetOptions extends Partial<TimingOptions> {
   url: string;
   /** Most sessions this instance may hold, starting ones included. */
   maxSessions: number;
+  /**
+   * Most resident memory this instance's browsers may use (bytes), next to `maxSessions`: while the memory its
+   * supervisor last reported (`reportMemory`) is at or above it, placement skips this instance and its own claims
+   * are refused (`CapacityError` with `resource: 'memory'`); placement prefers the instance with the most room in
+   * either. @default none (sessions are counted, memory is not)
+   */
+  memoryBudgetBytes?: number;
   /** Labels placement matches against a session's required labels, e.g. `{ auth: 's3' }`. @default {} */
   labels?: Record<string, string>;
   /**
@@ -118,6 +125,7 @@ export interface ResolvedFleetOptions extends TimingOptions {
   instanceId: string;
   url: string;
   maxSessions: number;
+  memoryBudgetBytes: number | undefined;
   labels: Readonly<Record<string, string>>;
   mode: 'managed' | 'observe';
   quarantineMs: number;
@@ -208,6 +216,7 @@ export function resolveFleetOptions(options: FleetOptions): ResolvedFleetOptions
     instanceId: validateInstanceId(options.instanceId),
     url: validateBaseUrl('url', options.url),
     maxSessions: integer('maxSessions', options.maxSessions, 1, 100_000),
+    memoryBudgetBytes: options.memoryBudgetBytes === undefined ? undefined : integer('memoryBudgetBytes', options.memoryBudgetBytes, 1),
     labels: Object.freeze(options.labels === undefined ? {} : validateLabels('labels', options.labels)),
     mode: oneOf('mode', options.mode ?? FLEET_DEFAULTS.mode, ['managed', 'observe']),
     quarantineMs: integer('quarantineMs', options.quarantineMs ?? timing.leaseTtlMs + timing.adoptionDelayMs, 0),

@@ -94,11 +94,15 @@ export interface SupervisorOptions {
    * Recycling: a WORKING session whose browser uses more than `memoryLimitBytes`, or has run longer than `maxAgeMs`
    * (each run's limit drawn up to 10% below it, so sessions started together do not all go together), is handed off
    * to another instance through `fleet.handoff` (its login saved first), at most `concurrency` at a time on this
-   * instance with `staggerMs` between them. Memory is read every `checkIntervalMs` through the engine's
-   * `memoryBytes()`. Needs a fleet with `handoff` (a Fleet from createFleet()). @default no recycling (memory is still
-   * read every 30 s, for `stats()`, the session view and metrics)
+   * instance with `staggerMs` between them, checked after each memory reading. Needs a fleet with `handoff` (a Fleet
+   * from createFleet()). @default no recycling
    */
   recycle?: RecycleOptions;
+  /**
+   * How often each browser's memory is read (the engine's `memoryBytes()`): for `stats()`, the session view,
+   * metrics, recycling, and the fleet's `memoryBudgetBytes` (reported with `fleet.reportMemory`). @default 30000
+   */
+  memoryIntervalMs?: number;
   /**
    * `send()`: how long a sent message may go without the server's acknowledgement (ack 1) before the send fails
    * (`WAFLEET_SEND_UNACKNOWLEDGED`), and how many such sends in a row mark the session as dead and restart it (the
@@ -117,8 +121,6 @@ export interface RecycleOptions {
   memoryLimitBytes?: number;
   /** Recycle a browser older than this (ms since ready). @default none */
   maxAgeMs?: number;
-  /** How often memory and age are checked. @default 30000 */
-  checkIntervalMs?: number;
   /** Sessions of this instance recycled at the same time. @default 1 */
   concurrency?: number;
   /** Pause after each recycle before the next. @default 10000 */
@@ -260,7 +262,7 @@ interface Run {
   queued: boolean;
 }
 
-type ResolvedRecycle = Required<Pick<RecycleOptions, 'checkIntervalMs' | 'concurrency' | 'staggerMs'>> & RecycleOptions;
+type ResolvedRecycle = Required<Pick<RecycleOptions, 'concurrency' | 'staggerMs'>> & RecycleOptions;
 
 function resolveRecycle(o: RecycleOptions | undefined, fleet: SupervisedFleet): ResolvedRecycle | undefined {
   if (o === undefined) return undefined;
@@ -271,7 +273,6 @@ function resolveRecycle(o: RecycleOptions | undefined, fleet: SupervisedFleet): 
   return {
     memoryLimitBytes: optional('memoryLimitBytes'),
     maxAgeMs: optional('maxAgeMs'),
-    checkIntervalMs: int('recycle.checkIntervalMs', o.checkIntervalMs ?? 30_000, 1),
     concurrency: int('recycle.concurrency', o.concurrency ?? 1, 1),
     staggerMs: int('recycle.staggerMs', o.staggerMs ?? 10_000, 0),
   };
@@ -342,6 +343,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
       probeIntervalMs: int('probeIntervalMs', options.probeIntervalMs ?? 30_000, 0),
       probeTimeoutMs: int('probeTimeoutMs', options.probeTimeoutMs ?? 10_000, 1),
       stopTimeoutMs: int('stopTimeoutMs', options.stopTimeoutMs ?? 15_000, 1),
+      memoryIntervalMs: int('memoryIntervalMs', options.memoryIntervalMs ?? 30_000, 1),
       transitionsKept: int('transitionsKept', options.transitionsKept ?? 10, 1),
       baseMs: int('restart.baseMs', options.restart?.baseMs ?? 1000, 1),
       maxMs: int('restart.maxMs', options.restart?.maxMs ?? 60_000, 1),
@@ -842,14 +844,14 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     if (this.#closed) return;
     this.#memoryTimer = setTimeout(() => {
       void this.#checkMemory().finally(() => this.#scheduleMemoryCheck());
-    }, this.#recycle?.checkIntervalMs ?? 30_000);
+    }, this.#o.memoryIntervalMs);
     this.#memoryTimer.unref();
   }
 
   async #checkMemory(): Promise<void> {
-    const working = [...this.#runs.values()].filter((run) => run.status === 'WORKING' && run.engine?.memoryBytes);
+    const running = [...this.#runs.values()].filter((run) => run.engine?.memoryBytes);
     await Promise.all(
-      working.map(async (run) => {
+      running.map(async (run) => {
         const engine = run.engine!;
         const bytes = await Promise.resolve()
           .then(() => engine.memoryBytes!())
@@ -857,11 +859,12 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
         if (run.engine === engine) run.memoryBytes = typeof bytes === 'number' && Number.isFinite(bytes) ? bytes : undefined;
       }),
     );
+    this.#reportMemory();
     const recycle = this.#recycle;
     if (!recycle || this.#closed) return;
     const now = Date.now();
     const queued = new Set(this.#recycleQueue.map((q) => q.sessionId));
-    const due = working
+    const due = running
       .filter((run) => run.engine && run.status === 'WORKING' && !this.#recycling.has(run.sessionId) && !queued.has(run.sessionId))
       .map((run) => {
         const overMemory = recycle.memoryLimitBytes !== undefined && (run.memoryBytes ?? 0) > recycle.memoryLimitBytes;
@@ -872,6 +875,20 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
       .sort((a, b) => (b.run.memoryBytes ?? 0) - (a.run.memoryBytes ?? 0));
     for (const { run, reason } of due) this.#recycleQueue.push({ sessionId: run.sessionId, reason });
     this.#drainRecycles();
+  }
+
+  /**
+   * Tells the fleet (for its memory budget) what this instance's browsers use: the measured ones, plus each browser
+   * not measured yet (just launched) at the mean of the measured ones.
+   */
+  #reportMemory(): void {
+    const report = (this.#fleet as Partial<Pick<Fleet, 'reportMemory'>>).reportMemory;
+    if (typeof report !== 'function') return;
+    const withEngine = [...this.#runs.values()].filter((run) => run.engine);
+    const measured = withEngine.map((run) => run.memoryBytes).filter((b): b is number => b !== undefined);
+    if (measured.length === 0) return;
+    const sum = measured.reduce((a, b) => a + b, 0);
+    report.call(this.#fleet, sum + (withEngine.length - measured.length) * (sum / measured.length));
   }
 
   #drainRecycles(): void {

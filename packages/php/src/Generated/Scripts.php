@@ -14,7 +14,7 @@ final class Scripts
     public const LOOKUP = [
         'name' => 'lookup',
         'numberOfKeys' => 3,
-        'sha' => 'e0628d6cac25c198764077f3164dab1f01ea14e0',
+        'sha' => 'd3798d8e32ac7479e67977d38274658dcf07a45d',
         'lua' => '-- wafleet 0.1.0 lookup
 --[[
   Reads a session\'s owner in one round trip: the record, the owner\'s URL and whether its lease is valid.
@@ -155,6 +155,11 @@ end
 
 -- The least-loaded live, non-draining, managed instance with free capacity whose labels satisfy the session\'s;
 -- the session\'s previous owner wins when it qualifies (sticky placement keeps browser caches warm).
+-- An instance whose browsers use their whole memory budget (reported with the heartbeat) takes no more sessions.
+local function memory_full(info)
+  return info.mem ~= nil and info.mem.budget ~= nil and info.mem.used >= info.mem.budget
+end
+
 local function choose_instance(instances_key, info_key, owned_key, rec, exclude, now)
   local ids = redis.call(\'ZRANGEBYSCORE\', instances_key, \'(\' .. now, \'+inf\')
   local best, best_info, best_ratio, best_load = nil, nil, nil, nil
@@ -163,9 +168,13 @@ local function choose_instance(instances_key, info_key, owned_key, rec, exclude,
       local info = get_json(info_key, id)
       if info and not info.draining and info.mode == \'managed\' and labels_match(info.labels, rec.labels) then
         local load = load_of(owned_key, id)
-        if load < info.max then
+        if load < info.max and not memory_full(info) then
           if id == rec.prev or id == rec.owner then return id, info end
+          -- The fuller of the two: sessions against maxSessions, browser memory against its budget.
           local ratio = load / info.max
+          if info.mem ~= nil and info.mem.budget ~= nil and info.mem.used / info.mem.budget > ratio then
+            ratio = info.mem.used / info.mem.budget
+          end
           if best == nil or ratio < best_ratio or (ratio == best_ratio and load < best_load)
              or (ratio == best_ratio and load == best_load and id < best) then
             best, best_info, best_ratio, best_load = id, info, ratio, load
@@ -306,7 +315,7 @@ return {
     public const INSTANCES = [
         'name' => 'instances',
         'numberOfKeys' => 3,
-        'sha' => 'bf05b43e338fc30fec5d7ab1e38f6d1b747f89ab',
+        'sha' => '89347a56dadcb5778fdc9b296ca6b1fd4bb70de4',
         'lua' => '-- wafleet 0.1.0 instances
 --[[
   Lists registered instances with their load, in one round trip.
@@ -315,7 +324,7 @@ return {
   KEYS[2] instance-info HASH instance id -> JSON
   KEYS[3] owned         ZSET "<instanceId>:<sessionId>"
 
-  Reply: {1 OK, serverMs:number, instances}   instances: JSON array of {id, url, max, load, labels, draining, mode, deadline, live}
+  Reply: {1 OK, serverMs:number, instances}   instances: JSON array of {id, url, max, load, labels, draining, mode, deadline, live, mem?}
 ]]
 -- Shared helpers for every wafleet script. Included by `--@include common`.
 -- Reply codes: the one definition. scripts/build-lua.mjs generates the TypeScript and PHP constants from these lines.
@@ -443,6 +452,11 @@ end
 
 -- The least-loaded live, non-draining, managed instance with free capacity whose labels satisfy the session\'s;
 -- the session\'s previous owner wins when it qualifies (sticky placement keeps browser caches warm).
+-- An instance whose browsers use their whole memory budget (reported with the heartbeat) takes no more sessions.
+local function memory_full(info)
+  return info.mem ~= nil and info.mem.budget ~= nil and info.mem.used >= info.mem.budget
+end
+
 local function choose_instance(instances_key, info_key, owned_key, rec, exclude, now)
   local ids = redis.call(\'ZRANGEBYSCORE\', instances_key, \'(\' .. now, \'+inf\')
   local best, best_info, best_ratio, best_load = nil, nil, nil, nil
@@ -451,9 +465,13 @@ local function choose_instance(instances_key, info_key, owned_key, rec, exclude,
       local info = get_json(info_key, id)
       if info and not info.draining and info.mode == \'managed\' and labels_match(info.labels, rec.labels) then
         local load = load_of(owned_key, id)
-        if load < info.max then
+        if load < info.max and not memory_full(info) then
           if id == rec.prev or id == rec.owner then return id, info end
+          -- The fuller of the two: sessions against maxSessions, browser memory against its budget.
           local ratio = load / info.max
+          if info.mem ~= nil and info.mem.budget ~= nil and info.mem.used / info.mem.budget > ratio then
+            ratio = info.mem.used / info.mem.budget
+          end
           if best == nil or ratio < best_ratio or (ratio == best_ratio and load < best_load)
              or (ratio == best_ratio and load == best_load and id < best) then
             best, best_info, best_ratio, best_load = id, info, ratio, load

@@ -124,6 +124,11 @@ end
 
 -- The least-loaded live, non-draining, managed instance with free capacity whose labels satisfy the session's;
 -- the session's previous owner wins when it qualifies (sticky placement keeps browser caches warm).
+-- An instance whose browsers use their whole memory budget (reported with the heartbeat) takes no more sessions.
+local function memory_full(info)
+  return info.mem ~= nil and info.mem.budget ~= nil and info.mem.used >= info.mem.budget
+end
+
 local function choose_instance(instances_key, info_key, owned_key, rec, exclude, now)
   local ids = redis.call('ZRANGEBYSCORE', instances_key, '(' .. now, '+inf')
   local best, best_info, best_ratio, best_load = nil, nil, nil, nil
@@ -132,9 +137,13 @@ local function choose_instance(instances_key, info_key, owned_key, rec, exclude,
       local info = get_json(info_key, id)
       if info and not info.draining and info.mode == 'managed' and labels_match(info.labels, rec.labels) then
         local load = load_of(owned_key, id)
-        if load < info.max then
+        if load < info.max and not memory_full(info) then
           if id == rec.prev or id == rec.owner then return id, info end
+          -- The fuller of the two: sessions against maxSessions, browser memory against its budget.
           local ratio = load / info.max
+          if info.mem ~= nil and info.mem.budget ~= nil and info.mem.used / info.mem.budget > ratio then
+            ratio = info.mem.used / info.mem.budget
+          end
           if best == nil or ratio < best_ratio or (ratio == best_ratio and load < best_load)
              or (ratio == best_ratio and load == best_load and id < best) then
             best, best_info, best_ratio, best_load = id, info, ratio, load
