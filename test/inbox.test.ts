@@ -2,7 +2,6 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
-  createFleet,
   createInbox,
   createOutbox,
   createSupervisor,
@@ -15,7 +14,7 @@ import {
 import { createSimEngine, sendSimMessage } from '@wafleet/sim';
 import { uniqueNamespace, waitUntil } from '@wafleet/test-utils';
 import { afterEach, describe, expect, it } from 'vitest';
-import { TEST_TIMING, useTestRedis } from './helpers/fleet-harness.js';
+import { testFleet, useTestRedis } from './helpers/fleet-harness.js';
 import { startReceiver, type Receiver } from './helpers/receiver.js';
 
 const SECRET = `whsec_${Buffer.from('wafleet-inbox-test-secret-0001').toString('base64')}`;
@@ -32,16 +31,7 @@ async function fleetWithOutbox(namespace: string, instanceId: string, receiver: 
     endpoint: { url: `${receiver.url}/hooks`, secrets: [SECRET] },
     pollIntervalMs: 10,
   });
-  const fleet = createFleet({
-    redis: redis.url,
-    namespace,
-    instanceId,
-    url: `http://${instanceId}:3000`,
-    maxSessions: 10,
-    ...TEST_TIMING,
-    quarantineMs: 0,
-    outbox,
-  });
+  const fleet = testFleet(redis.url, namespace, instanceId, { outbox });
   await outbox.start();
   await fleet.start();
   closers.push(

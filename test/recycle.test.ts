@@ -15,7 +15,7 @@ import {
 import { createSimEngine, type SimEngine } from '@wafleet/sim';
 import { uniqueNamespace, waitUntil } from '@wafleet/test-utils';
 import { afterEach, describe, expect, it } from 'vitest';
-import { TEST_TIMING, sessionIds, useTestRedis } from './helpers/fleet-harness.js';
+import { sessionIds, testFleet, useTestRedis } from './helpers/fleet-harness.js';
 
 const redis = useTestRedis();
 const closers: Array<() => Promise<unknown>> = [];
@@ -44,16 +44,7 @@ async function host(
   recycle: SupervisorOptions['recycle'],
   fleetOptions: Partial<FleetOptions> = {},
 ): Promise<Host> {
-  const fleet = createFleet({
-    redis: redis.url,
-    namespace,
-    instanceId: id,
-    url: `http://${id}:3000`,
-    maxSessions: 10,
-    ...TEST_TIMING,
-    quarantineMs: 0,
-    ...fleetOptions,
-  });
+  const fleet = testFleet(redis.url, namespace, id, fleetOptions);
   const sim = createSimEngine({
     login: { store: createSessionData({ fleet, backend: directoryBlobBackend({ dir: dataDir }) }), writer: id, bytes: 1024 },
     memory: { baseBytes: 100 * MiB, leakBytesPerSec: 100 * MiB },

@@ -124,9 +124,11 @@ const LOGIN_FLAGS = [
 /**
  * `redis-restart`: Redis comes back empty (every lease, record and committed login pointer lost); `redis-restart-aof`:
  * it comes back from its append-only file (appendfsync always), as P7 asks of production; `drain`: SIGTERM, the
- * instance hands its sessions off and exits 0, and comes back under the same id.
+ * instance hands its sessions off and exits 0, and comes back under the same id; `recycle` (main run): the browsers of
+ * RECYCLED sessions of one instance start growing (the sim's memory-leak fault) until the supervisor hands each off
+ * past RECYCLE_MEMORY_BYTES, one at a time.
  */
-type FaultKind = 'kill9' | 'pause-short' | 'pause-long' | 'redis-restart' | 'redis-restart-aof' | 'drain';
+type FaultKind = 'kill9' | 'pause-short' | 'pause-long' | 'redis-restart' | 'redis-restart-aof' | 'drain' | 'recycle';
 
 interface FaultRecord {
   n: number;
@@ -154,7 +156,24 @@ interface FaultRecord {
   /** Drain: the exit code after SIGTERM (expected 0) and the sessions it handed off. */
   exitCode?: number | null;
   handedOff?: number;
+  /** Recycle: the sessions the instance handed off for their memory (expected RECYCLED). */
+  recycled?: number;
   note?: string;
+}
+
+/** Recycle faults: sessions whose browser starts leaking, and the limit past which they are handed off. */
+const RECYCLED = 3;
+const RECYCLE_MEMORY_BYTES = 300 * 2 ** 20;
+
+/** Makes one session's simulated browser leak memory (`POST /sim/sessions/:id/fault`). */
+async function leak(port: number, sessionId: string): Promise<boolean> {
+  const res = await fetch(`http://127.0.0.1:${port}/sim/sessions/${sessionId}/fault`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${ADMIN_TOKEN}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ fault: 'memory-leak' }),
+    signal: AbortSignal.timeout(1000),
+  });
+  return res.status === 202;
 }
 
 /** mulberry32: a small seeded PRNG, so a failing fault sequence can be replayed with CHAOS_SEED. */
@@ -226,6 +245,8 @@ class SimInstance {
       // The same outbox file for every process of an id: a restarted instance delivers what its predecessor stored.
       ...(s.messages ? ['--messages', s.messages.dir, '--outbox', join(s.messages.outboxDir, `${this.id}.sqlite`)] : []),
       ...(s.messages ? ['--webhook-url', `${s.messages.receiver.url}/hooks`, '--webhook-secret', WEBHOOK_SECRET] : []),
+      // Recycling by memory in the main run (the one with messages).
+      ...(s.messages ? ['--recycle-memory-bytes', String(RECYCLE_MEMORY_BYTES), '--memory-interval-ms', '250'] : []),
     ];
     const span: ProcessSpan = { pid: 0, spawnedAt: Date.now(), exitedAt: undefined, deadmanPid: undefined };
     this.child = spawnProcess(process.execPath, args, { name: this.id, env: { [TAG_NAME]: s.tag, WAFLEET_ADMIN_TOKEN: ADMIN_TOKEN } });
@@ -581,6 +602,7 @@ describe('sim instance runner under chaos (G1 single owner, G4 liveness), dead-m
             'drain',
             'redis-restart',
             'redis-restart-aof',
+            'recycle',
           );
           for (let i = deck.length - 1; i > 0; i--) {
             const j = Math.floor(rnd() * (i + 1));
@@ -671,6 +693,21 @@ describe('sim instance runner under chaos (G1 single owner, G4 liveness), dead-m
           await sleep(restartAfter);
           await target.start();
           await recovering;
+        } else if (kind === 'recycle') {
+          rec.at = Date.now();
+          const owned = (await readRegistry(client, setup.namespace)).sessions;
+          const victims = [...owned]
+            .filter(([, r]) => r.owner === target.id)
+            .map(([sid]) => sid)
+            .slice(0, RECYCLED);
+          for (const sid of victims) await leak(target.port, sid).catch(() => false);
+          rec.param = victims.length;
+          // Each grows past the limit within about 3 s; the supervisor hands them off 500 ms apart.
+          await waitUntil(() => target.events('recycle', rec.at).length >= victims.length, { timeoutMs: 15_000 }).catch(() => {
+            rec.note = `${target.events('recycle', rec.at).length} of ${victims.length} recycled within 15 s`;
+          });
+          rec.recycled = target.events('recycle', rec.at).length;
+          await recover(new Set());
         } else {
           rec.at = Date.now();
           await redis.restart({ empty: kind === 'redis-restart' });
@@ -679,8 +716,13 @@ describe('sim instance runner under chaos (G1 single owner, G4 liveness), dead-m
           rec.boundMs = rec.param + RECOVERY_BOUND_MS;
           await recover(new Set());
         }
-        const drainNote = rec.kind === 'drain' ? `, handed off ${rec.handedOff ?? '?'}, exit ${rec.exitCode}` : '';
-        const line = `[sim-chaos] #${rec.n} ${rec.kind} ${rec.target}${rec.param ? ` (${rec.param} ms)` : ''}, held ${rec.held}: recovered in ${ms(rec.recoveryMs)} (bound ${rec.boundMs} ms)${drainNote}${rec.fencedAfter ? `, fenced ${rec.fencedAfter}x` : ''}${rec.note ? `; ${rec.note}` : ''}`;
+        const drainNote =
+          rec.kind === 'drain'
+            ? `, handed off ${rec.handedOff ?? '?'}, exit ${rec.exitCode}`
+            : rec.kind === 'recycle'
+              ? `, recycled ${rec.recycled} of ${rec.param}`
+              : '';
+        const line = `[sim-chaos] #${rec.n} ${rec.kind} ${rec.target}${rec.param && rec.kind !== 'recycle' ? ` (${rec.param} ms)` : ''}, held ${rec.held}: recovered in ${ms(rec.recoveryMs)} (bound ${rec.boundMs} ms)${drainNote}${rec.fencedAfter ? `, fenced ${rec.fencedAfter}x` : ''}${rec.note ? `; ${rec.note}` : ''}`;
         console.log(line);
         // A fault that never recovered leaves a fleet the next fault cannot be measured against.
         if (rec.recoveryMs === null) aborted = true;
@@ -765,7 +807,7 @@ describe('sim instance runner under chaos (G1 single owner, G4 liveness), dead-m
 
       // ---- assertions ----
       expect.soft(loopMs, 'fault loop shorter than asked').toBeGreaterThanOrEqual(CHAOS_MS);
-      for (const kind of ['kill9', 'pause-short', 'pause-long', 'drain', 'redis-restart', 'redis-restart-aof'] as const) {
+      for (const kind of ['kill9', 'pause-short', 'pause-long', 'drain', 'redis-restart', 'redis-restart-aof', 'recycle'] as const) {
         expect.soft(byKind.get(kind) ?? 0, `no ${kind} fault injected`).toBeGreaterThan(0);
       }
       for (const f of faults) {
@@ -817,6 +859,15 @@ describe('sim instance runner under chaos (G1 single owner, G4 liveness), dead-m
       expect.soft(logins.corruptRestores, 'restores that found the committed version missing or damaged (a login lost)').toEqual([]);
       expect.soft(logins.restores, 'restores (every launch restores)').toBeGreaterThan(SESSIONS);
       expect.soft(logins.saves['handoff'] ?? 0, 'handoff saves (drains)').toBeGreaterThan(0);
+      // Issue 13: a browser past the memory limit is handed off (one at a time), with no overlap and no QR code (above).
+      expect
+        .soft(
+          faults
+            .filter((f) => f.kind === 'recycle' && f.recycled !== f.param)
+            .map((f) => `#${f.n} ${f.target}: ${f.recycled} of ${f.param}`),
+          'leaking sessions not recycled',
+        )
+        .toEqual([]);
       // Issue 13: each message reaches the receiver, once after deduplication by message id, none lost.
       expect.soft(lostMessages.slice(0, 20), `messages never delivered (of ${sent.size})`).toEqual([]);
       expect.soft(strangers, 'messages delivered that were never sent').toEqual([]);

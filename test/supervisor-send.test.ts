@@ -1,10 +1,10 @@
-import { createFleet, createSupervisor, SendError, type Fleet, type Supervisor } from '@wafleet/core';
+import { createSupervisor, SendError, type Fleet, type Supervisor } from '@wafleet/core';
 import { createSupervisorMetrics } from '@wafleet/core/express';
 import { createSimEngine, type SimEngine } from '@wafleet/sim';
 import { uniqueNamespace, waitUntil } from '@wafleet/test-utils';
 import { Registry } from 'prom-client';
 import { afterEach, describe, expect, it } from 'vitest';
-import { TEST_TIMING, useTestRedis } from './helpers/fleet-harness.js';
+import { testFleet, useTestRedis } from './helpers/fleet-harness.js';
 
 const redis = useTestRedis();
 const closers: Array<() => Promise<unknown>> = [];
@@ -16,15 +16,7 @@ afterEach(async () => {
 const ACK_TIMEOUT_MS = 300;
 
 async function host(): Promise<{ fleet: Fleet; supervisor: Supervisor; sim: SimEngine }> {
-  const fleet = createFleet({
-    redis: redis.url,
-    namespace: uniqueNamespace('send'),
-    instanceId: 'wa-1',
-    url: 'http://wa-1:3000',
-    maxSessions: 5,
-    ...TEST_TIMING,
-    quarantineMs: 0,
-  });
+  const fleet = testFleet(redis.url, uniqueNamespace('send'), 'wa-1');
   const sim = createSimEngine();
   const supervisor = createSupervisor({
     fleet,

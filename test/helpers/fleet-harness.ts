@@ -2,7 +2,7 @@ import { mkdtempSync, readFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { registryKeys, type TimingOptions } from '@wafleet/core';
+import { createFleet, registryKeys, type Fleet, type FleetOptions, type TimingOptions } from '@wafleet/core';
 import { killAll, redisForTests, spawnProcess, type ChildHandle, type TestRedis } from '@wafleet/test-utils';
 import { Redis, type Cluster } from 'ioredis';
 import { afterAll, beforeAll } from 'vitest';
@@ -46,6 +46,20 @@ export const TEST_TIMING: TimingOptions = Object.freeze({
   adoptionDelayMs: 500,
   sweepIntervalMs: 200,
 });
+
+/** An in-process fleet member with the test timing and no quarantine (10 sessions unless `extra` says otherwise). */
+export function testFleet(redisUrl: string, namespace: string, instanceId: string, extra: Partial<FleetOptions> = {}): Fleet {
+  return createFleet({
+    redis: redisUrl,
+    namespace,
+    instanceId,
+    url: `http://${instanceId}:3000`,
+    maxSessions: 10,
+    ...TEST_TIMING,
+    quarantineMs: 0,
+    ...extra,
+  });
+}
 
 export const PAUSE_BUDGET_MS = TEST_TIMING.leaseTtlMs + TEST_TIMING.adoptionDelayMs - TEST_TIMING.selfFenceMs;
 

@@ -104,3 +104,4 @@ export {
   type EnvelopeProblem,
 } from './webhook/envelope.js';
 export { parseWebhookSecret, WEBHOOK_SECRET_BYTES } from './webhook/secret.js';
+export { within } from './within.js';

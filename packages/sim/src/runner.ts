@@ -30,7 +30,7 @@ const USAGE = `Usage:
       [--start-concurrency n] [--stagger-ms n] [--outbox <file> --webhook-url <url> --webhook-secret <whsec_...>]
       [--start-timeout-ms n] [--restart-base-ms n] [--restart-max-ms n] [--restart-max-attempts n]
       [--qr <regex>] [--hold-starting <regex>] [--fail-start <regex>] [--fail-starts-file <file>] [--bad-config <regex>]
-      [--sends <file>] [--messages <dir>] [--breaker]
+      [--sends <file>] [--messages <dir>] [--breaker] [--recycle-memory-bytes n] [--memory-interval-ms n]
       [--session-store redis|dir:<path> [--login-bytes n] [--save-after-ready-ms n] [--save-interval-ms n]
        [--login-journal <file>]]
     Runs core + supervisor + the HTTP routes with simulated sessions until SIGTERM, then drains and exits 0.
@@ -42,9 +42,10 @@ const USAGE = `Usage:
     --messages <dir>: each session's simulated WhatsApp history is <dir>/<session>.jsonl (lines {"id", "chat", "ts",
     "body"}); a ready session emits lines appended after its ready as live messages, and after every start catches
     up on what arrived while it was down; both go out through the outbox as message.received webhooks (needs --outbox),
-    once per message id.
+    once per message id. --recycle-memory-bytes hands off (one at a time, 500 ms apart) each session whose simulated
+    browser grows past it (fault "memory-leak"), checked every --memory-interval-ms (default 30000).
     Journal lines: {"t": unix ms, "instance", "session", "event": "start"|"stop", "epoch", "pid"?}.
-    stdout carries one JSON line per event: "ready", "status", "assigned", "fenced", "epoch", "leaseLost",
+    stdout carries one JSON line per event: "ready", "status", "assigned", "fenced", "epoch", "leaseLost", "recycle",
     "leaseRestored", "deadman-fired", "drained", and "log" (wafleet's warnings and errors).
     With --session-store every session has a login (a file of --login-bytes, default 4096) committed through core's
     fenced session data, in Redis (chunks beside the registry) or in a directory every instance shares: a launch
@@ -55,7 +56,7 @@ const USAGE = `Usage:
     "version" (null: nothing committed), "writer"?/"writerEpoch"? (of the restored bytes), "startedAt"?, "reason"?,
     "code"?, "ms"?}.
     Extra routes: GET /sim/sessions (the supervisor's view plus the metadata each engine was created with),
-    POST /sim/sessions/:id/fault {"fault": "crash"|"zombie"|"logout"|"conflict"|"slow-start"},
+    POST /sim/sessions/:id/fault {"fault": "crash"|"zombie"|"frozen"|"logout"|"conflict"|"slow-start"|"memory-leak"|"drop-acks"},
     POST /sim/sessions/:id/scan.
     Send routes for backend clients (admin token, fleetGuard; the POST also honours Idempotency-Key):
     GET /sessions/:sessionId/ping, POST /sessions/:sessionId/messages (503 with Retry-After until the session is
@@ -164,6 +165,8 @@ export async function runInstance(argv: string[]): Promise<void> {
       'save-interval-ms': { type: 'string' },
       'login-journal': { type: 'string' },
       messages: { type: 'string' },
+      'recycle-memory-bytes': { type: 'string' },
+      'memory-interval-ms': { type: 'string' },
       'fail-starts-file': { type: 'string' },
       breaker: { type: 'boolean', default: false },
     },
@@ -235,6 +238,11 @@ export async function runInstance(argv: string[]): Promise<void> {
     deadman,
     inbox,
     breaker,
+    memoryIntervalMs: num(values, 'memory-interval-ms'),
+    recycle:
+      values['recycle-memory-bytes'] === undefined
+        ? undefined
+        : { memoryLimitBytes: num(values, 'recycle-memory-bytes'), concurrency: 1, staggerMs: 500 },
     logger: runnerLogger,
     startConcurrency: num(values, 'start-concurrency'),
     staggerMs: num(values, 'stagger-ms'),
@@ -261,6 +269,7 @@ export async function runInstance(argv: string[]): Promise<void> {
   deadman?.on('fired', ({ reason, killed }) => out({ ev: 'deadman-fired', reason, killed: killed.length }));
   fleet.on('leaseRestored', ({ incarnation }) => out({ ev: 'leaseRestored', inc: incarnation }));
   supervisor.on('status', ({ sessionId, status, reason }) => out({ ev: 'status', s: sessionId, status, reason }));
+  supervisor.on('recycle', ({ sessionId, reason, memoryBytes }) => out({ ev: 'recycle', s: sessionId, reason, memoryBytes }));
 
   // A host reads its environment; the library never does.
   const givenToken = process.env.WAFLEET_ADMIN_TOKEN;

@@ -14,6 +14,7 @@ import {
   type Logger,
   type SessionEngine,
 } from '@wafleet/core';
+import { within } from '@wafleet/protocol';
 import type { Client, Message } from 'whatsapp-web.js';
 import { catchAsyncListeners } from './catch-listeners.js';
 import { completeRestore } from './complete-restore.js';
@@ -68,16 +69,6 @@ function integer(name: string, value: number | undefined, fallback: number, min:
 function toError(value: unknown): Error {
   if (value instanceof Error) return value;
   return new Error(typeof value === 'string' ? value : (JSON.stringify(value) ?? String(value)));
-}
-
-/** `promise`'s value, or `fallback` once `ms` have passed; the timer never holds the process open. */
-function within<T, F>(promise: Promise<T>, ms: number, fallback: F): Promise<T | F> {
-  let timer: NodeJS.Timeout | undefined;
-  const deadline = new Promise<F>((resolve) => {
-    timer = setTimeout(() => resolve(fallback), ms);
-    timer.unref();
-  });
-  return Promise.race([promise, deadline]).finally(() => clearTimeout(timer));
 }
 
 function noop(): void {}

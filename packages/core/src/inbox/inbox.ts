@@ -1,4 +1,5 @@
 import { ConfigError, createLogger, describeValue as describe, inboxKeys, lua, validateSessionId, type Logger } from '@wafleet/protocol';
+import { integer } from '../registry/options.js';
 import { fleetInternals, type FleetInternals } from '../internals.js';
 import type { Outbox } from '../outbox/outbox.js';
 import type { Fleet } from '../registry/fleet.js';
@@ -40,12 +41,6 @@ export interface InboxStats {
 
 const DEFAULTS = Object.freeze({ perChat: 50, total: 500, fallbackMs: 600_000, timeoutMs: 30_000, seenKept: 5000, ttlMs: 604_800_000 });
 const MAX_ID = 256;
-
-const int = (name: string, value: unknown, min: number): number => {
-  if (typeof value !== 'number' || !Number.isInteger(value) || value < min)
-    throw new ConfigError(name, `Expected \`${name}\` to be an integer >= ${min}, got ${describe(value)}`);
-  return value;
-};
 
 /** Creates the inbox; give it to `createSupervisor({ inbox })`. */
 export function createInbox(options: InboxOptions): Inbox {
@@ -93,13 +88,13 @@ export class Inbox {
         c === false
           ? false
           : {
-              perChat: int('catchUp.perChat', c?.perChat ?? DEFAULTS.perChat, 1),
-              total: int('catchUp.total', c?.total ?? DEFAULTS.total, 1),
-              fallbackMs: int('catchUp.fallbackMs', c?.fallbackMs ?? DEFAULTS.fallbackMs, 0),
-              timeoutMs: int('catchUp.timeoutMs', c?.timeoutMs ?? DEFAULTS.timeoutMs, 1),
+              perChat: integer('catchUp.perChat', c?.perChat ?? DEFAULTS.perChat, 1),
+              total: integer('catchUp.total', c?.total ?? DEFAULTS.total, 1),
+              fallbackMs: integer('catchUp.fallbackMs', c?.fallbackMs ?? DEFAULTS.fallbackMs, 0),
+              timeoutMs: integer('catchUp.timeoutMs', c?.timeoutMs ?? DEFAULTS.timeoutMs, 1),
             },
-      seenKept: int('seenKept', options.seenKept ?? DEFAULTS.seenKept, 1),
-      ttlMs: int('ttlMs', options.ttlMs ?? DEFAULTS.ttlMs, 1000),
+      seenKept: integer('seenKept', options.seenKept ?? DEFAULTS.seenKept, 1),
+      ttlMs: integer('ttlMs', options.ttlMs ?? DEFAULTS.ttlMs, 1000),
     };
     this.#log = options.logger === undefined ? this.#internals.options.logger : createLogger(options.logger, 'inbox');
   }

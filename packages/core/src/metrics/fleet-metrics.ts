@@ -1,7 +1,7 @@
 import type { Registry } from 'prom-client';
 import type { Fleet, FleetState } from '../registry/fleet.js';
 import { optionalPeer } from '../http/optional-peer.js';
-import { attachOnce, scrapedGauge } from './metric-helpers.js';
+import { attachOnce, scrapedCounter, scrapedGauge } from './metric-helpers.js';
 
 const STATES: readonly FleetState[] = ['idle', 'starting', 'active', 'fenced', 'draining', 'closed'];
 
@@ -14,20 +14,11 @@ const STATES: readonly FleetState[] = ['idle', 'starting', 'active', 'fenced', '
  * createFleetMetrics(fleet, registry);
  */
 export function createFleetMetrics(fleet: Fleet, registry: Registry): Registry {
-  const { Counter, Gauge } = optionalPeer('prom-client', 'createFleetMetrics');
+  const { Gauge } = optionalPeer('prom-client', 'createFleetMetrics');
   if (!attachOnce(registry, fleet)) return registry;
   const registers = [registry];
   // Cumulative counters live in fleet.stats(); a collect() re-reads them at scrape time.
-  const counter = (name: string, help: string, read: () => number) =>
-    new Counter({
-      name,
-      help,
-      registers,
-      collect() {
-        this.reset();
-        this.inc(read());
-      },
-    });
+  const counter = (name: string, help: string, read: () => number) => scrapedCounter(registry, name, help, read);
   const gauge = (name: string, help: string, read: () => number) => scrapedGauge(registry, name, help, read);
 
   gauge('wafleet_sessions_owned', 'Sessions this instance owns, starting ones included', () => fleet.ownedSessions().size);
@@ -47,28 +38,16 @@ export function createFleetMetrics(fleet: Fleet, registry: Registry): Registry {
       for (const state of STATES) this.set({ state }, fleet.state === state ? 1 : 0);
     },
   });
-  new Counter({
-    name: 'wafleet_lease_renewals_total',
-    help: 'Lease renewals by result',
-    labelNames: ['result'] as const,
-    registers,
-    collect() {
-      const s = fleet.stats();
-      this.reset();
-      this.inc({ result: 'ok' }, s.renewals);
-      this.inc({ result: 'failed' }, s.renewalFailures);
-    },
-  });
-  new Counter({
-    name: 'wafleet_claims_total',
-    help: 'Claims by this instance by result',
-    labelNames: ['result'] as const,
-    registers,
-    collect() {
-      const { claims } = fleet.stats();
-      this.reset();
-      for (const result of ['ok', 'refused', 'error'] as const) this.inc({ result }, claims[result]);
-    },
+  scrapedCounter(
+    registry,
+    'wafleet_lease_renewals_total',
+    'Lease renewals by result',
+    () => ({ ok: fleet.stats().renewals, failed: fleet.stats().renewalFailures }),
+    { name: 'result', values: ['ok', 'failed'] as const },
+  );
+  scrapedCounter(registry, 'wafleet_claims_total', 'Claims by this instance by result', () => fleet.stats().claims, {
+    name: 'result',
+    values: ['ok', 'refused', 'error'] as const,
   });
   counter(
     'wafleet_fenced_sessions_total',

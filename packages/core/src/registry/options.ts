@@ -156,7 +156,8 @@ export const FLEET_DEFAULTS = Object.freeze({
   maxMetadataBytes: 4096,
 });
 
-function integer(option: string, value: unknown, min: number, max = Number.MAX_SAFE_INTEGER): number {
+/** `value` when it is an integer in range; a ConfigError naming `option` otherwise (every core option is checked so). */
+export function integer(option: string, value: unknown, min: number, max = Number.MAX_SAFE_INTEGER): number {
   if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
     const range = max === Number.MAX_SAFE_INTEGER ? `an integer >= ${min}` : `an integer from ${min} to ${max}`;
     throw new ConfigError(option, `Expected \`${option}\` to be ${range}, got ${describe(value)}`);

@@ -1,5 +1,6 @@
 import { EventEmitter } from 'node:events';
 import { ConfigError, createLogger, describeValue as describe, lua, validateSessionId, type Logger } from '@wafleet/protocol';
+import { integer } from '../registry/options.js';
 import { fleetInternals, type FleetInternals } from '../internals.js';
 import type { Fleet } from '../registry/fleet.js';
 import { failureKind } from './failures.js';
@@ -41,12 +42,6 @@ export interface StartBreakerEvents {
 
 const DEFAULTS = Object.freeze({ windowMs: 60_000, minFailures: 5, failureRatio: 0.8, probeIntervalMs: 30_000, probeStarts: 2 });
 
-const int = (name: string, value: unknown, min: number): number => {
-  if (typeof value !== 'number' || !Number.isInteger(value) || value < min)
-    throw new ConfigError(name, `Expected \`${name}\` to be an integer >= ${min}, got ${describe(value)}`);
-  return value;
-};
-
 /** Creates the fleet-wide start breaker; give it to `createSupervisor({ breaker })` on every instance. */
 export function createStartBreaker(options: StartBreakerOptions): StartBreaker {
   return new StartBreaker(options);
@@ -74,8 +69,8 @@ export class StartBreaker extends EventEmitter<StartBreakerEvents> {
   constructor(options: StartBreakerOptions) {
     super();
     this.#internals = fleetInternals(options?.fleet);
-    const windowMs = int('windowMs', options.windowMs ?? DEFAULTS.windowMs, 1);
-    const minFailures = int('minFailures', options.minFailures ?? DEFAULTS.minFailures, 1);
+    const windowMs = integer('windowMs', options.windowMs ?? DEFAULTS.windowMs, 1);
+    const minFailures = integer('minFailures', options.minFailures ?? DEFAULTS.minFailures, 1);
     const ratio = options.failureRatio ?? DEFAULTS.failureRatio;
     if (typeof ratio !== 'number' || !(ratio > 0 && ratio <= 1))
       throw new ConfigError('failureRatio', `Expected \`failureRatio\` to be a number in (0, 1], got ${describe(ratio)}`);
@@ -83,8 +78,8 @@ export class StartBreaker extends EventEmitter<StartBreakerEvents> {
       windowMs: String(windowMs),
       minFailures: String(minFailures),
       ratioPercent: String(Math.ceil(ratio * 100)),
-      probeIntervalMs: String(int('probeIntervalMs', options.probeIntervalMs ?? DEFAULTS.probeIntervalMs, 1)),
-      probeStarts: String(int('probeStarts', options.probeStarts ?? DEFAULTS.probeStarts, 1)),
+      probeIntervalMs: String(integer('probeIntervalMs', options.probeIntervalMs ?? DEFAULTS.probeIntervalMs, 1)),
+      probeStarts: String(integer('probeStarts', options.probeStarts ?? DEFAULTS.probeStarts, 1)),
     };
     this.#log = options.logger === undefined ? this.#internals.options.logger : createLogger(options.logger, 'breaker');
   }

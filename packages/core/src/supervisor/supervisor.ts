@@ -6,10 +6,12 @@ import {
   stopReason,
   validateSessionId,
   WafleetError,
+  within,
   type Logger,
   type SessionMetadata,
 } from '@wafleet/protocol';
 import type { Fleet, FleetEvents, SessionStatus } from '../registry/fleet.js';
+import { integer } from '../registry/options.js';
 import type { EngineEvent, EngineFactory, EngineStopReason, SessionEngine } from './engine.js';
 import { FAILURE_CLASSES, failureClass, type FailureClass } from './failures.js';
 import type { StartBreaker } from './start-breaker.js';
@@ -191,16 +193,6 @@ export class SendError extends WafleetError {
   }
 }
 
-/** `promise`'s value, or `fallback` once `ms` have passed (the timer never holds the process open). */
-function within<T, F>(promise: Promise<T>, ms: number, fallback: F): Promise<T | F> {
-  let timer: NodeJS.Timeout | undefined;
-  const deadline = new Promise<F>((resolve) => {
-    timer = setTimeout(() => resolve(fallback), ms);
-    timer.unref();
-  });
-  return Promise.race([promise, deadline]).finally(() => clearTimeout(timer));
-}
-
 /** A failed run: its class (a metric label), its reason and when. */
 export interface SessionFailure {
   class: FailureClass;
@@ -269,21 +261,14 @@ function resolveRecycle(o: RecycleOptions | undefined, fleet: SupervisedFleet): 
   if (typeof o !== 'object' || o === null) throw new ConfigError('recycle', `Expected \`recycle\` to be an object, got ${describe(o)}`);
   if (typeof (fleet as unknown as Partial<Pick<Fleet, 'handoff'>>).handoff !== 'function')
     throw new ConfigError('recycle', 'Expected a fleet with handoff() (a Fleet from createFleet()) to recycle sessions');
-  const optional = (name: 'memoryLimitBytes' | 'maxAgeMs') => (o[name] === undefined ? undefined : int(`recycle.${name}`, o[name], 1));
+  const optional = (name: 'memoryLimitBytes' | 'maxAgeMs') => (o[name] === undefined ? undefined : integer(`recycle.${name}`, o[name], 1));
   return {
     memoryLimitBytes: optional('memoryLimitBytes'),
     maxAgeMs: optional('maxAgeMs'),
-    concurrency: int('recycle.concurrency', o.concurrency ?? 1, 1),
-    staggerMs: int('recycle.staggerMs', o.staggerMs ?? 10_000, 0),
+    concurrency: integer('recycle.concurrency', o.concurrency ?? 1, 1),
+    staggerMs: integer('recycle.staggerMs', o.staggerMs ?? 10_000, 0),
   };
 }
-
-const int = (option: string, value: unknown, min: number) => {
-  if (typeof value !== 'number' || !Number.isInteger(value) || value < min) {
-    throw new ConfigError(option, `Expected \`${option}\` to be an integer >= ${min}, got ${describe(value)}`);
-  }
-  return value;
-};
 
 /** Creates a supervisor; call `start()` to begin running the fleet's sessions. */
 export function createSupervisor(options: SupervisorOptions): Supervisor {
@@ -337,19 +322,19 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     this.#fleet = checkFleet(options.fleet);
     this.#factory = options.engine;
     this.#o = {
-      startConcurrency: int('startConcurrency', options.startConcurrency ?? 1, 1),
-      staggerMs: int('staggerMs', options.staggerMs ?? 0, 0),
-      startTimeoutMs: int('startTimeoutMs', options.startTimeoutMs ?? 120_000, 1),
-      probeIntervalMs: int('probeIntervalMs', options.probeIntervalMs ?? 30_000, 0),
-      probeTimeoutMs: int('probeTimeoutMs', options.probeTimeoutMs ?? 10_000, 1),
-      stopTimeoutMs: int('stopTimeoutMs', options.stopTimeoutMs ?? 15_000, 1),
-      memoryIntervalMs: int('memoryIntervalMs', options.memoryIntervalMs ?? 30_000, 1),
-      transitionsKept: int('transitionsKept', options.transitionsKept ?? 10, 1),
-      baseMs: int('restart.baseMs', options.restart?.baseMs ?? 1000, 1),
-      maxMs: int('restart.maxMs', options.restart?.maxMs ?? 60_000, 1),
-      maxAttempts: int('restart.maxAttempts', options.restart?.maxAttempts ?? 10, 1),
-      ackTimeoutMs: int('sends.ackTimeoutMs', options.sends?.ackTimeoutMs ?? 15_000, 1),
-      restartAfter: int('sends.restartAfter', options.sends?.restartAfter ?? 3, 0),
+      startConcurrency: integer('startConcurrency', options.startConcurrency ?? 1, 1),
+      staggerMs: integer('staggerMs', options.staggerMs ?? 0, 0),
+      startTimeoutMs: integer('startTimeoutMs', options.startTimeoutMs ?? 120_000, 1),
+      probeIntervalMs: integer('probeIntervalMs', options.probeIntervalMs ?? 30_000, 0),
+      probeTimeoutMs: integer('probeTimeoutMs', options.probeTimeoutMs ?? 10_000, 1),
+      stopTimeoutMs: integer('stopTimeoutMs', options.stopTimeoutMs ?? 15_000, 1),
+      memoryIntervalMs: integer('memoryIntervalMs', options.memoryIntervalMs ?? 30_000, 1),
+      transitionsKept: integer('transitionsKept', options.transitionsKept ?? 10, 1),
+      baseMs: integer('restart.baseMs', options.restart?.baseMs ?? 1000, 1),
+      maxMs: integer('restart.maxMs', options.restart?.maxMs ?? 60_000, 1),
+      maxAttempts: integer('restart.maxAttempts', options.restart?.maxAttempts ?? 10, 1),
+      ackTimeoutMs: integer('sends.ackTimeoutMs', options.sends?.ackTimeoutMs ?? 15_000, 1),
+      restartAfter: integer('sends.restartAfter', options.sends?.restartAfter ?? 3, 0),
     };
     this.#deadman = options.deadman;
     if (options.breaker !== undefined && (typeof options.breaker?.record !== 'function' || typeof options.breaker.permit !== 'function'))
