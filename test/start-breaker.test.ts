@@ -1,6 +1,7 @@
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import {
   createFleet,
   createOutbox,
@@ -13,10 +14,10 @@ import {
 } from '@wafleet/core';
 import { createSupervisorMetrics } from '@wafleet/core/express';
 import { createSimEngine } from '@wafleet/sim';
-import { uniqueNamespace, waitUntil } from '@wafleet/test-utils';
+import { freePort, sleep, spawnProcess, uniqueNamespace, waitUntil, type ChildHandle } from '@wafleet/test-utils';
 import { Registry } from 'prom-client';
 import { afterEach, describe, expect, it } from 'vitest';
-import { sessionIds, testFleet, useTestRedis } from './helpers/fleet-harness.js';
+import { sessionIds, snapshot, testFleet, useTestRedis } from './helpers/fleet-harness.js';
 import { startReceiver, type Receiver } from './helpers/receiver.js';
 
 const SECRET = `whsec_${Buffer.from('wafleet-start-breaker-secret').toString('base64')}`;
@@ -27,6 +28,7 @@ afterEach(async () => {
   for (const close of closers.splice(0).reverse()) await close().catch(() => undefined);
 });
 
+const BIN = join(dirname(fileURLToPath(import.meta.url)), '..', 'packages', 'sim', 'bin', 'wafleet-sim.mjs');
 const BREAKER = { windowMs: 5000, minFailures: 5, failureRatio: 0.8, probeIntervalMs: 1000, probeStarts: 2 };
 
 interface Host {
@@ -80,7 +82,7 @@ describe('the fleet-wide start breaker', () => {
     const firstStart = Date.now();
     for (const sid of ids) await hosts[0]!.fleet.place(sid);
 
-    const changes = () => hosts.flatMap((h) => h.changes);
+    const changes = () => hosts.flatMap((h) => h.changes).sort((x, y) => x.at - y.at);
     await waitUntil(() => changes().some((c) => c.state === 'open'), { timeoutMs: 10_000 });
     const opened = changes().find((c) => c.state === 'open')!;
     expect(opened.at - firstStart).toBeLessThan(BREAKER.windowMs);
@@ -122,6 +124,67 @@ describe('the fleet-wide start breaker', () => {
     expect(alerts).toEqual(['fleet.breaker.opened', 'fleet.breaker.closed']);
     expect(changes().map((c) => c.state)).toEqual(['open', 'closed']);
     expect(await registry.metrics()).toMatch(/^wafleet_start_breaker_open 0$/m);
+  });
+
+  it('across instance processes (wafleet-sim --breaker): one alert, restarts held, every session WORKING once starts work again', async () => {
+    const receiver = await startReceiver();
+    closers.push(() => receiver.close());
+    const namespace = uniqueNamespace('breaker-processes');
+    const dir = mkdtempSync(join(tmpdir(), 'wafleet-breaker-processes-'));
+    // While this file exists every launch fails, on every instance: a WhatsApp Web update that broke injection.
+    const broken = join(dir, 'broken');
+    writeFileSync(broken, '');
+    const children: ChildHandle[] = [];
+    for (const id of ['wa-1', 'wa-2', 'wa-3']) {
+      const child = spawnProcess(
+        process.execPath,
+        [
+          ...[BIN, 'instance', '--redis', redis.url, '--namespace', namespace, '--id', id, '--port', String(await freePort())],
+          ...['--max-sessions', '10', '--heartbeat-ms', '200', '--lease-ttl-ms', '2000', '--self-fence-ms', '1400'],
+          ...['--adoption-delay-ms', '500', '--sweep-ms', '200', '--fail-starts-file', broken, '--breaker', '--breaker-probe-ms', '1000'],
+          ...['--restart-base-ms', '50', '--restart-max-ms', '200', '--restart-max-attempts', '1000'],
+          ...['--outbox', join(dir, `${id}.sqlite`), '--webhook-url', `${receiver.url}/hooks`, '--webhook-secret', SECRET],
+        ],
+        { name: id, env: { WAFLEET_ADMIN_TOKEN: 'breaker-test-token-0123456789abcdef' } },
+      );
+      closers.push(() => child.kill('SIGKILL'));
+      await child.waitFor((m) => m['ev'] === 'ready', 20_000);
+      children.push(child);
+    }
+    const placer = spawnProcess(process.execPath, [BIN, 'sessions', '--redis', redis.url, '--namespace', namespace, '--count', '12'], {
+      name: 'placer',
+    });
+    await placer.waitFor((m) => m['ev'] === 'placed', 20_000);
+    await waitUntil(() => receiver.received.some((r) => r.json?.type === 'fleet.breaker.opened'), {
+      timeoutMs: 20_000,
+      message: 'no alert',
+    });
+    const openers = children.filter((c) => c.messages.some((m) => m['ev'] === 'breaker' && m['state'] === 'open'));
+    expect(openers).toHaveLength(1);
+    // Held: over 3 s only probe launches happen (2 per 1 s round across the three processes).
+    await sleep(500);
+    const launches = () =>
+      children.reduce((n, c) => n + c.messages.filter((m) => m['ev'] === 'status' && m['status'] === 'STARTING').length, 0);
+    const before = launches();
+    await sleep(3000);
+    const during = launches() - before;
+    console.log(`[breaker] processes: ${during} launches in 3 s while open`);
+    expect(during).toBeLessThanOrEqual(2 * 4);
+    // Fixed: the next probe succeeds, the breaker closes (one more alert) and every session comes up.
+    rmSync(broken);
+    await waitUntil(
+      async () => {
+        const { sessions } = await snapshot(redis.client, namespace);
+        return sessions.size === 12 && [...sessions.values()].every((r) => r.status === 'WORKING');
+      },
+      { timeoutMs: 20_000, message: 'sessions not WORKING after starts were fixed' },
+    );
+    await waitUntil(() => receiver.received.some((r) => r.json?.type === 'fleet.breaker.closed'), { timeoutMs: 5000 });
+    await sleep(300);
+    expect(receiver.received.map((r) => r.json?.type).filter((t) => t?.startsWith('fleet.breaker.'))).toEqual([
+      'fleet.breaker.opened',
+      'fleet.breaker.closed',
+    ]);
   });
 
   it('stays closed when one session fails alone, when failures are a minority, and when they differ in kind', async () => {

@@ -24,7 +24,7 @@ if not info or not deadline then return { FENCED, 'missing' } end
 if info.inc ~= ARGV[2] then return { FENCED, 'replaced' } end
 if tonumber(deadline) <= now then return { FENCED, 'expired' } end
 redis.call('ZADD', KEYS[1], now + tonumber(ARGV[3]), ARGV[1])
-if ARGV[4] ~= '' then
+if ARGV[4] ~= nil and ARGV[4] ~= '' then
   info.mem = cjson.decode(ARGV[4])
   set_json(KEYS[2], ARGV[1], info)
 end

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { redisForTests, sleep, uniqueNamespace, type TestRedis } from '@wafleet/test-utils';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { registryKeys, sessionBlobKey, type RegistryKeys } from './keys.js';
+import { inboxKeys, registryKeys, sessionBlobKey, type RegistryKeys } from './keys.js';
 import { runScript, type Script } from './redis.js';
 import { listInstances } from './queries.js';
 import { parseReply, ReplyCode } from './reply-codes.js';
@@ -23,6 +23,7 @@ const {
   DRAINING,
   NOT_FOUND,
   UPLOAD_EXPIRED,
+  BREAKER_OPEN,
 } = ReplyCode;
 
 let redis: TestRedis;
@@ -62,7 +63,8 @@ const register = (id: string, inc: string, max = 2, quarantine = 0, ttl = TTL, f
     facts.retry,
     facts.retryMax,
   ]);
-const heartbeat = (id: string, inc: string) => run(scripts.heartbeat, [k.instances, k.instanceInfo, k.owned, k.meta], [id, inc, TTL]);
+const heartbeat = (id: string, inc: string, memory = '') =>
+  run(scripts.heartbeat, [k.instances, k.instanceInfo, k.owned, k.meta], [id, inc, TTL, memory]);
 const claim = (id: string, inc: string, sid: string, reassert = '0', metadata = '') =>
   run(scripts.claim, all(), [id, inc, sid, reassert, '0', k.events, '', metadata]);
 const place = (sid: string, labels = '', exclude = '', metadata = '') =>
@@ -111,11 +113,71 @@ describe('Lua scripts: every reply code', () => {
     expect(await claim('a', 'ia', 's1')).toEqual([OK, expect.any(String), 'new', '']);
     expect(await claim('a', 'ia', 's1')).toEqual([OK, expect.any(String), 'held', 'a']);
     expect(await claim('b', 'ib', 's1')).toEqual([OWNED_ELSEWHERE, 'a', expect.any(String), 'http://a']);
-    expect(await claim('a', 'ia', 's2')).toEqual([CAPACITY, 1, 1]);
+    expect(await claim('a', 'ia', 's2')).toEqual([CAPACITY, 1, 1, 'sessions']);
     await run(scripts.setDraining, [k.instances, k.instanceInfo], ['b', 'ib', '1']);
     expect(await claim('b', 'ib', 's3')).toEqual([DRAINING]);
     expect(await claim('b', 'wrong', 's3')).toEqual([FENCED, 'replaced']);
     expect(await claim('z', 'iz', 's3')).toEqual([FENCED, 'expired']);
+  });
+
+  it('heartbeat with memory: a full memory budget refuses claims (CAPACITY memory) and placement skips the instance', async () => {
+    await register('a', 'ia', 5);
+    await register('b', 'ib', 5);
+    expect((await heartbeat('a', 'ia', '{"used":300,"budget":300}'))[0]).toBe(OK);
+    expect(JSON.parse((await client.hget(k.instanceInfo, 'a'))!).mem).toEqual({ used: 300, budget: 300 });
+    expect(await claim('a', 'ia', 's1')).toEqual([CAPACITY, 0, 5, 'memory']);
+    expect(await place('s2')).toEqual([OK, 'b', expect.any(String), 'http://b', 'new']);
+    // '' leaves the recorded figure; a lower one lets it take sessions again, preferring the emptier instance.
+    expect((await heartbeat('a', 'ia'))[0]).toBe(OK);
+    expect(JSON.parse((await client.hget(k.instanceInfo, 'a'))!).mem).toEqual({ used: 300, budget: 300 });
+    expect((await heartbeat('a', 'ia', '{"used":100,"budget":300}'))[0]).toBe(OK);
+    expect((await claim('a', 'ia', 's1'))[0]).toBe(OK);
+    // a: 1/5 sessions but a third of its memory; b: 1/5: a tie on sessions goes to the one with memory to spare? a's
+    // ratio is max(0.2, 0.33) = 0.33 against b's 0.2, so b.
+    expect(await place('s3')).toEqual([OK, 'b', expect.any(String), 'http://b', 'new']);
+  });
+
+  it('breaker: counts distinct failing sessions, opens once, permits probeStarts per round (BREAKER_OPEN between), closes on a success', async () => {
+    const keys = [k.breaker, k.breakerStarts];
+    // window 10 s, 3 sessions, 80 %, probe round 200 ms, 1 probe per round
+    const breaker = (op: string, sid = '', kind = '') => run(scripts.breaker, keys, [op, sid, kind, 10_000, 3, 80, 200, 1]);
+    expect(await breaker('permit')).toEqual([OK, 'closed', '', '']);
+    expect(await breaker('fail', 's1', 'boom')).toEqual([OK, 'closed', '', '']);
+    expect(await breaker('fail', 's1', 'boom')).toEqual([OK, 'closed', '', '']);
+    expect(await breaker('fail', 's2', 'boom')).toEqual([OK, 'closed', '', '']);
+    expect(await breaker('fail', 's3', 'boom')).toEqual([OK, 'open', 'opened', 'boom']);
+    expect(await breaker('fail', 's4', 'boom')).toEqual([OK, 'open', '', 'boom']);
+    expect(await breaker('state')).toEqual([OK, 'open', '', 'boom']);
+    const [code, kind, wait] = await breaker('permit');
+    expect([code, kind]).toEqual([BREAKER_OPEN, 'boom']);
+    expect(wait).toBeGreaterThan(0);
+    await sleep(Number(wait) + 10);
+    expect(await breaker('permit')).toEqual([OK, 'open', 'probe', 'boom']);
+    expect((await breaker('permit'))[0]).toBe(BREAKER_OPEN);
+    expect(await breaker('ok', 's1')).toEqual([OK, 'closed', 'closed', 'boom']);
+    expect(await breaker('ok', 's2')).toEqual([OK, 'closed', '', '']);
+    expect(await client.zcard(k.breakerStarts)).toBe(1);
+  });
+
+  it('inbox-mark: records ids as seen, moves cursors and the watermark only forward and only with advance', async () => {
+    const { seen, cursors } = inboxKeys(k.namespace, 's1');
+    const keys = [seen, cursors];
+    const mark = (advance: string, watermark: string, messages: unknown[]) =>
+      run(scripts.inboxMark, keys, [100, 60_000, advance, watermark, JSON.stringify(messages)]);
+    expect(await mark('0', '', [['m1', 'c1', 1000]])).toEqual([OK, 1]);
+    expect(await client.hgetall(keys[1]!)).toEqual({});
+    expect(
+      await mark('1', '5000', [
+        ['m2', 'c1', 2000],
+        ['m1', 'c1', 1000],
+      ]),
+    ).toEqual([OK, 1]);
+    expect(await client.hgetall(keys[1]!)).toEqual({ c1: '{"id":"m2","ts":"2000"}', '*': '5000' });
+    // Older ones never move a cursor or the watermark back.
+    expect(await mark('1', '4000', [['m0', 'c1', 500]])).toEqual([OK, 1]);
+    expect(await client.hgetall(keys[1]!)).toEqual({ c1: '{"id":"m2","ts":"2000"}', '*': '5000' });
+    expect(await client.zrange(keys[0]!, 0, -1)).toEqual(['m0', 'm1', 'm2']);
+    expect(await client.pttl(keys[0]!)).toBeGreaterThan(50_000);
   });
 
   it('claim: OWNER_EXPIRING until expiry + adoption delay, then OK with a greater epoch', async () => {
@@ -555,7 +617,7 @@ describe('typed callers (generated from the script headers)', () => {
       labels: '',
       metadata: '',
     });
-    expect(full).toEqual({ code: 'CAPACITY', load: 1, maxSessions: 1 });
+    expect(full).toEqual({ code: 'CAPACITY', load: 1, maxSessions: 1, resource: 'sessions' });
     expect(await lua.lookup(client, k, { sessionId: 's1' })).toMatchObject({ code: 'OK', owner: 'i1', ownerUrl: 'http://i1', live: '1' });
     expect(await lua.lookup(client, k, { sessionId: 'nobody' })).toEqual({ code: 'NOT_FOUND' });
     const owned = await lua.owned(client, k, { instanceId: 'i1', incarnation: 'inc1', limit: 10 });

@@ -30,7 +30,8 @@ const USAGE = `Usage:
       [--start-concurrency n] [--stagger-ms n] [--outbox <file> --webhook-url <url> --webhook-secret <whsec_...>]
       [--start-timeout-ms n] [--restart-base-ms n] [--restart-max-ms n] [--restart-max-attempts n]
       [--qr <regex>] [--hold-starting <regex>] [--fail-start <regex>] [--fail-starts-file <file>] [--bad-config <regex>]
-      [--sends <file>] [--messages <dir>] [--breaker] [--recycle-memory-bytes n] [--memory-interval-ms n]
+      [--sends <file>] [--messages <dir>] [--breaker [--breaker-probe-ms n]] [--recycle-memory-bytes n]
+      [--memory-interval-ms n]
       [--session-store redis|dir:<path> [--login-bytes n] [--save-after-ready-ms n] [--save-interval-ms n]
        [--login-journal <file>]]
     Runs core + supervisor + the HTTP routes with simulated sessions until SIGTERM, then drains and exits 0.
@@ -38,14 +39,16 @@ const USAGE = `Usage:
     (at least 32 characters), or else a random one, printed once in the "ready" line as "adminToken".
     Sessions whose ids match --qr wait for a QR scan; --hold-starting never get ready (STARTING until the start
     deadline); --fail-start fail every launch (FAILED, restart pending); --bad-config cannot be built (gives up);
-    while the --fail-starts-file exists, every launch fails. --breaker turns on the fleet-wide start breaker.
+    while the --fail-starts-file exists, every launch fails. --breaker turns on the fleet-wide start breaker (its
+    defaults; a probe round of --breaker-probe-ms, default 30000); the instance that opens or closes it prints
+    {"ev": "breaker", "state", "kind"}.
     --messages <dir>: each session's simulated WhatsApp history is <dir>/<session>.jsonl (lines {"id", "chat", "ts",
     "body"}); a ready session emits lines appended after its ready as live messages, and after every start catches
     up on what arrived while it was down; both go out through the outbox as message.received webhooks (needs --outbox),
     once per message id. --recycle-memory-bytes hands off (one at a time, 500 ms apart) each session whose simulated
     browser grows past it (fault "memory-leak"), checked every --memory-interval-ms (default 30000).
     Journal lines: {"t": unix ms, "instance", "session", "event": "start"|"stop", "epoch", "pid"?}.
-    stdout carries one JSON line per event: "ready", "status", "assigned", "fenced", "epoch", "leaseLost", "recycle",
+    stdout carries one JSON line per event: "ready", "status", "assigned", "fenced", "epoch", "leaseLost", "recycle", "breaker",
     "leaseRestored", "deadman-fired", "drained", and "log" (wafleet's warnings and errors).
     With --session-store every session has a login (a file of --login-bytes, default 4096) committed through core's
     fenced session data, in Redis (chunks beside the registry) or in a directory every instance shares: a launch
@@ -169,6 +172,7 @@ export async function runInstance(argv: string[]): Promise<void> {
       'memory-interval-ms': { type: 'string' },
       'fail-starts-file': { type: 'string' },
       breaker: { type: 'boolean', default: false },
+      'breaker-probe-ms': { type: 'string' },
     },
   });
   const id = need(values, 'id');
@@ -227,7 +231,10 @@ export async function runInstance(argv: string[]): Promise<void> {
   });
   if (values.messages !== undefined && !outbox) throw new UsageError('--messages needs --outbox: messages go out as webhooks');
   const inbox = values.messages === undefined || !outbox ? undefined : createInbox({ fleet, outbox });
-  const breaker = values.breaker ? createStartBreaker({ fleet, logger: runnerLogger }) : undefined;
+  const breaker = values.breaker
+    ? createStartBreaker({ fleet, logger: runnerLogger, probeIntervalMs: num(values, 'breaker-probe-ms') })
+    : undefined;
+  breaker?.on('change', ({ state, kind }) => out({ ev: 'breaker', state, kind }));
   const browserPids = new Map<string, number | undefined>();
   let deadman: DeadmanSwitch | undefined;
   if (values['browser-processes'] && !values['no-deadman']) deadman = await startDeadmanSwitch({ logger: runnerLogger });

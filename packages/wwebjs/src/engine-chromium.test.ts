@@ -226,7 +226,7 @@ describe.skipIf(!hasChromium)('whatsapp-web.js engine on Debian Chromium without
       timeoutMs: 15_000,
       message: 'the page did not load',
     });
-    // The browser's memory: its own process and its renderers, GPU and utility processes, read from /proc.
+    // The browser's memory: its own process and its renderers, GPU and utility processes (proportional set sizes).
     const memory = await engine.memoryBytes!();
     console.log(`[chromium] resident memory of one session's browser: ${Math.round((memory ?? 0) / 2 ** 20)} MiB`);
     expect(memory).toBeGreaterThan(20 * 2 ** 20);

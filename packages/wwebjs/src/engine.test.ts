@@ -128,7 +128,23 @@ describe('createWwebjsEngine event mapping (real whatsapp-web.js Client)', () =>
     page.emit('framedetached', {});
     expect(events).toEqual([{ type: 'pids', pids: [3333] }]);
     page.emit('framedetached', main);
+    await sleep(250);
     expect(events.at(-1)).toEqual({ type: 'crashed', reason: 'frame detached' });
+  });
+
+  it('a main frame detached by a closing page or a dying browser ends the run with that cause', async () => {
+    const { client, events } = await bind();
+    const main = {};
+    const page = Object.assign(new EventEmitter(), { mainFrame: () => main });
+    const browser = fakeBrowser(4444);
+    assignBrowser(client, browser, page);
+    page.emit('framedetached', main);
+    browser.emit('disconnected');
+    await sleep(250);
+    expect(events).toEqual([
+      { type: 'pids', pids: [4444] },
+      { type: 'crashed', reason: 'browser disconnected' },
+    ]);
   });
 
   it('reports each incoming message with its WhatsApp id, chat and time in ms', async () => {

@@ -58,6 +58,9 @@ const PROFILE_LOCKS = ['SingletonLock', 'SingletonSocket', 'SingletonCookie'];
 
 const LOGOUT_REASONS = new Set(['LOGOUT', 'UNPAIRED', 'UNPAIRED_IDLE']);
 
+/** How long a detached main frame waits for a browser disconnect or page close to report the cause first. */
+const FRAME_DETACHED_GRACE_MS = 200;
+
 function integer(name: string, value: number | undefined, fallback: number, min: number): number {
   if (value === undefined) return fallback;
   if (!Number.isInteger(value) || value < min)
@@ -379,9 +382,11 @@ class WwebjsEngine implements SessionEngine {
     // nothing: the session would stay "ready" while nothing flows. Puppeteer reports it as the page's 'error'.
     this.#listen(page, 'error', () => this.#end({ type: 'crashed', reason: 'page crashed' }));
     // The main frame detached (the page navigated away in a way that broke the injection): every later evaluate
-    // fails with "Attempted to use detached Frame".
+    // fails with "Attempted to use detached Frame". A dying browser or a closing page detach it too, just before
+    // their own events: wait a moment, so the run ends with the cause (the first reason reported wins).
     this.#listen(page, 'framedetached', (frame: unknown) => {
-      if (frame === page.mainFrame()) this.#end({ type: 'crashed', reason: 'frame detached' });
+      if (frame !== page.mainFrame()) return;
+      setTimeout(() => this.#end({ type: 'crashed', reason: 'frame detached' }), FRAME_DETACHED_GRACE_MS).unref();
     });
   }
 
