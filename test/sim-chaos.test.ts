@@ -224,6 +224,8 @@ class SimInstance {
   child!: ChildHandle;
   /** Every process run under this id, oldest first. */
   readonly processes: ProcessSpan[] = [];
+  /** Their handles (stdout lines kept), oldest first. */
+  readonly children: ChildHandle[] = [];
 
   constructor(
     readonly id: string,
@@ -252,6 +254,7 @@ class SimInstance {
     this.child = spawnProcess(process.execPath, args, { name: this.id, env: { [TAG_NAME]: s.tag, WAFLEET_ADMIN_TOKEN: ADMIN_TOKEN } });
     span.pid = this.child.pid;
     this.processes.push(span);
+    this.children.push(this.child);
     const child = this.child;
     void child.exited.then(() => {
       span.exitedAt = Date.now();
@@ -800,6 +803,22 @@ describe('sim instance runner under chaos (G1 single owner, G4 liveness), dead-m
         ].join('\n'),
       );
       for (const o of a.overlaps.slice(0, 5)) console.log(`[sim-chaos] overlap ${describeOverlap(o, t0)}`);
+      // An orphan browser: which process spawned it for which session, and what that process said about the session.
+      for (const pid of left.tagged) {
+        for (const inst of instances)
+          for (const child of inst.children) {
+            const spawned = child.messages.find((m) => m['ev'] === 'browser' && m['pid'] === pid);
+            if (!spawned) continue;
+            const sid = spawned['s'];
+            const about = child.messages.filter(
+              (m) => m['s'] === sid || m['sessionId'] === sid || (Array.isArray(m['s']) && m['s'].includes(sid)) || m['ev'] === 'drained',
+            );
+            console.log(
+              `[sim-chaos] orphan browser ${pid}: ${inst.id} (process ${child.pid}) spawned it for ${String(sid)} at epoch ${String(spawned['epoch'])}; that process about it:`,
+            );
+            for (const m of about.slice(-15)) console.log(`    +${Number(m['t']) - t0} ${JSON.stringify({ ...m, t: undefined })}`);
+          }
+      }
       for (const o of otherOverlaps.slice(0, 10))
         console.log(`[sim-chaos] overlap not explained by a spent switch: ${describeOverlap(o, t0)}`);
       for (const r of unbounded.slice(0, 5))

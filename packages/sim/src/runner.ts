@@ -49,6 +49,7 @@ const USAGE = `Usage:
     browser grows past it (fault "memory-leak"), checked every --memory-interval-ms (default 30000).
     Journal lines: {"t": unix ms, "instance", "session", "event": "start"|"stop", "epoch", "pid"?}.
     stdout carries one JSON line per event: "ready", "status", "assigned", "fenced", "epoch", "leaseLost", "recycle", "breaker",
+    "browser" (a session's browser process spawned: "s", "epoch", "pid"),
     "leaseRestored", "deadman-fired", "drained", and "log" (wafleet's warnings and errors).
     With --session-store every session has a login (a file of --login-bytes, default 4096) committed through core's
     fenced session data, in Redis (chunks beside the registry) or in a directory every instance shares: a launch
@@ -213,6 +214,7 @@ export async function runInstance(argv: string[]): Promise<void> {
   const store = storeSpec && openSessionStore(storeSpec, fleet, redisOf(need(values, 'redis')), need(values, 'namespace'));
   const sim = createSimEngine({
     browserProcesses: values['browser-processes'],
+    onBrowser: ({ sessionId, epoch, pid }) => out({ ev: 'browser', s: sessionId, epoch, pid }),
     authDelayMs: num(values, 'auth-delay-ms'),
     readyDelayMs: num(values, 'ready-delay-ms'),
     requiresQr: matcher(values, 'qr'),

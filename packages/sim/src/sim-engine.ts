@@ -106,6 +106,8 @@ export interface SimEngineOptions {
   requiresQr?: (sessionId: string) => boolean;
   /** Give each running session a real child process standing in for its browser. @default false */
   browserProcesses?: boolean;
+  /** Called when an engine spawned its browser process (with `browserProcesses`), e.g. to log the pid. */
+  onBrowser?: (event: { sessionId: string; epoch: string; pid: number }) => void;
   /** Sessions whose launches never become ready (they stay STARTING until the supervisor's start deadline). @default none */
   holdStarting?: (sessionId: string) => boolean;
   /** Sessions whose launches fail at once (like `initialize()` offline): FAILED, then restarts with backoff. @default none */
@@ -201,6 +203,7 @@ export function createSimEngine(options: SimEngineOptions = {}): SimEngine {
         // Detached, like puppeteer's Chromium: it survives its host being paused or killed.
         this.#browser = spawn('sleep', ['86400'], { detached: true, stdio: 'ignore' });
         this.#browser.unref();
+        if (this.#browser.pid !== undefined) options.onBrowser?.({ sessionId: ctx.sessionId, epoch: ctx.epoch, pid: this.#browser.pid });
         this.#browser.on('exit', () => {
           if (!this.#stopped) this.ctx.report({ type: 'crashed', reason: 'browser process exited' });
         });
