@@ -125,6 +125,8 @@ export {
   type SupervisedFleetEvent,
   type SupervisorStats,
   type RecycleOptions,
+  type RebalanceOptions,
+  type RebalanceResult,
   SendError,
   type RecycleReason,
   type SessionFailure,

@@ -14,7 +14,7 @@ import { createFleetMetrics } from '../metrics/fleet-metrics.js';
 import { createOutboxMetrics } from '../metrics/outbox-metrics.js';
 import { createSupervisorMetrics } from '../metrics/supervisor-metrics.js';
 import type { Outbox } from '../outbox/outbox.js';
-import type { Supervisor } from '../supervisor/supervisor.js';
+import type { RebalanceOptions, Supervisor } from '../supervisor/supervisor.js';
 import { answerError } from './answer-error.js';
 import { authMiddleware, type RouterAuth } from './auth.js';
 import { misdirected } from './guard.js';
@@ -40,9 +40,10 @@ export interface FleetRouterOptions {
    * before the session is released and a restart keeps it here. Without it a stop releases through the fleet's
    * `stopSession` hook, and a restart releases and places the session again. A whole Supervisor also adds its
    * metrics to `/metrics` and its view of each session owned here (status, last failure, restarts, breaker hold) to
-   * `GET /sessions` and `GET /sessions/:id` (as `local`).
+   * `GET /sessions` and `GET /sessions/:id` (as `local`), and serves `POST /rebalance` (this instance hands off its
+   * share of the fleet's imbalance: see `Supervisor.rebalance`).
    */
-  supervisor?: Pick<Supervisor, 'stopSession' | 'restartSession'> & Partial<Pick<Supervisor, 'stats' | 'session'>>;
+  supervisor?: Pick<Supervisor, 'stopSession' | 'restartSession'> & Partial<Pick<Supervisor, 'stats' | 'session' | 'rebalance'>>;
 }
 
 /** Largest JSON body of `POST /sessions/:id/place`: labels plus 4096 bytes of metadata, with room to spare. */
@@ -58,6 +59,21 @@ function placeBody(body: unknown): Omit<PlaceOptions, 'exclude'> {
   if (extra.length > 0) throw new ConfigError('body', `Expected only \`labels\` and \`metadata\` in the body, got ${describe(extra)}`);
   const { labels, metadata } = body as Omit<PlaceOptions, 'exclude'>;
   return { ...(labels === undefined ? {} : { labels }), ...(metadata === undefined ? {} : { metadata }) };
+}
+
+/** The `{ dryRun?, spread?, maxMoves? }` body of `POST /rebalance`; anything else is a ConfigError (400). */
+function rebalanceBody(body: unknown): RebalanceOptions {
+  if (body === undefined || body === null) return {};
+  if (typeof body !== 'object' || Array.isArray(body)) {
+    throw new ConfigError('body', `Expected the body to be a JSON object { dryRun?, spread?, maxMoves? }, got ${describe(body)}`);
+  }
+  const extra = Object.keys(body).filter((k) => !['dryRun', 'spread', 'maxMoves'].includes(k));
+  if (extra.length > 0)
+    throw new ConfigError('body', `Expected only \`dryRun\`, \`spread\` and \`maxMoves\` in the body, got ${describe(extra)}`);
+  const { dryRun } = body as RebalanceOptions;
+  if (dryRun !== undefined && typeof dryRun !== 'boolean')
+    throw new ConfigError('dryRun', `Expected \`dryRun\` to be a boolean, got ${describe(dryRun)}`);
+  return body as RebalanceOptions;
 }
 
 function badId(res: Response, id: unknown): boolean {
@@ -230,6 +246,20 @@ export function createFleetRouter(fleet: Fleet, options: FleetRouterOptions): Ro
       // Answer at once: the readiness probe turns 503 now and the drain proceeds in the background.
       void fleet.drain().catch((err: unknown) => log.error('drain failed', { err }));
       res.status(202).json({ draining: true, sessions: fleet.ownedSessions().size });
+    }),
+  );
+
+  router.post(
+    '/rebalance',
+    requireAuth,
+    json({ limit: '4kb' }),
+    handle(async (req, res) => {
+      const supervisor = options.supervisor;
+      if (typeof supervisor?.rebalance !== 'function') {
+        res.status(501).json({ error: 'WAFLEET_CONFIG', message: 'This instance was given no supervisor that can rebalance' });
+        return;
+      }
+      res.json(await supervisor.rebalance(rebalanceBody(req.body)));
     }),
   );
 

@@ -129,6 +129,30 @@ export interface RecycleOptions {
   staggerMs?: number;
 }
 
+/** Options of {@link Supervisor.rebalance}. */
+export interface RebalanceOptions {
+  /** Plan only: say what would move, move nothing. @default false */
+  dryRun?: boolean;
+  /** Instances may differ by this many sessions (most loaded minus least loaded) before anything moves. @default 2 */
+  spread?: number;
+  /** Most sessions this call moves. @default 10 */
+  maxMoves?: number;
+  /** Handoffs at the same time. @default 2 */
+  concurrency?: number;
+}
+
+/** What {@link Supervisor.rebalance} did (or, with `dryRun`, would do). */
+export interface RebalanceResult {
+  /** This instance's load before, the fleet's target per instance (rounded up), and the spread it found. */
+  load: number;
+  target: number;
+  spread: number;
+  /** Sessions chosen to move (WORKING and idle, oldest first). */
+  planned: string[];
+  /** Of those: handed to another instance, queued for placement (none had room), or failed. */
+  moved: Array<{ sessionId: string; outcome: 'handed-off' | 'pending' | 'failed'; owner: string }>;
+}
+
 /** Why a session was recycled. */
 export type RecycleReason = 'memory' | 'age';
 
@@ -821,6 +845,54 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
       if (healthy) this.#scheduleProbe(run, generation);
       else this.#crash(run, generation, 'zombie: health probe failed');
     });
+  }
+
+  // ---- rebalancing ----
+
+  /**
+   * Moves this instance's share of the fleet's imbalance away: when the most and the least loaded live, managed,
+   * non-draining instances differ by more than `spread`, and this instance holds more than the fleet's mean (rounded
+   * up), it hands off its excess through `fleet.handoff` (each login saved first), choosing WORKING sessions with no
+   * send waiting for its acknowledgement, oldest first. Each handoff goes to the least-loaded other instance with room,
+   * so caps, memory budgets and single ownership hold as for any handoff. Run it on the fullest instances (the
+   * router's `POST /rebalance`, `wafleet rebalance`), or on every instance with `rebalance` in the options.
+   */
+  async rebalance(options: RebalanceOptions = {}): Promise<RebalanceResult> {
+    const spreadLimit = integer('spread', options.spread ?? 2, 1);
+    const maxMoves = integer('maxMoves', options.maxMoves ?? 10, 0);
+    const concurrency = integer('concurrency', options.concurrency ?? 2, 1);
+    const fleet = this.#fleet as unknown as Partial<Pick<Fleet, 'handoff' | 'instances'>>;
+    if (typeof fleet.handoff !== 'function' || typeof fleet.instances !== 'function')
+      throw new ConfigError('fleet', 'Expected a fleet with handoff() and instances() (a Fleet from createFleet()) to rebalance');
+    const peers = (await fleet.instances.call(this.#fleet)).filter((i) => i.live && !i.draining && i.mode === 'managed');
+    const me = peers.find((i) => i.id === this.#fleet.instanceId);
+    const loads = peers.map((i) => i.load);
+    const spread = loads.length > 0 ? Math.max(...loads) - Math.min(...loads) : 0;
+    const total = loads.reduce((a, b) => a + b, 0);
+    const target = peers.length > 0 ? Math.ceil(total / peers.length) : 0;
+    const load = me?.load ?? this.#fleet.ownedSessions().size;
+    const result: RebalanceResult = { load, target, spread, planned: [], moved: [] };
+    if (!me || spread <= spreadLimit || load <= target) return result;
+    const movable = [...this.#runs.values()]
+      .filter((run) => run.status === 'WORKING' && run.engine && run.acks.size === 0 && !this.#recycling.has(run.sessionId))
+      .sort((a, b) => (a.readyAt ?? 0) - (b.readyAt ?? 0));
+    result.planned = movable.slice(0, Math.min(load - target, maxMoves)).map((run) => run.sessionId);
+    if (options.dryRun) return result;
+    const queue = [...result.planned];
+    const worker = async () => {
+      for (let sid = queue.shift(); sid !== undefined; sid = queue.shift()) {
+        try {
+          const { outcome, owner } = await fleet.handoff!.call(this.#fleet, sid);
+          result.moved.push({ sessionId: sid, outcome, owner });
+        } catch (err) {
+          this.#log.warn('rebalance: handoff failed; the session stays', { sessionId: sid, err });
+          result.moved.push({ sessionId: sid, outcome: 'failed', owner: this.#fleet.instanceId });
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: concurrency }, worker));
+    this.#log.info('rebalanced', { load, target, spread, moved: result.moved.filter((m) => m.outcome !== 'failed').length });
+    return result;
   }
 
   // ---- memory and recycling ----

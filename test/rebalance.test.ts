@@ -1,0 +1,153 @@
+import { mkdtempSync } from 'node:fs';
+import type { Server } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createSessionData, createSupervisor, directoryBlobBackend, type Fleet, type Supervisor } from '@wafleet/core';
+import { createFleetRouter } from '@wafleet/core/express';
+import { createSimEngine, type SimEngine, type SimLoginEvent } from '@wafleet/sim';
+import { freePort, uniqueNamespace, waitUntil } from '@wafleet/test-utils';
+import express from 'express';
+import { afterEach, describe, expect, it } from 'vitest';
+import { sessionIds, testFleet, useTestRedis } from './helpers/fleet-harness.js';
+
+const redis = useTestRedis();
+const closers: Array<() => Promise<unknown>> = [];
+
+afterEach(async () => {
+  for (const close of closers.splice(0).reverse()) await close().catch(() => undefined);
+});
+
+interface Host {
+  id: string;
+  fleet: Fleet;
+  supervisor: Supervisor;
+  sim: SimEngine;
+}
+
+type Runs = Array<{ sessionId: string; host: string; start: number; stop: number | undefined }>;
+
+async function host(
+  namespace: string,
+  id: string,
+  dataDir: string,
+  runs: Runs,
+  logins: Array<SimLoginEvent & { host: string }>,
+): Promise<Host> {
+  const fleet = testFleet(redis.url, namespace, id, { maxSessions: 20 });
+  const sim = createSimEngine({
+    login: {
+      store: createSessionData({ fleet, backend: directoryBlobBackend({ dir: dataDir }) }),
+      writer: id,
+      bytes: 1024,
+      onEvent: (event) => logins.push({ ...event, host: id }),
+    },
+  });
+  const supervisor = createSupervisor({
+    fleet,
+    engine: sim.factory,
+    onEngine: ({ event, sessionId }) => {
+      if (event === 'start') runs.push({ sessionId, host: id, start: Date.now(), stop: undefined });
+      else {
+        const run = runs.find((r) => r.sessionId === sessionId && r.host === id && r.stop === undefined);
+        if (run) run.stop = Date.now();
+      }
+    },
+  });
+  await fleet.start();
+  supervisor.start();
+  closers.push(
+    () => fleet.close(),
+    () => supervisor.close(),
+  );
+  return { id, fleet, supervisor, sim };
+}
+
+function overlaps(runs: Runs): string[] {
+  const found: string[] = [];
+  for (const a of runs)
+    for (const b of runs) {
+      if (a === b || a.sessionId !== b.sessionId || a.host >= b.host) continue;
+      if (a.start < (b.stop ?? Infinity) && b.start < (a.stop ?? Infinity)) found.push(`${a.sessionId}: ${a.host} and ${b.host}`);
+    }
+  return found;
+}
+
+describe('rebalancing (handoff of the fullest instance’s excess)', () => {
+  it('from 20/0/0 to a spread of at most 2: no overlapping runs, no cap exceeded, every moved session restores its newest login', async () => {
+    const namespace = uniqueNamespace('rebalance');
+    const dataDir = mkdtempSync(join(tmpdir(), 'wafleet-rebalance-'));
+    const runs: Runs = [];
+    const logins: Array<SimLoginEvent & { host: string }> = [];
+    const a = await host(namespace, 'wa-a', dataDir, runs, logins);
+    const ids = sessionIds('rb', 20);
+    for (const sid of ids) await a.supervisor.startSession(sid);
+    await waitUntil(() => ids.every((sid) => a.supervisor.session(sid)?.status === 'SCAN_QR_CODE'), { timeoutMs: 10_000 });
+    for (const sid of ids) a.sim.scan(sid);
+    await waitUntil(() => ids.every((sid) => logins.some((e) => e.ev === 'save' && e.sessionId === sid)), {
+      timeoutMs: 10_000,
+      message: 'logins not saved after the scan',
+    });
+    const others = [await host(namespace, 'wa-b', dataDir, runs, logins), await host(namespace, 'wa-c', dataDir, runs, logins)];
+    const loads = async () => Object.fromEntries((await a.fleet.instances()).map((i) => [i.id, i.load]));
+    expect(await loads()).toEqual({ 'wa-a': 20, 'wa-b': 0, 'wa-c': 0 });
+
+    // A dry run plans without moving; an instance at or below the target moves nothing.
+    const dry = await a.supervisor.rebalance({ dryRun: true, maxMoves: 20 });
+    expect(dry).toMatchObject({ load: 20, target: 7, spread: 20, moved: [] });
+    expect(dry.planned).toHaveLength(13);
+    expect(await others[0]!.supervisor.rebalance({ maxMoves: 20 })).toMatchObject({ planned: [], moved: [] });
+    expect(await loads()).toEqual({ 'wa-a': 20, 'wa-b': 0, 'wa-c': 0 });
+
+    const result = await a.supervisor.rebalance({ maxMoves: 20 });
+    expect(result.moved.map((m) => m.outcome)).toEqual(Array(13).fill('handed-off'));
+    await waitUntil(() => result.moved.every((m) => others.some((h) => h.supervisor.session(m.sessionId)?.status === 'WORKING')), {
+      timeoutMs: 15_000,
+      message: 'moved sessions not WORKING on their new owners',
+    });
+    const after = await loads();
+    console.log(`[rebalance] 20/0/0 -> ${Object.values(after).join('/')}, ${result.moved.length} handed off`);
+    const values = Object.values(after);
+    expect(Math.max(...values) - Math.min(...values)).toBeLessThanOrEqual(2);
+    expect(Math.max(...values)).toBeLessThanOrEqual(20);
+    expect(overlaps(runs)).toEqual([]);
+    // Every moved session restored the newest version committed before its move (the handoff save included).
+    for (const { sessionId, owner } of result.moved) {
+      const restore = logins.find((e) => e.ev === 'restore' && e.sessionId === sessionId && e.host === owner);
+      const newest = Math.max(
+        ...logins
+          .filter((e) => e.ev === 'save' && e.sessionId === sessionId && e.host === 'wa-a')
+          .map((e) => (e as { version: number }).version),
+      );
+      expect(restore, `${sessionId} restored on ${owner}`).toMatchObject({ version: newest, writer: 'wa-a' });
+    }
+    // Balanced now: a second call moves nothing.
+    expect((await a.supervisor.rebalance()).moved).toEqual([]);
+  });
+
+  it('POST /rebalance runs it on that instance behind the admin token, and refuses a bad body', async () => {
+    const namespace = uniqueNamespace('rebalance-route');
+    const dataDir = mkdtempSync(join(tmpdir(), 'wafleet-rebalance-route-'));
+    const a = await host(namespace, 'wa-a', dataDir, [], []);
+    const token = 'rebalance-route-token-0123456789abcdef';
+    const app = express().use(createFleetRouter(a.fleet, { auth: { token }, supervisor: a.supervisor }));
+    const port = await freePort();
+    const server = await new Promise<Server>((resolve) => {
+      const s = app.listen(port, '127.0.0.1', () => resolve(s));
+    });
+    closers.push(() => new Promise((resolve) => server.close(resolve)));
+    const post = (body: unknown, auth = true) =>
+      fetch(`http://127.0.0.1:${port}/rebalance`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', ...(auth ? { authorization: `Bearer ${token}` } : {}) },
+        body: JSON.stringify(body),
+      });
+    expect((await post({ dryRun: true }, false)).status).toBe(401);
+    const ok = await post({ dryRun: true });
+    expect(ok.status).toBe(200);
+    expect(await ok.json()).toEqual({ load: 0, target: 0, spread: 0, planned: [], moved: [] });
+    const bad = await post({ dryRun: 'yes' });
+    expect(bad.status).toBe(400);
+    expect(await bad.json()).toMatchObject({ error: 'WAFLEET_CONFIG' });
+    expect((await post({ everything: true })).status).toBe(400);
+  });
+});
