@@ -1,14 +1,25 @@
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, readFileSync } from 'node:fs';
 import type { Server } from 'node:http';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { createSessionData, createSupervisor, directoryBlobBackend, type Fleet, type Supervisor } from '@wafleet/core';
 import { createFleetRouter } from '@wafleet/core/express';
 import { createSimEngine, type SimEngine, type SimLoginEvent } from '@wafleet/sim';
-import { freePort, uniqueNamespace, waitUntil } from '@wafleet/test-utils';
+import { freePort, spawnProcess, uniqueNamespace, waitUntil, type ChildHandle } from '@wafleet/test-utils';
 import express from 'express';
 import { afterEach, describe, expect, it } from 'vitest';
-import { sessionIds, testFleet, useTestRedis } from './helpers/fleet-harness.js';
+import {
+  overlaps as journalOverlaps,
+  readJournal,
+  runsOf,
+  sessionIds,
+  snapshot,
+  testFleet,
+  useTestRedis,
+} from './helpers/fleet-harness.js';
+
+const BIN = join(dirname(fileURLToPath(import.meta.url)), '..', 'packages', 'sim', 'bin', 'wafleet-sim.mjs');
 
 const redis = useTestRedis();
 const closers: Array<() => Promise<unknown>> = [];
@@ -122,6 +133,81 @@ describe('rebalancing (handoff of the fullest instance’s excess)', () => {
     }
     // Balanced now: a second call moves nothing.
     expect((await a.supervisor.rebalance()).moved).toEqual([]);
+  });
+
+  it('automatic, across instance processes (wafleet-sim --rebalance-ms): 20/0/0 settles within a spread of 2, journal without overlaps, logins restored', async () => {
+    const namespace = uniqueNamespace('rebalance-processes');
+    const dir = mkdtempSync(join(tmpdir(), 'wafleet-rebalance-processes-'));
+    const journal = join(dir, 'journal.jsonl');
+    const loginJournal = join(dir, 'logins.jsonl');
+    const store = ['--session-store', `dir:${join(dir, 'store')}`, '--login-bytes', '1024'];
+    const instance = async (id: string): Promise<ChildHandle> => {
+      const child = spawnProcess(
+        process.execPath,
+        [
+          ...[BIN, 'instance', '--redis', redis.url, '--namespace', namespace, '--id', id, '--port', String(await freePort())],
+          ...['--max-sessions', '20', '--journal', journal, '--login-journal', loginJournal, ...store],
+          ...['--heartbeat-ms', '200', '--lease-ttl-ms', '2000', '--self-fence-ms', '1400', '--adoption-delay-ms', '500'],
+          ...['--sweep-ms', '200', '--rebalance-ms', '1000'],
+        ],
+        { name: id, env: { WAFLEET_ADMIN_TOKEN: 'rebalance-test-token-0123456789abcdef' } },
+      );
+      closers.push(() => child.kill('SIGKILL'));
+      await child.waitFor((m) => m['ev'] === 'ready', 20_000);
+      return child;
+    };
+    await instance('wa-1');
+    const seeder = spawnProcess(
+      process.execPath,
+      [
+        BIN,
+        'sessions',
+        '--redis',
+        redis.url,
+        '--namespace',
+        namespace,
+        '--count',
+        '20',
+        '--logged-in',
+        ...store,
+        '--login-journal',
+        loginJournal,
+      ],
+      { name: 'seeder' },
+    );
+    await seeder.waitFor((m) => m['ev'] === 'placed', 30_000);
+    const working = async () => [...(await snapshot(redis.client, namespace)).sessions.values()].filter((r) => r.status === 'WORKING');
+    await waitUntil(async () => (await working()).length === 20, { timeoutMs: 20_000, message: '20 sessions not WORKING on wa-1' });
+    expect((await snapshot(redis.client, namespace)).owned.get('wa-1')).toHaveLength(20);
+    await instance('wa-2');
+    await instance('wa-3');
+    const spread = async () => {
+      const { owned } = await snapshot(redis.client, namespace);
+      const loads = ['wa-1', 'wa-2', 'wa-3'].map((id) => owned.get(id)?.length ?? 0);
+      return { loads, spread: Math.max(...loads) - Math.min(...loads) };
+    };
+    await waitUntil(async () => (await spread()).spread <= 2 && (await working()).length === 20, {
+      timeoutMs: 30_000,
+      message: 'the fleet never settled within a spread of 2',
+    });
+    const settled = await spread();
+    console.log(`[rebalance] processes: 20/0/0 -> ${settled.loads.join('/')}`);
+    expect(Math.max(...settled.loads)).toBeLessThanOrEqual(20);
+    expect(journalOverlaps(runsOf(readJournal(journal)))).toEqual([]);
+    // Every session that moved restored the newest login committed before it started on its new owner.
+    const events = readFileSync(loginJournal, 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
+    const moved = events.filter((e) => e['ev'] === 'restore' && e['instance'] !== 'wa-1');
+    expect(moved.length).toBeGreaterThanOrEqual(10);
+    for (const restore of moved) {
+      const before = events.filter(
+        (e) => e['ev'] === 'save' && e['session'] === restore['session'] && Number(e['t']) <= Number(restore['startedAt']),
+      );
+      const newest = Math.max(...before.map((e) => Number(e['version'])));
+      expect(restore['version'], `${String(restore['session'])} on ${String(restore['instance'])}`).toBe(newest);
+    }
   });
 
   it('POST /rebalance runs it on that instance behind the admin token, and refuses a bad body', async () => {

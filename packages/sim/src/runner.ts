@@ -31,7 +31,7 @@ const USAGE = `Usage:
       [--start-timeout-ms n] [--restart-base-ms n] [--restart-max-ms n] [--restart-max-attempts n]
       [--qr <regex>] [--hold-starting <regex>] [--fail-start <regex>] [--fail-starts-file <file>] [--bad-config <regex>]
       [--sends <file>] [--messages <dir>] [--breaker [--breaker-probe-ms n]] [--recycle-memory-bytes n]
-      [--memory-interval-ms n]
+      [--memory-interval-ms n] [--rebalance-ms n]
       [--session-store redis|dir:<path> [--login-bytes n] [--save-after-ready-ms n] [--save-interval-ms n]
        [--login-journal <file>]]
     Runs core + supervisor + the HTTP routes with simulated sessions until SIGTERM, then drains and exits 0.
@@ -46,7 +46,9 @@ const USAGE = `Usage:
     "body"}); a ready session emits lines appended after its ready as live messages, and after every start catches
     up on what arrived while it was down; both go out through the outbox as message.received webhooks (needs --outbox),
     once per message id. --recycle-memory-bytes hands off (one at a time, 500 ms apart) each session whose simulated
-    browser grows past it (fault "memory-leak"), checked every --memory-interval-ms (default 30000).
+    browser grows past it (fault "memory-leak"), checked every --memory-interval-ms (default 30000). --rebalance-ms:
+    every n ms (jittered) an instance above the fleet's mean hands off up to 2 idle sessions (spread 2); POST
+    /rebalance {"dryRun"?, "spread"?, "maxMoves"?} does one round on demand.
     Journal lines: {"t": unix ms, "instance", "session", "event": "start"|"stop", "epoch", "pid"?}.
     stdout carries one JSON line per event: "ready", "status", "assigned", "fenced", "epoch", "leaseLost", "recycle", "breaker",
     "browser" (a session's browser process spawned: "s", "epoch", "pid"),
@@ -171,6 +173,7 @@ export async function runInstance(argv: string[]): Promise<void> {
       messages: { type: 'string' },
       'recycle-memory-bytes': { type: 'string' },
       'memory-interval-ms': { type: 'string' },
+      'rebalance-ms': { type: 'string' },
       'fail-starts-file': { type: 'string' },
       breaker: { type: 'boolean', default: false },
       'breaker-probe-ms': { type: 'string' },
@@ -248,6 +251,7 @@ export async function runInstance(argv: string[]): Promise<void> {
     inbox,
     breaker,
     memoryIntervalMs: num(values, 'memory-interval-ms'),
+    rebalance: values['rebalance-ms'] === undefined ? undefined : { intervalMs: num(values, 'rebalance-ms')! },
     recycle:
       values['recycle-memory-bytes'] === undefined
         ? undefined

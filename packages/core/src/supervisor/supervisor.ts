@@ -106,6 +106,12 @@ export interface SupervisorOptions {
    */
   memoryIntervalMs?: number;
   /**
+   * Automatic rebalancing: every `intervalMs` (with up to 20% jitter) this instance calls `rebalance({ spread,
+   * maxMoves })`, so the fullest instances shed their excess a few sessions at a time. @default off (call
+   * `rebalance()` or `POST /rebalance` yourself)
+   */
+  rebalance?: { intervalMs: number; spread?: number; maxMoves?: number };
+  /**
    * `send()`: how long a sent message may go without the server's acknowledgement (ack 1) before the send fails
    * (`WAFLEET_SEND_UNACKNOWLEDGED`), and how many such sends in a row mark the session as dead and restart it (the
    * page answers probes but nothing goes out; 0 never restarts for this). @default { ackTimeoutMs: 15000, restartAfter: 3 }
@@ -312,7 +318,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
   readonly #fleet: SupervisedFleet;
   readonly #factory: EngineFactory;
   readonly #o: Required<
-    Omit<SupervisorOptions, 'fleet' | 'engine' | 'deadman' | 'onEngine' | 'logger' | 'restart' | 'breaker' | 'inbox' | 'recycle' | 'sends'>
+    Omit<SupervisorOptions, 'fleet' | 'engine' | 'deadman' | 'onEngine' | 'logger' | 'restart' | 'breaker' | 'inbox' | 'recycle' | 'sends' | 'rebalance'>
   > & {
     ackTimeoutMs: number;
     restartAfter: number;
@@ -330,6 +336,8 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
   readonly #sends = { acknowledged: 0, unacknowledged: 0, failed: 0, refused: 0 };
   #recyclingMax = 0;
   #memoryTimer: NodeJS.Timeout | undefined;
+  readonly #autoRebalance: { intervalMs: number; spread: number; maxMoves: number } | undefined;
+  #rebalanceTimer: NodeJS.Timeout | undefined;
   readonly #failures = new Map<FailureClass, number>();
   readonly #onEngine: SupervisorOptions['onEngine'];
   readonly #log: Logger;
@@ -368,6 +376,14 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
       throw new ConfigError('inbox', 'Expected `inbox` to be an Inbox from createInbox()');
     this.#inbox = options.inbox;
     this.#recycle = resolveRecycle(options.recycle, this.#fleet);
+    const auto = options.rebalance;
+    if (auto !== undefined && (typeof auto !== 'object' || auto === null))
+      throw new ConfigError('rebalance', `Expected \`rebalance\` to be an object { intervalMs, spread?, maxMoves? }, got ${describe(auto)}`);
+    this.#autoRebalance = auto && {
+      intervalMs: integer('rebalance.intervalMs', auto.intervalMs, 1000),
+      spread: integer('rebalance.spread', auto.spread ?? 2, 1),
+      maxMoves: integer('rebalance.maxMoves', auto.maxMoves ?? 2, 1),
+    };
     this.#onEngine = options.onEngine;
     this.#log = createLogger(options.logger, 'supervisor');
   }
@@ -394,6 +410,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     fleet.setStopSession((sessionId, reason) => this.#stopForFleet(sessionId, reason), { timeoutMs: this.#o.stopTimeoutMs + 2000 });
     for (const [sid, epoch] of fleet.ownedSessions()) this.#want(sid, epoch);
     this.#scheduleMemoryCheck();
+    this.#scheduleRebalance();
   }
 
   /**
@@ -572,6 +589,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
   close(): Promise<void> {
     this.#closed = true;
     clearTimeout(this.#memoryTimer);
+    clearTimeout(this.#rebalanceTimer);
     this.#closePromise ??= (async () => {
       await Promise.all([...this.#runs.keys()].map((sid) => this.#halt(sid, 'supervisor closed', 'shutdown')));
       await Promise.all([...this.#runs.values()].map((run) => run.writes.catch(() => undefined)));
@@ -893,6 +911,20 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     await Promise.all(Array.from({ length: concurrency }, worker));
     this.#log.info('rebalanced', { load, target, spread, moved: result.moved.filter((m) => m.outcome !== 'failed').length });
     return result;
+  }
+
+  #scheduleRebalance(): void {
+    const auto = this.#autoRebalance;
+    if (!auto || this.#closed) return;
+    this.#rebalanceTimer = setTimeout(
+      () => {
+        void this.rebalance({ spread: auto.spread, maxMoves: auto.maxMoves })
+          .catch((err: unknown) => this.#log.warn('automatic rebalance failed', { err }))
+          .finally(() => this.#scheduleRebalance());
+      },
+      Math.round(auto.intervalMs * (0.8 + Math.random() * 0.2)),
+    );
+    this.#rebalanceTimer.unref();
   }
 
   // ---- memory and recycling ----
