@@ -34,7 +34,7 @@ export default tseslint.config(
   },
   {
     // The CommonJS consumer fixtures and the packages' CommonJS entry points exist to use require().
-    files: ['test/fixtures/cjs-consumer/**', 'test/fixtures/pack-install/**', 'packages/*/*.cjs'],
+    files: ['test/fixtures/cjs-consumer/**', 'test/fixtures/pack-install/**', 'packages/*/*.cjs', 'deploy/**/*.cjs'],
     languageOptions: { globals: { require: 'readonly', module: 'writable' } },
     rules: { '@typescript-eslint/no-require-imports': 'off' },
   },

@@ -221,15 +221,33 @@ describe('@wafleet/core/express', () => {
     expect(byName.get('wafleet_sessions_capacity')!.metrics[0]!.value).toBe('50');
     expect(byName.get('wafleet_lease_valid')!.metrics[0]!.value).toBe('1');
     expect(byName.get('wafleet_claims_total')!.metrics.find((m) => m.labels?.result === 'ok')!.value).toBe('2');
+    // Fleet-wide gauges, from the one instance that reports them (the smallest live id: a here).
+    const fleetValue = (name: string, label: string, value: string) =>
+      byName.get(name)?.metrics.find((m) => m.labels?.[label] === value)?.value;
+    expect(fleetValue('wafleet_fleet_sessions', 'status', 'STARTING')).toBe('2');
+    expect(fleetValue('wafleet_fleet_sessions_waiting', 'reason', 'ownerless')).toBe('0');
+    expect(fleetValue('wafleet_fleet_instances', 'state', 'live')).toBe('1');
+    expect(fleetValue('wafleet_fleet_capacity', 'kind', 'max')).toBe('50');
+    expect(fleetValue('wafleet_fleet_capacity', 'kind', 'load')).toBe('2');
     const allowed: Record<string, string[]> = {
       result: ['ok', 'failed', 'refused', 'error'],
-      state: ['idle', 'starting', 'active', 'fenced', 'draining', 'closed'],
+      state: ['idle', 'starting', 'active', 'fenced', 'draining', 'closed', 'live', 'expired'],
+      reason: ['deadline', 'expired', 'missing', 'replaced', 'taken', 'closed', 'ownerless', 'pending', 'stopped'],
+      status: ['STOPPED', 'STARTING', 'SCAN_QR_CODE', 'WORKING', 'FAILED'],
+      kind: ['max', 'load'],
     };
     for (const family of families.filter((f) => f.name.startsWith('wafleet_'))) {
       for (const m of family.metrics) {
         for (const [label, value] of Object.entries(m.labels ?? {})) expect(allowed[label], `${family.name}{${label}}`).toContain(value);
       }
     }
+    // Another instance does not export them again (a sum over instances counts the fleet once).
+    const b = await instance(ns, 'b');
+    const other = await (await fetch(`${b.url}/metrics`, { headers: admin })).text();
+    expect(other).toMatch(/^wafleet_sessions_owned 0$/m);
+    expect(other).not.toMatch(/^wafleet_fleet_sessions\{/m);
+    const again = await (await fetch(`${a.url}/metrics`, { headers: admin })).text();
+    expect(again).toMatch(/^wafleet_fleet_sessions\{status="STARTING"\} 2$/m);
   });
 
   it('GET /sessions lists owned sessions and GET /sessions/:id reads the registry', async () => {

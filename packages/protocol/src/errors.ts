@@ -127,7 +127,9 @@ export class QuarantineError extends WafleetError {
 }
 
 /** Why an instance or a session stopped being ours. */
-export type FenceReason = 'deadline' | 'expired' | 'missing' | 'replaced' | 'taken' | 'closed';
+/** Why sessions were fenced: a closed set (metric labels). */
+export const FENCE_REASONS = ['deadline', 'expired', 'missing', 'replaced', 'taken', 'closed'] as const;
+export type FenceReason = (typeof FENCE_REASONS)[number];
 
 /** This instance no longer holds a valid lease (or the session's record names another owner). */
 export class LeaseLostError extends WafleetError {

@@ -16,6 +16,7 @@ export {
   StateError,
   RedisReplyError,
   type WafleetErrorCode,
+  FENCE_REASONS,
   type FenceReason,
 } from './errors.js';
 export { describe as describeValue } from './describe.js';

@@ -1,6 +1,10 @@
 import type { Registry } from 'prom-client';
 import type { Fleet, FleetState } from '../registry/fleet.js';
 import { optionalPeer } from '../http/optional-peer.js';
+import { performance } from 'node:perf_hooks';
+import { FENCE_REASONS } from '@wafleet/protocol';
+import { fleetInternals } from '../internals.js';
+import { readFleetCensus, type FleetCensus } from './fleet-census.js';
 import { attachOnce, scrapedCounter, scrapedGauge } from './metric-helpers.js';
 
 const STATES: readonly FleetState[] = ['idle', 'starting', 'active', 'fenced', 'draining', 'closed'];
@@ -49,10 +53,12 @@ export function createFleetMetrics(fleet: Fleet, registry: Registry): Registry {
     name: 'result',
     values: ['ok', 'refused', 'error'] as const,
   });
-  counter(
+  scrapedCounter(
+    registry,
     'wafleet_fenced_sessions_total',
-    'Sessions this instance had to stop because it could not prove ownership',
-    () => fleet.stats().fencedSessions,
+    'Sessions this instance had to stop because it could not prove ownership, by reason',
+    () => fleet.stats().fencedByReason,
+    { name: 'reason', values: FENCE_REASONS },
   );
   counter(
     'wafleet_adoptions_total',
@@ -65,5 +71,72 @@ export function createFleetMetrics(fleet: Fleet, registry: Registry): Registry {
     'Times this instance registered a new incarnation after losing its lease',
     () => fleet.stats().reRegistrations,
   );
+  const { Histogram } = optionalPeer('prom-client', 'createFleetMetrics');
+  const handoffSeconds = new Histogram({
+    name: 'wafleet_handoff_duration_seconds',
+    help: 'Handoffs from this instance (drain, recycle, rebalance): engine stop, login save and release',
+    labelNames: ['outcome'] as const,
+    buckets: [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20],
+    registers,
+  });
+  fleet.on('handoff', ({ outcome, durationMs }) => handoffSeconds.observe({ outcome }, durationMs / 1000));
+  fleetGauges(fleet, registry);
   return registry;
+}
+
+/** How long one census serves the scrapes of the fleet-wide gauges. */
+const CENSUS_MAX_AGE_MS = 10_000;
+
+/**
+ * The fleet-wide gauges (`wafleet_fleet_*`), exported by one instance only, so that a sum over instances never counts
+ * the fleet twice: the live, managed, non-draining instance with the smallest id (no election; when it dies or
+ * drains, the next one reports from its next scrape). It reads a census of the registry at most every 10 s.
+ */
+function fleetGauges(fleet: Fleet, registry: Registry): void {
+  const { Gauge } = optionalPeer('prom-client', 'createFleetMetrics');
+  let cached: { at: number; census: Promise<FleetCensus | undefined> } | undefined;
+  const census = (): Promise<FleetCensus | undefined> => {
+    if (cached && performance.now() - cached.at < CENSUS_MAX_AGE_MS) return cached.census;
+    const next = (async () => {
+      if (fleet.state !== 'active') return undefined;
+      const { redis, keys } = fleetInternals(fleet);
+      const instances = await fleet.instances();
+      const reporter = instances
+        .filter((i) => i.live && !i.draining && i.mode === 'managed')
+        .map((i) => i.id)
+        .sort()[0];
+      return reporter === fleet.instanceId ? readFleetCensus(redis(), keys, instances) : undefined;
+    })().catch(() => undefined);
+    cached = { at: performance.now(), census: next };
+    return next;
+  };
+  const gauge = <L extends string>(name: string, help: string, label: L, read: (c: FleetCensus) => Record<string, number>) =>
+    new Gauge({
+      name,
+      help,
+      labelNames: [label],
+      registers: [registry],
+      async collect() {
+        const c = await census();
+        this.reset();
+        if (c) for (const [value, n] of Object.entries(read(c))) this.set({ [label]: value } as Record<L, string>, n);
+      },
+    });
+  gauge('wafleet_fleet_sessions', 'Sessions in the whole fleet by recorded status (exported by one instance)', 'status', (c) => c.statuses);
+  gauge(
+    'wafleet_fleet_sessions_waiting',
+    'Sessions of the whole fleet not running anywhere: ownerless (desired running, no live owner), pending (no instance had room), stopped (waiting for a human)',
+    'reason',
+    (c) => ({ ownerless: c.ownerless, pending: c.pending, stopped: c.stopped }),
+  );
+  gauge(
+    'wafleet_fleet_instances',
+    'Registered instances by state (live, draining, expired and not reaped yet)',
+    'state',
+    (c) => c.instances,
+  );
+  gauge('wafleet_fleet_capacity', 'maxSessions summed over the live instances, and the sessions they hold', 'kind', (c) => ({
+    max: c.capacity,
+    load: c.load,
+  }));
 }

@@ -37,6 +37,11 @@ export function createOutboxMetrics(outbox: Outbox, registry: Registry): Registr
     return oldest === undefined ? 0 : Math.max(0, (Date.now() - oldest) / 1000);
   });
   gauge('wafleet_outbox_dead_letters', 'Dead-lettered events kept for replay', () => outbox.stats().dead);
+  gauge(
+    'wafleet_webhook_targets_disabled',
+    'Webhook targets disabled after answering 410 Gone (until enableTarget)',
+    () => outbox.stats().disabledTargets,
+  );
   new Gauge({
     name: 'wafleet_webhook_breaker_state',
     help: 'Circuit breaker of the webhook endpoint (1 for the current state)',

@@ -144,6 +144,8 @@ export interface OutboxStats extends StoreCounts {
   attempts: Record<AttemptOutcome, number>;
   inFlight: number;
   breaker: 'closed' | 'open' | 'half-open';
+  /** Targets disabled after answering 410 Gone (until `enableTarget`). */
+  disabledTargets: number;
   /** `adoptOrphans`: directory scans done, files with events taken over, events taken over. */
   orphans: { scans: number; files: number; events: number };
 }
@@ -552,6 +554,7 @@ export class Outbox extends EventEmitter<OutboxEvents> {
       attempts: { ...this.#stats.attempts },
       inFlight: this.#inFlight.size,
       breaker: this.#breakerState(),
+      disabledTargets: this.#disabled.size,
       orphans: { ...this.#orphanStats },
     };
   }

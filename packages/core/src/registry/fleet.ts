@@ -14,6 +14,7 @@ import {
   lookupOwner,
   metadataArg,
   open,
+  FENCE_REASONS,
   NotOwnerError,
   OwnedElsewhereError,
   parsePush,
@@ -160,6 +161,8 @@ export interface FleetStats {
   /** Longest gap between two heartbeat attempts (ms): how long the event loop or process was stalled. */
   maxHeartbeatGapMs: number;
   fencedSessions: number;
+  /** `fencedSessions` by reason. */
+  fencedByReason: Record<FenceReason, number>;
   claims: Record<'ok' | 'refused' | 'error', number>;
   /** Sessions this instance's sweeps placed (adopted orphans and retried placements). */
   sweepPlaced: number;
@@ -174,6 +177,8 @@ export interface FleetEvents {
   epoch: [EpochEvent];
   leaseLost: [{ reason: FenceReason }];
   leaseRestored: [{ incarnation: string }];
+  /** A session was handed off (drain, recycle, rebalance, `handoff()`): its engine stop plus the release took `durationMs`. */
+  handoff: [{ sessionId: string; outcome: 'handed-off' | 'pending'; durationMs: number }];
   /** A lease renewal was acknowledged: `selfFenceInMs` is the new self-fence deadline (for the dead-man switch). */
   renewed: [{ selfFenceInMs: number }];
   state: [FleetState];
@@ -235,6 +240,7 @@ export class Fleet extends EventEmitter<FleetEvents> {
     renewalFailures: 0,
     maxHeartbeatGapMs: 0,
     fencedSessions: 0,
+    fencedByReason: Object.fromEntries(FENCE_REASONS.map((r) => [r, 0])) as Record<FenceReason, number>,
     claims: { ok: 0, refused: 0, error: 0 },
     sweepPlaced: 0,
     handoffs: 0,
@@ -751,12 +757,15 @@ export class Fleet extends EventEmitter<FleetEvents> {
 
   #handoffOne(sessionId: string): Promise<{ outcome: 'handed-off' | 'pending'; owner: string }> {
     return this.#withInflight(sessionId, async () => {
+      const t0 = performance.now();
       await this.#stopEngine(sessionId, 'handoff');
       const reply = await this.#release(sessionId, 'handoff', '');
       this.#forget(sessionId);
       if (reply.code !== 'OK' && reply.code !== 'PENDING') throw replyError('release', reply, { sessionId });
       this.#stats.handoffs++;
-      return reply.code === 'OK' ? { outcome: 'handed-off' as const, owner: reply.owner } : { outcome: 'pending' as const, owner: '' };
+      const outcome = reply.code === 'OK' ? ('handed-off' as const) : ('pending' as const);
+      this.emit('handoff', { sessionId, outcome, durationMs: performance.now() - t0 });
+      return { outcome, owner: reply.code === 'OK' ? reply.owner : '' };
     });
   }
 
@@ -883,6 +892,7 @@ export class Fleet extends EventEmitter<FleetEvents> {
       if (epoch !== undefined && reason !== 'taken') this.#toReclaim.set(sid, epoch);
     }
     this.#stats.fencedSessions += sessionIds.length;
+    this.#stats.fencedByReason[reason] += sessionIds.length;
     if (sessionIds.length > 0) this.emit('fenced', { sessionIds, reason });
     if (instanceWide && this.#state !== 'fenced') {
       this.#setState('fenced');

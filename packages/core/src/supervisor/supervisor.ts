@@ -318,7 +318,10 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
   readonly #fleet: SupervisedFleet;
   readonly #factory: EngineFactory;
   readonly #o: Required<
-    Omit<SupervisorOptions, 'fleet' | 'engine' | 'deadman' | 'onEngine' | 'logger' | 'restart' | 'breaker' | 'inbox' | 'recycle' | 'sends' | 'rebalance'>
+    Omit<
+      SupervisorOptions,
+      'fleet' | 'engine' | 'deadman' | 'onEngine' | 'logger' | 'restart' | 'breaker' | 'inbox' | 'recycle' | 'sends' | 'rebalance'
+    >
   > & {
     ackTimeoutMs: number;
     restartAfter: number;
@@ -378,7 +381,10 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     this.#recycle = resolveRecycle(options.recycle, this.#fleet);
     const auto = options.rebalance;
     if (auto !== undefined && (typeof auto !== 'object' || auto === null))
-      throw new ConfigError('rebalance', `Expected \`rebalance\` to be an object { intervalMs, spread?, maxMoves? }, got ${describe(auto)}`);
+      throw new ConfigError(
+        'rebalance',
+        `Expected \`rebalance\` to be an object { intervalMs, spread?, maxMoves? }, got ${describe(auto)}`,
+      );
     this.#autoRebalance = auto && {
       intervalMs: integer('rebalance.intervalMs', auto.intervalMs, 1000),
       spread: integer('rebalance.spread', auto.spread ?? 2, 1),

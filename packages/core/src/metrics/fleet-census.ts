@@ -1,0 +1,57 @@
+import { listInstances, SESSION_STATUSES, type InstanceInfo, type RegistryKeys, type SessionStatus } from '@wafleet/protocol';
+import type { Cluster, Redis } from 'ioredis';
+
+/** Fleet-wide counts read from the registry (see {@link readFleetCensus}). */
+export interface FleetCensus {
+  /** Sessions by their recorded status. */
+  statuses: Record<SessionStatus, number>;
+  /** Sessions whose desired state is running and that no live instance owns (waiting for adoption or placement). */
+  ownerless: number;
+  /** Sessions in the placement queue (nobody had room when they were last placed). */
+  pending: number;
+  /** Sessions with desired state stopped (gave up, logged out, stopped): waiting for a human. */
+  stopped: number;
+  /** Registered instances by state: live and taking sessions, live and draining, lease expired (not reaped yet). */
+  instances: Record<'live' | 'draining' | 'expired', number>;
+  /** Sum of the live instances' maxSessions, and the sessions they hold. */
+  capacity: number;
+  load: number;
+}
+
+/** Sessions read per HSCAN round trip: the census never blocks Redis for long, whatever the fleet's size. */
+const SCAN_COUNT = 1000;
+
+/**
+ * Counts the whole fleet from the registry: one script for the instances, then the session records in HSCAN
+ * batches (nothing that blocks Redis for long; O(sessions) work in this process). For a fleet's metrics, read by one
+ * instance, not every one.
+ */
+export async function readFleetCensus(redis: Redis | Cluster, keys: RegistryKeys, known?: readonly InstanceInfo[]): Promise<FleetCensus> {
+  const instances = known ?? (await listInstances(redis, keys));
+  const live = new Map(instances.filter((i) => i.live).map((i) => [i.id, i]));
+  const census: FleetCensus = {
+    statuses: Object.fromEntries(SESSION_STATUSES.map((s) => [s, 0])) as Record<SessionStatus, number>,
+    ownerless: 0,
+    pending: await redis.zcard(keys.pending),
+    stopped: 0,
+    instances: {
+      live: instances.filter((i) => i.live && !i.draining).length,
+      draining: instances.filter((i) => i.live && i.draining).length,
+      expired: instances.filter((i) => !i.live).length,
+    },
+    capacity: [...live.values()].reduce((sum, i) => sum + i.maxSessions, 0),
+    load: [...live.values()].reduce((sum, i) => sum + i.load, 0),
+  };
+  let cursor = '0';
+  do {
+    const [next, entries] = await redis.hscan(keys.sessions, cursor, 'COUNT', SCAN_COUNT);
+    cursor = next;
+    for (let i = 1; i < entries.length; i += 2) {
+      const rec = JSON.parse(entries[i]!) as { owner?: string; status?: SessionStatus; desired?: string };
+      if (rec.status && rec.status in census.statuses) census.statuses[rec.status]++;
+      if (rec.desired === 'stopped') census.stopped++;
+      else if (!rec.owner || !live.has(rec.owner)) census.ownerless++;
+    }
+  } while (cursor !== '0');
+  return census;
+}
