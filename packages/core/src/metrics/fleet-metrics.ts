@@ -2,9 +2,8 @@ import type { Registry } from 'prom-client';
 import type { Fleet, FleetState } from '../registry/fleet.js';
 import { optionalPeer } from '../http/optional-peer.js';
 import { performance } from 'node:perf_hooks';
-import { FENCE_REASONS } from '@wafleet/protocol';
+import { FENCE_REASONS, readFleetCensus, type FleetCensus } from '@wafleet/protocol';
 import { fleetInternals } from '../internals.js';
-import { readFleetCensus, type FleetCensus } from './fleet-census.js';
 import { attachOnce, scrapedCounter, scrapedGauge } from './metric-helpers.js';
 
 const STATES: readonly FleetState[] = ['idle', 'starting', 'active', 'fenced', 'draining', 'closed'];

@@ -1,5 +1,6 @@
-import { listInstances, SESSION_STATUSES, type InstanceInfo, type RegistryKeys, type SessionStatus } from '@wafleet/protocol';
 import type { Cluster, Redis } from 'ioredis';
+import type { RegistryKeys } from './keys.js';
+import { listInstances, SESSION_STATUSES, type InstanceInfo, type SessionStatus } from './queries.js';
 
 /** Fleet-wide counts read from the registry (see {@link readFleetCensus}). */
 export interface FleetCensus {

@@ -1,0 +1,1 @@
+export { EXIT, main, type CliIo } from './cli.js';
