@@ -1,10 +1,13 @@
 import { execFile } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { freePort, spawnProcess, uniqueNamespace, waitUntil, type ChildHandle } from '@wafleet/test-utils';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { snapshot, useTestRedis } from './helpers/fleet-harness.js';
+import { startReceiver, type Receiver } from './helpers/receiver.js';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 const SIM = join(ROOT, 'packages', 'sim', 'bin', 'wafleet-sim.mjs');
@@ -13,6 +16,9 @@ const TOKEN = 'cli-test-admin-token-0123456789abcdef';
 const redis = useTestRedis();
 const namespace = uniqueNamespace('cli');
 const children: ChildHandle[] = [];
+const SECRET = `whsec_${Buffer.from('wafleet-cli-test-webhook-secret').toString('base64')}`;
+/** wa-1's webhook receiver: it refuses (400) until a test says otherwise, so status webhooks are dead-lettered. */
+let receiver: Receiver;
 
 /** Runs the installed-style bin; resolves with its exit code and output (never rejects on a non-zero exit). */
 async function wafleet(...args: string[]): Promise<{ code: number; out: string; err: string }> {
@@ -32,13 +38,21 @@ const json = async (...args: string[]) => {
 };
 
 beforeAll(async () => {
+  receiver = await startReceiver();
+  receiver.reply = () => ({ status: 400 });
+  const outboxDir = mkdtempSync(join(tmpdir(), 'wafleet-cli-'));
   for (const id of ['wa-1', 'wa-2']) {
+    const outbox =
+      id === 'wa-1'
+        ? ['--outbox', join(outboxDir, 'wa-1.sqlite'), '--webhook-url', `${receiver.url}/hooks`, '--webhook-secret', SECRET]
+        : [];
     const child = spawnProcess(
       process.execPath,
       [
         ...[SIM, 'instance', '--redis', redis.url, '--namespace', namespace, '--id', id, '--port', String(await freePort())],
         ...['--max-sessions', '10', '--heartbeat-ms', '200', '--lease-ttl-ms', '2000', '--self-fence-ms', '1400'],
         ...['--adoption-delay-ms', '500', '--sweep-ms', '200'],
+        ...outbox,
       ],
       { name: id, env: { WAFLEET_ADMIN_TOKEN: TOKEN } },
     );
@@ -59,6 +73,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await Promise.all(children.map((c) => c.kill('SIGKILL')));
+  await receiver?.close();
 });
 
 describe('wafleet CLI against a running sim fleet', () => {
@@ -128,6 +143,37 @@ describe('wafleet CLI against a running sim fleet', () => {
     expect(report.findings.filter((f) => f.check.endsWith(' sessions')).map((f) => f.ok)).toEqual([true, true]);
     expect(report.findings.find((f) => f.check === 'clock skew')).toMatchObject({ ok: true });
     expect(doctor.code).toBe(report.healthy ? 0 : 1);
+  });
+
+  it('outbox dead, replay and enable-target against an instance’s admin routes', async () => {
+    await waitUntil(async () => ((await json('outbox', 'dead', 'wa-1'))['events'] as unknown[]).length > 0, {
+      message: 'no dead letters on wa-1',
+    });
+    const { events } = (await json('outbox', 'dead', 'wa-1')) as { events: Array<Record<string, unknown>> };
+    expect(events[0]).toEqual({
+      id: expect.any(String),
+      session: expect.any(String),
+      seq: expect.any(Number),
+      type: expect.stringMatching(/^session\./),
+      attempts: 1,
+      createdAt: expect.any(Number),
+      lastError: expect.any(String),
+      deadReason: 'rejected with 400',
+      target: `${receiver.url}/hooks`,
+    });
+    expect(JSON.stringify(events)).not.toContain('"data"');
+    // The backend is fixed: the dead letters go out again.
+    receiver.reply = () => ({ status: 204 });
+    const before = receiver.received.length;
+    const replayed = await json('outbox', 'replay', 'wa-1');
+    expect(replayed['replayed']).toBeGreaterThanOrEqual(events.length);
+    await waitUntil(() => receiver.received.length >= before + events.length);
+    expect((await json('outbox', 'dead', 'wa-1'))['events']).toEqual([]);
+    expect(await json('outbox', 'enable-target', 'wa-1', `${receiver.url}/hooks`)).toMatchObject({
+      instance: 'wa-1',
+      enabled: `${receiver.url}/hooks`,
+    });
+    expect((await wafleet('outbox', 'explode', 'wa-1')).code).toBe(2);
   });
 
   it('drain hands an instance’s sessions off through its admin route', async () => {

@@ -42,6 +42,12 @@ Commands:
   drain <instance>            hand every session of that instance off (POST /drain on it)
   rebalance [--dry-run]       the fullest instances hand off their excess (POST /rebalance on each)
   doctor                      Redis settings, clock skew, expired leases, each instance's sessions against the registry
+  outbox dead <instance> [--session S]
+                              that instance's dead-lettered webhooks (metadata, no bodies)
+  outbox replay <instance> [--session S] [--ids a,b]
+                              its dead letters (all, or those of a session or ids) back into delivery
+  outbox enable-target <instance> <url>
+                              a webhook target it disabled after 410 Gone
 
 Options:
   --redis <url>               Redis URL (default: $WAFLEET_REDIS_URL, then $REDIS_URL, then redis://127.0.0.1:6379)
@@ -112,6 +118,8 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
         instance: { type: 'string' },
         label: { type: 'string', multiple: true },
         'dry-run': { type: 'boolean', default: false },
+        session: { type: 'string' },
+        ids: { type: 'string' },
         help: { type: 'boolean', short: 'h', default: false },
       },
     });
@@ -447,4 +455,44 @@ const doctor: Command = async (ctx) => {
   return healthy ? EXIT.OK : EXIT.FAILED;
 };
 
-const COMMANDS: Record<string, Command> = { status, sessions, owner, place, stop, restart, drain, rebalance, doctor };
+const outbox: Command = async (ctx, args) => {
+  const [action, id, ...rest] = args;
+  if (!['dead', 'replay', 'enable-target'].includes(action ?? '') || id === undefined)
+    throw new CliError('outbox expects dead|replay|enable-target and an instance id', EXIT.USAGE);
+  const instance = await instanceById(ctx, id);
+  const session = ctx.values['session'] as string | undefined;
+  if (action === 'dead') {
+    if (rest.length > 0) throw new CliError('outbox dead takes no more arguments', EXIT.USAGE);
+    const query = session === undefined ? '' : `?session=${encodeURIComponent(session)}`;
+    const { events } = (await callInstance(ctx, instance, 'GET', `outbox/dead${query}`)) as { events: Array<Record<string, unknown>> };
+    return emit(ctx, { instance: id, events }, () => {
+      const table = new Table({ head: ['event', 'session', 'type', 'attempts', 'why'] });
+      for (const e of events)
+        table.push([
+          String(e['id']),
+          String(e['session']),
+          String(e['type']),
+          String(e['attempts']),
+          String(e['deadReason'] || e['lastError']),
+        ]);
+      return `${table.toString()}
+${events.length} dead letters on ${id}`;
+    });
+  }
+  if (action === 'replay') {
+    if (rest.length > 0) throw new CliError('outbox replay takes no more arguments', EXIT.USAGE);
+    const ids = (ctx.values['ids'] as string | undefined)?.split(',').filter(Boolean);
+    // No filter means all of its dead letters (the outbox itself replays nothing for an empty filter).
+    const filter = ids || session ? { ...(ids ? { ids } : {}), ...(session ? { session } : {}) } : { from: 0 };
+    const result = (await callInstance(ctx, instance, 'POST', 'outbox/replay', filter)) as {
+      replayed: number;
+    };
+    return emit(ctx, { instance: id, ...result }, () => `${id}: ${result.replayed} dead letters back into delivery`);
+  }
+  const [target, ...more] = rest;
+  if (target === undefined || more.length > 0) throw new CliError('outbox enable-target expects the target URL', EXIT.USAGE);
+  const result = await callInstance(ctx, instance, 'POST', 'outbox/targets/enable', { target });
+  return emit(ctx, { instance: id, ...(result as object) }, () => `${id}: ${target} enabled`);
+};
+
+const COMMANDS: Record<string, Command> = { status, sessions, owner, place, stop, restart, drain, rebalance, doctor, outbox };

@@ -33,7 +33,11 @@ export interface FleetRouterOptions {
   registry?: Registry;
   /** The current QR code of a session this instance owns, for `GET /sessions/:id/qr`. */
   qr?: (sessionId: string) => string | undefined | Promise<string | undefined>;
-  /** Adds the webhook outbox metrics to `/metrics`. */
+  /**
+   * Adds the webhook outbox metrics to `/metrics`, and the outbox admin routes: `GET /outbox/dead` (`?session`,
+   * `?limit`: dead letters, oldest first, without their bodies), `POST /outbox/replay` (`{ ids?, session?, from?, to? }`:
+   * dead letters back into delivery), `POST /outbox/targets/enable` (`{ target }`: a target disabled by 410 Gone).
+   */
   outbox?: Outbox;
   /**
    * Stops and restarts sessions owned here for `POST /sessions/:id/stop` and `/restart`, so the engine stops
@@ -248,6 +252,65 @@ export function createFleetRouter(fleet: Fleet, options: FleetRouterOptions): Ro
       res.status(202).json({ draining: true, sessions: fleet.ownedSessions().size });
     }),
   );
+
+  if (options.outbox) {
+    const outbox = options.outbox;
+    router.get(
+      '/outbox/dead',
+      requireAuth,
+      handle(async (req, res) => {
+        const limit = req.query['limit'] === undefined ? 100 : Number(req.query['limit']);
+        if (!Number.isInteger(limit) || limit < 1 || limit > 1000)
+          throw new ConfigError('limit', 'Expected `limit` to be an integer from 1 to 1000');
+        const session = typeof req.query['session'] === 'string' ? req.query['session'] : undefined;
+        if (session !== undefined) validateSessionId(session);
+        const rows = await outbox.deadLetters({ session, limit });
+        // Metadata only: bodies carry message texts and phone numbers, and the target URL may carry a token.
+        const events = rows.map(({ id, session: s, seq, type, attempts, createdAt, lastError, deadReason, target }) => ({
+          id,
+          session: s,
+          seq,
+          type,
+          attempts,
+          createdAt,
+          lastError,
+          deadReason,
+          target: new URL(target).origin + new URL(target).pathname,
+        }));
+        res.json({ events });
+      }),
+    );
+    router.post(
+      '/outbox/replay',
+      requireAuth,
+      json({ limit: '64kb' }),
+      handle(async (req, res) => {
+        const body = (req.body ?? {}) as Record<string, unknown>;
+        const extra = Object.keys(body).filter((k) => !['ids', 'session', 'from', 'to'].includes(k));
+        if (extra.length > 0)
+          throw new ConfigError('body', `Expected only \`ids\`, \`session\`, \`from\` and \`to\` in the body, got ${describe(extra)}`);
+        if (body['ids'] !== undefined && (!Array.isArray(body['ids']) || !body['ids'].every((id) => typeof id === 'string')))
+          throw new ConfigError('ids', 'Expected `ids` to be an array of event ids');
+        if (body['session'] !== undefined) validateSessionId(body['session']);
+        for (const k of ['from', 'to'] as const)
+          if (body[k] !== undefined && !Number.isInteger(body[k])) throw new ConfigError(k, `Expected \`${k}\` to be a Unix ms integer`);
+        const replayed = await outbox.replay(body as { ids?: string[]; session?: string; from?: number; to?: number });
+        res.json({ replayed });
+      }),
+    );
+    router.post(
+      '/outbox/targets/enable',
+      requireAuth,
+      json({ limit: '4kb' }),
+      handle(async (req, res) => {
+        const target = (req.body as { target?: unknown } | undefined)?.target;
+        if (typeof target !== 'string' || !URL.canParse(target))
+          throw new ConfigError('target', 'Expected `target` to be the URL the outbox disabled');
+        await outbox.enableTarget(target);
+        res.json({ enabled: target });
+      }),
+    );
+  }
 
   router.post(
     '/rebalance',
