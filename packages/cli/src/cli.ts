@@ -14,6 +14,7 @@ import {
 import Table from 'cli-table3';
 import { Redis } from 'ioredis';
 import pc from 'picocolors';
+import { startDashboard } from './dashboard.js';
 
 /**
  * Exit codes: 0 done (and, for `doctor`, nothing found), 1 the command failed or `doctor` found a problem, 2 bad usage,
@@ -48,6 +49,8 @@ Commands:
                               its dead letters (all, or those of a session or ids) back into delivery
   outbox enable-target <instance> <url>
                               a webhook target it disabled after 410 Gone
+  dashboard [--port n]        a live page on 127.0.0.1 (instances, unhealthy sessions, ownership changes; drain and
+                              rebalance buttons), opened with the one-time key in the URL it prints; until Ctrl-C
 
 Options:
   --redis <url>               Redis URL (default: $WAFLEET_REDIS_URL, then $REDIS_URL, then redis://127.0.0.1:6379)
@@ -119,6 +122,7 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
         label: { type: 'string', multiple: true },
         'dry-run': { type: 'boolean', default: false },
         session: { type: 'string' },
+        port: { type: 'string' },
         ids: { type: 'string' },
         help: { type: 'boolean', short: 'h', default: false },
       },
@@ -495,4 +499,32 @@ ${events.length} dead letters on ${id}`;
   return emit(ctx, { instance: id, ...(result as object) }, () => `${id}: ${target} enabled`);
 };
 
-const COMMANDS: Record<string, Command> = { status, sessions, owner, place, stop, restart, drain, rebalance, doctor, outbox };
+const dashboard: Command = async (ctx) => {
+  const port = Number(ctx.values['port'] ?? 0);
+  if (!Number.isInteger(port) || port < 0 || port > 65_535) throw new CliError('--port expects a port number', EXIT.USAGE);
+  if (!ctx.token) throw new CliError('the dashboard needs the admin token for its buttons: --token or WAFLEET_ADMIN_TOKEN', EXIT.USAGE);
+  const subscriber = ctx.redis.duplicate();
+  subscriber.on('error', () => undefined);
+  await subscriber.connect();
+  const board = await startDashboard(
+    {
+      redis: ctx.redis,
+      subscriber,
+      keys: ctx.keys,
+      call: (i, method, path, body) => callInstance(ctx, i, method, path, body),
+      intervalMs: 1000,
+    },
+    port,
+  );
+  ctx.io.out.write(ctx.json ? `${JSON.stringify({ url: board.url })}\n` : `wafleet dashboard: ${board.url}\n`);
+  // Serves until the process is told to stop.
+  await new Promise<void>((resolve) => {
+    process.once('SIGINT', resolve);
+    process.once('SIGTERM', resolve);
+  });
+  await board.close();
+  subscriber.disconnect();
+  return EXIT.OK;
+};
+
+const COMMANDS: Record<string, Command> = { status, sessions, owner, place, stop, restart, drain, rebalance, doctor, outbox, dashboard };

@@ -1,0 +1,113 @@
+/// <reference lib="dom" />
+import { mkdirSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { freePort, spawnProcess, uniqueNamespace, waitUntil, type ChildHandle } from '@wafleet/test-utils';
+import { chromium, type Browser } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { snapshot, useTestRedis } from './helpers/fleet-harness.js';
+
+const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
+const SIM = join(ROOT, 'packages', 'sim', 'bin', 'wafleet-sim.mjs');
+const CLI = join(ROOT, 'packages', 'cli', 'bin', 'wafleet.mjs');
+const TOKEN = 'dashboard-test-admin-token-0123456789ab';
+const redis = useTestRedis();
+const namespace = uniqueNamespace('dashboard');
+const instances = new Map<string, ChildHandle>();
+let board: ChildHandle;
+let browser: Browser;
+let url: string;
+
+const working = async () => [...(await snapshot(redis.client, namespace)).sessions.values()].filter((r) => r.status === 'WORKING').length;
+
+beforeAll(async () => {
+  for (const id of ['wa-1', 'wa-2', 'wa-3']) {
+    const child = spawnProcess(
+      process.execPath,
+      [
+        ...[SIM, 'instance', '--redis', redis.url, '--namespace', namespace, '--id', id, '--port', String(await freePort())],
+        ...['--max-sessions', '10', '--heartbeat-ms', '200', '--lease-ttl-ms', '2000', '--self-fence-ms', '1400'],
+        ...['--adoption-delay-ms', '500', '--sweep-ms', '200'],
+      ],
+      { name: id, env: { WAFLEET_ADMIN_TOKEN: TOKEN } },
+    );
+    instances.set(id, child);
+    await child.waitFor((m) => m['ev'] === 'ready', 20_000);
+  }
+  const placer = spawnProcess(process.execPath, [SIM, 'sessions', '--redis', redis.url, '--namespace', namespace, '--count', '12'], {
+    name: 'placer',
+  });
+  await placer.waitFor((m) => m['ev'] === 'placed', 20_000);
+  await waitUntil(async () => (await working()) === 12, { timeoutMs: 20_000 });
+  board = spawnProcess(process.execPath, [CLI, 'dashboard', '--json'], {
+    name: 'dashboard',
+    env: { WAFLEET_REDIS_URL: redis.url, WAFLEET_NAMESPACE: namespace, WAFLEET_ADMIN_TOKEN: TOKEN },
+  });
+  url = String((await board.waitFor<{ url: string }>((m) => typeof m['url'] === 'string', 15_000)).url);
+  browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: ['--no-sandbox', '--disable-gpu'] });
+}, 90_000);
+
+afterAll(async () => {
+  await browser?.close();
+  await board?.kill('SIGTERM');
+  await Promise.all([...instances.values()].map((c) => c.kill('SIGKILL')));
+});
+
+describe('wafleet dashboard in Chromium', () => {
+  it('answers nobody without its key, nor for another host name', async () => {
+    const bare = new URL(url);
+    bare.search = '';
+    expect((await fetch(bare)).status).toBe(403);
+    expect((await fetch(`${bare.origin}/events?key=wrong`)).status).toBe(403);
+    const rebound = new URL(url);
+    rebound.hostname = 'localhost';
+    expect((await fetch(rebound)).status).toBe(200);
+  });
+
+  it('renders the fleet, shows a killed instance’s sessions moving live, and its rebalance button works', async () => {
+    const page = await browser.newPage({ viewport: { width: 1200, height: 900 } });
+    await page.goto(url);
+    await page.waitForFunction(() => document.querySelectorAll('#instances tbody tr').length === 3, undefined, { timeout: 15_000 });
+    await page.waitForFunction(() => document.querySelector('[data-total="working"]')?.textContent === '12', undefined, {
+      timeout: 15_000,
+    });
+    const loads = async () =>
+      page.$$eval('#instances tbody tr', (rows) =>
+        Object.fromEntries(rows.map((r) => [r.getAttribute('data-instance'), r.querySelector('.load')!.textContent])),
+      );
+    const before = await loads();
+    // kill -9 the instance with the most sessions: the page shows it expired and its sessions adopted by the others.
+    const victim = Object.entries(before as Record<string, string>).sort(
+      (a, b) => Number(b[1].split('/')[0]) - Number(a[1].split('/')[0]),
+    )[0]![0];
+    await instances.get(victim)!.kill('SIGKILL');
+    // Expired, then gone once the sweep reaps it: the page keeps the row either way.
+    await page.waitForFunction(
+      (id) => ['expired', 'gone'].includes(document.querySelector(`[data-instance="${id}"] .state`)?.textContent ?? ''),
+      victim,
+      {
+        timeout: 15_000,
+      },
+    );
+    await waitUntil(async () => (await working()) === 12, { timeoutMs: 20_000, message: 'sessions not adopted' });
+    await page.waitForFunction(
+      (id) =>
+        document.querySelector('[data-total="working"]')?.textContent === '12' &&
+        Array.from(document.querySelectorAll('#instances tbody tr'))
+          .filter((r) => r.getAttribute('data-instance') !== id)
+          .reduce((n, r) => n + Number(r.querySelector('.load')!.textContent!.split('/')[0]), 0) === 12,
+      victim,
+      { timeout: 15_000 },
+    );
+    expect(await page.locator('#changes tbody tr').count()).toBeGreaterThan(0);
+    mkdirSync(join(ROOT, '.wafleet-tmp'), { recursive: true });
+    await page.screenshot({ path: join(ROOT, '.wafleet-tmp', 'dashboard.png'), fullPage: true });
+    console.log(`[dashboard] ${victim} killed: ${JSON.stringify(before)} -> ${JSON.stringify(await loads())}`);
+    // The rebalance button asks every live instance (fullest first) to shed its excess.
+    await page.click('#rebalance');
+    await page.waitForFunction(() => /^moved \d+ sessions$/.test(document.getElementById('result')?.textContent ?? ''), undefined, {
+      timeout: 15_000,
+    });
+    await page.close();
+  });
+});
