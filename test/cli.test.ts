@@ -4,13 +4,13 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { freePort, spawnProcess, uniqueNamespace, waitUntil, type ChildHandle } from '@wafleet/test-utils';
+import { uniqueNamespace, waitUntil, type ChildHandle } from '@wafleet/test-utils';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { snapshot, useTestRedis } from './helpers/fleet-harness.js';
+import { placeSimSessions, startSimInstance } from './helpers/sim-instances.js';
 import { startReceiver, type Receiver } from './helpers/receiver.js';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
-const SIM = join(ROOT, 'packages', 'sim', 'bin', 'wafleet-sim.mjs');
 const CLI = join(ROOT, 'packages', 'cli', 'bin', 'wafleet.mjs');
 const TOKEN = 'cli-test-admin-token-0123456789abcdef';
 const redis = useTestRedis();
@@ -46,23 +46,9 @@ beforeAll(async () => {
       id === 'wa-1'
         ? ['--outbox', join(outboxDir, 'wa-1.sqlite'), '--webhook-url', `${receiver.url}/hooks`, '--webhook-secret', SECRET]
         : [];
-    const child = spawnProcess(
-      process.execPath,
-      [
-        ...[SIM, 'instance', '--redis', redis.url, '--namespace', namespace, '--id', id, '--port', String(await freePort())],
-        ...['--max-sessions', '10', '--heartbeat-ms', '200', '--lease-ttl-ms', '2000', '--self-fence-ms', '1400'],
-        ...['--adoption-delay-ms', '500', '--sweep-ms', '200'],
-        ...outbox,
-      ],
-      { name: id, env: { WAFLEET_ADMIN_TOKEN: TOKEN } },
-    );
-    children.push(child);
-    await child.waitFor((m) => m['ev'] === 'ready', 20_000);
+    children.push(await startSimInstance(redis.url, namespace, id, { token: TOKEN, extra: outbox }));
   }
-  const placer = spawnProcess(process.execPath, [SIM, 'sessions', '--redis', redis.url, '--namespace', namespace, '--count', '6'], {
-    name: 'placer',
-  });
-  await placer.waitFor((m) => m['ev'] === 'placed', 20_000);
+  await placeSimSessions(redis.url, namespace, 6);
   await waitUntil(
     async () => [...(await snapshot(redis.client, namespace)).sessions.values()].filter((r) => r.status === 'WORKING').length === 6,
     {

@@ -2,13 +2,13 @@
 import { mkdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { freePort, spawnProcess, uniqueNamespace, waitUntil, type ChildHandle } from '@wafleet/test-utils';
+import { spawnProcess, uniqueNamespace, waitUntil, type ChildHandle } from '@wafleet/test-utils';
 import { chromium, type Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { snapshot, useTestRedis } from './helpers/fleet-harness.js';
+import { placeSimSessions, startSimInstance } from './helpers/sim-instances.js';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
-const SIM = join(ROOT, 'packages', 'sim', 'bin', 'wafleet-sim.mjs');
 const CLI = join(ROOT, 'packages', 'cli', 'bin', 'wafleet.mjs');
 const TOKEN = 'dashboard-test-admin-token-0123456789ab';
 const redis = useTestRedis();
@@ -21,23 +21,8 @@ let url: string;
 const working = async () => [...(await snapshot(redis.client, namespace)).sessions.values()].filter((r) => r.status === 'WORKING').length;
 
 beforeAll(async () => {
-  for (const id of ['wa-1', 'wa-2', 'wa-3']) {
-    const child = spawnProcess(
-      process.execPath,
-      [
-        ...[SIM, 'instance', '--redis', redis.url, '--namespace', namespace, '--id', id, '--port', String(await freePort())],
-        ...['--max-sessions', '10', '--heartbeat-ms', '200', '--lease-ttl-ms', '2000', '--self-fence-ms', '1400'],
-        ...['--adoption-delay-ms', '500', '--sweep-ms', '200'],
-      ],
-      { name: id, env: { WAFLEET_ADMIN_TOKEN: TOKEN } },
-    );
-    instances.set(id, child);
-    await child.waitFor((m) => m['ev'] === 'ready', 20_000);
-  }
-  const placer = spawnProcess(process.execPath, [SIM, 'sessions', '--redis', redis.url, '--namespace', namespace, '--count', '12'], {
-    name: 'placer',
-  });
-  await placer.waitFor((m) => m['ev'] === 'placed', 20_000);
+  for (const id of ['wa-1', 'wa-2', 'wa-3']) instances.set(id, await startSimInstance(redis.url, namespace, id, { token: TOKEN }));
+  await placeSimSessions(redis.url, namespace, 12);
   await waitUntil(async () => (await working()) === 12, { timeoutMs: 20_000 });
   board = spawnProcess(process.execPath, [CLI, 'dashboard', '--json'], {
     name: 'dashboard',

@@ -9,6 +9,7 @@ import { createSimEngine, type SimEngine, type SimLoginEvent } from '@wafleet/si
 import { freePort, spawnProcess, uniqueNamespace, waitUntil, type ChildHandle } from '@wafleet/test-utils';
 import express from 'express';
 import { afterEach, describe, expect, it } from 'vitest';
+import { recordRuns, runOverlaps, type EngineRuns } from './helpers/engine-runs.js';
 import {
   overlaps as journalOverlaps,
   readJournal,
@@ -35,13 +36,11 @@ interface Host {
   sim: SimEngine;
 }
 
-type Runs = Array<{ sessionId: string; host: string; start: number; stop: number | undefined }>;
-
 async function host(
   namespace: string,
   id: string,
   dataDir: string,
-  runs: Runs,
+  runs: EngineRuns,
   logins: Array<SimLoginEvent & { host: string }>,
 ): Promise<Host> {
   const fleet = testFleet(redis.url, namespace, id, { maxSessions: 20 });
@@ -56,13 +55,7 @@ async function host(
   const supervisor = createSupervisor({
     fleet,
     engine: sim.factory,
-    onEngine: ({ event, sessionId }) => {
-      if (event === 'start') runs.push({ sessionId, host: id, start: Date.now(), stop: undefined });
-      else {
-        const run = runs.find((r) => r.sessionId === sessionId && r.host === id && r.stop === undefined);
-        if (run) run.stop = Date.now();
-      }
-    },
+    onEngine: recordRuns(runs, id),
   });
   await fleet.start();
   supervisor.start();
@@ -73,21 +66,11 @@ async function host(
   return { id, fleet, supervisor, sim };
 }
 
-function overlaps(runs: Runs): string[] {
-  const found: string[] = [];
-  for (const a of runs)
-    for (const b of runs) {
-      if (a === b || a.sessionId !== b.sessionId || a.host >= b.host) continue;
-      if (a.start < (b.stop ?? Infinity) && b.start < (a.stop ?? Infinity)) found.push(`${a.sessionId}: ${a.host} and ${b.host}`);
-    }
-  return found;
-}
-
 describe('rebalancing (handoff of the fullest instance’s excess)', () => {
   it('from 20/0/0 to a spread of at most 2: no overlapping runs, no cap exceeded, every moved session restores its newest login', async () => {
     const namespace = uniqueNamespace('rebalance');
     const dataDir = mkdtempSync(join(tmpdir(), 'wafleet-rebalance-'));
-    const runs: Runs = [];
+    const runs: EngineRuns = [];
     const logins: Array<SimLoginEvent & { host: string }> = [];
     const a = await host(namespace, 'wa-a', dataDir, runs, logins);
     const ids = sessionIds('rb', 20);
@@ -120,7 +103,7 @@ describe('rebalancing (handoff of the fullest instance’s excess)', () => {
     const values = Object.values(after);
     expect(Math.max(...values) - Math.min(...values)).toBeLessThanOrEqual(2);
     expect(Math.max(...values)).toBeLessThanOrEqual(20);
-    expect(overlaps(runs)).toEqual([]);
+    expect(runOverlaps(runs)).toEqual([]);
     // Every moved session restored the newest version committed before its move (the handoff save included).
     for (const { sessionId, owner } of result.moved) {
       const restore = logins.find((e) => e.ev === 'restore' && e.sessionId === sessionId && e.host === owner);

@@ -3,7 +3,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
   CapacityError,
-  createFleet,
   createSessionData,
   createSupervisor,
   directoryBlobBackend,
@@ -15,7 +14,8 @@ import {
 import { createSimEngine, type SimEngine } from '@wafleet/sim';
 import { uniqueNamespace, waitUntil } from '@wafleet/test-utils';
 import { afterEach, describe, expect, it } from 'vitest';
-import { sessionIds, testFleet, useTestRedis } from './helpers/fleet-harness.js';
+import { recordRuns, runOverlaps, type EngineRuns } from './helpers/engine-runs.js';
+import { offlineFleet, sessionIds, testFleet, useTestRedis } from './helpers/fleet-harness.js';
 
 const redis = useTestRedis();
 const closers: Array<() => Promise<unknown>> = [];
@@ -33,14 +33,11 @@ interface Host {
   sim: SimEngine;
 }
 
-/** Engine runs across all hosts, from the supervisors' start and stop callbacks. */
-type Runs = Array<{ sessionId: string; host: string; start: number; stop: number | undefined }>;
-
 async function host(
   namespace: string,
   id: string,
   dataDir: string,
-  runs: Runs,
+  runs: EngineRuns,
   recycle: SupervisorOptions['recycle'],
   fleetOptions: Partial<FleetOptions> = {},
 ): Promise<Host> {
@@ -54,13 +51,7 @@ async function host(
     engine: sim.factory,
     recycle,
     memoryIntervalMs: 50,
-    onEngine: ({ event, sessionId }) => {
-      if (event === 'start') runs.push({ sessionId, host: id, start: Date.now(), stop: undefined });
-      else {
-        const run = runs.find((r) => r.sessionId === sessionId && r.host === id && r.stop === undefined);
-        if (run) run.stop = Date.now();
-      }
-    },
+    onEngine: recordRuns(runs, id),
   });
   await fleet.start();
   supervisor.start();
@@ -71,22 +62,11 @@ async function host(
   return { id, fleet, supervisor, sim };
 }
 
-/** Runs of one session that overlap in time on two hosts. */
-function overlaps(runs: Runs): string[] {
-  const found: string[] = [];
-  for (const a of runs)
-    for (const b of runs) {
-      if (a === b || a.sessionId !== b.sessionId || a.host >= b.host) continue;
-      if (a.start < (b.stop ?? Infinity) && b.start < (a.stop ?? Infinity)) found.push(`${a.sessionId}: ${a.host} and ${b.host}`);
-    }
-  return found;
-}
-
 describe('recycling browsers by memory and age (handoff, login first)', () => {
   it('hands off the sessions whose browser grows past the limit, one at a time, with no overlap and no QR code', async () => {
     const namespace = uniqueNamespace('recycle');
     const dataDir = mkdtempSync(join(tmpdir(), 'wafleet-recycle-'));
-    const runs: Runs = [];
+    const runs: EngineRuns = [];
     const recycle = { memoryLimitBytes: 250 * MiB, concurrency: 1, staggerMs: 300 };
     const a = await host(namespace, 'wa-a', dataDir, runs, recycle);
     const ids = sessionIds('rc', 6);
@@ -123,14 +103,14 @@ describe('recycling browsers by memory and age (handoff, login first)', () => {
     for (const sid of ids.slice(4)) expect(a.supervisor.session(sid)).toMatchObject({ status: 'WORKING', restarts: 0 });
     for (const h of others)
       for (const view of h.supervisor.sessions()) expect(view.transitions.map((t) => t.to)).not.toContain('SCAN_QR_CODE');
-    expect(overlaps(runs)).toEqual([]);
+    expect(runOverlaps(runs)).toEqual([]);
     expect(a.supervisor.stats().memoryBytes).toBeGreaterThanOrEqual(2 * 100 * MiB);
   });
 
   it('recycles by age, spread out: never more than `concurrency` at once', async () => {
     const namespace = uniqueNamespace('recycle-age');
     const dataDir = mkdtempSync(join(tmpdir(), 'wafleet-recycle-age-'));
-    const runs: Runs = [];
+    const runs: EngineRuns = [];
     const recycle = { maxAgeMs: 1500, concurrency: 2, staggerMs: 100 };
     const hosts = [await host(namespace, 'wa-a', dataDir, runs, recycle), await host(namespace, 'wa-b', dataDir, runs, recycle)];
     const ids = sessionIds('age', 6);
@@ -139,13 +119,13 @@ describe('recycling browsers by memory and age (handoff, login first)', () => {
     for (const sid of ids) hosts[0]!.sim.scan(sid);
     await waitUntil(() => hosts.reduce((n, h) => n + h.supervisor.stats().recycles.age, 0) >= 6, { timeoutMs: 15_000 });
     for (const h of hosts) expect(h.supervisor.stats().recyclingMax).toBeLessThanOrEqual(2);
-    expect(overlaps(runs)).toEqual([]);
+    expect(runOverlaps(runs)).toEqual([]);
   });
 
   it('placement and admission respect a memory budget next to maxSessions', async () => {
     const namespace = uniqueNamespace('memory-budget');
     const dataDir = mkdtempSync(join(tmpdir(), 'wafleet-memory-budget-'));
-    const runs: Runs = [];
+    const runs: EngineRuns = [];
     // wa-a may hold 10 sessions but only 300 MiB of browsers (three of 100 MiB); wa-b counts sessions only.
     const a = await host(namespace, 'wa-a', dataDir, runs, undefined, { memoryBudgetBytes: 300 * MiB });
     const b = await host(namespace, 'wa-b', dataDir, runs, undefined);
@@ -172,13 +152,7 @@ describe('recycling browsers by memory and age (handoff, login first)', () => {
   });
 
   it('refuses recycle options it cannot honour', () => {
-    const fleet = createFleet({
-      redis: 'redis://127.0.0.1:1',
-      namespace: 'x',
-      instanceId: 'wa-1',
-      url: 'http://wa-1:3000',
-      maxSessions: 1,
-    });
+    const fleet = offlineFleet();
     const engine = createSimEngine().factory;
     expect(() => createSupervisor({ fleet, engine, recycle: { memoryLimitBytes: 0 } })).toThrow(/recycle.memoryLimitBytes/);
     expect(() => createSupervisor({ fleet, engine, recycle: { concurrency: 0 } })).toThrow(/recycle.concurrency/);

@@ -3,7 +3,6 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
-  createFleet,
   createOutbox,
   createStartBreaker,
   createSupervisor,
@@ -17,7 +16,7 @@ import { createSimEngine } from '@wafleet/sim';
 import { freePort, sleep, spawnProcess, uniqueNamespace, waitUntil, type ChildHandle } from '@wafleet/test-utils';
 import { Registry } from 'prom-client';
 import { afterEach, describe, expect, it } from 'vitest';
-import { sessionIds, snapshot, testFleet, useTestRedis } from './helpers/fleet-harness.js';
+import { offlineFleet, sessionIds, snapshot, testFleet, useTestRedis } from './helpers/fleet-harness.js';
 import { startReceiver, type Receiver } from './helpers/receiver.js';
 
 const SECRET = `whsec_${Buffer.from('wafleet-start-breaker-secret').toString('base64')}`;
@@ -240,13 +239,7 @@ describe('the fleet-wide start breaker', () => {
   });
 
   it('fails open: a breaker that cannot reach Redis holds no restart', async () => {
-    const fleet = createFleet({
-      redis: 'redis://127.0.0.1:1',
-      namespace: 'x',
-      instanceId: 'wa-1',
-      url: 'http://wa-1:3000',
-      maxSessions: 1,
-    });
+    const fleet = offlineFleet();
     const breaker = createStartBreaker({ fleet });
     expect(await breaker.permit('s-1')).toEqual({ permitted: true, probe: false });
     await breaker.record('s-1', { ok: false, reason: 'start deadline passed' });
@@ -255,13 +248,7 @@ describe('the fleet-wide start breaker', () => {
 
   it('refuses bad options with a ConfigError naming the option', () => {
     expect(() => createStartBreaker({ fleet: {} as Fleet })).toThrow(/Fleet from createFleet/);
-    const fleet = createFleet({
-      redis: 'redis://127.0.0.1:1',
-      namespace: 'x',
-      instanceId: 'wa-1',
-      url: 'http://wa-1:3000',
-      maxSessions: 1,
-    });
+    const fleet = offlineFleet();
     expect(() => createStartBreaker({ fleet, failureRatio: 0 })).toThrow(/failureRatio/);
     expect(() => createStartBreaker({ fleet, minFailures: 0 })).toThrow(/minFailures/);
     expect(() => createSupervisor({ fleet, engine: () => ({}) as never, breaker: {} as never })).toThrow(/breaker/);

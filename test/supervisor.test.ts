@@ -1,5 +1,4 @@
 import {
-  createFleet,
   createSupervisor,
   type EngineFactory,
   type Fleet,
@@ -10,7 +9,7 @@ import {
 import { createSimEngine, type SimEngine } from '@wafleet/sim';
 import { startRedis, uniqueNamespace, waitUntil, type RedisServerHandle } from '@wafleet/test-utils';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { TEST_TIMING, sessionIds, snapshot, startInstance } from './helpers/fleet-harness.js';
+import { sessionIds, snapshot, startInstance, testFleet } from './helpers/fleet-harness.js';
 
 // Paused in one test, so always a private server.
 let server: RedisServerHandle;
@@ -40,16 +39,7 @@ async function host(
   instanceId: string,
   extra: { fleet?: Partial<FleetOptions>; supervisor?: Partial<SupervisorOptions>; sim?: SimEngine } = {},
 ): Promise<Host> {
-  const fleet = createFleet({
-    redis: server.url,
-    namespace,
-    instanceId,
-    url: `http://${instanceId}:3000`,
-    maxSessions: 10,
-    ...TEST_TIMING,
-    quarantineMs: 0,
-    ...extra.fleet,
-  });
+  const fleet = testFleet(server.url, namespace, instanceId, extra.fleet);
   fleets.push(fleet);
   const sim = extra.sim ?? createSimEngine();
   const starts: Host['starts'] = [];

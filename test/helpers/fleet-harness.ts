@@ -47,6 +47,11 @@ export const TEST_TIMING: TimingOptions = Object.freeze({
   sweepIntervalMs: 200,
 });
 
+/** A fleet whose Redis never answers (port 1), never started: for option checks and fail-open paths. */
+export function offlineFleet(): Fleet {
+  return createFleet({ redis: 'redis://127.0.0.1:1', namespace: 'x', instanceId: 'wa-1', url: 'http://wa-1:3000', maxSessions: 1 });
+}
+
 /** An in-process fleet member with the test timing and no quarantine (10 sessions unless `extra` says otherwise). */
 export function testFleet(redisUrl: string, namespace: string, instanceId: string, extra: Partial<FleetOptions> = {}): Fleet {
   return createFleet({
