@@ -50,6 +50,7 @@ const SESSION_FIELDS = [
   'attempts',
   'since',
   'updatedAt',
+  'lostAt',
 ];
 const EVENT_FIELDS = ['s', 'o', 'i', 'e', 'st', 'd', 'u'];
 

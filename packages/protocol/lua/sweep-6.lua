@@ -16,7 +16,10 @@
   Timing from the registry, never the caller: meta adoptionDelayMs; a placement that found no capacity is retried
   after meta placementRetryMs, doubled per failed attempt, at most meta placementRetryMaxMs.
 
-  Reply: {1 OK, placed:number, orphaned:number, deferred:number, instancesRemoved:number}
+  An orphaned session's record keeps `lostAt`, its dead owner's lease deadline, until it is assigned again; the reply
+  lists, for each orphan this call placed, the ms from that deadline to its new assignment (the adoption delay seen).
+
+  Reply: {1 OK, placed:number, orphaned:number, deferred:number, instancesRemoved:number, ...adoptedAfterMs}
          {-7 QUARANTINE, retryAfterMs:number}      nothing is adopted while owners may still re-assert
 ]]
 --@include common
@@ -29,7 +32,9 @@ local now = now_ms()
 if facts.quarantineUntil > now then return { QUARANTINE, facts.quarantineUntil - now } end
 
 local orphaned, removed, budget = 0, 0, batch
-for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now - adopt_delay, 'LIMIT', 0, 16)) do
+local dead = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now - adopt_delay, 'WITHSCORES', 'LIMIT', 0, 16)
+for d = 1, #dead, 2 do
+  local id, deadline = dead[d], tonumber(dead[d + 1])
   if budget <= 0 then break end
   local info = get_json(KEYS[2], id)
   local members = owned_of(KEYS[3], id, budget)
@@ -38,6 +43,7 @@ for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now - adopt_del
     local rec = get_json(KEYS[4], sid)
     redis.call('ZREM', KEYS[3], member)
     if rec and rec.owner == id then
+      rec.lostAt = deadline
       orphan(keys_, sid, rec, info, now, ARGV[2])
       orphaned = orphaned + 1
     end
@@ -50,7 +56,7 @@ for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now - adopt_del
   end
 end
 
-local placed, deferred = 0, 0
+local placed, deferred, adopted = 0, 0, {}
 for _, sid in ipairs(redis.call('ZRANGEBYSCORE', KEYS[5], '-inf', now, 'LIMIT', 0, batch)) do
   local rec = get_json(KEYS[4], sid)
   local state = owner_state(KEYS[1], KEYS[2], KEYS[6], rec, now, adopt_delay)
@@ -59,6 +65,7 @@ for _, sid in ipairs(redis.call('ZRANGEBYSCORE', KEYS[5], '-inf', now, 'LIMIT', 
   else
     local id, info = choose_instance(KEYS[1], KEYS[2], KEYS[3], rec, '', now)
     if id then
+      if rec.lostAt then table.insert(adopted, now - rec.lostAt) end
       assign(keys_, sid, rec, id, info, now, ARGV[2])
       placed = placed + 1
     else
@@ -69,4 +76,4 @@ for _, sid in ipairs(redis.call('ZRANGEBYSCORE', KEYS[5], '-inf', now, 'LIMIT', 
     end
   end
 end
-return { OK, placed, orphaned, deferred, removed }
+return { OK, placed, orphaned, deferred, removed, unpack(adopted) }

@@ -79,6 +79,15 @@ export function createFleetMetrics(fleet: Fleet, registry: Registry): Registry {
     registers,
   });
   fleet.on('handoff', ({ outcome, durationMs }) => handoffSeconds.observe({ outcome }, durationMs / 1000));
+  const adoptionSeconds = new Histogram({
+    name: 'wafleet_adoption_delay_seconds',
+    help: 'Sessions this instance’s sweeps adopted: from the dead owner’s lease deadline to the new assignment',
+    buckets: [0.25, 0.5, 1, 2, 3, 5, 10, 30, 60],
+    registers,
+  });
+  fleet.on('adopted', ({ delaysMs }) => {
+    for (const ms of delaysMs) adoptionSeconds.observe(ms / 1000);
+  });
   fleetGauges(fleet, registry);
   return registry;
 }

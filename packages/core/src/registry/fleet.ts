@@ -177,6 +177,11 @@ export interface FleetEvents {
   epoch: [EpochEvent];
   leaseLost: [{ reason: FenceReason }];
   leaseRestored: [{ incarnation: string }];
+  /**
+   * This instance's sweep assigned orphans of dead instances: for each, the ms from its dead owner's lease deadline to
+   * the new assignment.
+   */
+  adopted: [{ delaysMs: number[] }];
   /** A session was handed off (drain, recycle, rebalance, `handoff()`): its engine stop plus the release took `durationMs`. */
   handoff: [{ sessionId: string; outcome: 'handed-off' | 'pending'; durationMs: number }];
   /** A lease renewal was acknowledged: `selfFenceInMs` is the new self-fence deadline (for the dead-man switch). */
@@ -1068,6 +1073,7 @@ export class Fleet extends EventEmitter<FleetEvents> {
       if (reply.code === 'OK') {
         const { placed, orphaned, deferred, instancesRemoved: removed } = reply;
         this.#stats.sweepPlaced += placed;
+        if (reply.adoptedAfterMs.length > 0) this.emit('adopted', { delaysMs: reply.adoptedAfterMs.map(Number) });
         if (placed || orphaned || removed) options.logger.info('sweep', { placed, orphaned, deferred, removed });
       }
     } catch (err) {

@@ -14,7 +14,7 @@ final class Scripts
     public const LOOKUP = [
         'name' => 'lookup',
         'numberOfKeys' => 3,
-        'sha' => 'd3798d8e32ac7479e67977d38274658dcf07a45d',
+        'sha' => '0aade1571d0280755803a532a93c3311e67bdbc5',
         'lua' => '-- wafleet 0.1.0 lookup
 --[[
   Reads a session\'s owner in one round trip: the record, the owner\'s URL and whether its lease is valid.
@@ -206,6 +206,7 @@ local function assign(keys_, sid, rec, id, info, now, channel)
   rec.attempts = 0
   rec.since = now
   rec.updatedAt = now
+  rec.lostAt = nil
   set_json(keys_.sessions, sid, rec)
   redis.call(\'ZADD\', keys_.owned, 0, id .. \':\' .. sid)
   redis.call(\'ZREM\', keys_.pending, sid)
@@ -315,7 +316,7 @@ return {
     public const INSTANCES = [
         'name' => 'instances',
         'numberOfKeys' => 3,
-        'sha' => '89347a56dadcb5778fdc9b296ca6b1fd4bb70de4',
+        'sha' => 'a8548b83462dec78fbb2d57e3e774884c49724be',
         'lua' => '-- wafleet 0.1.0 instances
 --[[
   Lists registered instances with their load, in one round trip.
@@ -503,6 +504,7 @@ local function assign(keys_, sid, rec, id, info, now, channel)
   rec.attempts = 0
   rec.since = now
   rec.updatedAt = now
+  rec.lostAt = nil
   set_json(keys_.sessions, sid, rec)
   redis.call(\'ZADD\', keys_.owned, 0, id .. \':\' .. sid)
   redis.call(\'ZREM\', keys_.pending, sid)

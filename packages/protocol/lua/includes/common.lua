@@ -175,6 +175,7 @@ local function assign(keys_, sid, rec, id, info, now, channel)
   rec.attempts = 0
   rec.since = now
   rec.updatedAt = now
+  rec.lostAt = nil
   set_json(keys_.sessions, sid, rec)
   redis.call('ZADD', keys_.owned, 0, id .. ':' .. sid)
   redis.call('ZREM', keys_.pending, sid)
