@@ -1,11 +1,13 @@
 /// <reference lib="dom" />
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { spawnProcess, uniqueNamespace, waitUntil, type ChildHandle } from '@wafleet/test-utils';
 import { chromium, type Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { snapshot, useTestRedis } from './helpers/fleet-harness.js';
+import { startReceiver, type Receiver } from './helpers/receiver.js';
 import { placeSimSessions, startSimInstance } from './helpers/sim-instances.js';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
@@ -17,11 +19,25 @@ const instances = new Map<string, ChildHandle>();
 let board: ChildHandle;
 let browser: Browser;
 let url: string;
+let receiver: Receiver;
+const SECRET = `whsec_${Buffer.from('wafleet-dashboard-test-secret').toString('base64')}`;
 
 const working = async () => [...(await snapshot(redis.client, namespace)).sessions.values()].filter((r) => r.status === 'WORKING').length;
 
 beforeAll(async () => {
-  for (const id of ['wa-1', 'wa-2', 'wa-3']) instances.set(id, await startSimInstance(redis.url, namespace, id, { token: TOKEN }));
+  // wa-3's webhooks go to a backend that refuses them (400): they are dead-lettered, and the page says so.
+  receiver = await startReceiver();
+  receiver.reply = () => ({ status: 400 });
+  const outbox = [
+    '--outbox',
+    join(mkdtempSync(join(tmpdir(), 'wafleet-dashboard-')), 'wa-3.sqlite'),
+    '--webhook-url',
+    `${receiver.url}/hooks`,
+  ];
+  for (const id of ['wa-1', 'wa-2', 'wa-3']) {
+    const extra = id === 'wa-3' ? [...outbox, '--webhook-secret', SECRET] : [];
+    instances.set(id, await startSimInstance(redis.url, namespace, id, { token: TOKEN, extra }));
+  }
   await placeSimSessions(redis.url, namespace, 12);
   await waitUntil(async () => (await working()) === 12, { timeoutMs: 20_000 });
   board = spawnProcess(process.execPath, [CLI, 'dashboard', '--json'], {
@@ -36,6 +52,7 @@ afterAll(async () => {
   await browser?.close();
   await board?.kill('SIGTERM');
   await Promise.all([...instances.values()].map((c) => c.kill('SIGKILL')));
+  await receiver?.close();
 });
 
 describe('wafleet dashboard in Chromium', () => {
@@ -54,6 +71,10 @@ describe('wafleet dashboard in Chromium', () => {
     await page.goto(url);
     await page.waitForFunction(() => document.querySelectorAll('#instances tbody tr').length === 3, undefined, { timeout: 15_000 });
     await page.waitForFunction(() => document.querySelector('[data-total="working"]')?.textContent === '12', undefined, {
+      timeout: 15_000,
+    });
+    // The outbox columns: wa-3's refused webhooks are dead letters.
+    await page.waitForFunction(() => Number(document.querySelector('[data-instance="wa-3"] .dead')?.textContent ?? 0) > 0, undefined, {
       timeout: 15_000,
     });
     const loads = async () =>

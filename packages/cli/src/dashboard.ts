@@ -16,10 +16,17 @@ export interface DashboardDeps {
 /** One update of the page: instances, fleet totals, the sessions that are not WORKING, recent ownership changes. */
 interface Snapshot {
   at: number;
-  instances: Array<InstanceInfo & { leaseLeftMs: number }>;
+  instances: Array<InstanceInfo & { leaseLeftMs: number; outbox: OutboxView | null }>;
   census: Awaited<ReturnType<typeof readFleetCensus>>;
   unhealthy: Array<{ sessionId: string; owner: string; status: string; desired: string; reason: string }>;
   changes: Array<{ at: number; sessionId: string; owner: string; status: string }>;
+}
+
+/** An instance's webhook outbox as `GET /outbox` answers it (null: the instance has none, or did not answer). */
+interface OutboxView {
+  pending: number;
+  dead: number;
+  oldestPendingAgeMs: number;
 }
 
 const MAX_UNHEALTHY = 50;
@@ -63,7 +70,16 @@ export async function startDashboard(deps: DashboardDeps, port: number): Promise
         });
       }
     } while (cursor !== '0' && unhealthy.length < MAX_UNHEALTHY);
-    return { at: now, instances: instances.map((i) => ({ ...i, leaseLeftMs: i.leaseDeadline - now })), census, unhealthy, changes };
+    const outboxes = await Promise.all(
+      instances.map((i) => (i.live ? (deps.call(i, 'GET', 'outbox') as Promise<OutboxView>).catch(() => null) : Promise.resolve(null))),
+    );
+    return {
+      at: now,
+      instances: instances.map((i, n) => ({ ...i, leaseLeftMs: i.leaseDeadline - now, outbox: outboxes[n] ?? null })),
+      census,
+      unhealthy,
+      changes,
+    };
   };
 
   const keyOk = (url: URL) => {
@@ -164,7 +180,7 @@ button{background:#243040;color:#e6e6e6;border:1px solid #3b4b61;border-radius:4
 <h1>wafleet <span id="updated" style="font-size:.8rem;color:#9fb3c8"></span></h1>
 <div id="totals"></div>
 <h2>Instances <button id="rebalance">Rebalance</button><span id="result"></span></h2>
-<table id="instances"><thead><tr><th>instance</th><th>load</th><th></th><th>lease</th><th>state</th><th></th></tr></thead><tbody></tbody></table>
+<table id="instances"><thead><tr><th>instance</th><th>load</th><th></th><th>lease</th><th>state</th><th>webhooks pending</th><th>oldest</th><th>dead letters</th><th></th></tr></thead><tbody></tbody></table>
 <h2>Sessions not working</h2>
 <table id="unhealthy"><thead><tr><th>session</th><th>owner</th><th>status</th><th>desired</th><th>reason</th></tr></thead><tbody></tbody></table>
 <h2>Recent ownership changes</h2>
@@ -197,6 +213,7 @@ function render(s) {
     return '<tr data-instance="' + esc(i.id) + '"><td>' + esc(i.id) + '</td><td class="load">' + i.load + '/' + i.maxSessions + '</td>'
       + '<td><span class="bar"><div class="fill ' + (ratio >= 1 ? 'full' : ratio >= .9 ? 'hot' : '') + '" style="width:' + Math.min(100, ratio * 100) + '%"></div></span></td>'
       + '<td>' + (i.gone ? '' : (i.leaseLeftMs / 1000).toFixed(1) + ' s') + '</td><td class="state ' + (i.gone ? 'expired' : state) + '">' + state + '</td>'
+      + (i.outbox ? '<td class="pending">' + i.outbox.pending + '</td><td>' + (i.outbox.oldestPendingAgeMs / 1000).toFixed(0) + ' s</td><td class="dead' + (i.outbox.dead ? ' expired' : '') + '">' + i.outbox.dead + '</td>' : '<td></td><td></td><td></td>')
       + '<td>' + (i.live && !i.draining ? '<button data-drain="' + esc(i.id) + '">Drain</button>' : '') + '</td></tr>';
   }).join(''));
   document.querySelectorAll('[data-drain]').forEach((b) => { b.onclick = () => post('/drain?instance=' + encodeURIComponent(b.dataset.drain)); });

@@ -34,7 +34,8 @@ export interface FleetRouterOptions {
   /** The current QR code of a session this instance owns, for `GET /sessions/:id/qr`. */
   qr?: (sessionId: string) => string | undefined | Promise<string | undefined>;
   /**
-   * Adds the webhook outbox metrics to `/metrics`, and the outbox admin routes: `GET /outbox/dead` (`?session`,
+   * Adds the webhook outbox metrics to `/metrics`, and the outbox admin routes: `GET /outbox` (backlog, dead letters,
+   * oldest pending age, breaker, disabled targets), `GET /outbox/dead` (`?session`,
    * `?limit`: dead letters, oldest first, without their bodies), `POST /outbox/replay` (`{ ids?, session?, from?, to? }`:
    * dead letters back into delivery), `POST /outbox/targets/enable` (`{ target }`: a target disabled by 410 Gone).
    */
@@ -255,6 +256,15 @@ export function createFleetRouter(fleet: Fleet, options: FleetRouterOptions): Ro
 
   if (options.outbox) {
     const outbox = options.outbox;
+    router.get(
+      '/outbox',
+      requireAuth,
+      handle((_req, res) => {
+        const { pending, dead, oldestPendingAt, breaker, disabledTargets } = outbox.stats();
+        const oldestPendingAgeMs = oldestPendingAt === undefined ? 0 : Math.max(0, Date.now() - oldestPendingAt);
+        res.json({ pending, dead, oldestPendingAgeMs, breaker, disabledTargets });
+      }),
+    );
     router.get(
       '/outbox/dead',
       requireAuth,
