@@ -213,7 +213,7 @@ function render(s) {
     return '<tr data-instance="' + esc(i.id) + '"><td>' + esc(i.id) + '</td><td class="load">' + i.load + '/' + i.maxSessions + '</td>'
       + '<td><span class="bar"><div class="fill ' + (ratio >= 1 ? 'full' : ratio >= .9 ? 'hot' : '') + '" style="width:' + Math.min(100, ratio * 100) + '%"></div></span></td>'
       + '<td>' + (i.gone ? '' : (i.leaseLeftMs / 1000).toFixed(1) + ' s') + '</td><td class="state ' + (i.gone ? 'expired' : state) + '">' + state + '</td>'
-      + (i.outbox ? '<td class="pending">' + i.outbox.pending + '</td><td>' + (i.outbox.oldestPendingAgeMs / 1000).toFixed(0) + ' s</td><td class="dead' + (i.outbox.dead ? ' expired' : '') + '">' + i.outbox.dead + '</td>' : '<td></td><td></td><td></td>')
+      + (i.outbox ? '<td class="pending">' + i.outbox.pending + '</td><td>' + (i.outbox.pending ? (i.outbox.oldestPendingAgeMs / 1000).toFixed(0) + ' s' : '') + '</td><td class="dead' + (i.outbox.dead ? ' expired' : '') + '">' + i.outbox.dead + '</td>' : '<td></td><td></td><td></td>')
       + '<td>' + (i.live && !i.draining ? '<button data-drain="' + esc(i.id) + '">Drain</button>' : '') + '</td></tr>';
   }).join(''));
   document.querySelectorAll('[data-drain]').forEach((b) => { b.onclick = () => post('/drain?instance=' + encodeURIComponent(b.dataset.drain)); });
