@@ -1,7 +1,7 @@
 // The packed tarballs as a user installs them: packed by scripts/pack.mjs, installed with npm (not pnpm, not the
 // workspace) into empty directories, and used from CommonJS and ES module hosts against a private Redis.
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import os from 'node:os';
 import { dirname, join } from 'node:path';
@@ -145,6 +145,7 @@ afterAll(async () => {
 describe('packed tarballs installed with npm', () => {
   it('packs every public package without workspace: ranges, src/ or test files', async () => {
     expect(packed.map((p) => p.name).sort()).toEqual([
+      '@wafleet/cli',
       '@wafleet/client',
       '@wafleet/core',
       '@wafleet/protocol',
@@ -160,6 +161,22 @@ describe('packed tarballs installed with npm', () => {
         p.name,
       ).toEqual([]);
     }
+  });
+
+  it('the packed CLI installs alone in an empty directory, and its wafleet bin reads the fleet', async () => {
+    const dir = mkdtempSync(join(work, 'cli-'));
+    writeFileSync(join(dir, 'package.json'), JSON.stringify({ name: 'ops', private: true }));
+    await timed('npm install cli', () => npmInstall(dir, [tarball('@wafleet/protocol'), tarball('@wafleet/cli')], userEnv()));
+    // No native module and no core: what an operator's laptop installs.
+    expect(existsSync(join(dir, 'node_modules', 'better-sqlite3'))).toBe(false);
+    const bin = join(dir, 'node_modules', '.bin', 'wafleet');
+    const { stdout } = await run(bin, ['status', '--json', '--redis', redis.url, '--namespace', 'cli-pack'], { cwd: dir, env: userEnv() });
+    expect(JSON.parse(stdout)).toMatchObject({ namespace: 'cli-pack', instances: [], sessions: { statuses: { WORKING: 0 } } });
+    const down = await run(bin, ['status', '--redis', 'redis://127.0.0.1:1'], { cwd: dir, env: userEnv() }).then(
+      () => 0,
+      (err: { code: number }) => err.code,
+    );
+    expect(down).toBe(3);
   });
 
   it.each(['consumer.cjs', 'consumer.mjs'])(
