@@ -41,7 +41,10 @@ export interface Connection {
 }
 
 /**
- * Where wafleet connects when it opens its connections itself. Give exactly one of `url` and `nodes`.
+ * Where wafleet connects when it opens its connections itself. Give exactly one of `url`, `nodes` and `sentinels`.
+ * With `sentinels`, `url` may come along for the master's credentials and database (its host is ignored).
+ * @example
+ * { sentinels: ['redis://10.0.0.5:26379', 'redis://10.0.0.6:26379', 'redis://10.0.0.7:26379'], name: 'wafleet', url: 'redis://:s3cret@master/0' }
  * @example
  * { url: 'rediss://wafleet:s3cret@redis.internal:6380/2', tls: { ca: readFileSync('/etc/redis/ca.pem') } }
  */
@@ -52,6 +55,13 @@ export interface RedisEndpoint {
   nodes?: readonly string[];
   /** TLS options (`ca` for a private CA, `servername`, a client certificate); needs `rediss://`. @default system CAs */
   tls?: TlsOptions;
+  /**
+   * Redis Sentinel: the sentinels' URLs (`redis://[user:password@]host:port`, their own credentials; `rediss://` for
+   * TLS to them), and `name`, the master they monitor. ioredis asks them for the current master and follows failovers.
+   */
+  sentinels?: readonly string[];
+  /** With `sentinels`: the monitored master's name. */
+  name?: string;
 }
 
 /**
@@ -71,6 +81,7 @@ interface TargetBase {
 export type RedisTarget =
   | (TargetBase & { kind: 'standalone'; options: RedisOptions })
   | (TargetBase & { kind: 'cluster'; nodes: Array<{ host: string; port: number }>; nodeOptions: RedisOptions })
+  | (TargetBase & { kind: 'sentinel'; options: RedisOptions })
   | (TargetBase & { kind: 'client'; client: Redis | Cluster });
 
 interface ParsedUrl {
@@ -122,13 +133,38 @@ function parseUrl(option: string, raw: unknown, tls: TlsOptions | undefined): Pa
   };
 }
 
+function sentinelOf(option: string, value: RedisEndpoint): RedisTarget {
+  if (typeof value.name !== 'string' || !/^[\w.:-]{1,128}$/.test(value.name)) {
+    throw new ConfigError(`${option}.name`, `Expected \`${option}.name\` to be the monitored master's name, got ${describe(value.name)}`);
+  }
+  if (!Array.isArray(value.sentinels) || value.sentinels.length === 0) {
+    throw new ConfigError(
+      `${option}.sentinels`,
+      `Expected \`${option}.sentinels\` to be a non-empty list of sentinel URLs, got ${describe(value.sentinels)}`,
+    );
+  }
+  const sentinels = value.sentinels.map((u: unknown, i) => parseUrl(`${option}.sentinels[${i}]`, u, undefined));
+  const first = sentinels[0]!;
+  const master = value.url === undefined ? undefined : parseUrl(`${option}.url`, value.url, value.tls);
+  const options: RedisOptions = {
+    sentinels: sentinels.map(({ host, port }) => ({ host, port })),
+    name: value.name,
+    ...(first.auth.username ? { sentinelUsername: first.auth.username } : {}),
+    ...(first.auth.password ? { sentinelPassword: first.auth.password } : {}),
+    ...(first.tls ? { enableTLSForSentinelMode: true, sentinelTLS: {} } : {}),
+    ...(master ? { db: master.db, ...master.auth, ...(master.tls ? { tls: master.tls } : {}) } : {}),
+  };
+  const db = master?.db ?? 0;
+  return { kind: 'sentinel', options, db, display: `sentinel ${value.name} via ${sentinels.map((s) => s.display).join(',')}` };
+}
+
 function endpointOf(option: string, value: RedisEndpoint): RedisTarget {
-  const extra = Object.keys(value).filter((k) => !['url', 'nodes', 'tls'].includes(k));
-  if (extra.length > 0 || (value.url === undefined) === (value.nodes === undefined)) {
-    const why = 'sentinels' in value ? ' (Sentinel is not supported yet)' : '';
+  const extra = Object.keys(value).filter((k) => !['url', 'nodes', 'tls', 'sentinels', 'name'].includes(k));
+  if (extra.length === 0 && value.sentinels !== undefined && value.nodes === undefined) return sentinelOf(option, value);
+  if (extra.length > 0 || (value.url === undefined) === (value.nodes === undefined) || value.name !== undefined) {
     throw new ConfigError(
       option,
-      `Expected \`${option}\` to have exactly one of \`url\` and \`nodes\`, and \`tls\`${why}, got keys ${describe(Object.keys(value))}`,
+      `Expected \`${option}\` to have exactly one of \`url\`, \`nodes\` and \`sentinels\` (with \`name\`), and \`tls\`, got keys ${describe(Object.keys(value))}`,
     );
   }
   if (value.tls !== undefined && (typeof value.tls !== 'object' || value.tls === null)) {
@@ -211,7 +247,8 @@ export function connect(
   const options = roleOptions(role, timing.commandTimeoutMs, timing.heartbeatIntervalMs);
   const { enableOfflineQueue, lazyConnect, ...nodeOptions } = options;
   const clusterOptions = { enableOfflineQueue, lazyConnect, redisOptions: nodeOptions };
-  if (target.kind === 'standalone') return { client: new Redis({ ...target.options, ...options }), owned: true };
+  if (target.kind === 'standalone' || target.kind === 'sentinel')
+    return { client: new Redis({ ...target.options, ...options }), owned: true };
   if (target.kind === 'cluster') {
     const redisOptions = { ...nodeOptions, ...target.nodeOptions };
     return { client: new Cluster(target.nodes, { ...clusterOptions, redisOptions }), owned: true };

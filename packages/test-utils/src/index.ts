@@ -11,3 +11,4 @@ export { startRedis, type RedisServerHandle, type RestartRedisOptions, type Star
 export { createTestCertificates, type TestCertificates } from './test-certificates.js';
 export { uniqueNamespace } from './unique-namespace.js';
 export { waitUntil, type WaitUntilOptions } from './wait-until.js';
+export { startRedisSentinel, type RedisSentinelHandle, type StartRedisSentinelOptions } from './start-redis-sentinel.js';
