@@ -3,22 +3,14 @@ import type { Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { createSessionData, createSupervisor, directoryBlobBackend, type Fleet, type Supervisor } from '@wafleet/core';
 import { createFleetRouter } from '@wafleet/core/express';
-import { createSimEngine, type SimEngine, type SimLoginEvent } from '@wafleet/sim';
+import type { SimLoginEvent } from '@wafleet/sim';
 import { freePort, spawnProcess, uniqueNamespace, waitUntil, type ChildHandle } from '@wafleet/test-utils';
 import express from 'express';
 import { afterEach, describe, expect, it } from 'vitest';
-import { recordRuns, runOverlaps, type EngineRuns } from './helpers/engine-runs.js';
-import {
-  overlaps as journalOverlaps,
-  readJournal,
-  runsOf,
-  sessionIds,
-  snapshot,
-  testFleet,
-  useTestRedis,
-} from './helpers/fleet-harness.js';
+import { runOverlaps, type EngineRuns } from './helpers/engine-runs.js';
+import { overlaps as journalOverlaps, readJournal, runsOf, sessionIds, snapshot, useTestRedis } from './helpers/fleet-harness.js';
+import { startSimHost } from './helpers/sim-hosts.js';
 
 const BIN = join(dirname(fileURLToPath(import.meta.url)), '..', 'packages', 'sim', 'bin', 'wafleet-sim.mjs');
 
@@ -29,42 +21,8 @@ afterEach(async () => {
   for (const close of closers.splice(0).reverse()) await close().catch(() => undefined);
 });
 
-interface Host {
-  id: string;
-  fleet: Fleet;
-  supervisor: Supervisor;
-  sim: SimEngine;
-}
-
-async function host(
-  namespace: string,
-  id: string,
-  dataDir: string,
-  runs: EngineRuns,
-  logins: Array<SimLoginEvent & { host: string }>,
-): Promise<Host> {
-  const fleet = testFleet(redis.url, namespace, id, { maxSessions: 20 });
-  const sim = createSimEngine({
-    login: {
-      store: createSessionData({ fleet, backend: directoryBlobBackend({ dir: dataDir }) }),
-      writer: id,
-      bytes: 1024,
-      onEvent: (event) => logins.push({ ...event, host: id }),
-    },
-  });
-  const supervisor = createSupervisor({
-    fleet,
-    engine: sim.factory,
-    onEngine: recordRuns(runs, id),
-  });
-  await fleet.start();
-  supervisor.start();
-  closers.push(
-    () => fleet.close(),
-    () => supervisor.close(),
-  );
-  return { id, fleet, supervisor, sim };
-}
+const host = (namespace: string, id: string, dataDir: string, runs: EngineRuns, logins: Array<SimLoginEvent & { host: string }>) =>
+  startSimHost({ redisUrl: redis.url, namespace, id, dataDir, runs, logins, close: (fn) => closers.push(fn), fleet: { maxSessions: 20 } });
 
 describe('rebalancing (handoff of the fullest instance’s excess)', () => {
   it('from 20/0/0 to a spread of at most 2: no overlapping runs, no cap exceeded, every moved session restores its newest login', async () => {

@@ -1,21 +1,13 @@
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import {
-  CapacityError,
-  createSessionData,
-  createSupervisor,
-  directoryBlobBackend,
-  type Fleet,
-  type FleetOptions,
-  type Supervisor,
-  type SupervisorOptions,
-} from '@wafleet/core';
-import { createSimEngine, type SimEngine } from '@wafleet/sim';
+import { CapacityError, createSupervisor, type FleetOptions, type SupervisorOptions } from '@wafleet/core';
+import { createSimEngine } from '@wafleet/sim';
 import { uniqueNamespace, waitUntil } from '@wafleet/test-utils';
 import { afterEach, describe, expect, it } from 'vitest';
-import { recordRuns, runOverlaps, type EngineRuns } from './helpers/engine-runs.js';
-import { offlineFleet, sessionIds, testFleet, useTestRedis } from './helpers/fleet-harness.js';
+import { runOverlaps, type EngineRuns } from './helpers/engine-runs.js';
+import { offlineFleet, sessionIds, useTestRedis } from './helpers/fleet-harness.js';
+import { startSimHost } from './helpers/sim-hosts.js';
 
 const redis = useTestRedis();
 const closers: Array<() => Promise<unknown>> = [];
@@ -26,41 +18,25 @@ afterEach(async () => {
 
 const MiB = 2 ** 20;
 
-interface Host {
-  id: string;
-  fleet: Fleet;
-  supervisor: Supervisor;
-  sim: SimEngine;
-}
-
-async function host(
+const host = (
   namespace: string,
   id: string,
   dataDir: string,
   runs: EngineRuns,
   recycle: SupervisorOptions['recycle'],
-  fleetOptions: Partial<FleetOptions> = {},
-): Promise<Host> {
-  const fleet = testFleet(redis.url, namespace, id, fleetOptions);
-  const sim = createSimEngine({
-    login: { store: createSessionData({ fleet, backend: directoryBlobBackend({ dir: dataDir }) }), writer: id, bytes: 1024 },
-    memory: { baseBytes: 100 * MiB, leakBytesPerSec: 100 * MiB },
-  });
-  const supervisor = createSupervisor({
+  fleet: Partial<FleetOptions> = {},
+) =>
+  startSimHost({
+    redisUrl: redis.url,
+    namespace,
+    id,
+    dataDir,
+    runs,
+    close: (fn) => closers.push(fn),
     fleet,
-    engine: sim.factory,
-    recycle,
-    memoryIntervalMs: 50,
-    onEngine: recordRuns(runs, id),
+    supervisor: { recycle, memoryIntervalMs: 50 },
+    sim: { memory: { baseBytes: 100 * MiB, leakBytesPerSec: 100 * MiB } },
   });
-  await fleet.start();
-  supervisor.start();
-  closers.push(
-    () => fleet.close(),
-    () => supervisor.close(),
-  );
-  return { id, fleet, supervisor, sim };
-}
 
 describe('recycling browsers by memory and age (handoff, login first)', () => {
   it('hands off the sessions whose browser grows past the limit, one at a time, with no overlap and no QR code', async () => {

@@ -1,5 +1,6 @@
 import { parseArgs } from 'node:util';
 import {
+  forEachSessionRecord,
   listInstances,
   lookupOwner,
   placeSession,
@@ -276,23 +277,17 @@ interface SessionRow {
 
 const sessions: Command = async (ctx) => {
   const rows: SessionRow[] = [];
-  let cursor = '0';
-  do {
-    const [next, entries] = await ctx.redis.hscan(ctx.keys.sessions, cursor, 'COUNT', 1000);
-    cursor = next;
-    for (let i = 0; i < entries.length; i += 2) {
-      const rec = JSON.parse(entries[i + 1]!) as Partial<SessionRow> & { labels?: Record<string, string> | unknown[] };
-      rows.push({
-        sessionId: entries[i]!,
-        owner: rec.owner ?? '',
-        status: rec.status ?? '',
-        desired: rec.desired ?? 'running',
-        reason: rec.reason ?? '',
-        epoch: rec.epoch ?? '0',
-        labels: Array.isArray(rec.labels) ? {} : (rec.labels ?? {}),
-      });
-    }
-  } while (cursor !== '0');
+  await forEachSessionRecord(ctx.redis, ctx.keys, (sessionId, rec) => {
+    rows.push({
+      sessionId,
+      owner: rec.owner ?? '',
+      status: rec.status ?? '',
+      desired: rec.desired ?? 'running',
+      reason: rec.reason ?? '',
+      epoch: rec.epoch ?? '0',
+      labels: Array.isArray(rec.labels) || rec.labels === undefined ? {} : (rec.labels as Record<string, string>),
+    });
+  });
   const wanted = rows
     .filter((r) => ctx.values['status'] === undefined || r.status === ctx.values['status'])
     .filter((r) => ctx.values['instance'] === undefined || r.owner === ctx.values['instance'])

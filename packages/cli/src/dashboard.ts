@@ -51,25 +51,18 @@ export async function startDashboard(deps: DashboardDeps, port: number): Promise
     const [s, us] = await deps.redis.time();
     const now = Number(s) * 1000 + Math.floor(Number(us) / 1000);
     const instances = await listInstances(deps.redis, deps.keys);
-    const census = await readFleetCensus(deps.redis, deps.keys, instances);
+    // One pass over the session records: the counts, and the first sessions not WORKING on a live owner.
     const unhealthy: Snapshot['unhealthy'] = [];
-    let cursor = '0';
-    do {
-      const [next, entries] = await deps.redis.hscan(deps.keys.sessions, cursor, 'COUNT', 1000);
-      cursor = next;
-      for (let i = 0; i < entries.length && unhealthy.length < MAX_UNHEALTHY; i += 2) {
-        const rec = JSON.parse(entries[i + 1]!) as { owner?: string; status?: string; desired?: string; reason?: string };
-        const live = instances.some((inst) => inst.live && inst.id === rec.owner);
-        if (rec.status === 'WORKING' && live) continue;
-        unhealthy.push({
-          sessionId: entries[i]!,
-          owner: live ? (rec.owner ?? '') : '',
-          status: rec.status ?? '',
-          desired: rec.desired ?? 'running',
-          reason: rec.reason ?? '',
-        });
-      }
-    } while (cursor !== '0' && unhealthy.length < MAX_UNHEALTHY);
+    const census = await readFleetCensus(deps.redis, deps.keys, instances, (sessionId, rec, ownerLive) => {
+      if ((rec.status === 'WORKING' && ownerLive) || unhealthy.length >= MAX_UNHEALTHY) return;
+      unhealthy.push({
+        sessionId,
+        owner: ownerLive ? (rec.owner ?? '') : '',
+        status: rec.status ?? '',
+        desired: rec.desired ?? 'running',
+        reason: rec.reason ?? '',
+      });
+    });
     const outboxes = await Promise.all(
       instances.map((i) => (i.live ? (deps.call(i, 'GET', 'outbox') as Promise<OutboxView>).catch(() => null) : Promise.resolve(null))),
     );

@@ -22,12 +22,45 @@ export interface FleetCensus {
 /** Sessions read per HSCAN round trip: the census never blocks Redis for long, whatever the fleet's size. */
 const SCAN_COUNT = 1000;
 
+/** The fields of a session record the readers below use (see docs/registry.md for all). */
+export interface SessionRecordView {
+  owner?: string;
+  status?: SessionStatus;
+  desired?: string;
+  reason?: string;
+  epoch?: string;
+  labels?: Record<string, string> | unknown[];
+}
+
+/**
+ * Visits every session record of the registry in HSCAN batches of 1000: nothing that blocks Redis for long, whatever
+ * the fleet's size (a record may be visited twice if the hash is resized meanwhile, as HSCAN allows).
+ */
+export async function forEachSessionRecord(
+  redis: Redis | Cluster,
+  keys: RegistryKeys,
+  visit: (sessionId: string, record: SessionRecordView) => void,
+): Promise<void> {
+  let cursor = '0';
+  do {
+    const [next, entries] = await redis.hscan(keys.sessions, cursor, 'COUNT', SCAN_COUNT);
+    cursor = next;
+    for (let i = 0; i < entries.length; i += 2) visit(entries[i]!, JSON.parse(entries[i + 1]!) as SessionRecordView);
+  } while (cursor !== '0');
+}
+
 /**
  * Counts the whole fleet from the registry: one script for the instances, then the session records in HSCAN
- * batches (nothing that blocks Redis for long; O(sessions) work in this process). For a fleet's metrics, read by one
- * instance, not every one.
+ * batches (O(sessions) work in this process). For a fleet's metrics, read by one instance, not every one. `visit`,
+ * when given, sees every record of the same pass (with whether its owner is live), so a caller that also lists
+ * sessions reads them once.
  */
-export async function readFleetCensus(redis: Redis | Cluster, keys: RegistryKeys, known?: readonly InstanceInfo[]): Promise<FleetCensus> {
+export async function readFleetCensus(
+  redis: Redis | Cluster,
+  keys: RegistryKeys,
+  known?: readonly InstanceInfo[],
+  visit?: (sessionId: string, record: SessionRecordView, ownerLive: boolean) => void,
+): Promise<FleetCensus> {
   const instances = known ?? (await listInstances(redis, keys));
   const live = new Map(instances.filter((i) => i.live).map((i) => [i.id, i]));
   const census: FleetCensus = {
@@ -43,16 +76,12 @@ export async function readFleetCensus(redis: Redis | Cluster, keys: RegistryKeys
     capacity: [...live.values()].reduce((sum, i) => sum + i.maxSessions, 0),
     load: [...live.values()].reduce((sum, i) => sum + i.load, 0),
   };
-  let cursor = '0';
-  do {
-    const [next, entries] = await redis.hscan(keys.sessions, cursor, 'COUNT', SCAN_COUNT);
-    cursor = next;
-    for (let i = 1; i < entries.length; i += 2) {
-      const rec = JSON.parse(entries[i]!) as { owner?: string; status?: SessionStatus; desired?: string };
-      if (rec.status && rec.status in census.statuses) census.statuses[rec.status]++;
-      if (rec.desired === 'stopped') census.stopped++;
-      else if (!rec.owner || !live.has(rec.owner)) census.ownerless++;
-    }
-  } while (cursor !== '0');
+  await forEachSessionRecord(redis, keys, (sessionId, rec) => {
+    const ownerLive = rec.owner !== undefined && live.has(rec.owner);
+    if (rec.status && rec.status in census.statuses) census.statuses[rec.status]++;
+    if (rec.desired === 'stopped') census.stopped++;
+    else if (!ownerLive) census.ownerless++;
+    visit?.(sessionId, rec, ownerLive);
+  });
   return census;
 }

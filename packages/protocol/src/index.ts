@@ -106,4 +106,4 @@ export {
 } from './webhook/envelope.js';
 export { parseWebhookSecret, WEBHOOK_SECRET_BYTES } from './webhook/secret.js';
 export { within } from './within.js';
-export { readFleetCensus, type FleetCensus } from './census.js';
+export { forEachSessionRecord, readFleetCensus, type FleetCensus, type SessionRecordView } from './census.js';

@@ -107,65 +107,55 @@ export class Inbox {
   /** Opens the bookkeeping of one run of a session (the supervisor does, at every launch). */
   open(sessionId: string, epoch: string): InboxRun {
     validateSessionId(sessionId);
-    return new InboxRun(this, sessionId, epoch);
-  }
-
-  // ---- for InboxRun ----
-
-  /** @internal */
-  get settings() {
-    return this.#o;
-  }
-
-  /** @internal */
-  count(what: keyof InboxStats, n = 1): void {
-    this.#stats[what] += n;
-  }
-
-  /** @internal */
-  get log(): Logger {
-    return this.#log;
-  }
-
-  /** @internal */
-  async seen(sessionId: string, id: string): Promise<boolean> {
     const keys = inboxKeys(this.#internals.keys.namespace, sessionId);
-    return (await this.#internals.redis().zscore(keys.seen, id)) !== null;
+    const redis = () => this.#internals.redis();
+    const o = this.#o;
+    const ops: InboxOps = {
+      catchUp: o.catchUp,
+      log: this.#log,
+      count: (what, n = 1) => {
+        this.#stats[what] += n;
+      },
+      seen: async (id) => (await redis().zscore(keys.seen, id)) !== null,
+      cursors: async () => {
+        const cursors = new Map<string, MessageCursor>();
+        let watermark: number | undefined;
+        for (const [field, value] of Object.entries(await redis().hgetall(keys.cursors))) {
+          if (field === '*') watermark = Number(value);
+          else {
+            const { id, ts } = JSON.parse(value) as { id: string; ts: string };
+            cursors.set(field, { id, timestamp: Number(ts) });
+          }
+        }
+        return { cursors, watermark };
+      },
+      mark: async (messages, advance, watermark) => {
+        await lua.inboxMark(redis(), keys, {
+          keep: o.seenKept,
+          ttlMs: o.ttlMs,
+          advance: advance ? '1' : '0',
+          watermark: watermark === undefined ? '' : Math.floor(watermark),
+          messages: JSON.stringify(messages.map((m) => [m.id, m.chatId, Math.floor(m.timestamp)])),
+        });
+      },
+      enqueue: (runEpoch, message, caughtUp) => {
+        const data = { ...message.data, id: message.id, chatId: message.chatId, timestamp: message.timestamp, caughtUp };
+        return this.#outbox.enqueue({ type: o.eventType, session: sessionId, epoch: runEpoch, data });
+      },
+    };
+    return new InboxRun(ops, sessionId, epoch);
   }
+}
 
-  /** @internal */
-  async cursors(sessionId: string): Promise<{ cursors: Map<string, MessageCursor>; watermark: number | undefined }> {
-    const keys = inboxKeys(this.#internals.keys.namespace, sessionId);
-    const raw = await this.#internals.redis().hgetall(keys.cursors);
-    const cursors = new Map<string, MessageCursor>();
-    let watermark: number | undefined;
-    for (const [field, value] of Object.entries(raw)) {
-      if (field === '*') watermark = Number(value);
-      else {
-        const { id, ts } = JSON.parse(value) as { id: string; ts: string };
-        cursors.set(field, { id, timestamp: Number(ts) });
-      }
-    }
-    return { cursors, watermark };
-  }
-
-  /** @internal */
-  async mark(sessionId: string, messages: readonly InboundMessage[], advance: boolean, watermark: number | undefined): Promise<void> {
-    const keys = inboxKeys(this.#internals.keys.namespace, sessionId);
-    await lua.inboxMark(this.#internals.redis(), keys, {
-      keep: this.#o.seenKept,
-      ttlMs: this.#o.ttlMs,
-      advance: advance ? '1' : '0',
-      watermark: watermark === undefined ? '' : Math.floor(watermark),
-      messages: JSON.stringify(messages.map((m) => [m.id, m.chatId, Math.floor(m.timestamp)])),
-    });
-  }
-
-  /** @internal */
-  enqueue(sessionId: string, epoch: string, message: InboundMessage, caughtUp: boolean): Promise<unknown> {
-    const data = { ...message.data, id: message.id, chatId: message.chatId, timestamp: message.timestamp, caughtUp };
-    return this.#outbox.enqueue({ type: this.#o.eventType, session: sessionId, epoch, data });
-  }
+/** What an {@link InboxRun} does with its session's Redis keys and the outbox (built by `Inbox.open`; not public API). */
+export interface InboxOps {
+  readonly catchUp: false | { perChat: number; total: number; fallbackMs: number; timeoutMs: number };
+  readonly log: Logger;
+  count(what: keyof InboxStats, n?: number): void;
+  seen(id: string): Promise<boolean>;
+  cursors(): Promise<{ cursors: Map<string, MessageCursor>; watermark: number | undefined }>;
+  mark(messages: readonly InboundMessage[], advance: boolean, watermark: number | undefined): Promise<void>;
+  enqueue(epoch: string, message: InboundMessage, caughtUp: boolean): Promise<unknown>;
 }
 
 /** A malformed message is refused before anything is written: its reason, or undefined when it is fine. */
@@ -183,7 +173,7 @@ function malformed(m: InboundMessage): string | undefined {
  * chat's cursor past an older one the catch-up has yet to deliver, or a crash now would lose that one for good).
  */
 export class InboxRun {
-  readonly #inbox: Inbox;
+  readonly #inbox: InboxOps;
   readonly #sessionId: string;
   #epoch: string;
   #chain: Promise<void> = Promise.resolve();
@@ -195,7 +185,7 @@ export class InboxRun {
   #watermark: number | undefined;
   #closed = false;
 
-  constructor(inbox: Inbox, sessionId: string, epoch: string) {
+  constructor(inbox: InboxOps, sessionId: string, epoch: string) {
     this.#inbox = inbox;
     this.#sessionId = sessionId;
     this.#epoch = epoch;
@@ -212,11 +202,11 @@ export class InboxRun {
    * messages began. Never throws: a failed catch-up leaves the cursors where they were, for the next run.
    */
   async catchUp(read: (request: CatchUpRequest) => Promise<InboundMessage[]>, readyAt: number): Promise<void> {
-    const settings = this.#inbox.settings.catchUp;
+    const settings = this.#inbox.catchUp;
     const log = this.#inbox.log;
     try {
       if (settings) {
-        const { cursors, watermark } = await this.#inbox.cursors(this.#sessionId);
+        const { cursors, watermark } = await this.#inbox.cursors();
         const since = watermark ?? readyAt - settings.fallbackMs;
         const request: CatchUpRequest = { cursors, since, perChat: settings.perChat, total: settings.total };
         let timer: NodeJS.Timeout | undefined;
@@ -236,7 +226,7 @@ export class InboxRun {
         if (this.#broken || this.#closed) return;
         this.#caughtUp = true;
         this.#watermark = readyAt;
-        await this.#inbox.mark(this.#sessionId, [...this.#newest.values()], true, readyAt);
+        await this.#inbox.mark([...this.#newest.values()], true, readyAt);
       });
     } catch (err) {
       log.warn('catch-up failed; the next start tries again from the same cursors', { sessionId: this.#sessionId, err });
@@ -251,7 +241,7 @@ export class InboxRun {
     this.#epoch = epoch;
     return this.#serial(async () => {
       if (!this.#caughtUp || this.#broken) return;
-      await this.#inbox.mark(this.#sessionId, [...this.#newest.values()], true, this.#watermark).catch(() => undefined);
+      await this.#inbox.mark([...this.#newest.values()], true, this.#watermark).catch(() => undefined);
     });
   }
 
@@ -282,14 +272,14 @@ export class InboxRun {
       return;
     }
     // Unknown (Redis unreachable) counts as not seen: a repeat beats a loss.
-    if (await inbox.seen(this.#sessionId, message.id).catch(() => false)) {
+    if (await inbox.seen(message.id).catch(() => false)) {
       inbox.count('duplicates');
       // Delivered before (by this run or an earlier one): the chat's cursor may move up to it.
       this.#noteNewest(message);
       return;
     }
     try {
-      await inbox.enqueue(this.#sessionId, this.#epoch, message, caughtUp);
+      await inbox.enqueue(this.#epoch, message, caughtUp);
     } catch (err) {
       // Not stored: the cursors must stay behind it for the rest of this run, so the next catch-up finds it.
       this.#broken = true;
@@ -300,7 +290,7 @@ export class InboxRun {
     inbox.count(caughtUp ? 'caughtUp' : 'live');
     this.#noteNewest(message);
     const advance = this.#caughtUp && !this.#broken;
-    await inbox.mark(this.#sessionId, [message], advance, undefined).catch((err: unknown) => {
+    await inbox.mark([message], advance, undefined).catch((err: unknown) => {
       inbox.log.debug('message not recorded as seen', { sessionId: this.#sessionId, err });
     });
   }
