@@ -1,8 +1,11 @@
 // Security defects of the HTTP surface and the client, each reproduced against real servers (issue: secure by default).
+import { mkdtempSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { createFleetClient, type FleetClient } from '@wafleet/client';
-import { createFleet, createSupervisor, registryKeys, wafleetLogger, type Fleet, type FleetOptions } from '@wafleet/core';
+import { createFleet, createOutbox, createSupervisor, registryKeys, wafleetLogger, type Fleet, type FleetOptions } from '@wafleet/core';
 import { createFleetRouter, fleetGuard, idempotency, type FleetRouterOptions } from '@wafleet/core/express';
 import { createWwebjsEngine } from '@wafleet/wwebjs';
 import { startRedis, uniqueNamespace, waitUntil, type RedisServerHandle } from '@wafleet/test-utils';
@@ -124,13 +127,24 @@ describe('defect 1: the router never serves QR codes, sessions or drain to an an
   });
 
   it('answers 401 to anonymous and wrong-token callers on every route but the probes, and serves them with the token', async () => {
-    const { fleet, url } = await instance({ qr: () => 'QR-SECRET' });
+    const outbox = createOutbox({
+      store: join(mkdtempSync(join(tmpdir(), 'wafleet-http-sec-')), 'outbox.sqlite'),
+      endpoint: { url: 'http://127.0.0.1:1/hooks', secrets: [`whsec_${Buffer.alloc(32, 3).toString('base64')}`] },
+      instance: { instanceId: 'a', url: 'http://a:3000' },
+    });
+    await outbox.start();
+    const { fleet, url } = await instance({ qr: () => 'QR-SECRET', outbox });
     await fleet.claim('qr-1');
     const routes: Array<[string, string]> = [
       ['GET', '/sessions'],
       ['GET', '/sessions/qr-1'],
       ['GET', '/sessions/qr-1/qr'],
       ['GET', '/metrics'],
+      ['POST', '/rebalance'],
+      ['GET', '/outbox'],
+      ['GET', '/outbox/dead'],
+      ['POST', '/outbox/replay'],
+      ['POST', '/outbox/targets/enable'],
       ['POST', '/drain'],
     ];
     for (const [method, path] of routes) {
@@ -155,8 +169,10 @@ describe('defect 1: the router never serves QR codes, sessions or drain to an an
     expect(await (await fetch(`${url}/sessions/qr-1/qr`, { headers: admin })).json()).toEqual({ sessionId: 'qr-1', qr: 'QR-SECRET' });
     expect((await fetch(`${url}/sessions`, { headers: admin })).status).toBe(200);
     expect((await fetch(`${url}/metrics`, { headers: admin })).status).toBe(200);
+    expect(await (await fetch(`${url}/outbox`, { headers: admin })).json()).toMatchObject({ pending: 0, dead: 0, breaker: 'closed' });
     expect((await fetch(`${url}/drain`, { method: 'POST', headers: admin })).status).toBe(202);
     await waitUntil(() => fleet.state === 'draining');
+    await outbox.close();
   });
 
   it('accepts any of several tokens during a rotation', async () => {
