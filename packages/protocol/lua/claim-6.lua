@@ -6,12 +6,13 @@
   KEYS[3] owned         ZSET "<instanceId>:<sessionId>"
   KEYS[4] sessions      HASH session id -> JSON record
   KEYS[5] pending       ZSET session id -> due (ms)
-  KEYS[6] meta          HASH era, quarantineUntil, adoptionDelayMs, placementRetryMs, placementRetryMaxMs
+  KEYS[6] meta          HASH era, replid, quarantineUntil, quarantineMs, adoptionDelayMs, placementRetryMs, placementRetryMaxMs
 
   ARGV[1] instanceId    instance id
   ARGV[2] incarnation   incarnation
   ARGV[3] sessionId     session id
-  ARGV[4] reassert      reassert: '1' when the caller owned the session before Redis lost its data (allowed in quarantine)
+  ARGV[4] reassert      reassert: '1' when the caller runs the session and Redis lost data or failed over: in quarantine it
+                        is granted whoever the record names
   ARGV[5] force         force: '1' in observe mode (record whatever happens; no caps, no refusal)
   ARGV[6] events        pub/sub channel
   ARGV[7] labels        session labels (JSON object, or '' to keep the recorded ones)
@@ -32,6 +33,7 @@ local id, inc, sid = ARGV[1], ARGV[2], ARGV[3]
 local reassert, force = ARGV[4] == '1', ARGV[5] == '1'
 local keys_ = { instances = KEYS[1], info = KEYS[2], owned = KEYS[3], sessions = KEYS[4], pending = KEYS[5] }
 local now = now_ms()
+check_era(KEYS[6], now)
 
 local me, refused = my_lease(KEYS[1], KEYS[2], id, inc, now)
 if refused then return refused end
@@ -45,17 +47,19 @@ if rec and rec.owner == id and rec.inc == inc then
   end
   return { OK, rec.epoch, 'held', id }
 end
-if me.draining and not force then return { DRAINING } end
-
 local state, retry_at = owner_state(KEYS[1], KEYS[2], KEYS[6], rec, now)
-if not force then
+local q = in_quarantine(KEYS[6], now)
+if me.draining and not force and not (reassert and q) then return { DRAINING } end
+-- In quarantine a re-assertion wins over the record. The registry may have lost the newest writes, and the caller
+-- runs the session now under a valid lease (before the loss at most one instance did), while a record naming another
+-- owner can be older than a handoff or an adoption Redis lost.
+if not force and not (reassert and q) then
   if state == 'live' then
     local owner_info = get_json(KEYS[2], rec.owner)
     return { OWNED_ELSEWHERE, rec.owner, rec.epoch, owner_info and owner_info.url or '' }
   end
   if state == 'expiring' then return { OWNER_EXPIRING, retry_at - now, rec.owner } end
-  local q = in_quarantine(KEYS[6], now)
-  if q and not reassert then return { QUARANTINE, q - now } end
+  if q then return { QUARANTINE, q - now } end
   local load = load_of(KEYS[3], id)
   if load >= me.max then return { CAPACITY, load, me.max, 'sessions' } end
   if memory_full(me) then return { CAPACITY, load, me.max, 'memory' } end

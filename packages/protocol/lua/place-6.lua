@@ -9,7 +9,7 @@
   KEYS[3] owned         ZSET "<instanceId>:<sessionId>"
   KEYS[4] sessions      HASH session id -> JSON record
   KEYS[5] pending       ZSET session id -> due (ms)
-  KEYS[6] meta          HASH era, quarantineUntil, adoptionDelayMs, placementRetryMs, placementRetryMaxMs
+  KEYS[6] meta          HASH era, replid, quarantineUntil, quarantineMs, adoptionDelayMs, placementRetryMs, placementRetryMaxMs
 
   ARGV[1] sessionId     session id
   ARGV[2] labels        required labels (JSON object, or '' to keep the recorded ones)
@@ -29,6 +29,7 @@
 local sid = ARGV[1]
 local keys_ = { instances = KEYS[1], info = KEYS[2], owned = KEYS[3], sessions = KEYS[4], pending = KEYS[5] }
 local now = now_ms()
+check_era(KEYS[6], now)
 
 local rec = get_json(KEYS[4], sid)
 local state, retry_at = owner_state(KEYS[1], KEYS[2], KEYS[6], rec, now)

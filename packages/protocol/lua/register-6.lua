@@ -9,7 +9,7 @@
   KEYS[3] owned         ZSET (score 0) "<instanceId>:<sessionId>"
   KEYS[4] sessions      HASH session id -> JSON record
   KEYS[5] pending       ZSET session id -> placement due time (ms)
-  KEYS[6] meta          HASH era, quarantineUntil, adoptionDelayMs, placementRetryMs, placementRetryMaxMs
+  KEYS[6] meta          HASH era, replid, quarantineUntil, quarantineMs, adoptionDelayMs, placementRetryMs, placementRetryMaxMs
 
   ARGV[1] instanceId    instance id
   ARGV[2] incarnation   incarnation (random, new per process start and per re-registration)
@@ -19,7 +19,7 @@
   ARGV[6] leaseTtlMs    lease TTL (ms)
   ARGV[7] adoptionDelayMs this instance's adoption delay (ms): raises meta adoptionDelayMs
   ARGV[8] mode          mode ('managed' | 'observe')
-  ARGV[9] quarantineMs  quarantine after data loss (ms); 0 disables
+  ARGV[9] quarantineMs  quarantine after data loss or a failover (ms); 0 disables: raises meta quarantineMs
   ARGV[10] events        pub/sub channel for ownership changes
   ARGV[11] placementRetryMs this instance's placement retry base delay (ms): raises meta placementRetryMs
   ARGV[12] placementRetryMaxMs this instance's placement retry max delay (ms): raises meta placementRetryMaxMs
@@ -36,11 +36,13 @@ local now = now_ms()
 
 -- An empty meta hash means a new namespace or a Redis that lost its data: owners that survived it may still be
 -- running sessions, so nobody but a previous owner may claim until their self-fence deadlines have passed.
-local era = redis.call('HGET', KEYS[6], 'era')
-if not era then
-  era = tostring(now) .. '-' .. inc
-  redis.call('HSET', KEYS[6], 'era', era, 'quarantineUntil', now + quarantine_ms)
+-- A promoted replica or a Redis restarted from its files (a new replication id) starts a new era the same way.
+if redis.call('HEXISTS', KEYS[6], 'era') == 0 then
+  redis.call('HSET', KEYS[6], 'era', tostring(now) .. '-' .. inc, 'quarantineUntil', now + quarantine_ms)
 end
+check_era(KEYS[6], now)
+local era = redis.call('HGET', KEYS[6], 'era')
+raise_fact(KEYS[6], 'quarantineMs', quarantine_ms)
 raise_fact(KEYS[6], 'adoptionDelayMs', tonumber(ARGV[7]))
 raise_fact(KEYS[6], 'placementRetryMs', tonumber(ARGV[11]))
 raise_fact(KEYS[6], 'placementRetryMaxMs', tonumber(ARGV[12]))

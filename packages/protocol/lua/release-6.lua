@@ -9,7 +9,7 @@
   KEYS[3] owned         ZSET "<instanceId>:<sessionId>"
   KEYS[4] sessions      HASH session id -> JSON record
   KEYS[5] pending       ZSET session id -> due (ms)
-  KEYS[6] meta          HASH placementRetryMs (the retry delay when nothing has capacity)
+  KEYS[6] meta          HASH placementRetryMs (the retry delay when nothing has capacity); era, replid (see check_era)
 
   ARGV[1] instanceId    instance id
   ARGV[2] incarnation   incarnation
@@ -28,6 +28,7 @@
 local id, inc, sid = ARGV[1], ARGV[2], ARGV[3]
 local keys_ = { instances = KEYS[1], info = KEYS[2], owned = KEYS[3], sessions = KEYS[4], pending = KEYS[5] }
 local now = now_ms()
+check_era(KEYS[6], now)
 
 local _, rec, refused = my_session(KEYS[1], KEYS[2], KEYS[4], id, inc, sid, now)
 if refused then return refused end

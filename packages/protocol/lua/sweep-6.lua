@@ -8,7 +8,7 @@
   KEYS[3] owned         ZSET "<instanceId>:<sessionId>"
   KEYS[4] sessions      HASH session id -> JSON record
   KEYS[5] pending       ZSET session id -> due (ms)
-  KEYS[6] meta          HASH era, quarantineUntil, adoptionDelayMs, placementRetryMs, placementRetryMaxMs
+  KEYS[6] meta          HASH era, replid, quarantineUntil, quarantineMs, adoptionDelayMs, placementRetryMs, placementRetryMaxMs
 
   ARGV[1] batch         batch: at most this many sessions orphaned and this many placed per call
   ARGV[2] events        pub/sub channel
@@ -24,11 +24,12 @@
 ]]
 --@include common
 local batch = tonumber(ARGV[1])
+local now = now_ms()
+check_era(KEYS[6], now)
 local facts = fleet_facts(KEYS[6])
 local adopt_delay = facts.adoptionDelayMs
 local base, max_delay = facts.placementRetryMs, facts.placementRetryMaxMs
 local keys_ = { instances = KEYS[1], info = KEYS[2], owned = KEYS[3], sessions = KEYS[4], pending = KEYS[5] }
-local now = now_ms()
 if facts.quarantineUntil > now then return { QUARANTINE, facts.quarantineUntil - now } end
 
 local orphaned, removed, budget = 0, 0, batch

@@ -53,6 +53,7 @@ export {
 } from './keys.js';
 export {
   connect,
+  connectionFor,
   disconnect,
   open,
   resolveRedisOption,

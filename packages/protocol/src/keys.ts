@@ -19,8 +19,13 @@ export interface RegistryKeys {
   readonly sessions: string;
   /** ZSET session id -> time (ms) it is due for placement. */
   readonly pending: string;
-  /** HASH era, quarantineUntil. */
+  /**
+   * HASH era, replid (the replication id the era runs under), quarantineUntil, and the fleet's timing facts
+   * (quarantineMs, adoptionDelayMs, placementRetryMs, placementRetryMaxMs).
+   */
   readonly meta: string;
+  /** STRING instance id (expires after 60 s): written before each `WAIT` that waits for a replica to have a grant. */
+  readonly replicaAck: string;
   /**
    * HASH session id -> JSON of the session's committed data version
    * `{ version, uploadId, size, sha256, epoch, writer, committedAt }`: the pointer a restore follows.
@@ -54,6 +59,7 @@ export function registryKeys(namespace: string, db = 0): RegistryKeys {
     sessions: `${tag}:sessions`,
     pending: `${tag}:pending`,
     meta: `${tag}:meta`,
+    replicaAck: `${tag}:replica-ack`,
     data: `${tag}:data`,
     dataUploads: `${tag}:data-uploads`,
     breaker: `${tag}:breaker`,

@@ -1,4 +1,5 @@
 import type { ConnectionOptions as TlsOptions } from 'node:tls';
+import calculateSlot from 'cluster-key-slot';
 import { Cluster, Redis, type RedisOptions } from 'ioredis';
 import { describe } from './describe.js';
 import { ConfigError, WafleetError } from './errors.js';
@@ -31,8 +32,20 @@ export async function runScript(
   return asReply(script.name, raw);
 }
 
+/**
+ * The connection that carries `key`'s commands: the client itself, or on a Cluster the node that serves the key's slot
+ * (undefined while the Cluster has not learnt its slots). Commands without a key, such as WAIT, must go there to be
+ * about that key's writes.
+ */
+export function connectionFor(client: Redis | Cluster, key: string): Redis | undefined {
+  if (!(client as Cluster).isCluster) return client as Redis;
+  const cluster = client as Cluster;
+  const node = cluster.slots[calculateSlot(key)]?.[0];
+  return cluster.nodes('master').find((n) => `${n.options.host}:${n.options.port}` === node);
+}
+
 /** What a connection is for; each role gets its own socket so a slow queue on one cannot delay another. */
-export type ConnectionRole = 'command' | 'heartbeat' | 'subscriber';
+export type ConnectionRole = 'command' | 'heartbeat' | 'subscriber' | 'replica-ack';
 
 /** A connection and whether wafleet created it (and so must close it). */
 export interface Connection {
@@ -254,6 +267,7 @@ export function connect(
     return { client: new Cluster(target.nodes, { ...clusterOptions, redisOptions }), owned: true };
   }
   const given = target.client;
+  // WAIT blocks its connection: the replica acknowledgement never shares the caller's.
   if (role === 'command') return { client: given, owned: false };
   if (given instanceof Cluster) return { client: given.duplicate(undefined, clusterOptions), owned: true };
   return { client: given.duplicate(options), owned: true };

@@ -99,12 +99,14 @@ describe('Lua scripts: every reply code', () => {
   it('heartbeat: OK with the owned count, FENCED missing, replaced, expired; never revives', async () => {
     await register('a', 'inc1');
     await claim('a', 'inc1', 's1');
-    expect(await heartbeat('a', 'inc1')).toEqual([OK, expect.any(Number), 1, expect.any(String)]);
-    expect(await heartbeat('b', 'x')).toEqual([FENCED, 'missing']);
-    expect(await heartbeat('a', 'other')).toEqual([FENCED, 'replaced']);
+    const era = await client.hget(k.meta, 'era');
+    // No quarantine, no replica (a private standalone Redis).
+    expect(await heartbeat('a', 'inc1')).toEqual([OK, expect.any(Number), 1, era, 0, 0]);
+    expect(await heartbeat('b', 'x')).toEqual([FENCED, 'missing', era]);
+    expect(await heartbeat('a', 'other')).toEqual([FENCED, 'replaced', era]);
     await sleep(TTL + 20);
-    expect(await heartbeat('a', 'inc1')).toEqual([FENCED, 'expired']);
-    expect(await heartbeat('a', 'inc1')).toEqual([FENCED, 'expired']);
+    expect(await heartbeat('a', 'inc1')).toEqual([FENCED, 'expired', era]);
+    expect(await heartbeat('a', 'inc1')).toEqual([FENCED, 'expired', era]);
   });
 
   it('claim: OK new and held, OWNED_ELSEWHERE, CAPACITY, DRAINING, FENCED', async () => {
@@ -200,6 +202,41 @@ describe('Lua scripts: every reply code', () => {
     expect(await place('s2')).toEqual([QUARANTINE, expect.any(Number)]);
     expect((await sweep())[0]).toBe(QUARANTINE);
     expect((await claim('a', 'ia', 's1', '1'))[0]).toBe(OK);
+  });
+
+  it('a new replication id (a promoted replica, a restart from the files) starts a new era with a quarantine', async () => {
+    // Leases of 1 s outlive the quarantines of 200 ms this test waits out.
+    const Q = 200;
+    await register('a', 'ia', 2, Q, 1000);
+    await register('b', 'ib', 2, Q, 1000);
+    await sleep(Q + 20);
+    expect((await claim('b', 'ib', 's1'))[0]).toBe(OK);
+    const era = await client.hget(k.meta, 'era');
+    expect(await client.hget(k.meta, 'replid')).toMatch(/^[0-9a-f]{40}$/);
+    // The meta hash was written under another replication id: what a replica promoted by a failover holds.
+    await client.hset(k.meta, 'replid', 'replication-id-of-the-old-master');
+    const [code, , count, newEra, left] = await heartbeat('a', 'ia');
+    expect([code, count]).toEqual([OK, 0]);
+    expect(newEra).not.toBe(era);
+    expect(left).toBeGreaterThan(Q / 2);
+    expect(left).toBeLessThanOrEqual(Q);
+    expect(await claim('a', 'ia', 's2')).toEqual([QUARANTINE, expect.any(Number)]);
+    expect(await place('s3')).toEqual([QUARANTINE, expect.any(Number)]);
+    expect((await sweep())[0]).toBe(QUARANTINE);
+    // The instance that runs a session re-asserts it, even over a record naming another live owner (the record can be
+    // older than a handoff the failover lost); outside a quarantine it could not.
+    const [, , before] = await lookup('s1');
+    const [reasserted, epoch, kind, previous] = await claim('a', 'ia', 's1', '1');
+    expect([reasserted, kind, previous]).toEqual([OK, 'new', 'b']);
+    expect(BigInt(epoch as string) > BigInt(before as string)).toBe(true);
+    await sleep(Q + 20);
+    expect((await claim('b', 'ib', 's1', '1'))[0]).toBe(OWNED_ELSEWHERE);
+    // The same replication id again: the era stays.
+    expect((await heartbeat('a', 'ia'))[3]).toBe(newEra);
+    // Whichever script runs first on the new master starts the era: here a claim.
+    await client.hset(k.meta, 'replid', 'another-old-master');
+    expect(await claim('b', 'ib', 's4')).toEqual([QUARANTINE, expect.any(Number)]);
+    expect(await client.hget(k.meta, 'era')).not.toBe(newEra);
   });
 
   it('place: OK new (least loaded, labels matched), OK existing, PENDING without capacity, OWNER_EXPIRING', async () => {

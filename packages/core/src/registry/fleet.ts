@@ -5,6 +5,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { Cluster, Redis } from 'ioredis';
 import {
   connect,
+  connectionFor,
   describeValue as describe,
   disconnect,
   labelsArg,
@@ -168,6 +169,10 @@ export interface FleetStats {
   sweepPlaced: number;
   handoffs: number;
   reRegistrations: number;
+  /** New eras seen with a valid lease (Redis failed over or restarted from its files): every session re-asserted. */
+  newEras: number;
+  /** Session starts whose grant no replica acknowledged within `replicaAckTimeoutMs` (see {@link Fleet.replicated}). */
+  replicaAckTimeouts: number;
 }
 
 /** Events of a {@link Fleet}. */
@@ -177,6 +182,11 @@ export interface FleetEvents {
   epoch: [EpochEvent];
   leaseLost: [{ reason: FenceReason }];
   leaseRestored: [{ incarnation: string }];
+  /**
+   * Redis failed over to a replica, restarted from its files or lost its data: the registry started a new era with a
+   * quarantine, and this instance re-asserted the sessions it runs (`reasserted`; `lost` are now another's).
+   */
+  era: [{ era: string; reasserted: number; lost: number }];
   /**
    * This instance's sweep assigned orphans of dead instances: for each, the ms from its dead owner's lease deadline to
    * the new assignment.
@@ -213,7 +223,13 @@ export class Fleet extends EventEmitter<FleetEvents> {
   #state: FleetState = 'idle';
   #incarnation = newIncarnation();
   #era = '';
+  /** Connected replicas of the registry's Redis, from the last renewal: a start waits for one to have its grant. */
+  #replicas = 0;
+  /** While the registry is in quarantine (monotonic ms), the local view is not reconciled with the registry. */
+  #quarantineUntil = 0;
   #cmd: Connection | undefined;
+  #ack: Connection | undefined;
+  #ackOpen: Promise<void> | undefined;
   #hb: Connection | undefined;
   #sub: Connection | undefined;
   /** Monotonic time after which this instance must assume its lease is gone. */
@@ -250,6 +266,8 @@ export class Fleet extends EventEmitter<FleetEvents> {
     sweepPlaced: 0,
     handoffs: 0,
     reRegistrations: 0,
+    newEras: 0,
+    replicaAckTimeouts: 0,
   };
 
   constructor(options: FleetOptions) {
@@ -296,6 +314,45 @@ export class Fleet extends EventEmitter<FleetEvents> {
   /** The registry's data era; it changes when Redis lost its data. */
   get era(): string {
     return this.#era;
+  }
+
+  /**
+   * Waits until a replica of the registry's Redis has every write this instance made so far (`WAIT 1`), for at most
+   * `replicaAckTimeoutMs`. The supervisor calls it after recording a session as STARTING and before it starts the
+   * engine, so a failover to that replica keeps the session's grant. Resolves true at once when the registry had no
+   * replica at the last renewal, or with `replicaAckTimeoutMs: 0`. When no replica answers in time it resolves false,
+   * counts it in `stats().replicaAckTimeouts` and logs it; the start goes on (replicas may be gone for good, and a
+   * fleet should not stop starting sessions then), and a failover to a replica that missed the grant is caught by the
+   * new era's quarantine, in which this instance re-asserts the session.
+   */
+  async replicated(): Promise<boolean> {
+    const timeoutMs = this.#options.replicaAckTimeoutMs;
+    if (this.#replicas === 0 || timeoutMs === 0 || !this.#cmd || this.#state === 'closed') return true;
+    let acked = 0;
+    try {
+      // WAIT counts the replicas that have every write of its own connection, and blocks that connection meanwhile:
+      // its own connection, and a write on it after the grant (replication is one ordered stream) makes it cover the
+      // grant, whichever connection wrote that.
+      if (!this.#ack) {
+        const ack = connect(this.#options.redis, 'replica-ack', this.#options);
+        ack.client.on('error', (err: Error) => this.#options.logger.debug('redis connection error', { err }));
+        this.#ack = ack;
+        this.#ackOpen = open(ack, this.#options.redis);
+      }
+      await this.#ackOpen;
+      const node = connectionFor(this.#ack.client, this.#keys.replicaAck);
+      if (!node) return true;
+      const replies = await node.pipeline().set(this.#keys.replicaAck, this.#options.instanceId, 'PX', 60_000).call('WAIT', 1, timeoutMs).exec();
+      const [err, count] = replies?.[1] ?? [new Error('no reply')];
+      if (err) throw err;
+      acked = Number(count);
+    } catch (err) {
+      this.#options.logger.warn('replica acknowledgement failed', { err });
+    }
+    if (acked >= 1) return true;
+    this.#stats.replicaAckTimeouts++;
+    this.#options.logger.warn('no replica acknowledged the grant in time; starting anyway', { timeoutMs });
+    return false;
   }
 
   /** Milliseconds until this instance self-fences without another acknowledged renewal (negative: past). */
@@ -822,8 +879,13 @@ export class Fleet extends EventEmitter<FleetEvents> {
         memory,
       });
       if (reply.code === 'OK' && memory !== '') this.#memorySent = memory;
-      if (reply.code === 'OK') this.#onRenewed(sentAt, reply.ownedCount);
-      else await this.#onLeaseLost(reply.reason as FenceReason);
+      if (reply.code === 'OK') {
+        this.#replicas = reply.replicas;
+        this.#quarantineUntil = performance.now() + reply.quarantineLeftMs;
+        // Starts synchronously (marks the recovery) before the renewal's reconciliation can look at the counts.
+        if (reply.era !== this.#era && this.#era !== '') void this.#onNewEra(reply.era);
+        this.#onRenewed(sentAt, reply.ownedCount);
+      } else await this.#onLeaseLost(reply.reason as FenceReason, reply.era);
     } catch (err) {
       this.#stats.renewalFailures++;
       this.#options.logger.warn('lease renewal failed', { err, selfFenceInMs: Math.round(this.selfFenceInMs) });
@@ -906,32 +968,22 @@ export class Fleet extends EventEmitter<FleetEvents> {
     this.#options.logger.warn('sessions fenced', { count: sessionIds.length, reason });
   }
 
-  async #onLeaseLost(reason: FenceReason): Promise<void> {
+  async #onLeaseLost(reason: FenceReason, era: string): Promise<void> {
     if (this.#recovering) return;
     this.#recovering = true;
     try {
-      // Redis lost its data ('missing'): the registry is in quarantine, nobody else can be granted our
+      // Redis lost its data ('missing'), or failed over or restarted to a copy that may lack the newest renewals (a
+      // new era, in which this lease may look expired): the registry is in quarantine, nobody else can be granted our
       // sessions, so they keep running while we re-assert them before the self-fence deadline.
-      const keep = reason === 'missing' && !this.#pastDeadline() && this.#options.mode === 'managed' ? [...this.#owned] : [];
+      const dataLoss = reason === 'missing' || (era !== this.#era && reason !== 'replaced');
+      const keep = dataLoss && !this.#pastDeadline() && this.#options.mode === 'managed' ? [...this.#owned.keys()] : [];
       if (keep.length === 0) this.#fence([...this.#owned.keys()], reason, true);
       this.#incarnation = newIncarnation();
       this.#stats.reRegistrations++;
       await this.#register();
       this.#options.logger.warn('re-registered after lease loss', { reason, kept: keep.length, toReclaim: this.#toReclaim.size });
       if (this.#state === 'fenced') this.#setState(this.#drainPromise ? 'draining' : 'active');
-      for (const [sid] of keep) {
-        // Fenced meanwhile (the deadline passed during the re-registration): stopped here, so no longer this
-        // instance's to re-assert; it is reclaimed like any fenced session.
-        if (!this.#owned.has(sid)) continue;
-        try {
-          const { epoch } = await this.#withInflight(sid, () => this.#claim(sid, '', true));
-          this.emit('epoch', { sessionId: sid, epoch });
-        } catch (err) {
-          // Another owner answers for it now; any other failure (Redis unreachable again) leaves the session with
-          // no record but ours, so it stops here and is reclaimed, never forgotten.
-          if (this.#owned.has(sid)) this.#fence([sid], ownedByOthers(err) ? 'taken' : 'missing');
-        }
-      }
+      await this.#reassert(keep);
       this.emit('leaseRestored', { incarnation: this.#incarnation });
       // Never as a re-assertion, even after Redis lost its data: a session fenced here earlier (a pause past the
       // deadline) may have been adopted since and run elsewhere now. Its claim waits out the quarantine, in which
@@ -943,6 +995,45 @@ export class Fleet extends EventEmitter<FleetEvents> {
     } finally {
       this.#recovering = false;
     }
+  }
+
+  /** A new era under a valid lease (a failover, or a restart from the files): re-asserts every session run here. */
+  async #onNewEra(era: string): Promise<void> {
+    if (this.#recovering) return;
+    this.#recovering = true;
+    try {
+      this.#era = era;
+      this.#stats.newEras++;
+      const sessions = this.#options.mode === 'managed' ? [...this.#owned.keys()] : [];
+      this.#options.logger.warn('registry in a new era (Redis failed over or restarted): re-asserting sessions', { count: sessions.length });
+      const lost = await this.#reassert(sessions);
+      this.emit('era', { era, reasserted: sessions.length - lost, lost });
+    } finally {
+      this.#recovering = false;
+    }
+  }
+
+  /**
+   * Re-asserts sessions that run here after the registry lost data or failed over (claims that the quarantine lets
+   * through, whatever the record says). Returns how many could not be: those stop here and are reclaimed.
+   */
+  async #reassert(sessionIds: string[]): Promise<number> {
+    let lost = 0;
+    for (const sid of sessionIds) {
+      // Fenced meanwhile (the deadline passed during a re-registration): stopped here, so no longer this instance's
+      // to re-assert; it is reclaimed like any fenced session.
+      if (!this.#owned.has(sid)) continue;
+      try {
+        const { epoch } = await this.#withInflight(sid, () => this.#claim(sid, '', true));
+        this.emit('epoch', { sessionId: sid, epoch });
+      } catch (err) {
+        // Another owner answers for it now; any other failure (Redis unreachable again) leaves the session with
+        // no record but ours, so it stops here and is reclaimed, never forgotten.
+        lost++;
+        if (this.#owned.has(sid)) this.#fence([sid], ownedByOthers(err) ? 'taken' : 'missing');
+      }
+    }
+    return lost;
   }
 
   /** Takes back fenced sessions that nobody else took (ordinary claims: never a re-assertion in quarantine). */
@@ -993,6 +1084,7 @@ export class Fleet extends EventEmitter<FleetEvents> {
       });
       if (reply.code === 'OK') {
         this.#era = reply.era;
+        this.#quarantineUntil = performance.now() + Math.max(0, reply.quarantineUntil - reply.serverMs);
         this.#selfFenceAt = sentAt + options.selfFenceMs;
         this.#armFenceTimer();
         this.emit('renewed', { selfFenceInMs: this.selfFenceInMs });
@@ -1034,6 +1126,8 @@ export class Fleet extends EventEmitter<FleetEvents> {
     // are re-asserted, so every session still to re-assert would look lost and be forgotten (after Redis lost its
     // data, with no record left anywhere). The recovery ends with a renewal, which reconciles if counts differ.
     if ((this.#state !== 'active' && this.#state !== 'draining') || this.#recovering) return;
+    // Nor in a quarantine: what the registry lists may be older than what runs here; re-assertion settles it.
+    if (performance.now() < this.#quarantineUntil) return;
     const incarnation = this.#incarnation;
     let reply: lua.OwnedReply;
     try {
@@ -1176,6 +1270,6 @@ export class Fleet extends EventEmitter<FleetEvents> {
   }
 
   async #closeConnections(): Promise<void> {
-    await Promise.all([disconnect(this.#sub), disconnect(this.#hb), disconnect(this.#cmd)]);
+    await Promise.all([disconnect(this.#sub), disconnect(this.#hb), disconnect(this.#cmd), disconnect(this.#ack)]);
   }
 }

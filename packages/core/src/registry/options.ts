@@ -86,7 +86,10 @@ export interface FleetOptions extends Partial<TimingOptions> {
   mode?: 'managed' | 'observe';
   /** Timing profile the individual timing options override. @default 'default' */
   profile?: TimingProfile;
-  /** How long after Redis lost its data only previous owners may claim. @default leaseTtlMs + adoptionDelayMs */
+  /**
+   * How long after Redis lost its data, failed over to a replica or restarted from its files (a new era) only the
+   * instances that run a session may claim it. @default leaseTtlMs + adoptionDelayMs
+   */
   quarantineMs?: number;
   /** Most sessions one sweep orphans and places (bounds Lua run time). @default 100 */
   sweepBatch?: number;
@@ -99,6 +102,11 @@ export interface FleetOptions extends Partial<TimingOptions> {
   placementRetryMaxMs?: number;
   /** Timeout of registry commands other than heartbeats. @default 2000 */
   commandTimeoutMs?: number;
+  /**
+   * With replicas, how long a session start waits for one to acknowledge its grant (`WAIT 1`, see `Fleet.replicated`);
+   * 0 never waits. @default 1000
+   */
+  replicaAckTimeoutMs?: number;
   /** Stops a session's engine before release and handoff. Without it the host stops sessions itself. */
   stopSession?: StopSession;
   /** Longest wait for `stopSession` (a supervisor sets its own, longer deadline through `setStopSession`). @default 10000 */
@@ -129,6 +137,7 @@ export interface ResolvedFleetOptions extends TimingOptions {
   labels: Readonly<Record<string, string>>;
   mode: 'managed' | 'observe';
   quarantineMs: number;
+  replicaAckTimeoutMs: number;
   sweepBatch: number;
   placementRetryMs: number;
   placementRetryMaxMs: number;
@@ -151,6 +160,7 @@ export const FLEET_DEFAULTS = Object.freeze({
   placementRetryMs: 1000,
   placementRetryMaxMs: 30000,
   commandTimeoutMs: 2000,
+  replicaAckTimeoutMs: 1000,
   stopTimeoutMs: 10000,
   handoffConcurrency: 4,
   maxMetadataBytes: 4096,
@@ -229,6 +239,7 @@ export function resolveFleetOptions(options: FleetOptions): ResolvedFleetOptions
       placementRetryMs,
     ),
     commandTimeoutMs: integer('commandTimeoutMs', options.commandTimeoutMs ?? FLEET_DEFAULTS.commandTimeoutMs, 10),
+    replicaAckTimeoutMs: integer('replicaAckTimeoutMs', options.replicaAckTimeoutMs ?? FLEET_DEFAULTS.replicaAckTimeoutMs, 0, 60_000),
     stopSession: options.stopSession,
     stopTimeoutMs: integer('stopTimeoutMs', options.stopTimeoutMs ?? FLEET_DEFAULTS.stopTimeoutMs, 1),
     handoffConcurrency: integer('handoffConcurrency', options.handoffConcurrency ?? FLEET_DEFAULTS.handoffConcurrency, 1, 64),
@@ -245,6 +256,12 @@ export function resolveFleetOptions(options: FleetOptions): ResolvedFleetOptions
   }
   if (resolved.outbox !== undefined && typeof (resolved.outbox as { enqueue?: unknown }).enqueue !== 'function') {
     throw new ConfigError('outbox', 'Expected `outbox` to be an Outbox from createOutbox()');
+  }
+  if (resolved.replicaAckTimeoutMs >= resolved.commandTimeoutMs) {
+    throw new ConfigError(
+      'replicaAckTimeoutMs',
+      `Expected \`replicaAckTimeoutMs\` (${resolved.replicaAckTimeoutMs}) to be less than \`commandTimeoutMs\` (${resolved.commandTimeoutMs}): the wait is a Redis command`,
+    );
   }
   if (resolved.quarantineMs > 0 && resolved.quarantineMs < resolved.selfFenceMs) {
     throw new ConfigError(

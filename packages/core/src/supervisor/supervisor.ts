@@ -37,6 +37,8 @@ export interface SupervisedFleet extends Pick<
   'instanceId' | 'ownedSessions' | 'owns' | 'epochOf' | 'claim' | 'release' | 'owner' | 'setStatus' | 'setStopSession'
 > {
   on<E extends SupervisedFleetEvent>(event: E, listener: (...args: FleetEvents[E]) => void): unknown;
+  /** Waits for a replica to have the grant before an engine starts (see `Fleet.replicated`); optional for doubles. */
+  replicated?(): Promise<boolean>;
 }
 
 /** Members a {@link SupervisedFleet} must have as functions. */
@@ -688,6 +690,11 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     }
     if (generation !== run.generation) return; // fenced or stopped meanwhile
     this.#transition(run, 'STARTING', run.restarts > 0 ? 'restart' : 'launch');
+    // No browser before the grant would survive a failover: the STARTING record is written (the owner's own write
+    // after the grant), then a replica has it (when the registry has replicas).
+    await run.writes;
+    if (this.#fleet.replicated && generation === run.generation) await this.#fleet.replicated();
+    if (generation !== run.generation) return; // fenced or stopped meanwhile
     const settled = new Promise<void>((resolve) => (run.settled = resolve));
     let engine: SessionEngine;
     try {

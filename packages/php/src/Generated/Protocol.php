@@ -34,6 +34,7 @@ final class Protocol
         'sessions' => 'sessions',
         'pending' => 'pending',
         'meta' => 'meta',
+        'replicaAck' => 'replica-ack',
         'data' => 'data',
         'dataUploads' => 'data-uploads',
         'breaker' => 'breaker',

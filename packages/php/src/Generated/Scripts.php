@@ -14,7 +14,7 @@ final class Scripts
     public const LOOKUP = [
         'name' => 'lookup',
         'numberOfKeys' => 3,
-        'sha' => '0aade1571d0280755803a532a93c3311e67bdbc5',
+        'sha' => 'df271c7f67efd8a237e3387d4bd0e3e2ff388931',
         'lua' => '-- wafleet 0.1.0 lookup
 --[[
   Reads a session\'s owner in one round trip: the record, the owner\'s URL and whether its lease is valid.
@@ -130,6 +130,35 @@ local function owner_state(instances_key, info_key, meta_key, rec, now, adopt_de
   if deadline > now then return \'live\', deadline + adopt_delay end
   if deadline + adopt_delay > now then return \'expiring\', deadline + adopt_delay end
   return \'free\', 0
+end
+
+-- The replication id of this Redis and its number of connected replicas (INFO replication); nil where INFO is not
+-- allowed (a managed Redis that renamed it): then only an empty Redis starts a new era.
+local function replication()
+  local ok, info = pcall(redis.call, \'INFO\', \'replication\')
+  if not ok or type(info) ~= \'string\' then return nil, 0 end
+  return string.match(info, \'master_replid:(%w+)\'), tonumber(string.match(info, \'connected_slaves:(%d+)\') or \'0\')
+end
+
+-- A replica promoted by a failover, or a Redis restarted from its files, may lack the newest grants, renewals and
+-- epochs: replication and AOF are asynchronous. Both come with a new replication id, which starts a new era with the
+-- same quarantine as a Redis that lost everything (meta quarantineMs, the largest any registration asked for): only
+-- previous owners may claim until their self-fence deadlines have passed. Every script that grants or renews calls it
+-- first, so nothing is granted on a new master before the quarantine is in place. An empty meta hash is left to the
+-- register script. Returns the number of connected replicas.
+local function check_era(meta_key, now)
+  local replid, replicas = replication()
+  if not replid then return 0 end
+  local v = redis.call(\'HMGET\', meta_key, \'era\', \'replid\', \'quarantineMs\', \'quarantineUntil\')
+  if v[1] and v[2] ~= replid then
+    if v[2] then
+      local until_ = math.max(tonumber(v[4] or \'\') or 0, now + (tonumber(v[3] or \'\') or 0))
+      redis.call(\'HSET\', meta_key, \'era\', tostring(now) .. \'-\' .. string.sub(replid, 1, 8), \'quarantineUntil\', until_, \'replid\', replid)
+    else
+      redis.call(\'HSET\', meta_key, \'replid\', replid)
+    end
+  end
+  return replicas
 end
 
 local function in_quarantine(meta_key, now)
@@ -316,7 +345,7 @@ return {
     public const INSTANCES = [
         'name' => 'instances',
         'numberOfKeys' => 3,
-        'sha' => 'a8548b83462dec78fbb2d57e3e774884c49724be',
+        'sha' => 'dd14b3e6fd76ac4f55fd00f83269de7a62e89677',
         'lua' => '-- wafleet 0.1.0 instances
 --[[
   Lists registered instances with their load, in one round trip.
@@ -428,6 +457,35 @@ local function owner_state(instances_key, info_key, meta_key, rec, now, adopt_de
   if deadline > now then return \'live\', deadline + adopt_delay end
   if deadline + adopt_delay > now then return \'expiring\', deadline + adopt_delay end
   return \'free\', 0
+end
+
+-- The replication id of this Redis and its number of connected replicas (INFO replication); nil where INFO is not
+-- allowed (a managed Redis that renamed it): then only an empty Redis starts a new era.
+local function replication()
+  local ok, info = pcall(redis.call, \'INFO\', \'replication\')
+  if not ok or type(info) ~= \'string\' then return nil, 0 end
+  return string.match(info, \'master_replid:(%w+)\'), tonumber(string.match(info, \'connected_slaves:(%d+)\') or \'0\')
+end
+
+-- A replica promoted by a failover, or a Redis restarted from its files, may lack the newest grants, renewals and
+-- epochs: replication and AOF are asynchronous. Both come with a new replication id, which starts a new era with the
+-- same quarantine as a Redis that lost everything (meta quarantineMs, the largest any registration asked for): only
+-- previous owners may claim until their self-fence deadlines have passed. Every script that grants or renews calls it
+-- first, so nothing is granted on a new master before the quarantine is in place. An empty meta hash is left to the
+-- register script. Returns the number of connected replicas.
+local function check_era(meta_key, now)
+  local replid, replicas = replication()
+  if not replid then return 0 end
+  local v = redis.call(\'HMGET\', meta_key, \'era\', \'replid\', \'quarantineMs\', \'quarantineUntil\')
+  if v[1] and v[2] ~= replid then
+    if v[2] then
+      local until_ = math.max(tonumber(v[4] or \'\') or 0, now + (tonumber(v[3] or \'\') or 0))
+      redis.call(\'HSET\', meta_key, \'era\', tostring(now) .. \'-\' .. string.sub(replid, 1, 8), \'quarantineUntil\', until_, \'replid\', replid)
+    else
+      redis.call(\'HSET\', meta_key, \'replid\', replid)
+    end
+  end
+  return replicas
 end
 
 local function in_quarantine(meta_key, now)

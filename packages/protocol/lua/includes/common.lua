@@ -101,6 +101,35 @@ local function owner_state(instances_key, info_key, meta_key, rec, now, adopt_de
   return 'free', 0
 end
 
+-- The replication id of this Redis and its number of connected replicas (INFO replication); nil where INFO is not
+-- allowed (a managed Redis that renamed it): then only an empty Redis starts a new era.
+local function replication()
+  local ok, info = pcall(redis.call, 'INFO', 'replication')
+  if not ok or type(info) ~= 'string' then return nil, 0 end
+  return string.match(info, 'master_replid:(%w+)'), tonumber(string.match(info, 'connected_slaves:(%d+)') or '0')
+end
+
+-- A replica promoted by a failover, or a Redis restarted from its files, may lack the newest grants, renewals and
+-- epochs: replication and AOF are asynchronous. Both come with a new replication id, which starts a new era with the
+-- same quarantine as a Redis that lost everything (meta quarantineMs, the largest any registration asked for): only
+-- previous owners may claim until their self-fence deadlines have passed. Every script that grants or renews calls it
+-- first, so nothing is granted on a new master before the quarantine is in place. An empty meta hash is left to the
+-- register script. Returns the number of connected replicas.
+local function check_era(meta_key, now)
+  local replid, replicas = replication()
+  if not replid then return 0 end
+  local v = redis.call('HMGET', meta_key, 'era', 'replid', 'quarantineMs', 'quarantineUntil')
+  if v[1] and v[2] ~= replid then
+    if v[2] then
+      local until_ = math.max(tonumber(v[4] or '') or 0, now + (tonumber(v[3] or '') or 0))
+      redis.call('HSET', meta_key, 'era', tostring(now) .. '-' .. string.sub(replid, 1, 8), 'quarantineUntil', until_, 'replid', replid)
+    else
+      redis.call('HSET', meta_key, 'replid', replid)
+    end
+  end
+  return replicas
+end
+
 local function in_quarantine(meta_key, now)
   local q = redis.call('HGET', meta_key, 'quarantineUntil')
   if q and tonumber(q) > now then return tonumber(q) end
