@@ -1,4 +1,5 @@
 export { freePort, freePortPair, type FreePortPair } from './free-port.js';
+export { startTcpProxy, type TcpProxyHandle } from './tcp-proxy.js';
 export { killAll } from './process-registry.js';
 export { processesWith } from './processes-with.js';
 export { redisCliBinary } from './redis-cli-binary.js';

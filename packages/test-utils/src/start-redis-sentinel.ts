@@ -8,6 +8,7 @@ import { launchRedis } from './redis-process.js';
 import { redisServerBinary } from './redis-server-binary.js';
 import { sleep } from './sleep.js';
 import { startRedis, type RedisServerHandle } from './start-redis.js';
+import { startTcpProxy } from './tcp-proxy.js';
 
 /** Options of {@link startRedisSentinel}. */
 export interface StartRedisSentinelOptions {
@@ -15,6 +16,11 @@ export interface StartRedisSentinelOptions {
   downAfterMs?: number;
   /** Sentinel's `failover-timeout`. @default 5000 */
   failoverTimeoutMs?: number;
+  /**
+   * Put a proxy in front of the first master, which everyone (clients, sentinels, the replica) reaches through it, so
+   * that `pauseReplication()` can hold the replica's link alone. @default false
+   */
+  proxyMaster?: boolean;
 }
 
 /** A private 1 master + 1 replica + 3 sentinels setup from {@link startRedisSentinel}. */
@@ -29,6 +35,13 @@ export interface RedisSentinelHandle {
   masterPort(): Promise<number>;
   /** `SENTINEL FAILOVER`: promotes the replica; resolves with the new master's port once every sentinel names it. */
   failover(): Promise<number>;
+  /**
+   * With `proxyMaster`: the replica stops receiving the first master's writes (they wait in the proxy, its link stays
+   * up); a failover after the master died promotes a replica without them.
+   */
+  pauseReplication(): void;
+  /** With `proxyMaster`: the replica receives what waited, and the master's writes again. */
+  resumeReplication(): void;
   /** Stops the sentinels and both servers. Idempotent. */
   stop(): Promise<void>;
 }
@@ -37,8 +50,12 @@ const NAME = 'wafleet';
 
 /** Starts a master, a replica and three sentinels monitoring them (quorum 2), all on loopback. */
 export async function startRedisSentinel(options: StartRedisSentinelOptions = {}): Promise<RedisSentinelHandle> {
-  const master = await startRedis();
-  const replica = await startRedis({ args: ['--replicaof', '127.0.0.1', String(master.port)] });
+  // No 5 s wait for more replicas before the first (diskless) sync.
+  const master = await startRedis({ args: ['--repl-diskless-sync-delay', '0'] });
+  const proxy = options.proxyMaster ? await startTcpProxy(master.port) : undefined;
+  // The address everyone knows the first master by.
+  const masterAddressPort = proxy?.port ?? master.port;
+  const replica = await startRedis({ args: ['--replicaof', '127.0.0.1', String(masterAddressPort)] });
   const sentinels: Array<{ port: number; process: TrackedProcess; dir: string }> = [];
   const clients: Redis[] = [];
   const stopAll = async () => {
@@ -48,7 +65,7 @@ export async function startRedisSentinel(options: StartRedisSentinelOptions = {}
       await waitForExit(s.process.child, 5000);
       await removeTempDir(s.dir);
     }
-    await Promise.all([master.stop(), replica.stop()]);
+    await Promise.all([master.stop(), replica.stop(), proxy?.close()]);
   };
   try {
     for (let i = 0; i < 3; i++) {
@@ -64,7 +81,7 @@ export async function startRedisSentinel(options: StartRedisSentinelOptions = {}
           'protected-mode no',
           `dir ${dir}`,
           `logfile ${join(dir, 'sentinel.log')}`,
-          `sentinel monitor ${NAME} 127.0.0.1 ${master.port} 2`,
+          `sentinel monitor ${NAME} 127.0.0.1 ${masterAddressPort} 2`,
           `sentinel down-after-milliseconds ${NAME} ${options.downAfterMs ?? 1000}`,
           `sentinel failover-timeout ${NAME} ${options.failoverTimeoutMs ?? 5000}`,
           `sentinel parallel-syncs ${NAME} 1`,
@@ -81,7 +98,13 @@ export async function startRedisSentinel(options: StartRedisSentinelOptions = {}
       return c;
     };
     const sentinelClients = sentinels.map((s) => ask(s.port));
-    // Ready once every sentinel sees the replica and the two other sentinels.
+    // Ready once the replica holds the master's data (its first sync done) ...
+    const replicaClient = replica.client();
+    for (const until = Date.now() + 20_000; !/master_link_status:up/.test(await replicaClient.info('replication'));) {
+      if (Date.now() > until) throw new Error('the replica did not finish its first sync within 20 s');
+      await sleep(50);
+    }
+    // ... and every sentinel sees the replica and the two other sentinels.
     const deadline = Date.now() + 20_000;
     for (;;) {
       const views = await Promise.all(
@@ -113,6 +136,14 @@ export async function startRedisSentinel(options: StartRedisSentinelOptions = {}
           if (Date.now() > until) throw new Error(`failover from ${before} not seen by every sentinel within 20 s: ${ports.join(', ')}`);
           await sleep(100);
         }
+      },
+      pauseReplication() {
+        if (!proxy) throw new Error('pauseReplication() needs startRedisSentinel({ proxyMaster: true })');
+        // The replica's link is the connection that sent REPLCONF (its handshake, then an ACK every second).
+        proxy.pause(/REPLCONF/i);
+      },
+      resumeReplication() {
+        proxy?.resume();
       },
       stop: stopAll,
     };

@@ -169,7 +169,7 @@ export interface FleetStats {
   sweepPlaced: number;
   handoffs: number;
   reRegistrations: number;
-  /** New eras seen with a valid lease (Redis failed over or restarted from its files): every session re-asserted. */
+  /** New eras seen (Redis lost its data, failed over or restarted from its files): every session re-asserted. */
   newEras: number;
   /** Session starts whose grant no replica acknowledged within `replicaAckTimeoutMs` (see {@link Fleet.replicated}). */
   replicaAckTimeouts: number;
@@ -342,7 +342,11 @@ export class Fleet extends EventEmitter<FleetEvents> {
       await this.#ackOpen;
       const node = connectionFor(this.#ack.client, this.#keys.replicaAck);
       if (!node) return true;
-      const replies = await node.pipeline().set(this.#keys.replicaAck, this.#options.instanceId, 'PX', 60_000).call('WAIT', 1, timeoutMs).exec();
+      const replies = await node
+        .pipeline()
+        .set(this.#keys.replicaAck, this.#options.instanceId, 'PX', 60_000)
+        .call('WAIT', 1, timeoutMs)
+        .exec();
       const [err, count] = replies?.[1] ?? [new Error('no reply')];
       if (err) throw err;
       acked = Number(count);
@@ -983,7 +987,11 @@ export class Fleet extends EventEmitter<FleetEvents> {
       await this.#register();
       this.#options.logger.warn('re-registered after lease loss', { reason, kept: keep.length, toReclaim: this.#toReclaim.size });
       if (this.#state === 'fenced') this.#setState(this.#drainPromise ? 'draining' : 'active');
-      await this.#reassert(keep);
+      const lost = await this.#reassert(keep);
+      if (dataLoss) {
+        this.#stats.newEras++;
+        this.emit('era', { era: this.#era, reasserted: keep.length - lost, lost });
+      }
       this.emit('leaseRestored', { incarnation: this.#incarnation });
       // Never as a re-assertion, even after Redis lost its data: a session fenced here earlier (a pause past the
       // deadline) may have been adopted since and run elsewhere now. Its claim waits out the quarantine, in which
@@ -1005,7 +1013,9 @@ export class Fleet extends EventEmitter<FleetEvents> {
       this.#era = era;
       this.#stats.newEras++;
       const sessions = this.#options.mode === 'managed' ? [...this.#owned.keys()] : [];
-      this.#options.logger.warn('registry in a new era (Redis failed over or restarted): re-asserting sessions', { count: sessions.length });
+      this.#options.logger.warn('registry in a new era (Redis failed over or restarted): re-asserting sessions', {
+        count: sessions.length,
+      });
       const lost = await this.#reassert(sessions);
       this.emit('era', { era, reasserted: sessions.length - lost, lost });
     } finally {
@@ -1115,7 +1125,9 @@ export class Fleet extends EventEmitter<FleetEvents> {
       if (push.desired !== 'running' || this.#pastDeadline() || this.#state === 'fenced') return;
       this.#owned.set(sid, push.epoch);
       this.emit('assigned', { sessionId: sid, epoch: push.epoch, reason: 'placed' });
-    } else if (!mine && this.#owned.has(sid)) {
+    } else if (!mine && this.#owned.has(sid) && !(this.#recovering && push.owner === '')) {
+      // Not a push that only unassigns while this instance re-registers: its own registration orphans what the
+      // previous incarnation held (records a failover kept), and it is about to re-assert those sessions.
       this.#fence([sid], 'taken');
     }
   }
