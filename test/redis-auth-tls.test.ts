@@ -90,7 +90,7 @@ const COMMANDS =
   '+evalsha +eval +subscribe +info +select +hdel +hget +hmget +hset +publish +time +zadd +zlexcount +zrange +zrangebylex +zrangebyscore +zrem +zscore';
 const instanceAcl = (ns: string, password: string) => [
   `>${password}`,
-  ...`on resetkeys ~{wafleet:${ns}}:* ~wafleet:${ns}:idem:* ~wafleet:${ns}:blob:* resetchannels &{wafleet:${ns}}:events* nocommands ${COMMANDS} +get +set +del`.split(
+  ...`on resetkeys ~{wafleet:${ns}}:* ~wafleet:${ns}:idem:* ~wafleet:${ns}:blob:* resetchannels &{wafleet:${ns}}:events* nocommands ${COMMANDS} +get +set +del +wait`.split(
     ' ',
   ),
 ];

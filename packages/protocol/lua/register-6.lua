@@ -37,7 +37,7 @@ local now = now_ms()
 -- An empty meta hash means a new namespace or a Redis that lost its data: owners that survived it may still be
 -- running sessions, so nobody but a previous owner may claim until their self-fence deadlines have passed.
 -- A promoted replica or a Redis restarted from its files (a new replication id) starts a new era the same way.
-if redis.call('HEXISTS', KEYS[6], 'era') == 0 then
+if not redis.call('HGET', KEYS[6], 'era') then
   redis.call('HSET', KEYS[6], 'era', tostring(now) .. '-' .. inc, 'quarantineUntil', now + quarantine_ms)
 end
 check_era(KEYS[6], now)

@@ -18,6 +18,7 @@ import {
   type Outbox,
 } from '@wafleet/core';
 import { createFleetRouter, fleetGuard, idempotency, requireAuth } from '@wafleet/core/express';
+import type { RedisEndpoint, RedisOption } from '@wafleet/protocol';
 import express from 'express';
 import { loginFileContent } from './login-file.js';
 import { loginJournal, openSessionStore, type SessionStoreSpec } from './session-store.js';
@@ -52,7 +53,9 @@ const USAGE = `Usage:
     Journal lines: {"t": unix ms, "instance", "session", "event": "start"|"stop", "epoch", "pid"?}.
     stdout carries one JSON line per event: "ready", "status", "assigned", "fenced", "epoch", "leaseLost", "recycle", "breaker",
     "browser" (a session's browser process spawned: "s", "epoch", "pid"),
-    "leaseRestored", "deadman-fired", "drained", and "log" (wafleet's warnings and errors).
+    "leaseRestored", "era" (Redis failed over or lost data: sessions re-asserted), "deadman-fired", "drained", and "log"
+    (wafleet's warnings and errors). --redis takes a URL, Cluster node URLs separated by commas, or a JSON endpoint
+    (e.g. '{"sentinels": ["redis://10.0.0.5:26379"], "name": "wafleet"}').
     With --session-store every session has a login (a file of --login-bytes, default 4096) committed through core's
     fenced session data, in Redis (chunks beside the registry) or in a directory every instance shares: a launch
     restores the newest committed login first (none: SCAN_QR_CODE, like whatsapp-web.js), a ready session saves it
@@ -91,7 +94,15 @@ const need = (values: Record<string, unknown>, name: string): string => {
   return v;
 };
 
-const redisOf = (value: string) => (value.includes(',') ? value.split(',') : value);
+/** `--redis`: a URL, Cluster node URLs separated by commas, or a JSON endpoint such as `{"sentinels": [...], "name": "..."}`. */
+const redisOf = (value: string): RedisOption => {
+  if (!value.startsWith('{')) return value.includes(',') ? value.split(',') : value;
+  try {
+    return JSON.parse(value) as RedisEndpoint;
+  } catch {
+    throw new UsageError(`--redis: not valid JSON: ${value}`);
+  }
+};
 
 const sessionStoreOf = (raw: string | undefined): SessionStoreSpec | undefined => {
   if (raw === undefined) return undefined;
@@ -281,6 +292,7 @@ export async function runInstance(argv: string[]): Promise<void> {
   fleet.on('leaseLost', ({ reason }) => out({ ev: 'leaseLost', reason, inc: fleet.incarnation }));
   deadman?.on('fired', ({ reason, killed }) => out({ ev: 'deadman-fired', reason, killed: killed.length }));
   fleet.on('leaseRestored', ({ incarnation }) => out({ ev: 'leaseRestored', inc: incarnation }));
+  fleet.on('era', ({ era, reasserted, lost }) => out({ ev: 'era', era, reasserted, lost }));
   supervisor.on('status', ({ sessionId, status, reason }) => out({ ev: 'status', s: sessionId, status, reason }));
   supervisor.on('recycle', ({ sessionId, reason, memoryBytes }) => out({ ev: 'recycle', s: sessionId, reason, memoryBytes }));
 
@@ -401,7 +413,7 @@ export async function runSessions(argv: string[]): Promise<void> {
  */
 async function seedLoggedIn(
   ids: string[],
-  o: { redis: string | string[]; namespace: string; spec: SessionStoreSpec; bytes: number; journal: string | undefined; seederId: string },
+  o: { redis: RedisOption; namespace: string; spec: SessionStoreSpec; bytes: number; journal: string | undefined; seederId: string },
 ): Promise<Record<string, number>> {
   const fleet = createFleet({
     redis: o.redis,

@@ -1,6 +1,6 @@
 import { appendFileSync } from 'node:fs';
 import { createSessionData, directoryBlobBackend, redisBlobBackend, type Fleet, type SessionData } from '@wafleet/core';
-import { Cluster, Redis } from 'ioredis';
+import { connect, resolveRedisOption, type RedisOption } from '@wafleet/protocol';
 import type { SimLoginEvent } from './sim-engine.js';
 
 /** Where the runner keeps logins: chunks in the fleet's Redis, or files in a directory every instance shares. */
@@ -13,12 +13,12 @@ export interface OpenSessionStore {
 }
 
 /** Opens the store for `fleet` (whose ownership fences every commit). */
-export function openSessionStore(spec: SessionStoreSpec, fleet: Fleet, redis: string | string[], namespace: string): OpenSessionStore {
+export function openSessionStore(spec: SessionStoreSpec, fleet: Fleet, redis: RedisOption, namespace: string): OpenSessionStore {
   if (spec.kind === 'dir') {
     return { sessionData: createSessionData({ fleet, backend: directoryBlobBackend({ dir: spec.dir }) }), close: async () => undefined };
   }
   // Its own connection: chunk transfers never queue in front of the fleet's registry commands.
-  const client = Array.isArray(redis) ? new Cluster(redis) : new Redis(redis);
+  const { client } = connect(resolveRedisOption(redis), 'command', { commandTimeoutMs: 10_000, heartbeatIntervalMs: 1000 });
   return {
     sessionData: createSessionData({ fleet, backend: redisBlobBackend({ redis: client, namespace }) }),
     close: async () => {

@@ -22,8 +22,10 @@ import { waitUntil } from './wait-until.js';
 
 /** Options for {@link startRedisCluster}. */
 export interface StartRedisClusterOptions {
-  /** Number of master nodes, no replicas (default 3). */
+  /** Number of master nodes (default 3). */
   masters?: number;
+  /** Replicas per master (default 0); with replicas, at least 3 masters. */
+  replicas?: number;
   /** Extra redis-server arguments for every node, appended last. */
   args?: string[];
   /** Turn on the AOF (`appendfsync always`) on every node. Default false. */
@@ -57,6 +59,11 @@ export interface RedisClusterHandle {
    * stop(). `error` events are absorbed; commands still reject.
    */
   client(options?: ClusterOptions): Cluster;
+  /**
+   * `kill -9` of the master serving `slot`; resolves with the `host:port` of the replica promoted in its place once
+   * every surviving node reports `cluster_state:ok` (cluster-node-timeout 2 s, then the election). Needs `replicas`.
+   */
+  killMasterOf(slot: number): Promise<string>;
 }
 
 const HOST = '127.0.0.1';
@@ -85,6 +92,10 @@ export async function startRedisCluster(opts: StartRedisClusterOptions = {}): Pr
   if (!Number.isInteger(masters) || masters < 1) {
     throw new Error(`startRedisCluster: masters must be a positive integer, got ${masters}`);
   }
+  const replicas = opts.replicas ?? 0;
+  if (!Number.isInteger(replicas) || replicas < 0 || (replicas > 0 && masters < 3)) {
+    throw new Error(`startRedisCluster: replicas must be a non-negative integer, with at least 3 masters, got ${replicas}`);
+  }
   const binary = redisServerBinary();
   const cli = masters >= 3 ? redisCliBinary(binary) : undefined;
   const dir = await mkdtemp(join(tmpdir(), 'wafleet-redis-cluster-'));
@@ -101,7 +112,9 @@ export async function startRedisCluster(opts: StartRedisClusterOptions = {}): Pr
     if (opts.tls) security.tls = await createTestCertificates(dir);
     // allSettled, not all: on failure every node that did come up must be
     // in `launched` before the cleanup below kills them.
-    const results = await Promise.allSettled(Array.from({ length: masters }, () => launchNode(binary, dir, opts, security, launched)));
+    const results = await Promise.allSettled(
+      Array.from({ length: masters * (1 + replicas) }, () => launchNode(binary, dir, opts, security, launched)),
+    );
     const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
     if (failed) throw failed.reason;
     const nodes = [...launched];
@@ -110,6 +123,7 @@ export async function startRedisCluster(opts: StartRedisClusterOptions = {}): Pr
         cli,
         nodes.map((n) => n.port),
         security,
+        replicas,
       );
     else
       await createByHand(
@@ -141,6 +155,36 @@ export async function startRedisCluster(opts: StartRedisClusterOptions = {}): Pr
       clients.clear();
       await killNodes('SIGTERM');
       await removeTempDir(dir);
+    },
+
+    async killMasterOf(slot: number) {
+      const survivors = () => launched.filter((n) => !hasExited(n.tracked.child)).map((n) => n.port);
+      const masterOf = async (): Promise<string> =>
+        withNodeClients(survivors().slice(0, 1), security, async ([c]) => {
+          const ranges = (await c!.call('CLUSTER', 'SLOTS')) as Array<[number, number, [string, number]]>;
+          const range = ranges.find(([first, last]) => first <= slot && slot <= last);
+          if (!range) throw new Error(`no node serves slot ${slot}`);
+          return `${range[2][0]}:${range[2][1]}`;
+        });
+      const before = await masterOf();
+      const victim = launched.find((n) => `${HOST}:${n.port}` === before);
+      if (!victim) throw new Error(`slot ${slot} is served by ${before}, not a node of this cluster`);
+      signalProcess(victim.tracked, 'SIGKILL');
+      await waitForExit(victim.tracked.child, 5_000);
+      await waitUntil(
+        async () => {
+          try {
+            if ((await masterOf()) === before) return false;
+            return await withNodeClients(survivors(), security, async (clients) =>
+              (await Promise.all(clients.map((c) => c.call('CLUSTER', 'INFO')))).every((info) => String(info).includes('cluster_state:ok')),
+            );
+          } catch {
+            return false;
+          }
+        },
+        { timeoutMs: 30_000, intervalMs: 100 },
+      );
+      return masterOf();
     },
 
     client(options: ClusterOptions = {}) {
@@ -209,14 +253,14 @@ async function launchNode(
   }
 }
 
-function createWithCli(cli: string, ports: number[], security: RedisSecurity): Promise<void> {
+function createWithCli(cli: string, ports: number[], security: RedisSecurity, replicas: number): Promise<void> {
   const args = [
     ...(security.tls ? ['--tls', '--cacert', security.tls.caFile] : []),
     '--cluster',
     'create',
     ...ports.map((p) => `${HOST}:${p}`),
     '--cluster-replicas',
-    '0',
+    String(replicas),
     '--cluster-yes',
   ];
   // The password goes by environment, so it is neither in `ps` nor in the error below.

@@ -53,6 +53,14 @@ describe('fleet options', () => {
     expect(configError({ ...base, quarantineMs: 1000 }).option).toBe('quarantineMs');
   });
 
+  it('waits for a replica at most 1 s by default, less than a short command timeout, never as long as it', () => {
+    expect(resolveFleetOptions(base).replicaAckTimeoutMs).toBe(1000);
+    expect(resolveFleetOptions({ ...base, commandTimeoutMs: 300 }).replicaAckTimeoutMs).toBe(150);
+    expect(resolveFleetOptions({ ...base, replicaAckTimeoutMs: 0 }).replicaAckTimeoutMs).toBe(0);
+    expect(configError({ ...base, commandTimeoutMs: 500, replicaAckTimeoutMs: 500 }).option).toBe('replicaAckTimeoutMs');
+    expect(configError({ ...base, replicaAckTimeoutMs: -1 }).option).toBe('replicaAckTimeoutMs');
+  });
+
   it.each<[string, Partial<FleetOptions>]>([
     ['redis', { redis: 'localhost:6379' }],
     ['redis', { redis: [] as string[] }],

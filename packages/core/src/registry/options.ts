@@ -104,7 +104,7 @@ export interface FleetOptions extends Partial<TimingOptions> {
   commandTimeoutMs?: number;
   /**
    * With replicas, how long a session start waits for one to acknowledge its grant (`WAIT 1`, see `Fleet.replicated`);
-   * 0 never waits. @default 1000
+   * 0 never waits. Less than `commandTimeoutMs`. @default 1000, or half of a shorter `commandTimeoutMs`
    */
   replicaAckTimeoutMs?: number;
   /** Stops a session's engine before release and handoff. Without it the host stops sessions itself. */
@@ -239,7 +239,7 @@ export function resolveFleetOptions(options: FleetOptions): ResolvedFleetOptions
       placementRetryMs,
     ),
     commandTimeoutMs: integer('commandTimeoutMs', options.commandTimeoutMs ?? FLEET_DEFAULTS.commandTimeoutMs, 10),
-    replicaAckTimeoutMs: integer('replicaAckTimeoutMs', options.replicaAckTimeoutMs ?? FLEET_DEFAULTS.replicaAckTimeoutMs, 0, 60_000),
+    replicaAckTimeoutMs: 0,
     stopSession: options.stopSession,
     stopTimeoutMs: integer('stopTimeoutMs', options.stopTimeoutMs ?? FLEET_DEFAULTS.stopTimeoutMs, 1),
     handoffConcurrency: integer('handoffConcurrency', options.handoffConcurrency ?? FLEET_DEFAULTS.handoffConcurrency, 1, 64),
@@ -257,6 +257,13 @@ export function resolveFleetOptions(options: FleetOptions): ResolvedFleetOptions
   if (resolved.outbox !== undefined && typeof (resolved.outbox as { enqueue?: unknown }).enqueue !== 'function') {
     throw new ConfigError('outbox', 'Expected `outbox` to be an Outbox from createOutbox()');
   }
+  // Default: 1 s, or less than half the command timeout when that is short.
+  resolved.replicaAckTimeoutMs = integer(
+    'replicaAckTimeoutMs',
+    options.replicaAckTimeoutMs ?? Math.min(FLEET_DEFAULTS.replicaAckTimeoutMs, Math.floor(resolved.commandTimeoutMs / 2)),
+    0,
+    60_000,
+  );
   if (resolved.replicaAckTimeoutMs >= resolved.commandTimeoutMs) {
     throw new ConfigError(
       'replicaAckTimeoutMs',
