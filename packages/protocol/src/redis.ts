@@ -162,6 +162,12 @@ function sentinelOf(option: string, value: RedisEndpoint): RedisTarget {
   const options: RedisOptions = {
     sentinels: sentinels.map(({ host, port }) => ({ host, port })),
     name: value.name,
+    // After SENTINEL FAILOVER the old master keeps accepting writes until Sentinel reconfigures it and drops its
+    // clients, about 10 s later (writes that the new master never sees): follow the sentinels' +switch-master at once
+    // (0.5 s here), and reconnect at a READONLY or NOREPLICAS (min-replicas-to-write) refusal. The detector's sentinel connections outlive quit():
+    // disconnect() ends them.
+    failoverDetector: true,
+    reconnectOnError: (err: Error) => (/^(READONLY|NOREPLICAS)/.test(err.message) ? 1 : false),
     ...(first.auth.username ? { sentinelUsername: first.auth.username } : {}),
     ...(first.auth.password ? { sentinelPassword: first.auth.password } : {}),
     ...(first.tls ? { enableTLSForSentinelMode: true, sentinelTLS: {} } : {}),
@@ -309,6 +315,8 @@ export async function disconnect(conn: Connection | undefined): Promise<void> {
   try {
     await conn.client.quit();
   } catch {
+    // Closed below either way.
+  } finally {
     conn.client.disconnect();
   }
 }

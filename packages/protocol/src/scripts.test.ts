@@ -329,12 +329,16 @@ describe('Lua scripts: every reply code', () => {
     const [code, , json] = await run(scripts.instances, [k.instances, k.instanceInfo, k.owned], []);
     expect(code).toBe(OK);
     expect(JSON.parse(json as string)).toEqual([expect.objectContaining({ id: 'a', load: 1, max: 2, live: true })]);
-    expect(await run(scripts.owned, [k.instances, k.instanceInfo, k.owned, k.sessions], ['a', 'ia', 10])).toEqual([
+    expect(await run(scripts.owned, [k.instances, k.instanceInfo, k.owned, k.sessions, k.meta], ['a', 'ia', 10])).toEqual([
       OK,
+      await client.hget(k.meta, 'era'),
       's1',
       expect.any(String),
     ]);
-    expect(await run(scripts.owned, [k.instances, k.instanceInfo, k.owned, k.sessions], ['a', 'old', 10])).toEqual([FENCED, 'replaced']);
+    expect(await run(scripts.owned, [k.instances, k.instanceInfo, k.owned, k.sessions, k.meta], ['a', 'old', 10])).toEqual([
+      FENCED,
+      'replaced',
+    ]);
     expect(await run(scripts.setDraining, [k.instances, k.instanceInfo], ['a', 'old', '1'])).toEqual([FENCED, 'replaced']);
     expect(await run(scripts.deregister, [k.instances, k.instanceInfo, k.owned, k.sessions, k.pending], ['a', 'old', k.events])).toEqual([
       FENCED,
@@ -664,7 +668,7 @@ describe('typed callers (generated from the script headers)', () => {
     expect(await lua.lookup(client, k, { sessionId: 's1' })).toMatchObject({ code: 'OK', owner: 'i1', ownerUrl: 'http://i1', live: '1' });
     expect(await lua.lookup(client, k, { sessionId: 'nobody' })).toEqual({ code: 'NOT_FOUND' });
     const owned = await lua.owned(client, k, { instanceId: 'i1', incarnation: 'inc1', limit: 10 });
-    expect(owned).toEqual({ code: 'OK', pairs: ['s1', (granted as { epoch: string }).epoch] });
+    expect(owned).toEqual({ code: 'OK', era: await client.hget(k.meta, 'era'), pairs: ['s1', (granted as { epoch: string }).epoch] });
   });
 
   it('refuse a reply the script cannot give (another version wrote it) with WAFLEET_REDIS_REPLY', () => {

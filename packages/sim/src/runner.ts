@@ -27,7 +27,7 @@ import { createSimEngine, type SimFault } from './sim-engine.js';
 const USAGE = `Usage:
   wafleet-sim instance --redis <url> --namespace <ns> --id <id> --port <port> --max-sessions <n> [--journal <file>]
       [--url <public url>] [--profile default|tolerant] [--heartbeat-ms n] [--lease-ttl-ms n] [--self-fence-ms n]
-      [--adoption-delay-ms n] [--sweep-ms n] [--browser-processes] [--no-deadman] [--auth-delay-ms n] [--ready-delay-ms n]
+      [--adoption-delay-ms n] [--sweep-ms n] [--quarantine-ms n] [--browser-processes] [--no-deadman] [--auth-delay-ms n] [--ready-delay-ms n]
       [--start-concurrency n] [--stagger-ms n] [--outbox <file> --webhook-url <url> --webhook-secret <whsec_...>]
       [--start-timeout-ms n] [--restart-base-ms n] [--restart-max-ms n] [--restart-max-attempts n]
       [--qr <regex>] [--hold-starting <regex>] [--fail-start <regex>] [--fail-starts-file <file>] [--bad-config <regex>]
@@ -158,6 +158,7 @@ export async function runInstance(argv: string[]): Promise<void> {
       'self-fence-ms': { type: 'string' },
       'adoption-delay-ms': { type: 'string' },
       'sweep-ms': { type: 'string' },
+      'quarantine-ms': { type: 'string' },
       'browser-processes': { type: 'boolean', default: false },
       'no-deadman': { type: 'boolean', default: false },
       'auth-delay-ms': { type: 'string' },
@@ -220,6 +221,7 @@ export async function runInstance(argv: string[]): Promise<void> {
     selfFenceMs: num(values, 'self-fence-ms'),
     adoptionDelayMs: num(values, 'adoption-delay-ms'),
     sweepIntervalMs: num(values, 'sweep-ms'),
+    quarantineMs: num(values, 'quarantine-ms'),
     outbox,
     logger: runnerLogger,
   });

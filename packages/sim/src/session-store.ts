@@ -1,6 +1,6 @@
 import { appendFileSync } from 'node:fs';
 import { createSessionData, directoryBlobBackend, redisBlobBackend, type Fleet, type SessionData } from '@wafleet/core';
-import { connect, resolveRedisOption, type RedisOption } from '@wafleet/protocol';
+import { connect, disconnect, resolveRedisOption, type RedisOption } from '@wafleet/protocol';
 import type { SimLoginEvent } from './sim-engine.js';
 
 /** Where the runner keeps logins: chunks in the fleet's Redis, or files in a directory every instance shares. */
@@ -18,12 +18,11 @@ export function openSessionStore(spec: SessionStoreSpec, fleet: Fleet, redis: Re
     return { sessionData: createSessionData({ fleet, backend: directoryBlobBackend({ dir: spec.dir }) }), close: async () => undefined };
   }
   // Its own connection: chunk transfers never queue in front of the fleet's registry commands.
-  const { client } = connect(resolveRedisOption(redis), 'command', { commandTimeoutMs: 10_000, heartbeatIntervalMs: 1000 });
+  const connection = connect(resolveRedisOption(redis), 'command', { commandTimeoutMs: 10_000, heartbeatIntervalMs: 1000 });
+  const { client } = connection;
   return {
     sessionData: createSessionData({ fleet, backend: redisBlobBackend({ redis: client, namespace }) }),
-    close: async () => {
-      await client.quit().catch(() => client.disconnect());
-    },
+    close: () => disconnect(connection),
   };
 }
 

@@ -1125,9 +1125,11 @@ export class Fleet extends EventEmitter<FleetEvents> {
       if (push.desired !== 'running' || this.#pastDeadline() || this.#state === 'fenced') return;
       this.#owned.set(sid, push.epoch);
       this.emit('assigned', { sessionId: sid, epoch: push.epoch, reason: 'placed' });
-    } else if (!mine && this.#owned.has(sid) && !(this.#recovering && push.owner === '')) {
-      // Not a push that only unassigns while this instance re-registers: its own registration orphans what the
-      // previous incarnation held (records a failover kept), and it is about to re-assert those sessions.
+    } else if (!mine && this.#owned.has(sid) && push.owner !== '') {
+      // Another owner took it. A push that only unassigns never stops a session run here under a valid lease: a
+      // release is this instance's own, a dead lease was fenced at its deadline, and after a failover an instance's
+      // re-registration orphans what the kept records said it held (records older than a handoff), which the
+      // instance that runs them re-asserts.
       this.#fence([sid], 'taken');
     }
   }
@@ -1153,6 +1155,11 @@ export class Fleet extends EventEmitter<FleetEvents> {
       return;
     }
     if (reply.code !== 'OK' || incarnation !== this.#incarnation || this.#pastDeadline() || this.#recovering) return;
+    if (reply.era !== this.#era) {
+      // Redis failed over or lost data since the last renewal: the list may lack what runs here.
+      void this.#onNewEra(reply.era);
+      return;
+    }
     const remote = new Map<string, string>();
     for (let i = 0; i + 1 < reply.pairs.length; i += 2) remote.set(reply.pairs[i]!, reply.pairs[i + 1]!);
     const lost = [...this.#owned.keys()].filter((sid) => !remote.has(sid) && !this.#inflight.has(sid));
