@@ -57,7 +57,12 @@ async function run(profile, kind) {
       const supervisor = createSupervisor({
         fleet,
         engine: createSimEngine().factory,
-        onEngine: ({ event }) => (event === 'start' ? starts++ : stops++),
+        // The placement probe's own launch is not a restart.
+        onEngine: ({ event, sessionId }) => {
+          if (sessionId.startsWith('probe-')) return;
+          if (event === 'start') starts++;
+          else stops++;
+        },
       });
       await fleet.start();
       supervisor.start();
@@ -95,7 +100,7 @@ async function run(profile, kind) {
     let placeableAt;
     const consistent = async () => {
       const where = working();
-      if (where.size !== SESSIONS) return false;
+      if (!ids.every((sid) => where.has(sid))) return false;
       const raw = await probe.hgetall(sessionsKey).catch(() => ({}));
       return ids.every((sid) => {
         const rec = raw[sid] && JSON.parse(raw[sid]);

@@ -43,7 +43,8 @@ Commands:
   restart <session>           run it again (through its owner when one is live)
   drain <instance>            hand every session of that instance off (POST /drain on it)
   rebalance [--dry-run]       the fullest instances hand off their excess (POST /rebalance on each)
-  doctor                      Redis settings, clock skew, expired leases, each instance's sessions against the registry
+  doctor                      Redis settings and replication, clock skew, the registry's era and quarantine, expired
+                              leases, each instance's sessions against the registry
   outbox dead <instance> [--session S]
                               that instance's dead-lettered webhooks (metadata, no bodies)
   outbox replay <instance> [--session S] [--ids a,b]
@@ -410,8 +411,27 @@ const doctor: Command = async (ctx) => {
         ? 'CONFIG GET refused: check it by hand'
         : `appendonly ${aof} (without it a restart loses every lease and record: quarantine, re-assertion)`,
   });
+  const replication = await ctx.redis.info('replication').catch(() => '');
+  const replicas = Number(/connected_slaves:(\d+)/.exec(replication)?.[1] ?? 0);
+  const minReplicas = await config('min-replicas-to-write');
+  findings.push({
+    check: 'replication',
+    ok: replicas === 0 || minReplicas === undefined || Number(minReplicas) >= 1,
+    detail:
+      replicas === 0
+        ? 'no replica (Sentinel or Cluster failover needs one)'
+        : `${replicas} replica(s), min-replicas-to-write ${minReplicas ?? '? (CONFIG GET refused)'}` +
+          (Number(minReplicas) >= 1 ? '' : ' (set 1: a master cut off from its replicas then refuses the grants a new master would never see)'),
+  });
   const t0 = Date.now();
   const server = await serverNow(ctx.redis);
+  const [era, quarantineUntil] = await ctx.redis.hmget(ctx.keys.meta, 'era', 'quarantineUntil');
+  const quarantineLeft = Number(quarantineUntil ?? 0) - server;
+  findings.push({
+    check: 'registry era',
+    ok: true,
+    detail: `${era ?? 'none yet'}${quarantineLeft > 0 ? `, in quarantine for another ${quarantineLeft} ms (Redis failed over, restarted or lost data: no placement or adoption until then)` : ''}`,
+  });
   const skew = server - Math.round((t0 + Date.now()) / 2);
   findings.push({ check: 'clock skew', ok: Math.abs(skew) < 1000, detail: `${skew} ms between this host and Redis` });
   const instances = await listInstances(ctx.redis, ctx.keys);

@@ -70,6 +70,16 @@ export function createFleetMetrics(fleet: Fleet, registry: Registry): Registry {
     'Times this instance registered a new incarnation after losing its lease',
     () => fleet.stats().reRegistrations,
   );
+  counter(
+    'wafleet_registry_eras_total',
+    'New registry eras this instance saw (Redis failed over, restarted from its files or lost its data): its sessions re-asserted',
+    () => fleet.stats().newEras,
+  );
+  counter(
+    'wafleet_replica_ack_timeouts_total',
+    'Session starts whose grant no replica acknowledged within replicaAckTimeoutMs (started anyway)',
+    () => fleet.stats().replicaAckTimeouts,
+  );
   const { Histogram } = optionalPeer('prom-client', 'createFleetMetrics');
   const handoffSeconds = new Histogram({
     name: 'wafleet_handoff_duration_seconds',
