@@ -167,7 +167,12 @@ async function main() {
       }
       const qr = adopter.messages.filter((m) => m.ev === 'status' && m.status === 'SCAN_QR_CODE').length;
       samples.filter((s) => s.round === round).forEach((s) => (s.qr = qr));
-      log(`round ${round}: ready after ${samples.filter((s) => s.round === round).map((s) => s.readyMs).join(', ')} ms`);
+      log(
+        `round ${round}: ready after ${samples
+          .filter((s) => s.round === round)
+          .map((s) => s.readyMs)
+          .join(', ')} ms`,
+      );
       owner = adopter;
     }
   } finally {
@@ -195,7 +200,7 @@ function report({ samples, qrScreens, redisCommand, redisVersion: version, start
     `- Node ${process.version}, Redis ${version} (a private \`${redisCommand}\` spawned by the script)`,
     `- Machine: ${machine()}`,
     `- ${ROUNDS} rounds, ${SESSIONS} sessions each, logins of ${LOGIN_MB} MiB in Redis (core's fenced session data, Redis chunk backend): two \`wafleet-sim instance\` processes per round with the default timing (lease ${DEFAULTS.leaseTtlMs} ms, adoption delay ${DEFAULTS.adoptionDelayMs} ms, sweep every ${DEFAULTS.sweepIntervalMs} ms +-20 %, heartbeat ${DEFAULTS.heartbeatIntervalMs} ms), the dead-man switch on and a \`sleep\` process per session as its browser. The owner is SIGKILLed; the other instance adopts every session and launches them one at a time (the supervisor's default).`,
-    '- Times from the kill, per session, median / max; from the instances\' journals (one clock). The simulator stands in for Chromium (its launch takes 50 ms): with whatsapp-web.js add the browser start and WhatsApp Web\'s own load.',
+    "- Times from the kill, per session, median / max; from the instances' journals (one clock). The simulator stands in for Chromium (its launch takes 50 ms): with whatsapp-web.js add the browser start and WhatsApp Web's own load.",
     '',
     '| from kill -9 to | median / max |',
     '| --- | ---: |',

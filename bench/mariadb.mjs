@@ -71,8 +71,9 @@ export async function accountsTable(pool, table, ids, urlOf, logTo = log) {
     `CREATE TABLE ${table} (session_id VARCHAR(128) NOT NULL PRIMARY KEY, assigned_instance_url VARCHAR(255) NOT NULL) ENGINE=InnoDB`,
   );
   await pool.query(`INSERT INTO ${table} (session_id, assigned_instance_url) VALUES ?`, [ids.map((id) => [id, urlOf(id)])]);
-  const [[engine]] = await pool.query(`SELECT ENGINE AS engine FROM information_schema.TABLES WHERE TABLE_SCHEMA = 'test' AND TABLE_NAME = ?`, [
-    table,
-  ]);
+  const [[engine]] = await pool.query(
+    `SELECT ENGINE AS engine FROM information_schema.TABLES WHERE TABLE_SCHEMA = 'test' AND TABLE_NAME = ?`,
+    [table],
+  );
   return engine?.engine ?? 'unknown';
 }

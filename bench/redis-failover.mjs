@@ -107,6 +107,7 @@ async function run(profile, kind) {
         return rec && rec.status === 'WORKING' && rec.owner === where.get(sid);
       });
     };
+    const refusals = new Set();
     const placing = (async () => {
       // A new session: placed once the new era's quarantine is over.
       for (;;) {
@@ -115,7 +116,9 @@ async function run(profile, kind) {
           placeableAt = Date.now();
           return;
         } catch (err) {
-          log(`${profile}/${kind}: place refused (${err.code}), again`);
+          // Redis unreachable (fails at once) or the quarantine outlasted the wait: try again shortly.
+          refusals.add(err.code ?? err.message);
+          await new Promise((r) => setTimeout(r, 100));
         }
       }
     })();
@@ -134,6 +137,7 @@ async function run(profile, kind) {
       workingMs: workingAt - failedAt,
       placeableMs: placeableAt - failedAt,
       fenced: hosts.reduce((n, h) => n + h.fleet.stats().fencedSessions, 0),
+      placeRefusals: [...refusals],
     };
     probe.disconnect();
     log(JSON.stringify(result));

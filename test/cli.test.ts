@@ -128,7 +128,10 @@ describe('wafleet CLI against a running sim fleet', () => {
     expect(report.findings.find((f) => f.check === 'persistence')).toMatchObject({ ok: false });
     expect(report.findings.filter((f) => f.check.endsWith(' sessions')).map((f) => f.ok)).toEqual([true, true]);
     expect(report.findings.find((f) => f.check === 'clock skew')).toMatchObject({ ok: true });
-    expect(report.findings.find((f) => f.check === 'replication')).toMatchObject({ ok: true, detail: expect.stringMatching(/^no replica/) });
+    expect(report.findings.find((f) => f.check === 'replication')).toMatchObject({
+      ok: true,
+      detail: expect.stringMatching(/^no replica/),
+    });
     expect(report.findings.find((f) => f.check === 'registry era')).toMatchObject({ ok: true, detail: expect.stringMatching(/^\d+-/) });
     expect(doctor.code).toBe(report.healthy ? 0 : 1);
   });

@@ -94,7 +94,7 @@ describe('a replica promoted after it missed the newest grants (Sentinel, replic
     const ranOn = working(hosts);
     const epochs = new Map(all.map((sid) => [sid, hosts.find((h) => h.id === ranOn.get(sid))!.fleet.epochOf(sid)!]));
     // No replica acknowledged these grants: the starts went on after replicaAckTimeoutMs.
-    expect(hosts.reduce((n, h) => n + h.fleet.stats().replicaAckTimeouts, 0)).toBeGreaterThanOrEqual(moved.length + added.length);
+    expect(hosts.reduce((n, h) => n + h.fleet.stats().replicaAcks.timeout, 0)).toBeGreaterThanOrEqual(moved.length + added.length);
     // Past the lease TTL, so the replica's copies of both leases have expired too.
     await sleep(Math.max(0, TIMING.leaseTtlMs + 1000 - (Date.now() - pausedAt)));
 

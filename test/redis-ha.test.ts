@@ -197,6 +197,21 @@ async function failoverUnderLoad(topology: Topology, label: string): Promise<voi
     const eras = instances.map((i) => i.child.messages.find((m) => m['ev'] === 'era')!);
     expect(eras.reduce((n, e) => n + Number(e['reasserted']), 0)).toBe(SESSIONS);
     expect(eras.every((e) => e['lost'] === 0)).toBe(true);
+    // Every start waited for a replica to have its grant (WAIT 1), and one did in time; every instance counted the era.
+    for (const inst of instances) {
+      const res = await fetch(`http://127.0.0.1:${inst.port}/metrics`, { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } });
+      const text = await res.text();
+      const metric = (series: string) =>
+        Number(
+          text
+            .split('\n')
+            .find((l) => l.startsWith(`${series} `))
+            ?.split(' ')[1],
+        );
+      expect(metric('wafleet_replica_acks_total{result="acked"}'), inst.id).toBeGreaterThan(0);
+      expect(metric('wafleet_replica_acks_total{result="timeout"}'), inst.id).toBe(0);
+      expect(metric('wafleet_registry_eras_total'), inst.id).toBe(1);
+    }
     const during = sends.filter((s) => s.t >= failedAt);
     const refused = during.filter((s) => s.status !== 201);
 

@@ -421,7 +421,9 @@ const doctor: Command = async (ctx) => {
       replicas === 0
         ? 'no replica (Sentinel or Cluster failover needs one)'
         : `${replicas} replica(s), min-replicas-to-write ${minReplicas ?? '? (CONFIG GET refused)'}` +
-          (Number(minReplicas) >= 1 ? '' : ' (set 1: a master cut off from its replicas then refuses the grants a new master would never see)'),
+          (Number(minReplicas) >= 1
+            ? ''
+            : ' (set 1: a master cut off from its replicas then refuses the grants a new master would never see)'),
   });
   const t0 = Date.now();
   const server = await serverNow(ctx.redis);

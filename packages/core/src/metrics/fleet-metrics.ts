@@ -75,10 +75,12 @@ export function createFleetMetrics(fleet: Fleet, registry: Registry): Registry {
     'New registry eras this instance saw (Redis failed over, restarted from its files or lost its data): its sessions re-asserted',
     () => fleet.stats().newEras,
   );
-  counter(
-    'wafleet_replica_ack_timeouts_total',
-    'Session starts whose grant no replica acknowledged within replicaAckTimeoutMs (started anyway)',
-    () => fleet.stats().replicaAckTimeouts,
+  scrapedCounter(
+    registry,
+    'wafleet_replica_acks_total',
+    'Session starts that waited for a replica to have their grant (WAIT 1), by result (timeout: started anyway)',
+    () => fleet.stats().replicaAcks,
+    { name: 'result', values: ['acked', 'timeout'] as const },
   );
   const { Histogram } = optionalPeer('prom-client', 'createFleetMetrics');
   const handoffSeconds = new Histogram({

@@ -171,8 +171,11 @@ export interface FleetStats {
   reRegistrations: number;
   /** New eras seen (Redis lost its data, failed over or restarted from its files): every session re-asserted. */
   newEras: number;
-  /** Session starts whose grant no replica acknowledged within `replicaAckTimeoutMs` (see {@link Fleet.replicated}). */
-  replicaAckTimeouts: number;
+  /**
+   * Session starts that waited for a replica to have their grant (see {@link Fleet.replicated}): `acked` in time,
+   * `timeout` not within `replicaAckTimeoutMs` (started anyway).
+   */
+  replicaAcks: Record<'acked' | 'timeout', number>;
 }
 
 /** Events of a {@link Fleet}. */
@@ -267,7 +270,7 @@ export class Fleet extends EventEmitter<FleetEvents> {
     handoffs: 0,
     reRegistrations: 0,
     newEras: 0,
-    replicaAckTimeouts: 0,
+    replicaAcks: { acked: 0, timeout: 0 },
   };
 
   constructor(options: FleetOptions) {
@@ -321,7 +324,7 @@ export class Fleet extends EventEmitter<FleetEvents> {
    * `replicaAckTimeoutMs`. The supervisor calls it after recording a session as STARTING and before it starts the
    * engine, so a failover to that replica keeps the session's grant. Resolves true at once when the registry had no
    * replica at the last renewal, or with `replicaAckTimeoutMs: 0`. When no replica answers in time it resolves false,
-   * counts it in `stats().replicaAckTimeouts` and logs it; the start goes on (replicas may be gone for good, and a
+   * counts it in `stats().replicaAcks.timeout` and logs it; the start goes on (replicas may be gone for good, and a
    * fleet should not stop starting sessions then), and a failover to a replica that missed the grant is caught by the
    * new era's quarantine, in which this instance re-asserts the session.
    */
@@ -353,8 +356,11 @@ export class Fleet extends EventEmitter<FleetEvents> {
     } catch (err) {
       this.#options.logger.warn('replica acknowledgement failed', { err });
     }
-    if (acked >= 1) return true;
-    this.#stats.replicaAckTimeouts++;
+    if (acked >= 1) {
+      this.#stats.replicaAcks.acked++;
+      return true;
+    }
+    this.#stats.replicaAcks.timeout++;
     this.#options.logger.warn('no replica acknowledged the grant in time; starting anyway', { timeoutMs });
     return false;
   }
