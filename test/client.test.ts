@@ -230,7 +230,7 @@ describe('@wafleet/core/express', () => {
     expect(fleetValue('wafleet_fleet_capacity', 'kind', 'max')).toBe('50');
     expect(fleetValue('wafleet_fleet_capacity', 'kind', 'load')).toBe('2');
     const allowed: Record<string, string[]> = {
-      result: ['ok', 'failed', 'refused', 'error'],
+      result: ['ok', 'failed', 'refused', 'error', 'acked', 'timeout'],
       state: ['idle', 'starting', 'active', 'fenced', 'draining', 'closed', 'live', 'expired'],
       reason: ['deadline', 'expired', 'missing', 'replaced', 'taken', 'closed', 'ownerless', 'pending', 'stopped'],
       status: ['STOPPED', 'STARTING', 'SCAN_QR_CODE', 'WORKING', 'FAILED'],

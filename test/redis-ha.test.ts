@@ -193,6 +193,14 @@ async function failoverUnderLoad(topology: Topology, label: string): Promise<voi
     const recs = await records(topology.client, namespace);
     for (const [sid, before] of epochsBefore) expect(BigInt(recs.get(sid)!.epoch) >= before, `${sid}: epoch went back`).toBe(true);
     const fenced = instances.flatMap((i) => i.child.messages.filter((m) => m['ev'] === 'fenced'));
+    if (fenced.length > 0) {
+      // What each instance said about the fenced sessions and its own recovery, relative to the failover.
+      const ids = new Set(fenced.flatMap((m) => m['s'] as string[]));
+      for (const i of instances)
+        for (const m of i.child.messages)
+          if (['era', 'leaseLost', 'leaseRestored', 'log', 'fenced'].includes(String(m['ev'])) || ids.has(String(m['s'] ?? m['sessionId'])))
+            console.log(`[redis-ha ${label}] ${i.id} +${Number(m['t']) - failedAt} ms ${JSON.stringify(m)}`);
+    }
     expect(fenced, JSON.stringify(fenced)).toEqual([]);
     const eras = instances.map((i) => i.child.messages.find((m) => m['ev'] === 'era')!);
     expect(eras.reduce((n, e) => n + Number(e['reasserted']), 0)).toBe(SESSIONS);

@@ -242,6 +242,7 @@ export class Fleet extends EventEmitter<FleetEvents> {
   #memoryUsed: number | undefined;
   #memorySent = '';
   readonly #owned = new Map<string, string>();
+  readonly #ownedSince = new Map<string, number>();
   /** Sessions stopped by a fence, to take back when this instance holds a lease again. */
   readonly #toReclaim = new Map<string, string>();
   readonly #inflight = new Map<string, number>();
@@ -476,7 +477,7 @@ export class Fleet extends EventEmitter<FleetEvents> {
           this.#toReclaim.set(sessionId, epoch);
           throw new LeaseLostError('deadline', sessionId);
         }
-        this.#owned.set(sessionId, epoch);
+        this.#own(sessionId, epoch);
         this.#toReclaim.delete(sessionId);
         return { sessionId, epoch, previousOwner: reply.kind === 'held' ? '' : reply.previousOwner };
       }
@@ -1129,13 +1130,14 @@ export class Fleet extends EventEmitter<FleetEvents> {
     const mine = push.owner === this.#options.instanceId && push.incarnation === this.#incarnation;
     if (mine && !this.#owned.has(sid)) {
       if (push.desired !== 'running' || this.#pastDeadline() || this.#state === 'fenced') return;
-      this.#owned.set(sid, push.epoch);
+      this.#own(sid, push.epoch);
       this.emit('assigned', { sessionId: sid, epoch: push.epoch, reason: 'placed' });
-    } else if (!mine && this.#owned.has(sid) && push.owner !== '') {
+    } else if (!mine && this.#owned.has(sid) && push.owner !== '' && push.owner !== this.#options.instanceId) {
       // Another owner took it. A push that only unassigns never stops a session run here under a valid lease: a
       // release is this instance's own, a dead lease was fenced at its deadline, and after a failover an instance's
       // re-registration orphans what the kept records said it held (records older than a handoff), which the
-      // instance that runs them re-asserts.
+      // instance that runs them re-asserts. Nor does one naming this instance under an earlier incarnation (a write
+      // from before a re-registration, or from the old master of a failover): the session is re-asserted.
       this.#fence([sid], 'taken');
     }
   }
@@ -1149,6 +1151,7 @@ export class Fleet extends EventEmitter<FleetEvents> {
     // Nor in a quarantine: what the registry lists may be older than what runs here; re-assertion settles it.
     if (performance.now() < this.#quarantineUntil) return;
     const incarnation = this.#incarnation;
+    const sentAt = performance.now();
     let reply: lua.OwnedReply;
     try {
       reply = await lua.owned(this.#redis(), this.#keys, {
@@ -1168,11 +1171,14 @@ export class Fleet extends EventEmitter<FleetEvents> {
     }
     const remote = new Map<string, string>();
     for (let i = 0; i + 1 < reply.pairs.length; i += 2) remote.set(reply.pairs[i]!, reply.pairs[i + 1]!);
-    const lost = [...this.#owned.keys()].filter((sid) => !remote.has(sid) && !this.#inflight.has(sid));
+    // Not what was assigned here after the list was read (a push that overtook the reply).
+    const lost = [...this.#owned.keys()].filter(
+      (sid) => !remote.has(sid) && !this.#inflight.has(sid) && (this.#ownedSince.get(sid) ?? 0) < sentAt,
+    );
     if (lost.length > 0) this.#fence(lost, 'taken');
     for (const [sid, epoch] of remote) {
       if (this.#owned.has(sid) || this.#inflight.has(sid) || this.#state !== 'active') continue;
-      this.#owned.set(sid, epoch);
+      this.#own(sid, epoch);
       this.emit('assigned', { sessionId: sid, epoch, reason: 'placed' });
     }
   }
@@ -1214,9 +1220,16 @@ export class Fleet extends EventEmitter<FleetEvents> {
     });
   }
 
+  /** This instance owns the session now (a claim, a push, a reconciliation), since this monotonic time. */
+  #own(sessionId: string, epoch: string): void {
+    this.#owned.set(sessionId, epoch);
+    this.#ownedSince.set(sessionId, performance.now());
+  }
+
   /** This instance no longer owns the session: drop what it knew of it. */
   #forget(sessionId: string): void {
     this.#owned.delete(sessionId);
+    this.#ownedSince.delete(sessionId);
     this.#metadata.delete(sessionId);
   }
 
