@@ -382,7 +382,7 @@ function report({ redisCommand, redisVersion, wafleet: w, redlock: r, lat, start
     '',
     'Reading the numbers:',
     '',
-    `- wafleet's cost grows with instances, not sessions: each instance sends one heartbeat script and one sweep script per second (${INSTANCES} instances: ${fmt(w.window.scriptCallsPerSec)} script calls/s whether they hold ${fmt(TOTAL_SESSIONS)} sessions or none). Half of those calls are sweeps (orphan adoption and pending placement), which per-session locks do not offer at all.`,
+    `- wafleet's cost grows with instances, not sessions: each instance sends one heartbeat script per second, and the fleet one sweep per second between all instances, claimed by whichever heartbeat finds it due (${INSTANCES} instances: ${fmt(w.window.scriptCallsPerSec)} script calls/s whether they hold ${fmt(TOTAL_SESSIONS)} sessions or none; before issue 16 every instance swept every second, 40 calls/s). The sweep (orphan adoption and pending placement) is something per-session locks do not offer at all.`,
     `- node-redlock's cost grows with sessions: one \`EVALSHA\` (\`GET\` + \`SET PX\` inside) per lock per extension interval.`,
     `- The Redis CPU ratio (${fmt(cpuRatio, 1)}x) is smaller than the command ratio: each wafleet script does more work per call (JSON decoding, sorted-set range scans), and Redis's own background work (\`serverCron\`, client bookkeeping for ${INSTANCES * 3} wafleet or ${INSTANCES} redlock connections) is a floor both columns pay.`,
     '',

@@ -63,8 +63,8 @@ const register = (id: string, inc: string, max = 2, quarantine = 0, ttl = TTL, f
     facts.retry,
     facts.retryMax,
   ]);
-const heartbeat = (id: string, inc: string, memory = '') =>
-  run(scripts.heartbeat, [k.instances, k.instanceInfo, k.owned, k.meta], [id, inc, TTL, memory]);
+const heartbeat = (id: string, inc: string, memory = '', sweepIntervalMs = 0) =>
+  run(scripts.heartbeat, [k.instances, k.instanceInfo, k.owned, k.meta], [id, inc, TTL, memory, sweepIntervalMs]);
 const claim = (id: string, inc: string, sid: string, reassert = '0', metadata = '') =>
   run(scripts.claim, all(), [id, inc, sid, reassert, '0', k.events, '', metadata]);
 const place = (sid: string, labels = '', exclude = '', metadata = '') =>
@@ -101,7 +101,7 @@ describe('Lua scripts: every reply code', () => {
     await claim('a', 'inc1', 's1');
     const era = await client.hget(k.meta, 'era');
     // No quarantine, no replica (a private standalone Redis).
-    expect(await heartbeat('a', 'inc1')).toEqual([OK, expect.any(Number), 1, era, 0, 0]);
+    expect(await heartbeat('a', 'inc1')).toEqual([OK, expect.any(Number), 1, era, 0, 0, 0]);
     expect(await heartbeat('b', 'x')).toEqual([FENCED, 'missing', era]);
     expect(await heartbeat('a', 'other')).toEqual([FENCED, 'replaced', era]);
     await sleep(TTL + 20);
@@ -202,6 +202,21 @@ describe('Lua scripts: every reply code', () => {
     expect(await place('s2')).toEqual([QUARANTINE, expect.any(Number)]);
     expect((await sweep())[0]).toBe(QUARANTINE);
     expect((await claim('a', 'ia', 's1', '1'))[0]).toBe(OK);
+  });
+
+  it('heartbeat hands out one sweep per interval to whichever renewal finds it due, never to a non-sweeper', async () => {
+    await register('a', 'ia');
+    await register('b', 'ib');
+    // The first renewal after it is due claims it; the others in the same interval do not.
+    expect((await heartbeat('a', 'ia', '', 250))[6]).toBe(1);
+    expect((await heartbeat('b', 'ib', '', 250))[6]).toBe(0);
+    expect((await heartbeat('a', 'ia', '', 250))[6]).toBe(0);
+    expect(await client.hget(k.meta, 'sweptBy')).toBe('a');
+    await sleep(260);
+    // Due again: b's renewal claims it (a could have died meanwhile); an instance that does not sweep never does.
+    expect((await heartbeat('b', 'ib', '', 0))[6]).toBe(0);
+    expect((await heartbeat('b', 'ib', '', 250))[6]).toBe(1);
+    expect(await client.hget(k.meta, 'sweptBy')).toBe('b');
   });
 
   it('a new replication id (a promoted replica, a restart from the files) starts a new era with a quarantine', async () => {

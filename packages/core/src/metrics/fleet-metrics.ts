@@ -60,6 +60,11 @@ export function createFleetMetrics(fleet: Fleet, registry: Registry): Registry {
     { name: 'reason', values: FENCE_REASONS },
   );
   counter(
+    'wafleet_sweeps_total',
+    'Sweeps this instance ran (the fleet runs one per sweep interval, by whichever renews first)',
+    () => fleet.stats().sweeps,
+  );
+  counter(
     'wafleet_adoptions_total',
     'Sessions placed by this instance’s sweeps (adopted orphans and retried placements)',
     () => fleet.stats().sweepPlaced,

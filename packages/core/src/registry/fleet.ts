@@ -165,6 +165,8 @@ export interface FleetStats {
   /** `fencedSessions` by reason. */
   fencedByReason: Record<FenceReason, number>;
   claims: Record<'ok' | 'refused' | 'error', number>;
+  /** Sweeps this instance ran: the fleet's one per `sweepIntervalMs`, claimed by whichever renewal found it due. */
+  sweeps: number;
   /** Sessions this instance's sweeps placed (adopted orphans and retried placements). */
   sweepPlaced: number;
   handoffs: number;
@@ -255,7 +257,6 @@ export class Fleet extends EventEmitter<FleetEvents> {
   #stopTimeoutMs: number;
   #beatTimer: NodeJS.Timeout | undefined;
   #fenceTimer: NodeJS.Timeout | undefined;
-  #sweepTimer: NodeJS.Timeout | undefined;
   #startPromise: Promise<void> | undefined;
   #drainPromise: Promise<DrainResult> | undefined;
   #closePromise: Promise<void> | undefined;
@@ -267,6 +268,7 @@ export class Fleet extends EventEmitter<FleetEvents> {
     fencedSessions: 0,
     fencedByReason: Object.fromEntries(FENCE_REASONS.map((r) => [r, 0])) as Record<FenceReason, number>,
     claims: { ok: 0, refused: 0, error: 0 },
+    sweeps: 0,
     sweepPlaced: 0,
     handoffs: 0,
     reRegistrations: 0,
@@ -428,7 +430,6 @@ export class Fleet extends EventEmitter<FleetEvents> {
     }
     this.#setState('active');
     this.#scheduleBeat();
-    this.#scheduleSweep();
     options.logger.info('fleet instance registered', { instanceId: options.instanceId, namespace: options.namespace, mode: options.mode });
   }
 
@@ -888,6 +889,7 @@ export class Fleet extends EventEmitter<FleetEvents> {
         incarnation: this.#incarnation,
         leaseTtlMs: this.#options.leaseTtlMs,
         memory,
+        sweepIntervalMs: this.#options.mode === 'managed' && !this.#closePromise ? this.#options.sweepIntervalMs : 0,
       });
       if (reply.code === 'OK' && memory !== '') this.#memorySent = memory;
       if (reply.code === 'OK') {
@@ -896,6 +898,8 @@ export class Fleet extends EventEmitter<FleetEvents> {
         // Starts synchronously (marks the recovery) before the renewal's reconciliation can look at the counts.
         if (reply.era !== this.#era && this.#era !== '') void this.#onNewEra(reply.era);
         this.#onRenewed(sentAt, reply.ownedCount);
+        // This renewal claimed the fleet's sweep for this interval.
+        if (reply.sweep === 1) void this.#sweep();
       } else await this.#onLeaseLost(reply.reason as FenceReason, reply.era);
     } catch (err) {
       this.#stats.renewalFailures++;
@@ -1183,17 +1187,12 @@ export class Fleet extends EventEmitter<FleetEvents> {
     }
   }
 
-  #scheduleSweep(): void {
-    if (this.#options.mode !== 'managed' || this.#closePromise) return;
-    const jitter = 0.8 + Math.random() * 0.4;
-    this.#sweepTimer = setTimeout(() => void this.#sweep(), Math.round(this.#options.sweepIntervalMs * jitter)).unref();
-  }
-
   async #sweep(): Promise<void> {
     try {
       if (this.#state !== 'active' && this.#state !== 'draining') return;
       if (this.#pastDeadline()) return;
       const options = this.#options;
+      this.#stats.sweeps++;
       const reply = await lua.sweep(this.#redis(), this.#keys, { batch: options.sweepBatch });
       if (reply.code === 'OK') {
         const { placed, orphaned, deferred, instancesRemoved: removed } = reply;
@@ -1203,8 +1202,6 @@ export class Fleet extends EventEmitter<FleetEvents> {
       }
     } catch (err) {
       this.#options.logger.warn('sweep failed', { err });
-    } finally {
-      this.#scheduleSweep();
     }
   }
 
@@ -1304,7 +1301,6 @@ export class Fleet extends EventEmitter<FleetEvents> {
   #clearTimers(): void {
     clearTimeout(this.#beatTimer);
     clearTimeout(this.#fenceTimer);
-    clearTimeout(this.#sweepTimer);
   }
 
   async #closeConnections(): Promise<void> {
