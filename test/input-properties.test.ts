@@ -50,12 +50,16 @@ async function listen(app: express.Express | Parameters<typeof createServer>[1])
 
 /** Everything stored in the private Redis: a refused input must leave it byte for byte as it was. */
 async function snapshot(): Promise<string> {
-  // Heartbeats rewrite the lease deadlines; everything the registry holds about sessions must stay as it was.
+  // Heartbeats rewrite the lease deadlines and claim sweeps; everything the registry holds about sessions must stay as it was.
   const keys = (await inspect.keys('*')).filter((k) => !k.endsWith(':instances')).sort();
   const out: string[] = [];
   for (const key of keys) {
     const type = await inspect.type(key);
-    if (type === 'hash') out.push(key, JSON.stringify(await inspect.hgetall(key)));
+    if (type === 'hash') {
+      // The fleet's sweep bookkeeping moves with every sweep a renewal claims.
+      const { sweptAt: _at, sweptBy: _by, ...fields } = await inspect.hgetall(key);
+      out.push(key, JSON.stringify(fields));
+    }
     else if (type === 'zset') out.push(key, JSON.stringify(await inspect.zrange(key, 0, -1, 'WITHSCORES')));
     else out.push(key, type);
   }

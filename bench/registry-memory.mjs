@@ -1,0 +1,118 @@
+#!/usr/bin/env node
+// Registry memory (issue 16, acceptance 3): Redis memory per session record and per instance, at 10,000 sessions
+// on 20 instances and 100,000 sessions on 200 instances.
+//
+//   node bench/registry-memory.mjs    (from the repository root, after `npx -y pnpm@12.4.2 run build`)
+//
+// Each configuration gets a fresh private redis-server (no persistence). The instances are real `createFleet()`
+// instances in this process (default timing, `quarantineMs: 0`, an `http://10.0.x.y:3000` URL, one label), each
+// claiming its share of sessions (ids `wa-session-000001`, the length of a typical phone-number id); every session is
+// then recorded WORKING, as in steady state. Measured: `INFO memory` used_memory before and after (the whole cost,
+// allocator overhead included), and `MEMORY USAGE <key> SAMPLES 0` of each registry key (exact).
+//
+// Prints a markdown section and replaces it in BENCHMARKS.md (between the bench:registry-memory markers).
+//   BENCH_NO_WRITE=1  print only, do not touch BENCHMARKS.md
+
+import { createFleet, registryKeys } from '@wafleet/core';
+
+import { benchLog, fmt, isoSeconds, machine, publish, RedisServer, redisClient, redisVersion, runMain } from './lib.mjs';
+
+const CONFIGS = [
+  { sessions: 10_000, instances: 20 },
+  { sessions: 100_000, instances: 200 },
+];
+const log = benchLog('bench:registry-memory');
+
+const usedMemory = async (client) => Number(/used_memory:(\d+)/.exec(await client.info('memory'))[1]);
+const usage = async (client, key) => Number((await client.call('MEMORY', 'USAGE', key, 'SAMPLES', '0')) ?? 0);
+
+async function measure({ sessions, instances }) {
+  const server = await new RedisServer({ name: `${sessions}` }).start();
+  const client = redisClient(server.port);
+  await client.connect();
+  const redis = `redis://127.0.0.1:${server.port}`;
+  const namespace = 'production';
+  const keys = registryKeys(namespace);
+  const fleets = [];
+  try {
+    const version = await redisVersion(client);
+    const before = await usedMemory(client);
+    for (let i = 0; i < instances; i++) {
+      const fleet = createFleet({
+        redis,
+        namespace,
+        instanceId: `wa-${String(i + 1).padStart(3, '0')}`,
+        url: `http://10.0.${Math.floor(i / 250)}.${(i % 250) + 1}:3000`,
+        labels: { zone: 'eu-west-1a' },
+        maxSessions: Math.ceil(sessions / instances),
+        quarantineMs: 0,
+      });
+      await fleet.start();
+      fleets.push(fleet);
+    }
+    const afterInstances = await usedMemory(client);
+    const per = sessions / instances;
+    const t0 = Date.now();
+    await Promise.all(
+      fleets.map(async (fleet, i) => {
+        for (let j = 0; j < per; j += 500) {
+          const ids = Array.from({ length: Math.min(500, per - j) }, (_, k) => `wa-session-${String(i * per + j + k + 1).padStart(6, '0')}`);
+          await Promise.all(ids.map((sid) => fleet.claim(sid)));
+          await Promise.all(ids.map((sid) => fleet.setStatus(sid, 'WORKING')));
+        }
+      }),
+    );
+    log(`${sessions} sessions claimed and WORKING in ${Date.now() - t0} ms`);
+    const after = await usedMemory(client);
+    const keyUsage = {};
+    for (const name of ['sessions', 'owned', 'instances', 'instanceInfo', 'meta', 'pending']) keyUsage[name] = await usage(client, keys[name]);
+    const sample = await client.hget(keys.sessions, 'wa-session-000001');
+    const recordBytes = sample.length;
+    return {
+      sessions,
+      instances,
+      version,
+      perSessionUsed: (after - afterInstances) / sessions,
+      perSessionKeys: (keyUsage.sessions + keyUsage.owned) / sessions,
+      sessionsKeyPer: keyUsage.sessions / sessions,
+      ownedKeyPer: keyUsage.owned / sessions,
+      perInstanceUsed: (afterInstances - before) / instances,
+      perInstanceKeys: (keyUsage.instances + keyUsage.instanceInfo) / instances,
+      totalMiB: (after - before) / 2 ** 20,
+      recordBytes,
+      sample,
+    };
+  } finally {
+    await Promise.all(fleets.map((f) => f.close().catch(() => undefined)));
+    client.disconnect();
+    await server.stop();
+  }
+}
+
+async function main() {
+  const results = [];
+  for (const config of CONFIGS) results.push(await measure(config));
+  const rows = results.map(
+    (r) =>
+      `| ${fmt(r.sessions)} on ${r.instances} | ${fmt(r.perSessionUsed)} | ${fmt(r.perSessionKeys)} (${fmt(r.sessionsKeyPer)} + ${fmt(r.ownedKeyPer)}) | ${fmt(r.perInstanceUsed)} | ${fmt(r.perInstanceKeys)} | ${fmt(r.totalMiB, 1)} |`,
+  );
+  const r = results.at(-1);
+  const section = [
+    '## Registry memory per session and per instance (issue 16)',
+    '',
+    `\`node bench/registry-memory.mjs\` — ${isoSeconds(new Date())}, ${machine()}, Redis ${r.version}. Real \`createFleet()\``,
+    'instances (default timing, one label, a private-network URL), each claiming its share; every session recorded WORKING.',
+    'A fresh private redis-server per row.',
+    '',
+    '| sessions on instances | bytes per session (used_memory delta) | bytes per session (MEMORY USAGE: sessions hash + owned index) | bytes per instance (used_memory delta) | bytes per instance (MEMORY USAGE: instances + instance-info) | registry total (MiB) |',
+    '| --- | ---: | ---: | ---: | ---: | ---: |',
+    ...rows,
+    '',
+    `A session record is one field of the \`sessions\` hash holding ${r.recordBytes} bytes of JSON, e.g.`,
+    `\`${r.sample}\`, plus a member \`<instanceId>:<sessionId>\` of the \`owned\` sorted set.`,
+    'The per-instance figure includes the instance\'s connections\' client buffers in `used_memory` (three connections each).',
+  ].join('\n');
+  publish('registry-memory', section);
+}
+
+runMain(main);
