@@ -53,19 +53,19 @@ async function measure({ sessions, instances }) {
     const afterInstances = await usedMemory(client);
     const per = sessions / instances;
     const t0 = Date.now();
-    await Promise.all(
-      fleets.map(async (fleet, i) => {
-        for (let j = 0; j < per; j += 500) {
-          const ids = Array.from({ length: Math.min(500, per - j) }, (_, k) => `wa-session-${String(i * per + j + k + 1).padStart(6, '0')}`);
-          await Promise.all(ids.map((sid) => fleet.claim(sid)));
-          await Promise.all(ids.map((sid) => fleet.setStatus(sid, 'WORKING')));
-        }
-      }),
-    );
+    // 200 commands in flight at a time: more would wait past the command timeout on two cores.
+    for (const [i, fleet] of fleets.entries()) {
+      for (let j = 0; j < per; j += 200) {
+        const ids = Array.from({ length: Math.min(200, per - j) }, (_, k) => `wa-session-${String(i * per + j + k + 1).padStart(6, '0')}`);
+        await Promise.all(ids.map((sid) => fleet.claim(sid)));
+        await Promise.all(ids.map((sid) => fleet.setStatus(sid, 'WORKING')));
+      }
+    }
     log(`${sessions} sessions claimed and WORKING in ${Date.now() - t0} ms`);
     const after = await usedMemory(client);
     const keyUsage = {};
-    for (const name of ['sessions', 'owned', 'instances', 'instanceInfo', 'meta', 'pending']) keyUsage[name] = await usage(client, keys[name]);
+    for (const name of ['sessions', 'owned', 'instances', 'instanceInfo', 'meta', 'pending'])
+      keyUsage[name] = await usage(client, keys[name]);
     const sample = await client.hget(keys.sessions, 'wa-session-000001');
     const recordBytes = sample.length;
     return {
@@ -110,7 +110,7 @@ async function main() {
     '',
     `A session record is one field of the \`sessions\` hash holding ${r.recordBytes} bytes of JSON, e.g.`,
     `\`${r.sample}\`, plus a member \`<instanceId>:<sessionId>\` of the \`owned\` sorted set.`,
-    'The per-instance figure includes the instance\'s connections\' client buffers in `used_memory` (three connections each).',
+    "The per-instance figure includes the instance's connections' client buffers in `used_memory` (three connections each).",
   ].join('\n');
   publish('registry-memory', section);
 }
