@@ -13,7 +13,11 @@
 // Prints a markdown section and replaces it in BENCHMARKS.md (between the bench:registry-memory markers).
 //   BENCH_NO_WRITE=1  print only, do not touch BENCHMARKS.md
 
-import { createFleet, registryKeys } from '@wafleet/core';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
+
+import { createFleet, createSupervisor, registryKeys } from '@wafleet/core';
+import { createSimEngine } from '@wafleet/sim';
 
 import { benchLog, fmt, isoSeconds, machine, publish, RedisServer, redisClient, redisVersion, runMain } from './lib.mjs';
 
@@ -21,7 +25,54 @@ const CONFIGS = [
   { sessions: 10_000, instances: 20 },
   { sessions: 100_000, instances: 200 },
 ];
+const HEAP_SESSIONS = 1000;
 const log = benchLog('bench:registry-memory');
+
+setFlagsFromString('--expose-gc');
+const gc = runInNewContext('gc');
+const heapUsed = () => {
+  gc();
+  gc();
+  return process.memoryUsage().heapUsed;
+};
+
+/** The instance process's heap per supervised session: one fleet + supervisor with simulated engines, 1,000 sessions. */
+async function measureHeap() {
+  const server = await new RedisServer({ name: 'heap' }).start();
+  const fleet = createFleet({
+    redis: `redis://127.0.0.1:${server.port}`,
+    namespace: 'heap',
+    instanceId: 'wa-1',
+    url: 'http://10.0.0.1:3000',
+    maxSessions: HEAP_SESSIONS,
+    quarantineMs: 0,
+  });
+  const supervisor = createSupervisor({
+    fleet,
+    engine: createSimEngine({ authDelayMs: 1, readyDelayMs: 1 }).factory,
+    startConcurrency: 16,
+  });
+  try {
+    await fleet.start();
+    supervisor.start();
+    await new Promise((r) => setTimeout(r, 2000));
+    const before = heapUsed();
+    const ids = Array.from({ length: HEAP_SESSIONS }, (_, i) => `wa-session-${String(i + 1).padStart(6, '0')}`);
+    for (let i = 0; i < ids.length; i += 100) await Promise.all(ids.slice(i, i + 100).map((sid) => supervisor.startSession(sid)));
+    const t0 = Date.now();
+    while (supervisor.sessions().filter((x) => x.status === 'WORKING').length < HEAP_SESSIONS) {
+      if (Date.now() - t0 > 120_000) throw new Error('sessions not WORKING within 120 s');
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    // Some probes, status writes and transitions in steady state first.
+    await new Promise((r) => setTimeout(r, 5000));
+    return { sessions: HEAP_SESSIONS, perSession: (heapUsed() - before) / HEAP_SESSIONS };
+  } finally {
+    await supervisor.close().catch(() => undefined);
+    await fleet.close().catch(() => undefined);
+    await server.stop();
+  }
+}
 
 const usedMemory = async (client) => Number(/used_memory:(\d+)/.exec(await client.info('memory'))[1]);
 const usage = async (client, key) => Number((await client.call('MEMORY', 'USAGE', key, 'SAMPLES', '0')) ?? 0);
@@ -92,6 +143,7 @@ async function measure({ sessions, instances }) {
 async function main() {
   const results = [];
   for (const config of CONFIGS) results.push(await measure(config));
+  const heap = await measureHeap();
   const rows = results.map(
     (r) =>
       `| ${fmt(r.sessions)} on ${r.instances} | ${fmt(r.perSessionUsed)} | ${fmt(r.perSessionKeys)} (${fmt(r.sessionsKeyPer)} + ${fmt(r.ownedKeyPer)}) | ${fmt(r.perInstanceUsed)} | ${fmt(r.perInstanceKeys)} | ${fmt(r.totalMiB, 1)} |`,
@@ -111,6 +163,11 @@ async function main() {
     `A session record is one field of the \`sessions\` hash holding ${r.recordBytes} bytes of JSON, e.g.`,
     `\`${r.sample}\`, plus a member \`<instanceId>:<sessionId>\` of the \`owned\` sorted set.`,
     "The per-instance figure includes the instance's connections' client buffers in `used_memory` (three connections each).",
+    '',
+    `Instance process: ${fmt(heap.perSession)} bytes of V8 heap per supervised session (one fleet and supervisor,`,
+    `${fmt(heap.sessions)} WORKING sessions on the simulated engine, heap after two full GCs, 5 s of steady state: probes,`,
+    'status records, transitions kept). A real session adds its Chromium (about 350 MiB, BENCHMARKS issue 13) and the',
+    'whatsapp-web.js `Client` objects, which this figure leaves out.',
   ].join('\n');
   publish('registry-memory', section);
 }

@@ -59,8 +59,7 @@ async function snapshot(): Promise<string> {
       // The fleet's sweep bookkeeping moves with every sweep a renewal claims.
       const { sweptAt: _at, sweptBy: _by, ...fields } = await inspect.hgetall(key);
       out.push(key, JSON.stringify(fields));
-    }
-    else if (type === 'zset') out.push(key, JSON.stringify(await inspect.zrange(key, 0, -1, 'WITHSCORES')));
+    } else if (type === 'zset') out.push(key, JSON.stringify(await inspect.zrange(key, 0, -1, 'WITHSCORES')));
     else out.push(key, type);
   }
   return out.join('\n');
