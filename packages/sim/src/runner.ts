@@ -12,9 +12,11 @@ import {
   createOutbox,
   createStartBreaker,
   createSupervisor,
+  QuarantineError,
   startDeadmanSwitch,
   wafleetLogger,
   type DeadmanSwitch,
+  type Fleet,
   type Outbox,
 } from '@wafleet/core';
 import { createFleetRouter, fleetGuard, idempotency, requireAuth } from '@wafleet/core/express';
@@ -408,6 +410,18 @@ export async function runSessions(argv: string[]): Promise<void> {
   out({ ev: 'placed', count, outcomes });
 }
 
+/** Claims, waiting out any quarantine however long (the seeder's own `quarantineMs` is 0, the fleet's is not). */
+async function claimPastQuarantine(fleet: Fleet, sessionId: string): Promise<{ epoch: string }> {
+  for (;;) {
+    try {
+      return await fleet.claim(sessionId);
+    } catch (err) {
+      if (!(err instanceof QuarantineError)) throw err;
+      await new Promise((resolve) => setTimeout(resolve, err.retryAfterMs + 10));
+    }
+  }
+}
+
 /**
  * Sessions that start logged in: a short-lived instance claims each one, commits its first login through the same
  * fenced session data the instances use (what a QR scan on some instance would have left), then drains, which hands
@@ -423,6 +437,9 @@ async function seedLoggedIn(
     instanceId: o.seederId,
     url: 'http://127.0.0.1:9',
     maxSessions: ids.length,
+    // A transient tool, not an instance of the fleet: it must not raise the fleet's quarantine (the registry keeps the
+    // largest any registration asked for, and the next Redis failover or restart would wait that long).
+    quarantineMs: 0,
   });
   await fleet.start();
   const store = openSessionStore(o.spec, fleet, o.redis, o.namespace);
@@ -430,7 +447,7 @@ async function seedLoggedIn(
   const dir = mkdtempSync(join(tmpdir(), 'wafleet-sim-seed-'));
   try {
     for (const sessionId of ids) {
-      const { epoch } = await fleet.claim(sessionId);
+      const { epoch } = await claimPastQuarantine(fleet, sessionId);
       const file = join(dir, `${sessionId}.login`);
       writeFileSync(file, loginFileContent({ session: sessionId, writer: o.seederId, epoch, n: 1 }, o.bytes));
       const t0 = performance.now();
