@@ -324,7 +324,7 @@ export class Fleet extends EventEmitter<FleetEvents> {
 
   /**
    * Waits until a replica of the registry's Redis has every write this instance made so far (`WAIT 1`), for at most
-   * `replicaAckTimeoutMs`. The supervisor calls it after recording a session as STARTING and before it starts the
+   * `replicaAckTimeoutMs`. The supervisor calls it before it starts the
    * engine, so a failover to that replica keeps the session's grant. Resolves true at once when the registry had no
    * replica at the last renewal, or with `replicaAckTimeoutMs: 0`. When no replica answers in time it resolves false,
    * counts it in `stats().replicaAcks.timeout` and logs it; the start goes on (replicas may be gone for good, and a

@@ -690,10 +690,9 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     }
     if (generation !== run.generation) return; // fenced or stopped meanwhile
     this.#transition(run, 'STARTING', run.restarts > 0 ? 'restart' : 'launch');
-    // No browser before the grant would survive a failover: the STARTING record is written (the owner's own write
-    // after the grant), then a replica has it (when the registry has replicas).
-    await run.writes;
-    if (this.#fleet.replicated && generation === run.generation) await this.#fleet.replicated();
+    // No browser before a replica has the grant (when the registry has replicas): the wait's own write comes after
+    // the grant in the replication stream, so it covers it without waiting for the STARTING record.
+    if (this.#fleet.replicated) await this.#fleet.replicated();
     if (generation !== run.generation) return; // fenced or stopped meanwhile
     const settled = new Promise<void>((resolve) => (run.settled = resolve));
     let engine: SessionEngine;
