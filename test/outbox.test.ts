@@ -1,21 +1,16 @@
 import { createHmac } from 'node:crypto';
 import { chmodSync, writeFileSync } from 'node:fs';
+import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { createFleet, createOutbox, legacyHmacSigner, type Outbox } from '@wafleet/core';
 import { waitUntil } from '@wafleet/test-utils';
-import nock from 'nock';
 import { Webhook } from 'standardwebhooks';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { useOutboxes } from './helpers/outbox-harness.js';
 
 const SECRET = `whsec_${Buffer.from('wafleet-test-secret-0123456789').toString('base64')}`;
 const NEW_SECRET = `whsec_${Buffer.from('wafleet-rotated-secret-98765').toString('base64')}`;
 const { dir, receiver, outbox, track } = useOutboxes(SECRET);
-
-afterEach(() => {
-  nock.cleanAll();
-  nock.enableNetConnect();
-});
 
 describe('webhook outbox: signing (G6)', () => {
   it('signatures verify with the standardwebhooks package, also during a secret rotation', async () => {
@@ -179,15 +174,29 @@ describe('webhook outbox: answers and failures (G6)', () => {
     await waitUntil(() => o.stats().attempts.delivered === 2);
   });
 
-  it('a connection reset (nock) is retried quickly in process before the persisted schedule', async () => {
-    nock.disableNetConnect();
-    const scope = nock('http://receiver.invalid').post('/hooks').replyWithError({ code: 'ECONNRESET' }).post('/hooks').reply(200);
-    const o = await outbox('http://receiver.invalid/hooks', { quickRetries: 1 });
-    await o.enqueue({ type: 't', session: 's1' });
-    await waitUntil(() => o.stats().attempts.delivered === 1);
-    // One attempt on the schedule: the reset was absorbed by the quick retry.
-    expect(o.stats().attempts.retry).toBe(0);
-    expect(scope.isDone()).toBe(true);
+  it('a connection reset is retried quickly in process before the persisted schedule', async () => {
+    // A real reset: the first connection is answered with a TCP RST once its request arrives; the next gets a 200.
+    let connections = 0;
+    let requests = 0;
+    const server = createServer((socket) => {
+      const n = ++connections;
+      socket.once('data', () => {
+        requests++;
+        if (n === 1) socket.resetAndDestroy();
+        else socket.end('HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n');
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    try {
+      const o = await outbox(`http://127.0.0.1:${(server.address() as AddressInfo).port}/hooks`, { quickRetries: 1 });
+      await o.enqueue({ type: 't', session: 's1' });
+      await waitUntil(() => o.stats().attempts.delivered === 1);
+      // One attempt on the schedule: the reset was absorbed by the quick retry.
+      expect(o.stats().attempts.retry).toBe(0);
+      expect(requests).toBe(2);
+    } finally {
+      server.close();
+    }
   });
 
   it('the breaker opens after consecutive failures and lets one probe through after the cooldown', async () => {

@@ -100,6 +100,7 @@ export { standardWebhooksSigner, legacyHmacSigner, type Signer, type SignInput }
 export { legacyBody, type BodyFormat, type LegacyBody } from './outbox/body-format.js';
 export type { AdoptOrphansOptions, AdoptedOutbox } from './outbox/orphans.js';
 export { SqliteOutboxStore, OutboxStoreError } from './outbox/sqlite-store.js';
+export type { SqliteStoreOptions } from './outbox/sqlite-store.js';
 export type { OutboxStore, EventRow, NewEvent, ReplayFilter, StoreCounts } from './outbox/store.js';
 export { DEFAULT_SCHEDULE_MS } from './outbox/schedule.js';
 export type {

@@ -1,7 +1,18 @@
-import { mkdirSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads';
 import Database from 'better-sqlite3';
-import { WafleetError } from '@wafleet/protocol';
+import { ConfigError, describeValue as describe, WafleetError } from '@wafleet/protocol';
+import {
+  deserializeError,
+  SqliteEngine,
+  toEvent,
+  type CommitMode,
+  type InsertRow,
+  type Reply,
+  type Request,
+  type Row,
+  type SerializedError,
+} from './sqlite-ops.js';
+import type { WorkerReplies, WorkerRequests } from './sqlite-worker.js';
 import type { EventRow, NewEvent, OutboxStore, ReplayFilter, StoreCounts } from './store.js';
 
 /** The outbox store could not be opened or used: unwritable path, corrupt file, or held by another process. */
@@ -11,127 +22,213 @@ export class OutboxStoreError extends WafleetError {
   }
 }
 
-const SCHEMA = `
-CREATE TABLE IF NOT EXISTS events (
-  id TEXT PRIMARY KEY,
-  session TEXT NOT NULL,
-  seq INTEGER NOT NULL,
-  type TEXT NOT NULL,
-  supersede_group TEXT NOT NULL,
-  target TEXT NOT NULL,
-  body TEXT NOT NULL,
-  state TEXT NOT NULL,
-  attempts INTEGER NOT NULL DEFAULT 0,
-  created_at INTEGER NOT NULL,
-  age_from INTEGER NOT NULL,
-  next_at INTEGER NOT NULL,
-  last_error TEXT NOT NULL DEFAULT '',
-  dead_reason TEXT NOT NULL DEFAULT ''
-);
-CREATE INDEX IF NOT EXISTS events_pending_due ON events (next_at) WHERE state = 'pending';
-CREATE INDEX IF NOT EXISTS events_pending_session ON events (session, seq) WHERE state = 'pending';
-CREATE INDEX IF NOT EXISTS events_state_created ON events (state, created_at);
-CREATE TABLE IF NOT EXISTS session_seq (session TEXT PRIMARY KEY, seq INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS disabled_targets (target TEXT PRIMARY KEY, at INTEGER NOT NULL);
-`;
-
-interface Row {
-  id: string;
-  session: string;
-  seq: number;
-  type: string;
-  supersede_group: string;
-  target: string;
-  body: string;
-  state: EventRow['state'];
-  attempts: number;
-  created_at: number;
-  age_from: number;
-  next_at: number;
-  last_error: string;
-  dead_reason: string;
+/** Options of {@link SqliteOutboxStore} (and `createOutbox({ sqlite })`). */
+export interface SqliteStoreOptions {
+  /**
+   * Where SQLite runs. `worker`: a worker thread of its own, so commits (and their fsyncs) never block the event loop
+   * the instance shares with its WhatsApp sockets. `main`: on the event loop, for a runtime without worker threads
+   * or a bundle that cannot ship the worker's file.
+   * @default 'worker'
+   */
+  thread?: 'worker' | 'main';
+  /**
+   * `group`: requests that queue up while a commit runs are committed together, in one transaction and one fsync
+   * (with `thread: 'main'`, those of one event-loop turn). Nothing is answered before its commit, so durability is
+   * the same as `event`, which commits (and fsyncs) every write on its own.
+   * @default 'group'
+   */
+  commit?: CommitMode;
 }
 
-const toEvent = (r: Row): EventRow => ({
-  id: r.id,
-  session: r.session,
-  seq: r.seq,
-  type: r.type,
-  supersedeGroup: r.supersede_group,
-  target: r.target,
-  body: r.body,
-  state: r.state,
-  attempts: r.attempts,
-  createdAt: r.created_at,
-  ageFrom: r.age_from,
-  nextAt: r.next_at,
-  lastError: r.last_error,
-  deadReason: r.dead_reason,
+/** A just-inserted event as the file now holds it. */
+const storedRow = (r: InsertRow): EventRow => ({
+  ...r,
+  state: 'pending',
+  attempts: 0,
+  ageFrom: r.createdAt,
+  nextAt: r.createdAt,
+  lastError: '',
+  deadReason: '',
 });
 
-function prepareStatements(db: Database.Database) {
-  return {
-    nextSeq: db.prepare<[string], { seq: number }>(
-      'INSERT INTO session_seq (session, seq) VALUES (?, 1) ON CONFLICT (session) DO UPDATE SET seq = seq + 1 RETURNING seq',
-    ),
-    supersede: db.prepare("UPDATE events SET state = 'superseded' WHERE session = ? AND supersede_group = ? AND state = 'pending'"),
-    insert: db.prepare(
-      "INSERT INTO events (id, session, seq, type, supersede_group, target, body, state, created_at, age_from, next_at) VALUES (?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?)",
-    ),
-    // Per session only the oldest pending event may go: later ones wait, so deliveries stay in seq order.
-    due: db.prepare<[number, number], Row>(`
-      SELECT e.* FROM events e
-      WHERE e.state = 'pending' AND e.next_at <= ?
-        AND (e.session = '' OR e.seq = (SELECT MIN(p.seq) FROM events p WHERE p.session = e.session AND p.state = 'pending'))
-      ORDER BY e.next_at LIMIT ?`),
-    isPending: db.prepare<[string], { one: number }>("SELECT 1 AS one FROM events WHERE id = ? AND state = 'pending'"),
-    nextDueAt: db.prepare<[], { at: number | null }>("SELECT MIN(next_at) AS at FROM events WHERE state = 'pending'"),
-    delivered: db.prepare("UPDATE events SET state = 'delivered', attempts = ?, next_at = ?, last_error = '' WHERE id = ?"),
-    retry: db.prepare("UPDATE events SET attempts = ?, next_at = ?, last_error = ? WHERE id = ? AND state = 'pending'"),
-    dead: db.prepare("UPDATE events SET state = 'dead', attempts = ?, dead_reason = ?, last_error = ? WHERE id = ? AND state = 'pending'"),
-    disable: db.prepare('INSERT OR REPLACE INTO disabled_targets (target, at) VALUES (?, ?)'),
-    enable: db.prepare('DELETE FROM disabled_targets WHERE target = ?'),
-    disabled: db.prepare<[], { target: string }>('SELECT target FROM disabled_targets'),
-    counts: db.prepare<[], { pending: number; dead: number; oldest: number | null }>(
-      "SELECT SUM(state = 'pending') AS pending, SUM(state = 'dead') AS dead, MIN(CASE WHEN state = 'pending' THEN created_at END) AS oldest FROM events",
-    ),
-    cleanup: db.prepare("DELETE FROM events WHERE state IN ('delivered', 'superseded') AND created_at < ?"),
-    wake: db.prepare("UPDATE events SET next_at = ? WHERE state = 'pending' AND next_at > ?"),
-    has: db.prepare<[string], { one: number }>('SELECT 1 AS one FROM events WHERE id = ?'),
-    adopt: db.prepare(
-      'INSERT INTO events (id, session, seq, type, supersede_group, target, body, state, attempts, created_at, age_from, next_at, last_error, dead_reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
-    ),
-  };
+/** Runs requests against the engine, on its thread; answers in order. */
+interface Link {
+  send(request: Request): Promise<unknown>;
+  close(): Promise<void>;
 }
 
-type Statements = ReturnType<typeof prepareStatements>;
+const settle = (reply: Reply, resolve: (value: unknown) => void, reject: (err: Error) => void): void => {
+  if (reply.ok) resolve(reply.value);
+  else reject(deserializeError(reply.error));
+};
+
+/** The engine on the event loop: each request at once, or the requests of one turn in one commit. */
+class LocalLink implements Link {
+  #queue: Array<{ request: Request; resolve: (value: unknown) => void; reject: (err: Error) => void }> = [];
+
+  constructor(
+    private readonly engine: SqliteEngine,
+    private readonly commit: CommitMode,
+  ) {}
+
+  send(request: Request): Promise<unknown> {
+    if (this.commit === 'event') {
+      const [reply] = this.engine.runBatch([request], 'event');
+      return reply!.ok ? Promise.resolve(reply!.value) : Promise.reject(deserializeError(reply!.error));
+    }
+    return new Promise((resolve, reject) => {
+      if (this.#queue.push({ request, resolve, reject }) === 1) setImmediate(() => this.#flush());
+    });
+  }
+
+  #flush(): void {
+    const batch = this.#queue.splice(0);
+    const replies = this.engine.runBatch(
+      batch.map((b) => b.request),
+      'group',
+    );
+    batch.forEach((b, i) => settle(replies[i]!, b.resolve, b.reject));
+  }
+
+  async close(): Promise<void> {
+    this.#flush();
+    this.engine.close();
+  }
+}
+
+/** The engine in a worker thread; requests of one microtask checkpoint travel in one message. */
+class WorkerLink implements Link {
+  readonly #worker: Worker;
+  readonly #port: MessagePort;
+  #next = 0;
+  #outgoing: Request[] = [];
+  readonly #pending = new Map<number, { resolve: (value: unknown) => void; reject: (err: Error) => void }>();
+  #stopped: Error | undefined;
+  #closed: ((error: Error | undefined) => void) | undefined;
+
+  private constructor(worker: Worker, port: MessagePort) {
+    this.#worker = worker;
+    this.#port = port;
+    port.on('message', (m: WorkerReplies | { closed: true; error?: SerializedError }) => {
+      if ('closed' in m) return this.#closed?.(m.error && deserializeError(m.error));
+      m.replies.forEach((reply, i) => {
+        const waiting = this.#pending.get(m.first + i);
+        this.#pending.delete(m.first + i);
+        if (waiting) settle(reply, waiting.resolve, waiting.reject);
+      });
+      if (this.#pending.size === 0) this.#idle(true);
+    });
+    worker.on('error', (err) => this.#stop(err));
+    worker.on('exit', (code) => this.#stop(new Error(`the outbox store's worker thread exited (code ${code})`)));
+    this.#idle(true);
+  }
+
+  /** Starts the worker and waits until it has opened the file; rejects with what opening threw. */
+  static open(path: string, commit: CommitMode): Promise<WorkerLink> {
+    const { port1, port2 } = new MessageChannel();
+    const worker = new Worker(new URL('./sqlite-worker.js', import.meta.url), {
+      workerData: { port: port2, path, commit },
+      transferList: [port2],
+    });
+    return new Promise((resolve, reject) => {
+      const failed = (err: Error) => {
+        port1.close();
+        void worker.terminate();
+        reject(err);
+      };
+      worker.once('error', failed);
+      port1.once('message', (m: { opened: boolean; error?: SerializedError }) => {
+        worker.off('error', failed);
+        if (!m.opened) return failed(deserializeError(m.error!));
+        resolve(new WorkerLink(worker, port1));
+      });
+    });
+  }
+
+  send(request: Request): Promise<unknown> {
+    if (this.#stopped) return Promise.reject(this.#stopped);
+    return new Promise((resolve, reject) => {
+      this.#pending.set(this.#next++, { resolve, reject });
+      if (this.#outgoing.push(request) === 1) queueMicrotask(() => this.#flush());
+      if (this.#pending.size === 1) this.#idle(false);
+    });
+  }
+
+  #flush(): void {
+    if (this.#outgoing.length === 0) return;
+    const requests = this.#outgoing;
+    this.#outgoing = [];
+    this.#port.postMessage({ first: this.#next - requests.length, requests } satisfies WorkerRequests);
+  }
+
+  /** While nothing is waiting the worker does not keep the process alive; while something is, it does. */
+  #idle(idle: boolean): void {
+    if (idle) {
+      this.#worker.unref();
+      this.#port.unref();
+    } else {
+      this.#worker.ref();
+      this.#port.ref();
+    }
+  }
+
+  #stop(err: Error): void {
+    this.#stopped ??= err;
+    for (const waiting of this.#pending.values()) waiting.reject(this.#stopped);
+    this.#pending.clear();
+    this.#closed?.(undefined);
+    this.#idle(true);
+  }
+
+  async close(): Promise<void> {
+    if (this.#stopped) return;
+    this.#flush();
+    const closed = new Promise<Error | undefined>((resolve) => (this.#closed = resolve));
+    this.#idle(false);
+    this.#port.postMessage('close');
+    const error = await closed;
+    this.#port.close();
+    await this.#worker.terminate();
+    if (error) throw error;
+  }
+}
 
 /**
- * One SQLite file per instance (better-sqlite3): WAL, synchronous FULL, so an insert is on disk before it
- * returns; an exclusive lock, so a second process cannot deliver the same events.
+ * One SQLite file per instance (better-sqlite3): WAL, synchronous FULL, so a write's promise resolves only after its
+ * commit is on disk; an exclusive lock, so a second process cannot deliver the same events. By default SQLite runs
+ * in a worker thread and commits the writes that queue up together ({@link SqliteStoreOptions}).
  */
 export class SqliteOutboxStore implements OutboxStore {
-  #db: Database.Database | undefined;
-  #statements: Statements | undefined;
+  readonly #thread: 'worker' | 'main';
+  readonly #commit: CommitMode;
+  #link: Link | undefined;
+  /**
+   * The last seq given out per session, read from the file on first use. Given out here, on the caller's thread,
+   * because the body (which holds it) is built here; a write that fails leaves a gap, never a seq used twice.
+   */
+  readonly #seqs = new Map<string, number>();
 
-  constructor(readonly path: string) {}
+  constructor(
+    readonly path: string,
+    options: SqliteStoreOptions = {},
+  ) {
+    const { thread = 'worker', commit = 'group' } = options ?? {};
+    if (thread !== 'worker' && thread !== 'main') {
+      throw new ConfigError('sqlite.thread', `Expected \`sqlite.thread\` to be 'worker' or 'main', got ${describe(thread)}`);
+    }
+    if (commit !== 'group' && commit !== 'event') {
+      throw new ConfigError('sqlite.commit', `Expected \`sqlite.commit\` to be 'group' or 'event', got ${describe(commit)}`);
+    }
+    this.#thread = thread;
+    this.#commit = commit;
+  }
 
   async open(): Promise<void> {
+    if (this.#link) return;
     try {
-      if (this.path !== ':memory:') mkdirSync(dirname(this.path), { recursive: true });
-      const db = new Database(this.path, { timeout: 2000 });
-      this.#db = db;
-      db.pragma('journal_mode = WAL');
-      db.pragma('synchronous = FULL');
-      // Held until close: a second process opening the same file fails here instead of double-delivering.
-      db.pragma('locking_mode = EXCLUSIVE');
-      const check = db.pragma('quick_check', { simple: true });
-      if (check !== 'ok') throw new Error(`integrity check failed: ${String(check)}`);
-      db.exec(SCHEMA);
-      this.#statements = prepareStatements(db);
+      this.#link =
+        this.#thread === 'worker' ? await WorkerLink.open(this.path, this.#commit) : new LocalLink(SqliteEngine.open(this.path), this.#commit);
     } catch (err) {
-      this.#db?.close();
-      this.#db = undefined;
       const reason = (err as Error).message;
       const hint = /locked|busy/i.test(reason) ? ' (is another process using this outbox file?)' : '';
       throw new OutboxStoreError(`Cannot open the outbox store at ${this.path}: ${reason}${hint}`, { cause: err });
@@ -139,33 +236,61 @@ export class SqliteOutboxStore implements OutboxStore {
   }
 
   /**
-   * Runs one store operation: SQLite errors (disk full, I/O, corruption) surface as {@link OutboxStoreError} with
-   * the SQLite error as `cause`. Every write is one statement or one transaction, so a failure leaves nothing
-   * half-written.
+   * Runs one store request: SQLite errors (disk full, I/O, corruption) surface as {@link OutboxStoreError} with the
+   * SQLite error as `cause`. Every write is one transaction, or part of a group commit that is undone and retried
+   * request by request when anything in it fails, so a failure leaves nothing half-written.
    */
-  #run<T>(operation: string, fn: (s: Statements, db: Database.Database) => T): T {
-    const s = this.#statements;
-    if (!s || !this.#db) throw new OutboxStoreError(`The outbox store at ${this.path} is not open`);
+  async #run<T>(operation: string, request: Request): Promise<T> {
+    const link = this.#link;
+    if (!link) throw new OutboxStoreError(`The outbox store at ${this.path} is not open`);
     try {
-      return fn(s, this.#db);
+      return (await link.send(request)) as T;
     } catch (err) {
-      // An OutboxStoreError, or an event refused while its body was built: the transaction rolled back either way.
-      if (err instanceof WafleetError) throw err;
       throw new OutboxStoreError(`Outbox store ${operation} failed at ${this.path}: ${(err as Error).message}`, { cause: err });
     }
   }
 
-  async insert(events: readonly NewEvent[]): Promise<Array<{ id: string; seq: number }>> {
-    return this.#run('insert', (s, db) =>
-      db.transaction((batch: readonly NewEvent[]) =>
-        batch.map((e) => {
-          const seq = e.session === '' ? 0 : s.nextSeq.get(e.session)!.seq;
-          if (e.supersedeGroup !== '' && e.session !== '') s.supersede.run(e.session, e.supersedeGroup);
-          s.insert.run(e.id, e.session, seq, e.type, e.supersedeGroup, e.target, e.body(seq), e.createdAt, e.createdAt, e.createdAt);
-          return { id: e.id, seq };
-        }),
-      )(events),
+  /** Reads the last seqs of the sessions not seen yet. */
+  async #loadSeqs(operation: string, sessions: Iterable<string>): Promise<void> {
+    const missing = [...new Set(sessions)].filter((s) => s !== '' && !this.#seqs.has(s));
+    if (missing.length === 0) return;
+    const seqs = await this.#run<number[]>(operation, { op: 'seqs', args: [missing] });
+    missing.forEach((s, i) => {
+      if (!this.#seqs.has(s)) this.#seqs.set(s, seqs[i]!);
+    });
+  }
+
+  /** The next seq of each item's session in order (0 without a session); taken only once every item is ready. */
+  #assignSeqs<T extends { session: string }, R>(items: readonly T[], build: (item: T, seq: number) => R): R[] {
+    const last = new Map<string, number>();
+    const built = items.map((item) => {
+      if (item.session === '') return build(item, 0);
+      const seq = (last.get(item.session) ?? this.#seqs.get(item.session)!) + 1;
+      last.set(item.session, seq);
+      return build(item, seq);
+    });
+    for (const [session, seq] of last) this.#seqs.set(session, seq);
+    return built;
+  }
+
+  async insert(events: readonly NewEvent[]): Promise<Array<{ id: string; seq: number; due?: EventRow }>> {
+    await this.#loadSeqs(
+      'insert',
+      events.map((e) => e.session),
     );
+    // A body that cannot be built (WAFLEET_EVENT_*) is thrown as it is, and nothing of the batch is stored.
+    const rows: InsertRow[] = this.#assignSeqs(events, (e, seq) => ({
+      id: e.id,
+      session: e.session,
+      seq,
+      type: e.type,
+      supersedeGroup: e.supersedeGroup,
+      target: e.target,
+      body: e.body(seq),
+      createdAt: e.createdAt,
+    }));
+    const due = await this.#run<boolean[]>('insert', { op: 'insert', args: [rows] });
+    return rows.map((r, i) => ({ id: r.id, seq: r.seq, ...(due[i] ? { due: storedRow(r) } : {}) }));
   }
 
   /**
@@ -176,127 +301,79 @@ export class SqliteOutboxStore implements OutboxStore {
    * after a crash between the two commits). Returns how many were added.
    */
   async adopt(events: readonly EventRow[], now: number): Promise<number> {
-    return this.#run('adopt', (s, db) =>
-      db.transaction((batch: readonly EventRow[]) => {
-        let added = 0;
-        for (const e of batch) {
-          if (s.has.get(e.id)) continue;
-          const seq = e.session === '' ? 0 : s.nextSeq.get(e.session)!.seq;
-          const nextAt = e.state === 'pending' ? now : e.nextAt;
-          s.adopt.run(
-            e.id,
-            e.session,
-            seq,
-            e.type,
-            e.supersedeGroup,
-            e.target,
-            e.body,
-            e.state,
-            e.attempts,
-            e.createdAt,
-            e.ageFrom,
-            nextAt,
-            e.lastError,
-            e.deadReason,
-          );
-          added++;
-        }
-        return added;
-      })(events),
+    await this.#loadSeqs(
+      'adopt',
+      events.map((e) => e.session),
     );
+    const rows = this.#assignSeqs(events, (e, localSeq) => ({ ...e, localSeq }));
+    return this.#run('adopt', { op: 'adopt', args: [rows, now] });
   }
 
-  async retryPendingNow(now: number): Promise<number> {
-    return this.#run('retryPendingNow', (s) => s.wake.run(now, now).changes);
+  retryPendingNow(now: number): Promise<number> {
+    return this.#run('retryPendingNow', { op: 'retryPendingNow', args: [now] });
   }
 
-  async due(now: number, limit: number, busySessions: ReadonlySet<string>, busyIds: ReadonlySet<string>): Promise<EventRow[]> {
-    const rows = this.#run('due', (s) => s.due.all(now, limit + busySessions.size + busyIds.size));
-    return rows
-      .filter((r) => !busyIds.has(r.id) && (r.session === '' || !busySessions.has(r.session)))
-      .slice(0, limit)
-      .map(toEvent);
+  due(now: number, limit: number, busySessions: ReadonlySet<string>, busyIds: ReadonlySet<string>): Promise<EventRow[]> {
+    return this.#run('due', { op: 'due', args: [now, limit, [...busySessions], [...busyIds]] });
   }
 
-  async nextDueAt(): Promise<number | undefined> {
-    return this.#run('nextDueAt', (s) => s.nextDueAt.get()?.at ?? undefined);
+  nextDueAt(): Promise<number | undefined> {
+    return this.#run('nextDueAt', { op: 'nextDueAt', args: [] });
   }
 
-  async isPending(id: string): Promise<boolean> {
-    return this.#run('isPending', (s) => s.isPending.get(id) !== undefined);
+  isPending(id: string): Promise<boolean> {
+    return this.#run('isPending', { op: 'isPending', args: [id] });
   }
 
-  async markDelivered(id: string, attempts: number, at: number): Promise<void> {
-    this.#run('markDelivered', (s) => s.delivered.run(attempts, at, id));
+  markDelivered(id: string, attempts: number, at: number): Promise<EventRow | undefined> {
+    return this.#run('markDelivered', { op: 'markDelivered', args: [id, attempts, at] });
   }
 
-  async markRetry(id: string, attempts: number, nextAt: number, lastError: string): Promise<void> {
-    this.#run('markRetry', (s) => s.retry.run(attempts, nextAt, lastError, id));
+  markRetry(id: string, attempts: number, nextAt: number, lastError: string): Promise<void> {
+    return this.#run('markRetry', { op: 'markRetry', args: [id, attempts, nextAt, lastError] });
   }
 
-  async markDead(id: string, attempts: number, reason: string, lastError: string): Promise<void> {
-    this.#run('markDead', (s) => s.dead.run(attempts, reason, lastError, id));
+  markDead(id: string, attempts: number, reason: string, lastError: string): Promise<void> {
+    return this.#run('markDead', { op: 'markDead', args: [id, attempts, reason, lastError] });
   }
 
-  async disableTarget(target: string, at: number): Promise<void> {
-    this.#run('disableTarget', (s) => s.disable.run(target, at));
+  disableTarget(target: string, at: number): Promise<void> {
+    return this.#run('disableTarget', { op: 'disableTarget', args: [target, at] });
   }
 
-  async enableTarget(target: string): Promise<void> {
-    this.#run('enableTarget', (s) => s.enable.run(target));
+  enableTarget(target: string): Promise<void> {
+    return this.#run('enableTarget', { op: 'enableTarget', args: [target] });
   }
 
-  async disabledTargets(): Promise<string[]> {
-    return this.#run('disabledTargets', (s) => s.disabled.all().map((r) => r.target));
+  disabledTargets(): Promise<string[]> {
+    return this.#run('disabledTargets', { op: 'disabledTargets', args: [] });
   }
 
-  async replay(filter: ReplayFilter, now: number): Promise<number> {
-    const where: string[] = [];
-    const params: Array<string | number> = [];
-    const states = filter.states ?? ['dead'];
-    where.push(`state IN (${states.map(() => '?').join(', ')})`);
-    params.push(...states);
-    if (filter.ids) {
-      if (filter.ids.length === 0) return 0;
-      where.push(`id IN (${filter.ids.map(() => '?').join(', ')})`);
-      params.push(...filter.ids);
-    }
-    const conditions: Array<[string, string | number | undefined]> = [
-      ['session = ?', filter.session],
-      ['created_at >= ?', filter.from],
-      ['created_at < ?', filter.to],
-    ];
-    for (const [condition, value] of conditions) {
-      if (value === undefined) continue;
-      where.push(condition);
-      params.push(value);
-    }
-    if (!filter.ids && filter.session === undefined && filter.from === undefined && filter.to === undefined) return 0;
-    const sql = `UPDATE events SET state = 'pending', attempts = 0, next_at = ?, age_from = ?, dead_reason = '', last_error = '' WHERE ${where.join(' AND ')}`;
-    return this.#run('replay', (_, db) => db.prepare(sql).run(now, now, ...params).changes);
+  replay(filter: ReplayFilter, now: number): Promise<number> {
+    // A plain copy: what crosses to the worker must be cloneable.
+    const { ids, session, from, to, states } = filter;
+    const plain: ReplayFilter = { ids: ids && [...ids], session, from, to, states: states && [...states] };
+    return this.#run('replay', { op: 'replay', args: [plain, now] });
   }
 
-  async list(filter: { state: EventRow['state']; session?: string; limit: number }): Promise<EventRow[]> {
-    const sql = `SELECT * FROM events WHERE state = ?${filter.session !== undefined ? ' AND session = ?' : ''} ORDER BY created_at, seq LIMIT ?`;
-    const params = filter.session !== undefined ? [filter.state, filter.session, filter.limit] : [filter.state, filter.limit];
-    return this.#run('list', (_, db) => db.prepare(sql).all(...params) as Row[]).map(toEvent);
+  list(filter: { state: EventRow['state']; session?: string; limit: number }): Promise<EventRow[]> {
+    return this.#run('list', { op: 'list', args: [{ state: filter.state, session: filter.session, limit: filter.limit }] });
   }
 
-  async counts(): Promise<StoreCounts> {
-    const r = this.#run('counts', (s) => s.counts.get()!);
-    return { pending: r.pending ?? 0, dead: r.dead ?? 0, oldestPendingAt: r.oldest ?? undefined };
+  counts(): Promise<StoreCounts> {
+    return this.#run('counts', { op: 'counts', args: [] });
   }
 
-  async cleanup(before: number): Promise<number> {
-    return this.#run('cleanup', (s) => s.cleanup.run(before).changes);
+  cleanup(before: number): Promise<number> {
+    return this.#run('cleanup', { op: 'cleanup', args: [before] });
   }
 
   async close(): Promise<void> {
-    const db = this.#db;
-    this.#statements = undefined;
-    this.#db = undefined;
+    const link = this.#link;
+    this.#link = undefined;
+    this.#seqs.clear();
     try {
-      db?.close();
+      await link?.close();
     } catch (err) {
       throw new OutboxStoreError(`Cannot close the outbox store at ${this.path}: ${(err as Error).message}`, { cause: err });
     }

@@ -64,7 +64,11 @@ export interface StoreCounts {
  */
 export interface OutboxStore {
   open(): Promise<void>;
-  insert(events: readonly NewEvent[]): Promise<Array<{ id: string; seq: number }>>;
+  /**
+   * Stores the events in one transaction. `due`, which a store may leave out: the stored event, when it is already
+   * the oldest pending event of its session (the outbox sends it at once instead of looking for it).
+   */
+  insert(events: readonly NewEvent[]): Promise<Array<{ id: string; seq: number; due?: EventRow }>>;
   /**
    * Pending events due by `now`, only the oldest pending one per session, skipping `busySessions` and the events
    * in `busyIds` (attempts in flight: an event without a session is otherwise due again while on the wire).
@@ -74,7 +78,11 @@ export interface OutboxStore {
   nextDueAt(): Promise<number | undefined>;
   /** Whether the event is still pending (not delivered, dead or superseded meanwhile). */
   isPending(id: string): Promise<boolean>;
-  markDelivered(id: string, attempts: number, at: number): Promise<void>;
+  /**
+   * Resolves, optionally, with the next pending event of the same session when it is due by `at`: the outbox sends it
+   * at once, without looking for it.
+   */
+  markDelivered(id: string, attempts: number, at: number): Promise<EventRow | undefined | void>;
   /** Only while still pending: a superseded event is not revived by a failed attempt. */
   markRetry(id: string, attempts: number, nextAt: number, lastError: string): Promise<void>;
   markDead(id: string, attempts: number, reason: string, lastError: string): Promise<void>;
