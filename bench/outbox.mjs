@@ -32,10 +32,9 @@
 //   REDIS_SERVER          redis-server binary                                    (default: redis-server on PATH)
 //   BENCH_NO_WRITE=1      print only, do not touch BENCHMARKS.md
 
-/* global fetch, AbortSignal */
-
 import { spawn, spawnSync } from 'node:child_process';
-import { closeSync, fdatasyncSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
+import { EventEmitter } from 'node:events';
+import { closeSync, fdatasyncSync, openSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import http from 'node:http';
 import { createRequire } from 'node:module';
 import path from 'node:path';
@@ -44,6 +43,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 
 import { createOutbox, standardWebhooksSigner } from '@wafleet/core';
 import { Queue, Worker } from 'bullmq';
+import { Agent, request } from 'undici';
 
 import {
   benchLog,
@@ -106,6 +106,14 @@ const JOB_OPTIONS = {
 };
 
 const SYSTEMS = ['wafleet', 'bullmq', 'bullmq-aof'];
+/** wafleet's other SQLite modes (`createOutbox({ sqlite })`), measured in the delivery rounds next to the default. */
+const SQLITE_MODES = {
+  wafleet: { thread: 'worker', commit: 'group' },
+  'wafleet-worker-event': { thread: 'worker', commit: 'event' },
+  'wafleet-main-group': { thread: 'main', commit: 'group' },
+  'wafleet-main-event': { thread: 'main', commit: 'event' },
+};
+const DELIVERY_SYSTEMS = [...SYSTEMS, ...Object.keys(SQLITE_MODES).filter((s) => s !== 'wafleet')];
 const LABEL = {
   wafleet: 'wafleet outbox (SQLite WAL, `synchronous=FULL`)',
   bullmq: 'BullMQ, Redis `appendonly no`',
@@ -114,6 +122,30 @@ const LABEL = {
 const SHORT = { wafleet: 'wafleet', bullmq: 'BullMQ (no persistence)', 'bullmq-aof': 'BullMQ (AOF always)' };
 
 const log = benchLog('bench:outbox');
+
+/** Event-loop delay p99 (ms) of wafleet's paced rounds in the last run before issue 16 (2026-11-30T08:58Z). */
+const LOOP_P99_BEFORE = 7.41;
+/** Headline figures of the last full runs, so that consecutive runs can be compared (issue 16's targets). */
+const HISTORY_FILE = path.join(ROOT, 'bench', 'outbox-history.json');
+const HISTORY_KEEP = 10;
+const OVERRIDDEN = Object.keys(process.env).some((k) => k.startsWith('BENCH_') && k !== 'BENCH_NO_WRITE');
+
+const targetsMet = (h) =>
+  h.burstVsBull >= 1 && h.burstVsAof >= 1 && h.pacedVsBull <= 1 && h.pacedVsAof <= 1 && h.loopP99 <= LOOP_P99_BEFORE / 2 && h.lost === 0;
+
+/** Appends this run's figures to the history (full runs that write BENCHMARKS.md only); returns what to show. */
+function recordRun(entry) {
+  let history = [];
+  try {
+    history = JSON.parse(readFileSync(HISTORY_FILE, 'utf8'));
+  } catch {
+    // first run
+  }
+  if (OVERRIDDEN || process.env.BENCH_NO_WRITE === '1') return [...history, { ...entry, date: `${entry.date} (this run, not recorded)` }];
+  history = [...history, entry].slice(-HISTORY_KEEP);
+  writeFileSync(HISTORY_FILE, `${JSON.stringify(history, null, 2)}\n`);
+  return history;
+}
 
 /** Every file of the run (SQLite stores, AOFs, the fsync probe) lives here; set first thing in main(). */
 let tmpDir;
@@ -271,20 +303,32 @@ async function deliverJob(job) {
   }
 }
 
+/** Keep-alive connections for the BullMQ processor, as wafleet's outbox keeps its own. */
+const bullAgent = new Agent();
+
 async function postJob(job) {
   const body = JSON.stringify(job.data);
-  const res = await fetch(receiver.url, {
-    method: 'POST',
-    headers: {
-      ...sign({ id: job.data.id, timestamp: Math.floor(Date.now() / 1000), body }),
-      'content-type': 'application/json',
-      'user-agent': 'bullmq-webhook-bench',
-    },
-    body,
-    signal: AbortSignal.timeout(15_000),
-  });
-  await res.body?.cancel().catch(() => undefined);
-  if (!res.ok) throw new Error(`HTTP ${res.status}`);
+  // The HTTP client wafleet's outbox uses (undici's request, a 15 s timeout through an emitter), so both columns pay
+  // the same per request and the comparison is of the queues.
+  const signal = new EventEmitter();
+  const timer = setTimeout(() => signal.emit('abort'), 15_000);
+  try {
+    const res = await request(receiver.url, {
+      method: 'POST',
+      headers: {
+        ...sign({ id: job.data.id, timestamp: Math.floor(Date.now() / 1000), body }),
+        'content-type': 'application/json',
+        'user-agent': 'bullmq-webhook-bench',
+      },
+      body,
+      dispatcher: bullAgent,
+      signal,
+    });
+    await res.body.dump().catch(() => undefined);
+    if (res.statusCode < 200 || res.statusCode > 299) throw new Error(`HTTP ${res.statusCode}`);
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 function newQueue(server, name) {
@@ -468,9 +512,9 @@ async function enqueueBench(servers) {
 
 /** Opens the system's consumer (the outbox, or a Queue plus a Worker) and returns enqueue functions and a closer. */
 async function openSystem(system, servers, name) {
-  if (system === 'wafleet') {
+  if (system in SQLITE_MODES) {
     const store = path.join(tmpDir, `${name}.sqlite`);
-    const outbox = newOutbox(store);
+    const outbox = newOutbox(store, { sqlite: SQLITE_MODES[system] });
     const close = onCleanup(`outbox ${name}`, async () => {
       await outbox.close();
       deleteStore(store);
@@ -597,24 +641,24 @@ async function pacedRound(system, servers, round) {
 }
 
 async function deliveryBench(servers) {
-  const burst = Object.fromEntries(SYSTEMS.map((s) => [s, []]));
+  const burst = Object.fromEntries(DELIVERY_SYSTEMS.map((s) => [s, []]));
   for (let r = 0; r < BURST_ROUNDS; r++) {
-    for (const system of orderFor(r)) {
+    for (const system of orderFor(r, DELIVERY_SYSTEMS)) {
       log(`burst ${r + 1}/${BURST_ROUNDS}: ${system}, ${fmt(EVENTS)} events over ${fmt(SESSIONS)} sessions`);
       const res = await burstRound(system, servers, r);
       if (!res.complete) log(`burst: ${system} delivered only ${res.received} of ${EVENTS}`);
       burst[system].push(res);
     }
   }
-  const paced = Object.fromEntries(SYSTEMS.map((s) => [s, []]));
+  const paced = Object.fromEntries(DELIVERY_SYSTEMS.map((s) => [s, []]));
   for (let r = 0; r < 2; r++) {
-    for (const system of orderFor(r + 1)) {
+    for (const system of orderFor(r + 1, DELIVERY_SYSTEMS)) {
       log(`paced ${r + 1}/2: ${system}, ${fmt(PACED_EVENTS)} events at ${PACED_RATE}/s`);
       paced[system].push(await pacedRound(system, servers, r));
     }
   }
   return Object.fromEntries(
-    SYSTEMS.map((s) => {
+    DELIVERY_SYSTEMS.map((s) => {
       const b = burst[s];
       const p = paced[s];
       const events = sumBy(b, (x) => x.received);
@@ -880,7 +924,7 @@ async function killBench(servers) {
 // Report
 // ---------------------------------------------------------------------------------------------------------
 
-function report({ env, enq, del, kill, startedAt, runtimeS }) {
+function report({ env, enq, del, kill, startedAt, runtimeS, history }) {
   const w = (obj) => obj.wafleet;
   const killRow = (key) => {
     const r = kill[key];
@@ -904,7 +948,7 @@ function report({ env, enq, del, kill, startedAt, runtimeS }) {
   const d = env.disk;
 
   const lines = [
-    '## Webhook outbox vs a BullMQ queue (issue 4)',
+    '## Webhook outbox vs a BullMQ queue (issues 4 and 16)',
     '',
     `- Command: \`node bench/outbox.mjs\` (from the repository root, after \`npx -y pnpm@12.4.2 run build\`; ${env.rootBench ? 'the root `bench` script also runs it, after the other benchmarks' : 'no root script runs it'})`,
     `- Date: ${isoSeconds(startedAt)} (run took ${fmt(runtimeS)} s: enqueue ${fmt(env.phases.enqueue)} s, delivery ${fmt(env.phases.delivery)} s, kill -9 ${fmt(env.phases.kill)} s)`,
@@ -913,13 +957,13 @@ function report({ env, enq, del, kill, startedAt, runtimeS }) {
     `- Disk: the temp directory (SQLite files and the AOF alike) is on \`${d.device}\`, **${d.fsType}** (\`df -T\`; ${fmt(d.sizeGiB)} GiB; mount \`${d.mount}\`), a virtual disk. One 4 KB append + \`fdatasync\` there: p50 ${ms(d.fdatasync.p50)} ms, p99 ${ms(d.fdatasync.p99)} ms back to back; p50 ${ms(d.fdatasyncIdle.p50)} ms, p99 ${ms(d.fdatasyncIdle.p99)} ms after 5 ms of idle each (this virtual disk flushes fastest under a steady stream of fsyncs). Every fsync-bound number below scales with this; on a disk with slower flushes (no write cache, network storage) the synchronous=FULL and AOF-always columns drop, the no-persistence column does not.`,
     `- Machine: ${machine()}; Redis, the benchmark process (outbox or Worker, producer loop and receiver alike) and the kill -9 producer children share it. Load average at the start ${env.loadAtStart}, at the end ${env.loadAtEnd} (1 / 5 / 15 min)${Number(env.loadAtStart.split(' / ')[0]) > 1 ? ': other work was running, so compare rows of one run, not runs' : ''}.`,
     `- Receiver: a \`node:http\` server on 127.0.0.1 in the benchmark process; it reads each body, answers 200 and records the event id (the \`webhook-id\` header) with \`performance.now()\` when the request has fully arrived.`,
-    `- wafleet: \`createOutbox({ store: <tmp file>, endpoint: { url, secrets: [whsec_...] }, instance, concurrency: ${CONCURRENCY}, ratePerSecond: ${fmt(RATE)} })\`. **\`ratePerSecond\` is raised from its default of 200/s**, which would otherwise cap delivery at 200 events/s; everything else is default (retry schedule, \`pollIntervalMs\` 250, \`quickRetries\` 2, timeout 15 s).`,
-    `- BullMQ: a \`Queue\` with \`defaultJobOptions: ${JSON.stringify(JOB_OPTIONS).replace(/"/g, '')}\` (add = enqueue) and a \`Worker\` with \`concurrency: ${CONCURRENCY}\` whose processor builds the same Standard Webhooks signature (wafleet's \`standardWebhooksSigner\`, so signing costs the same), POSTs \`JSON.stringify(job.data)\` with the global \`fetch\` (the same undici wafleet uses) and a 15 s timeout, and throws on a non-2xx answer so BullMQ retries. Job data is the same envelope wafleet sends (id, type, timestamp, session, epoch, instance, data).`,
+    `- wafleet: \`createOutbox({ store: <tmp file>, endpoint: { url, secrets: [whsec_...] }, instance, concurrency: ${CONCURRENCY}, ratePerSecond: ${fmt(RATE)} })\`. **\`ratePerSecond\` is raised from its default of 200/s**, which would otherwise cap delivery at 200 events/s; everything else is default: SQLite in the outbox's worker thread with group commits (\`sqlite: { thread: 'worker', commit: 'group' }\`, every write answered after its \`synchronous=FULL\` commit), retry schedule, \`pollIntervalMs\` 250, \`quickRetries\` 2, timeout 15 s. The other three SQLite modes are measured in the delivery rounds too (table below).`,
+    `- BullMQ: a \`Queue\` with \`defaultJobOptions: ${JSON.stringify(JOB_OPTIONS).replace(/"/g, '')}\` (add = enqueue) and a \`Worker\` with \`concurrency: ${CONCURRENCY}\` whose processor builds the same Standard Webhooks signature (wafleet's \`standardWebhooksSigner\`, so signing costs the same), POSTs \`JSON.stringify(job.data)\` with undici's \`request\` on a keep-alive \`Agent\` and a 15 s timeout (the client and settings wafleet's outbox uses, so the columns compare queues, not HTTP clients; runs before 2026-11-30T19:00Z used the global \`fetch\` in both), and throws on a non-2xx answer so BullMQ retries. Job data is the same envelope wafleet sends (id, type, timestamp, session, epoch, instance, data).`,
     `- Workload: \`message.received\` events, sessions round-robin over ${fmt(SESSIONS)} sessions (\`5511000000000\`...), payload about 300 bytes. Measurements of the three columns alternate (rotating order per round) so a slow moment of the shared machine lands on all of them.`,
     '',
     `### Enqueue: ${ENQ_ROUNDS} rounds per system of ${fmt(ENQ_SINGLE)} sequential single calls (after ${ENQ_WARMUP} warm-up) and ${fmt(ENQ_BATCHED)} events in batches of ${BATCH}`,
     '',
-    '- wafleet: `await outbox.enqueue(event)` (one `synchronous=FULL` transaction, so one WAL fsync, per call) and `await outbox.enqueueMany(batch)` (one transaction per batch). Delivery is throttled to 1 attempt/s while enqueue is measured (`ratePerSecond: 1, concurrency: 1`), so only the enqueue path is timed.',
+    '- wafleet: `await outbox.enqueue(event)` (a sequential caller: one `synchronous=FULL` commit, so one WAL fsync, per call, in the worker thread) and `await outbox.enqueueMany(batch)` (one transaction per batch). Delivery is throttled to 1 attempt/s while enqueue is measured (`ratePerSecond: 1, concurrency: 1`), so only the enqueue path is timed.',
     '- BullMQ: `await queue.add(name, data)` and `await queue.addBulk(batch)`, no Worker running. With `appendfsync always` Redis fsyncs the AOF before it replies.',
     '',
     `| Enqueue | single: events/s | single: p50 (ms) | single: p99 (ms) | single: mean (ms) | batches of ${BATCH}: events/s |`,
@@ -950,7 +994,7 @@ function report({ env, enq, del, kill, startedAt, runtimeS }) {
     '',
     `### End-to-end latency at a paced load: ${fmt(PACED_EVENTS)} single enqueues at ${PACED_RATE} events/s, 2 rounds per system`,
     '',
-    `- One \`enqueue\` / \`add\` every ${fmt(1000 / PACED_RATE, 1)} ms (meant to stay below every system's delivery capacity, so that latency is the path of one event, not a queue); latency from the enqueue's resolution to the event's arrival. "Last arrival after the last enqueue" checks that: a few ms when delivery kept up, hundreds when a backlog built up during the round. Event-loop delay of the benchmark process during the run (\`monitorEventLoopDelay\`, worst round): better-sqlite3 is synchronous, so each commit (and its fsync) runs on the event loop.`,
+    `- One \`enqueue\` / \`add\` every ${fmt(1000 / PACED_RATE, 1)} ms (meant to stay below every system's delivery capacity, so that latency is the path of one event, not a queue); latency from the enqueue's resolution to the event's arrival. "Last arrival after the last enqueue" checks that: a few ms when delivery kept up, hundreds when a backlog built up during the round. Event-loop delay of the benchmark process during the run (\`monitorEventLoopDelay\` at 1 ms resolution, worst round; the process also runs the receiver and the pacing loop): better-sqlite3 is synchronous, so with \`thread: 'main'\` each commit (and its fsync) runs on the event loop; by default they run in the outbox's worker thread.`,
     '',
     '| Paced | e2e p50 (ms) | per round p50 (ms) | e2e p99 (ms) | e2e mean (ms) | e2e max (ms) | last arrival after the last enqueue, per round (ms) | enqueue call p50 (ms) | enqueue call p99 (ms) | event-loop delay p99 (ms) |',
     '| --- | ---: | --- | ---: | ---: | ---: | --- | ---: | ---: | ---: |',
@@ -960,6 +1004,29 @@ function report({ env, enq, del, kill, startedAt, runtimeS }) {
     }),
     `| **wafleet / BullMQ (no persistence)** | **${ratio(w(del).paced.latency.p50, del.bullmq.paced.latency.p50)}** | | ${ratio(w(del).paced.latency.p99, del.bullmq.paced.latency.p99)} | ${ratio(w(del).paced.latency.mean, del.bullmq.paced.latency.mean)} | | | ${ratio(w(del).paced.enqLatency.p50, del.bullmq.paced.enqLatency.p50)} | ${ratio(w(del).paced.enqLatency.p99, del.bullmq.paced.enqLatency.p99)} | |`,
     `| **wafleet / BullMQ (AOF always)** | **${ratio(w(del).paced.latency.p50, del['bullmq-aof'].paced.latency.p50)}** | | ${ratio(w(del).paced.latency.p99, del['bullmq-aof'].paced.latency.p99)} | ${ratio(w(del).paced.latency.mean, del['bullmq-aof'].paced.latency.mean)} | | | ${ratio(w(del).paced.enqLatency.p50, del['bullmq-aof'].paced.enqLatency.p50)} | ${ratio(w(del).paced.enqLatency.p99, del['bullmq-aof'].paced.enqLatency.p99)} | |`,
+    '',
+    `### wafleet's SQLite modes (\`createOutbox({ sqlite: { thread, commit } })\`), in the same burst and paced rounds`,
+    '',
+    "- Every mode answers a write only after its `synchronous=FULL` commit, so what an acknowledged event survives is the same; they differ in where the commit runs and how many writes share one fsync. `worker` / `group` is the default; `main` / `event` is how the outbox worked before issue 16 (one commit per write, on the event loop), with today's delivery path.",
+    '',
+    '| SQLite mode | burst: delivery events/s | burst: CPU, this process (ms / 1k events) | paced: e2e p50 (ms) | paced: e2e p99 (ms) | paced: enqueue call p50 (ms) | paced: event-loop delay p99 (ms) | burst vs BullMQ (no persistence) | paced p50 vs BullMQ (no persistence) |',
+    '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+    ...Object.entries(SQLITE_MODES).map(([s, m]) => {
+      const b = del[s].burst;
+      const p = del[s].paced;
+      return `| \`thread: '${m.thread}', commit: '${m.commit}'\`${s === 'wafleet' ? ' (default)' : ''} | ${fmt(b.perSec)}${b.complete ? '' : ` (only ${fmt(b.received)} arrived)`} | ${fmt(b.nodeCpuPer1k)} | ${ms(p.latency.p50)} | ${ms(p.latency.p99)} | ${ms(p.enqLatency.p50)} | ${ms(p.loopP99)} | ${ratio(b.perSec, del.bullmq.burst.perSec)} | ${ratio(p.latency.p50, del.bullmq.paced.latency.p50)} |`;
+    }),
+    '',
+    `### Issue 16's targets, run by run (the last ${fmt(history.length)} full runs of this benchmark, newest last)`,
+    '',
+    `- Targets: burst delivery at least 1.0x BullMQ (no persistence, and AOF always), paced e2e p50 no worse than BullMQ's (ratio at most 1.0x), event-loop delay p99 at 500 events/s at most half of the ${ms(LOOP_P99_BEFORE)} ms this benchmark measured before the change (2026-11-30T08:58Z), and 0 acknowledged events lost under kill -9. Runs with environment overrides are not recorded.`,
+    '',
+    '| run | burst vs BullMQ (no persistence) | burst vs BullMQ (AOF always) | paced p50 vs BullMQ (no persistence) | paced p50 vs BullMQ (AOF always) | event-loop delay p99 (ms), wafleet / BullMQ (no persistence) | lost under kill -9 (wafleet) | all targets met |',
+    '| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |',
+    ...history.map(
+      (h) =>
+        `| ${h.date} | ${fmt(h.burstVsBull, 2)}x | ${fmt(h.burstVsAof, 2)}x | ${fmt(h.pacedVsBull, 2)}x | ${fmt(h.pacedVsAof, 2)}x | ${ms(h.loopP99)} / ${ms(h.loopP99Bull)} | ${fmt(h.lost)} of ${fmt(h.acked)} | ${targetsMet(h) ? 'yes' : 'no'} |`,
+    ),
     '',
     `### Events lost under kill -9 (${KILL_REPS} repetitions of each scenario, interleaved)`,
     '',
@@ -1004,7 +1071,7 @@ function reading({ enq, del, k, disk }) {
   const cmp = (a, b) => (a >= b * 1.1 ? 'faster than' : a <= b / 1.1 ? 'slower than' : 'about as fast as');
   out.push(
     `- **Enqueue.** One durable \`enqueue\` took ${ms(W.single.p50)} ms at the median (${fmt(W.singlePerSec)}/s sequentially): ${cmp(W.singlePerSec, B.singlePerSec)} a \`Queue.add\` to Redis without persistence (${ms(B.single.p50)} ms, ${fmt(B.singlePerSec)}/s, ${ratio(W.singlePerSec, B.singlePerSec)}) and ${cmp(W.singlePerSec, A.singlePerSec)} one to Redis with \`appendfsync always\` (${ms(A.single.p50)} ms, ${fmt(A.singlePerSec)}/s, ${ratio(W.singlePerSec, A.singlePerSec)}). ` +
-      `An \`enqueue\` is an in-process SQLite transaction and one WAL fsync, with no network hop; an \`add\` is a loopback round trip into a Lua script (plus Redis's own fsync with AOF). ` +
+      `An \`enqueue\` is a message to the outbox's SQLite thread, a commit with one WAL fsync, and the answer back; a sequential caller pays all of it on every call, while concurrent callers (many sessions at once, as in an instance) share commits. An \`add\` is a loopback round trip into a Lua script (plus Redis's own fsync with AOF). ` +
       `In batches of ${BATCH} both durable stores pay about one fsync per batch (Redis fsyncs the AOF once per event-loop pass), and wafleet enqueues ${fmt(W.batchedPerSec)}/s against ${fmt(B.batchedPerSec)}/s and ${fmt(A.batchedPerSec)}/s (${ratio(W.batchedPerSec, B.batchedPerSec)} and ${ratio(W.batchedPerSec, A.batchedPerSec)}): \`addBulk\` is a pipeline of one Lua script per job (and not all-or-nothing, unlike \`enqueueMany\`'s single transaction). ` +
       `The caveat is the disk: back-to-back fsyncs cost ${ms(disk.fdatasync.p50)} ms here, so durability is almost free on this machine; where an fsync costs 1 to 10 ms, single durable enqueues fall to hundreds per second, and only the no-persistence BullMQ column would not move (it is also the only column that loses acknowledged events, below).`,
   );
@@ -1015,25 +1082,25 @@ function reading({ enq, del, k, disk }) {
   const Bp = del.bullmq.paced;
   const Ap = del['bullmq-aof'].paced;
   const bullFaster = Wd.perSec < Math.max(Bd.perSec, Ad.perSec) / 1.1;
+  const M = (mode) => del[mode];
   out.push(
     `- **Delivery.** The ${fmt(EVENTS)}-event burst went out at ${fmt(Wd.perSec)} events/s with wafleet, ${fmt(Bd.perSec)}/s with BullMQ without persistence and ${fmt(Ad.perSec)}/s with AOF always (${ratio(Wd.perSec, Bd.perSec)} and ${ratio(Wd.perSec, Ad.perSec)}). ` +
       (bullFaster
-        ? 'BullMQ is faster at delivering. wafleet records every delivery with its own `synchronous=FULL` commit (`markDelivered`: one fsync per event), re-queries SQLite for due events after every finished attempt, and does all of it synchronously on the event loop it shares with the HTTP client (and, in a real instance, with WhatsApp sockets); BullMQ moves that bookkeeping into Redis, on the other core, and its `moveToFinished` hands the Worker the next job in the same round trip. '
-        : 'wafleet is not slower at delivering, although it records every delivery with its own `synchronous=FULL` commit (`markDelivered`, one fsync per event) while BullMQ spends two Redis script calls per job. ') +
-      `Per 1,000 events this process used ${fmt(Wd.nodeCpuPer1k)} ms of CPU with wafleet and ${fmt(Bd.nodeCpuPer1k)} ms with BullMQ, whose Redis used another ${fmt(Bd.redisCpuPer1k)} ms (${fmt(Ad.redisCpuPer1k)} ms with AOF). ` +
+        ? 'BullMQ was faster at delivering in this run. '
+        : 'wafleet was not slower at delivering, and every delivery it records is a `synchronous=FULL` commit. ') +
+      "wafleet's SQLite work runs in the outbox's worker thread, on the other core: each commit (one fsync) covers every enqueue and delivery outcome that queued up during the previous one, and each `markDelivered` hands back the session's next event, so no query is needed to find it. BullMQ spends two Redis script calls per job (`moveToActive`, `moveToFinished`, which also hands the Worker its next job). " +
+      `The modes table shows what each part is worth: one commit per event in the worker thread ${fmt(M('wafleet-worker-event').burst.perSec)}/s, group commits on the event loop ${fmt(M('wafleet-main-group').burst.perSec)}/s, and one commit per event on the event loop, the way the outbox worked before, ${fmt(M('wafleet-main-event').burst.perSec)}/s. ` +
+      `Per 1,000 events this process used ${fmt(Wd.nodeCpuPer1k)} ms of CPU with wafleet (its SQLite thread included) and ${fmt(Bd.nodeCpuPer1k)} ms with BullMQ, whose Redis used another ${fmt(Bd.redisCpuPer1k)} ms (${fmt(Ad.redisCpuPer1k)} ms with AOF). ` +
       `Out-of-order arrivals within a session: wafleet ${fmt(Wd.outOfOrder)}, BullMQ ${fmt(Bd.outOfOrder)} and ${fmt(Ad.outOfOrder)}. With 10 events per session spread round-robin, FIFO order across 16 concurrent jobs rarely reorders one session's events; open-source BullMQ does not promise it, wafleet does (one event per session in flight), and that promise also caps wafleet's parallelism at the number of sessions with pending events.`,
   );
   out.push(
     `- **Latency without a backlog.** At ${PACED_RATE} events/s an event arrived ${ms(Wp.latency.p50)} ms (p50) / ${ms(Wp.latency.p99)} ms (p99) after \`enqueue\` resolved with wafleet, ${ms(Bp.latency.p50)} / ${ms(Bp.latency.p99)} ms with BullMQ without persistence and ${ms(Ap.latency.p50)} / ${ms(Ap.latency.p99)} ms with AOF always. ` +
-      (Wp.latency.p50 > Math.max(Bp.latency.p50, Ap.latency.p50) * 1.1
-        ? `BullMQ is faster here too. A BullMQ Worker waiting in Redis is woken as soon as the job lands; wafleet's delivery starts from a \`setImmediate\` the enqueue arms after its commit, then reads the due rows from SQLite, and every commit it makes (each enqueue, each \`markDelivered\`) is a synchronous fsync on the event loop, which on this disk costs ${ms(disk.fdatasyncIdle.p50)} ms at the median after a pause (see the disk line) and delays whatever else the process is doing, including the responses of requests in flight. ` +
-          (Wp.loopP99 > Math.max(Bp.loopP99, Ap.loopP99) * 1.5
-            ? `The benchmark process's event-loop delay p99 shows it: ${ms(Wp.loopP99)} ms with wafleet against ${ms(Bp.loopP99)} ms with BullMQ. `
-            : `At this rate that does not show in the event-loop delay p99 (${ms(Wp.loopP99)} ms with wafleet, ${ms(Bp.loopP99)} ms with BullMQ, both dominated by the shared machine at 1 ms resolution); it shows in the median. `) +
-          "Redis's own fsyncs (AOF always) stall Redis, not the Node process. "
-        : 'wafleet wakes its pump in-process right after the commit; a BullMQ Worker learns of a job through Redis and needs a `moveToActive` round trip before it sends. ') +
+      (Wp.latency.p50 > Math.max(Bp.latency.p50, Ap.latency.p50) * 1.1 ? 'BullMQ was faster here in this run. ' : '') +
+      "An event that is already the oldest pending one of its session goes on the wire as soon as its commit is answered, without another look at SQLite; a BullMQ Worker learns of a job through Redis and needs a `moveToActive` round trip before it sends. " +
+      `The \`enqueue\` call itself takes longer with wafleet (${ms(Wp.enqLatency.p50)} ms at the median against ${ms(Bp.enqLatency.p50)} ms): it resolves after an fsync, and at this rate it often waits for the commit of the previous event's delivery first. ` +
+      `Event-loop delay p99: ${ms(Wp.loopP99)} ms with wafleet, ${ms(M('wafleet-main-event').paced.loopP99)} ms with one commit per event on the event loop, ${ms(Bp.loopP99)} ms with BullMQ; at 1 ms resolution, in a process that also runs the receiver and the pacing loop, a garbage-collection pause of a few ms shows in the p99 whatever the queue. ` +
       (Math.max(...Wp.tailMs) > 50
-        ? `In this run wafleet did not keep up with ${PACED_RATE} events/s in every round (last arrival ${Wp.tailMs.map(ms).join(' and ')} ms after the last enqueue; round p50s ${Wp.perRoundP50.map(ms).join(' and ')} ms): every event costs two commits that run one after another on the event loop (its enqueue and its \`markDelivered\`), none grouped with another, so its capacity is bounded by the fsync time, and with fsyncs slowed by other processes on the shared disk (back-to-back p99 ${ms(disk.fdatasync.p99)} ms at the start of this run) it fell below the offered load and a queue built up. ${Math.max(...Ap.tailMs) <= 50 ? 'BullMQ with AOF always, on the same disk, kept up: Redis fsyncs once per event-loop pass for all the writes of that pass, in its own process. ' : ''}`
+        ? `In this run wafleet did not keep up with ${PACED_RATE} events/s in every round (last arrival ${Wp.tailMs.map(ms).join(' and ')} ms after the last enqueue; round p50s ${Wp.perRoundP50.map(ms).join(' and ')} ms). `
         : '') +
       'In the burst, latency is queueing behind the backlog and follows the delivery rate.',
   );
@@ -1110,7 +1177,20 @@ async function main() {
         ioredis: packageVersion('ioredis'),
       },
     };
-    publish('outbox', report({ env, enq, del, kill, startedAt, runtimeS: (performance.now() - t0) / 1000 }));
+    const lost = (key) => sumBy(kill[key], (x) => x.lost);
+    const acked = (key) => sumBy(kill[key], (x) => x.acked);
+    const history = recordRun({
+      date: isoSeconds(startedAt),
+      burstVsBull: del.wafleet.burst.perSec / del.bullmq.burst.perSec,
+      burstVsAof: del.wafleet.burst.perSec / del['bullmq-aof'].burst.perSec,
+      pacedVsBull: del.wafleet.paced.latency.p50 / del.bullmq.paced.latency.p50,
+      pacedVsAof: del.wafleet.paced.latency.p50 / del['bullmq-aof'].paced.latency.p50,
+      loopP99: del.wafleet.paced.loopP99,
+      loopP99Bull: del.bullmq.paced.loopP99,
+      lost: lost('wafleet-a') + lost('wafleet-b'),
+      acked: acked('wafleet-a') + acked('wafleet-b'),
+    });
+    publish('outbox', report({ env, enq, del, kill, startedAt, runtimeS: (performance.now() - t0) / 1000, history }));
   } finally {
     await cleanup();
     log(`total ${fmt((performance.now() - t0) / 1000, 1)} s`);

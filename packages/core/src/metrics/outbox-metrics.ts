@@ -1,7 +1,7 @@
 import type { Registry } from 'prom-client';
 import type { Outbox } from '../outbox/outbox.js';
 import { optionalPeer } from '../http/optional-peer.js';
-import { attachOnce, scrapedGauge } from './metric-helpers.js';
+import { attachOnce, scrapedCounter, scrapedGauge } from './metric-helpers.js';
 
 /**
  * Registers the webhook outbox metrics on `registry`, once per registry and outbox: deliveries by outcome, attempt
@@ -37,6 +37,14 @@ export function createOutboxMetrics(outbox: Outbox, registry: Registry): Registr
     return oldest === undefined ? 0 : Math.max(0, (Date.now() - oldest) / 1000);
   });
   gauge('wafleet_outbox_dead_letters', 'Dead-lettered events kept for replay', () => outbox.stats().dead);
+  // With group commits, writes / commits is how many writes share one fsync.
+  scrapedCounter(registry, 'wafleet_outbox_store_writes_total', 'Writes to the outbox store', () => outbox.stats().store?.writes ?? 0);
+  scrapedCounter(
+    registry,
+    'wafleet_outbox_store_commits_total',
+    'Commits (fsyncs) of the outbox store that made its writes durable',
+    () => outbox.stats().store?.commits ?? 0,
+  );
   gauge(
     'wafleet_webhook_targets_disabled',
     'Webhook targets disabled after answering 410 Gone (until enableTarget)',

@@ -155,6 +155,11 @@ export interface OutboxStats extends StoreCounts {
   disabledTargets: number;
   /** `adoptOrphans`: directory scans done, files with events taken over, events taken over. */
   orphans: { scans: number; files: number; events: number };
+  /**
+   * Writes to the store and the commits (fsyncs) that made them durable, when the store counts them (the SQLite file
+   * does): with group commits, writes / commits is how many writes shared one fsync.
+   */
+  store?: { writes: number; commits: number };
 }
 
 /** Events of an {@link Outbox}. */
@@ -572,6 +577,7 @@ export class Outbox extends EventEmitter<OutboxEvents> {
       breaker: this.#breakerState(),
       disabledTargets: this.#disabled.size,
       orphans: { ...this.#orphanStats },
+      ...(this.#store.stats ? { store: this.#store.stats() } : {}),
     };
   }
 

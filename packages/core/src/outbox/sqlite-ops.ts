@@ -80,7 +80,21 @@ export interface InsertRow {
 }
 
 /** One request to the engine: the method and its arguments, as they cross a thread boundary. */
-type Operation = Exclude<keyof SqliteEngine, 'runBatch' | 'close'>;
+type Operation = Exclude<keyof SqliteEngine, 'runBatch' | 'close' | 'writes'>;
+
+/** The requests that write (and so need a commit on disk); the others only read. */
+const WRITES: ReadonlySet<string> = new Set<Operation>([
+  'insert',
+  'adopt',
+  'retryPendingNow',
+  'markDelivered',
+  'markRetry',
+  'markDead',
+  'disableTarget',
+  'enableTarget',
+  'replay',
+  'cleanup',
+]);
 export type Request = { [K in Operation]: { op: K; args: Parameters<SqliteEngine[K]> } }[Operation];
 
 /** A request's outcome; errors travel as plain fields, since an Error loses its `code` between threads. */
@@ -166,6 +180,8 @@ export type CommitMode = 'group' | 'event';
 export class SqliteEngine {
   readonly #db: Database.Database;
   readonly #s: Statements;
+  /** Write requests answered, and the commits that made them durable: their ratio is the group size. */
+  readonly writes = { requests: 0, commits: 0 };
 
   private constructor(db: Database.Database) {
     this.#db = db;
@@ -340,6 +356,9 @@ export class SqliteEngine {
       this.#db.exec('BEGIN IMMEDIATE');
       const values = requests.map((r) => this.#call(r)).map(settled);
       this.#db.exec('COMMIT');
+      const writes = requests.filter((r) => WRITES.has(r.op)).length;
+      this.writes.requests += writes;
+      if (writes > 0) this.writes.commits++;
       return values.map((value) => ({ ok: true, value }));
     } catch {
       if (this.#db.inTransaction) this.#db.exec('ROLLBACK');
@@ -353,7 +372,12 @@ export class SqliteEngine {
 
   #runAlone(request: Request): Reply {
     try {
-      return { ok: true, value: this.#db.transaction(() => settled(this.#call(request)))() };
+      const value = this.#db.transaction(() => settled(this.#call(request)))();
+      if (WRITES.has(request.op)) {
+        this.writes.requests++;
+        this.writes.commits++;
+      }
+      return { ok: true, value };
     } catch (err) {
       return { ok: false, error: serializeError(err) };
     }

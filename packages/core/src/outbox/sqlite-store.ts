@@ -55,6 +55,8 @@ const storedRow = (r: InsertRow): EventRow => ({
 interface Link {
   send(request: Request): Promise<unknown>;
   close(): Promise<void>;
+  /** Write requests answered and the commits they took, as last reported. */
+  readonly writes: { requests: number; commits: number };
 }
 
 const settle = (reply: Reply, resolve: (value: unknown) => void, reject: (err: Error) => void): void => {
@@ -70,6 +72,10 @@ class LocalLink implements Link {
     private readonly engine: SqliteEngine,
     private readonly commit: CommitMode,
   ) {}
+
+  get writes() {
+    return { ...this.engine.writes };
+  }
 
   send(request: Request): Promise<unknown> {
     if (this.commit === 'event') {
@@ -105,12 +111,14 @@ class WorkerLink implements Link {
   readonly #pending = new Map<number, { resolve: (value: unknown) => void; reject: (err: Error) => void }>();
   #stopped: Error | undefined;
   #closed: ((error: Error | undefined) => void) | undefined;
+  writes = { requests: 0, commits: 0 };
 
   private constructor(worker: Worker, port: MessagePort) {
     this.#worker = worker;
     this.#port = port;
     port.on('message', (m: WorkerReplies | { closed: true; error?: SerializedError }) => {
       if ('closed' in m) return this.#closed?.(m.error && deserializeError(m.error));
+      this.writes = m.writes;
       m.replies.forEach((reply, i) => {
         const waiting = this.#pending.get(m.first + i);
         this.#pending.delete(m.first + i);
@@ -207,6 +215,7 @@ export class SqliteOutboxStore implements OutboxStore {
    * because the body (which holds it) is built here; a write that fails leaves a gap, never a seq used twice.
    */
   readonly #seqs = new Map<string, number>();
+  #lastWrites = { requests: 0, commits: 0 };
 
   constructor(
     readonly path: string,
@@ -221,6 +230,12 @@ export class SqliteOutboxStore implements OutboxStore {
     }
     this.#thread = thread;
     this.#commit = commit;
+  }
+
+  /** Write requests answered and the commits (fsyncs) that made them durable since `open()`. */
+  stats(): { writes: number; commits: number } {
+    const { requests, commits } = this.#link?.writes ?? this.#lastWrites;
+    return { writes: requests, commits };
   }
 
   async open(): Promise<void> {
@@ -372,6 +387,7 @@ export class SqliteOutboxStore implements OutboxStore {
     const link = this.#link;
     this.#link = undefined;
     this.#seqs.clear();
+    if (link) this.#lastWrites = link.writes;
     try {
       await link?.close();
     } catch (err) {

@@ -22,6 +22,8 @@ export interface WorkerRequests {
 export interface WorkerReplies {
   first: number;
   replies: Reply[];
+  /** The engine's write counts so far. */
+  writes: SqliteEngine['writes'];
 }
 
 const { port, path, commit } = workerData as Data;
@@ -56,7 +58,7 @@ function run(e: SqliteEngine): void {
     );
     let at = 0;
     for (const b of batch) {
-      port.postMessage({ first: b.first, replies: replies.slice(at, at + b.requests.length) } satisfies WorkerReplies);
+      port.postMessage({ first: b.first, replies: replies.slice(at, at + b.requests.length), writes: e.writes } satisfies WorkerReplies);
       at += b.requests.length;
     }
     // What arrived during that commit goes in the next one.

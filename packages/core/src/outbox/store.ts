@@ -106,4 +106,6 @@ export interface OutboxStore {
   /** Deletes delivered and superseded events enqueued before `before`; returns how many. */
   cleanup(before: number): Promise<number>;
   close(): Promise<void>;
+  /** Optional: write requests answered and the commits (fsyncs) they took, for `stats().store` and metrics. */
+  stats?(): { writes: number; commits: number };
 }
