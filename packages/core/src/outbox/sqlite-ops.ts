@@ -123,18 +123,21 @@ function prepareStatements(db: Database.Database) {
     raiseSeq: db.prepare(
       'INSERT INTO session_seq (session, seq) VALUES (?, ?) ON CONFLICT (session) DO UPDATE SET seq = max(seq, excluded.seq)',
     ),
-    supersede: db.prepare("UPDATE events SET state = 'superseded' WHERE session = ? AND supersede_group = ? AND state = 'pending'"),
+    // INDEXED BY: left to itself the planner picks events_state_created and visits every pending event.
+    supersede: db.prepare(
+      "UPDATE events INDEXED BY events_pending_session SET state = 'superseded' WHERE session = ? AND supersede_group = ? AND state = 'pending'",
+    ),
     insert: db.prepare(
       "INSERT INTO events (id, session, seq, type, supersede_group, target, body, state, created_at, age_from, next_at) VALUES (?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?)",
     ),
     // Per session only the oldest pending event may go: later ones wait, so deliveries stay in seq order.
     due: db.prepare<[number, number], Row>(`
-      SELECT e.* FROM events e
+      SELECT e.* FROM events e INDEXED BY events_pending_due
       WHERE e.state = 'pending' AND e.next_at <= ?
         AND (e.session = '' OR e.seq = (SELECT MIN(p.seq) FROM events p WHERE p.session = e.session AND p.state = 'pending'))
       ORDER BY e.next_at LIMIT ?`),
     isPending: db.prepare<[string], { one: number }>("SELECT 1 AS one FROM events WHERE id = ? AND state = 'pending'"),
-    nextDueAt: db.prepare<[], { at: number | null }>("SELECT MIN(next_at) AS at FROM events WHERE state = 'pending'"),
+    nextDueAt: db.prepare<[], { at: number | null }>("SELECT MIN(next_at) AS at FROM events INDEXED BY events_pending_due WHERE state = 'pending'"),
     delivered: db.prepare<[number, number, string], { session: string }>(
       "UPDATE events SET state = 'delivered', attempts = ?, next_at = ?, last_error = '' WHERE id = ? RETURNING session",
     ),
@@ -144,11 +147,12 @@ function prepareStatements(db: Database.Database) {
     disable: db.prepare('INSERT OR REPLACE INTO disabled_targets (target, at) VALUES (?, ?)'),
     enable: db.prepare('DELETE FROM disabled_targets WHERE target = ?'),
     disabled: db.prepare<[], { target: string }>('SELECT target FROM disabled_targets'),
+    // Each from its index: delivered events kept for the retention period are never visited.
     counts: db.prepare<[], { pending: number; dead: number; oldest: number | null }>(
-      "SELECT SUM(state = 'pending') AS pending, SUM(state = 'dead') AS dead, MIN(CASE WHEN state = 'pending' THEN created_at END) AS oldest FROM events",
+      "SELECT (SELECT COUNT(*) FROM events WHERE state = 'pending') AS pending, (SELECT COUNT(*) FROM events WHERE state = 'dead') AS dead, (SELECT MIN(created_at) FROM events WHERE state = 'pending') AS oldest",
     ),
     cleanup: db.prepare("DELETE FROM events WHERE state IN ('delivered', 'superseded') AND created_at < ?"),
-    wake: db.prepare("UPDATE events SET next_at = ? WHERE state = 'pending' AND next_at > ?"),
+    wake: db.prepare("UPDATE events INDEXED BY events_pending_due SET next_at = ? WHERE state = 'pending' AND next_at > ?"),
     has: db.prepare<[string], { one: number }>('SELECT 1 AS one FROM events WHERE id = ?'),
     adopt: db.prepare(
       'INSERT INTO events (id, session, seq, type, supersede_group, target, body, state, attempts, created_at, age_from, next_at, last_error, dead_reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
