@@ -1096,7 +1096,7 @@ function reading({ enq, del, k, disk }) {
   out.push(
     `- **Latency without a backlog.** At ${PACED_RATE} events/s an event arrived ${ms(Wp.latency.p50)} ms (p50) / ${ms(Wp.latency.p99)} ms (p99) after \`enqueue\` resolved with wafleet, ${ms(Bp.latency.p50)} / ${ms(Bp.latency.p99)} ms with BullMQ without persistence and ${ms(Ap.latency.p50)} / ${ms(Ap.latency.p99)} ms with AOF always. ` +
       (Wp.latency.p50 > Math.max(Bp.latency.p50, Ap.latency.p50) * 1.1 ? 'BullMQ was faster here in this run. ' : '') +
-      "An event that is already the oldest pending one of its session goes on the wire as soon as its commit is answered, without another look at SQLite; a BullMQ Worker learns of a job through Redis and needs a `moveToActive` round trip before it sends. " +
+      'An event that is already the oldest pending one of its session goes on the wire as soon as its commit is answered, without another look at SQLite; a BullMQ Worker learns of a job through Redis and needs a `moveToActive` round trip before it sends. ' +
       `The \`enqueue\` call itself takes longer with wafleet (${ms(Wp.enqLatency.p50)} ms at the median against ${ms(Bp.enqLatency.p50)} ms): it resolves after an fsync, and at this rate it often waits for the commit of the previous event's delivery first. ` +
       `Event-loop delay p99: ${ms(Wp.loopP99)} ms with wafleet, ${ms(M('wafleet-main-event').paced.loopP99)} ms with one commit per event on the event loop, ${ms(Bp.loopP99)} ms with BullMQ; at 1 ms resolution, in a process that also runs the receiver and the pacing loop, a garbage-collection pause of a few ms shows in the p99 whatever the queue. ` +
       (Math.max(...Wp.tailMs) > 50

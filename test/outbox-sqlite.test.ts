@@ -1,13 +1,6 @@
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import {
-  createOutbox,
-  OutboxStoreError,
-  SqliteOutboxStore,
-  type NewEvent,
-  type OutboxStore,
-  type SqliteStoreOptions,
-} from '@wafleet/core';
+import { createOutbox, OutboxStoreError, SqliteOutboxStore, type NewEvent, type OutboxStore, type SqliteStoreOptions } from '@wafleet/core';
 import { killAll, sleep, spawnProcess, waitUntil } from '@wafleet/test-utils';
 import { afterAll, describe, expect, it } from 'vitest';
 import { useOutboxes } from './helpers/outbox-harness.js';
@@ -149,7 +142,16 @@ describe('outbox SQLite modes (issue 16)', () => {
           process.execPath,
           [
             join(fixtures, 'outbox-producer.mjs'),
-            JSON.stringify({ store, url: `${r.url}/hooks`, secret: SECRET, from: life * 100_000, to: life * 100_000 + 99_999, sessions: 40, loops: 8, sqlite: mode }),
+            JSON.stringify({
+              store,
+              url: `${r.url}/hooks`,
+              secret: SECRET,
+              from: life * 100_000,
+              to: life * 100_000 + 99_999,
+              sessions: 40,
+              loops: 8,
+              sqlite: mode,
+            }),
           ],
           { name: `producer-${life}` },
         );
@@ -183,12 +185,16 @@ describe('outbox SQLite modes (issue 16)', () => {
     });
   }
 
-  it("the worker thread keeps no idle process alive, and keeps it alive while an enqueue waits for its commit", async () => {
+  it('the worker thread keeps no idle process alive, and keeps it alive while an enqueue waits for its commit', async () => {
     const file = storePath();
     // No close(): a script that forgets it must still end, and only after its awaited enqueue resolved.
-    const child = spawnProcess(process.execPath, [join(fixtures, 'outbox-forgetful.mjs'), JSON.stringify({ store: file, secret: SECRET })], {
-      name: 'forgetful-script',
-    });
+    const child = spawnProcess(
+      process.execPath,
+      [join(fixtures, 'outbox-forgetful.mjs'), JSON.stringify({ store: file, secret: SECRET })],
+      {
+        name: 'forgetful-script',
+      },
+    );
     const exit = await child.exited;
     expect(child.messages).toContainEqual({ ev: 'enqueued', seq: 1 });
     expect(exit.code).toBe(0);
@@ -206,7 +212,9 @@ describe('outbox SQLite modes (issue 16)', () => {
       ['worker', 'sqlite'],
     ];
     for (const [sqlite, option] of bad) {
-      expect(() => createOutbox({ ...base, sqlite: sqlite as SqliteStoreOptions })).toThrow(expect.objectContaining({ code: 'WAFLEET_CONFIG', option }));
+      expect(() => createOutbox({ ...base, sqlite: sqlite as SqliteStoreOptions })).toThrow(
+        expect.objectContaining({ code: 'WAFLEET_CONFIG', option }),
+      );
     }
     const custom = new SqliteOutboxStore(':memory:');
     expect(() => createOutbox({ ...base, store: custom, sqlite: {} })).toThrow(expect.objectContaining({ option: 'sqlite' }));

@@ -271,7 +271,10 @@ function resolve(options: OutboxOptions) {
   if (typeof options.store !== 'string' && typeof options.store?.insert !== 'function') {
     throw new ConfigError('store', 'Expected `store` to be a file path or an OutboxStore');
   }
-  if (options.sqlite !== undefined && (typeof options.store !== 'string' || typeof options.sqlite !== 'object' || options.sqlite === null)) {
+  if (
+    options.sqlite !== undefined &&
+    (typeof options.store !== 'string' || typeof options.sqlite !== 'object' || options.sqlite === null)
+  ) {
     throw new ConfigError('sqlite', 'Expected `sqlite` ({ thread?, commit? }) only with a file path as `store`');
   }
   const endpoint = resolveEndpoint(options.endpoint?.url);

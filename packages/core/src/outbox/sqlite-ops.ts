@@ -137,7 +137,9 @@ function prepareStatements(db: Database.Database) {
         AND (e.session = '' OR e.seq = (SELECT MIN(p.seq) FROM events p WHERE p.session = e.session AND p.state = 'pending'))
       ORDER BY e.next_at LIMIT ?`),
     isPending: db.prepare<[string], { one: number }>("SELECT 1 AS one FROM events WHERE id = ? AND state = 'pending'"),
-    nextDueAt: db.prepare<[], { at: number | null }>("SELECT MIN(next_at) AS at FROM events INDEXED BY events_pending_due WHERE state = 'pending'"),
+    nextDueAt: db.prepare<[], { at: number | null }>(
+      "SELECT MIN(next_at) AS at FROM events INDEXED BY events_pending_due WHERE state = 'pending'",
+    ),
     delivered: db.prepare<[number, number, string], { session: string }>(
       "UPDATE events SET state = 'delivered', attempts = ?, next_at = ?, last_error = '' WHERE id = ? RETURNING session",
     ),

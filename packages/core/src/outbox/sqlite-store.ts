@@ -242,7 +242,9 @@ export class SqliteOutboxStore implements OutboxStore {
     if (this.#link) return;
     try {
       this.#link =
-        this.#thread === 'worker' ? await WorkerLink.open(this.path, this.#commit) : new LocalLink(SqliteEngine.open(this.path), this.#commit);
+        this.#thread === 'worker'
+          ? await WorkerLink.open(this.path, this.#commit)
+          : new LocalLink(SqliteEngine.open(this.path), this.#commit);
     } catch (err) {
       const reason = (err as Error).message;
       const hint = /locked|busy/i.test(reason) ? ' (is another process using this outbox file?)' : '';
