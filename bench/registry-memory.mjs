@@ -13,6 +13,8 @@
 // Prints a markdown section and replaces it in BENCHMARKS.md (between the bench:registry-memory markers).
 //   BENCH_NO_WRITE=1  print only, do not touch BENCHMARKS.md
 
+import { createRequire } from 'node:module';
+import { pathToFileURL } from 'node:url';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 
@@ -88,6 +90,38 @@ async function scriptStats(client) {
   return { at: Date.now(), calls: Number(m?.[1] ?? 0), usec: Number(m?.[2] ?? 0), cpu: num('used_cpu_sys') + num('used_cpu_user') };
 }
 
+/** The registry's scripts by sha (from @wafleet/protocol, the copy @wafleet/core runs on). */
+async function scriptNames() {
+  const coreRequire = createRequire(createRequire(import.meta.url).resolve('@wafleet/core'));
+  // The require condition's entry: a CommonJS wrapper, whose exports arrive as `default`.
+  const protocol = await import(pathToFileURL(coreRequire.resolve('@wafleet/protocol')).href);
+  const { scripts } = protocol.scripts ? protocol : protocol.default;
+  return new Map(Object.values(scripts).map((x) => [x.sha, x.name]));
+}
+
+/** Every command Redis runs from now on goes to its slow log, with its execution time. */
+async function logEveryCommand(client) {
+  await client.config('SET', 'slowlog-max-len', '1000000');
+  await client.config('SET', 'slowlog-log-slower-than', '0');
+  await client.slowlog('RESET');
+}
+
+/** Script calls and their Redis time (µs) by script name, from the slow log; then logging goes back to normal. */
+async function scriptsByName(client, names) {
+  const entries = await client.slowlog('GET', '-1');
+  await client.config('SET', 'slowlog-log-slower-than', '10000');
+  await client.slowlog('RESET');
+  const by = {};
+  for (const [, , micros, args] of entries) {
+    if (String(args[0]).toLowerCase() !== 'evalsha') continue;
+    const name = names.get(String(args[1])) ?? String(args[1]).slice(0, 8);
+    by[name] ??= { calls: 0, usec: 0 };
+    by[name].calls++;
+    by[name].usec += Number(micros);
+  }
+  return by;
+}
+
 const usage = async (client, key) => Number((await client.call('MEMORY', 'USAGE', key, 'SAMPLES', '0')) ?? 0);
 
 async function measure({ sessions, instances }) {
@@ -134,10 +168,16 @@ async function measure({ sessions, instances }) {
     const recordBytes = sample.length;
     // Steady state: every instance renews once a second, the fleet sweeps once a second; how much that costs Redis.
     await new Promise((r) => setTimeout(r, 2000));
+    await logEveryCommand(client);
     const stats0 = await scriptStats(client);
     await new Promise((r) => setTimeout(r, STEADY_MS));
     const stats1 = await scriptStats(client);
     const seconds = (stats1.at - stats0.at) / 1000;
+    const byScript = await scriptsByName(client, await scriptNames());
+    const script = (name) => ({
+      perSec: (byScript[name]?.calls ?? 0) / seconds,
+      us: (byScript[name]?.usec ?? 0) / Math.max(1, byScript[name]?.calls ?? 0),
+    });
     // Owner lookups through the registry's script (no client cache): what a backend pays per uncached lookup.
     const latencies = [];
     for (let i = 0; i < LOOKUPS; i++) {
@@ -151,6 +191,9 @@ async function measure({ sessions, instances }) {
       scriptsPerSec: (stats1.calls - stats0.calls) / seconds,
       usPerScript: (stats1.usec - stats0.usec) / Math.max(1, stats1.calls - stats0.calls),
       cpuMsPerSec: ((stats1.cpu - stats0.cpu) * 1000) / seconds,
+      heartbeat: script('heartbeat'),
+      sweep: script('sweep'),
+      others: Object.keys(byScript).filter((n) => n !== 'heartbeat' && n !== 'sweep'),
       lookupP50: latencies[Math.floor(LOOKUPS * 0.5)],
       lookupP99: latencies[Math.floor(LOOKUPS * 0.99)],
       sessions,
@@ -204,13 +247,16 @@ async function main() {
     '',
     `### How the registry's costs grow with instances and sessions (same runs, ${STEADY_MS / 1000} s of steady state)`,
     '',
-    '| sessions on instances | script calls/s (heartbeats + the sweep) | Redis time per script call (µs) | Redis CPU (ms per s) | owner lookup p50 / p99 (ms, uncached, ' +
+    '| sessions on instances | script calls/s (heartbeats + the sweep) | Redis time per script call (µs) | heartbeats/s | Redis time per heartbeat (µs) | sweeps/s | Redis time per sweep (µs) | Redis CPU (ms per s) | owner lookup p50 / p99 (ms, uncached, ' +
       `${fmt(LOOKUPS)} sequential) |`,
-    '| --- | ---: | ---: | ---: | ---: |',
+    '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
     ...results.map(
       (x) =>
-        `| ${fmt(x.sessions)} on ${x.instances} | ${fmt(x.scriptsPerSec, 1)} | ${fmt(x.usPerScript, 1)} | ${fmt(x.cpuMsPerSec, 1)} | ${fmt(x.lookupP50, 2)} / ${fmt(x.lookupP99, 2)} |`,
+        `| ${fmt(x.sessions)} on ${x.instances} | ${fmt(x.scriptsPerSec, 1)} | ${fmt(x.usPerScript, 1)} | ${fmt(x.heartbeat.perSec, 1)} | ${fmt(x.heartbeat.us, 1)} | ${fmt(x.sweep.perSec, 1)} | ${fmt(x.sweep.us, 1)} | ${fmt(x.cpuMsPerSec, 1)} | ${fmt(x.lookupP50, 2)} / ${fmt(x.lookupP99, 2)} |`,
     ),
+    '',
+    'Per script from Redis\'s slow log with a threshold of 0 during the window (every command logged with its execution',
+    `time)${results.some((x) => x.others.length > 0) ? `; other scripts in the window: ${[...new Set(results.flatMap((x) => x.others))].join(', ')}` : ''}.`,
     '',
     'Script calls grow with instances (one heartbeat each per second, plus one sweep for the fleet), not with sessions;',
     "a heartbeat counts its instance's sessions with one `ZLEXCOUNT` (logarithmic in the owned index), a lookup reads one",
