@@ -204,6 +204,55 @@ describe('outbox SQLite modes (issue 16)', () => {
     await reopened.close();
   });
 
+  it('close() with requests still on their way to the worker finishes before the process may exit', async () => {
+    const file = storePath();
+    const child = spawnProcess(
+      process.execPath,
+      [join(fixtures, 'outbox-forgetful.mjs'), JSON.stringify({ store: file, secret: SECRET, close: true })],
+      { name: 'closing-script' },
+    );
+    const exit = await child.exited;
+    expect(child.messages).toContainEqual({ ev: 'closed' });
+    expect(exit.code).toBe(0);
+  });
+
+  it("a busy session cannot keep its slot: an event of another session goes before that session's later events", async () => {
+    const r = await receiver();
+    r.reply = () => ({ status: 200, delayMs: 10 });
+    // One slot, and session "busy" produces faster than it is delivered: every delivery hands over its next event.
+    const o = await outbox(r.url, { concurrency: 1, ratePerSecond: 100_000 });
+    let other: string | undefined;
+    for (let i = 0; i < 200; i++) {
+      await o.enqueue({ type: 'message', session: 'busy', data: { i } });
+      if (i === 10) other = (await o.enqueue({ type: 'message', session: 'other' })).id;
+      await sleep(4);
+    }
+    await waitUntil(() => r.received.length === 201, { timeoutMs: 30_000 });
+    const position = r.received.findIndex((x) => x.json.id === other);
+    const busyBefore = r.received.slice(0, position).length;
+    console.log(`the other session's event arrived after ${busyBefore} of the busy session's 200`);
+    // Enqueued after the busy session's 11th event: it waits for the older ones and a chain of handed-over events at
+    // most, not for the whole stream.
+    expect(busyBefore).toBeLessThan(60);
+  });
+
+  it('seqs follow the order of the calls, also when an earlier call has to read a new session first', async () => {
+    const r = await receiver();
+    await r.down();
+    const o = await outbox(r.url);
+    await o.enqueue({ type: 'message', session: 'known' });
+    // The first call waits for the file (session "new" was never seen); the second does not need to.
+    const [first, second] = await Promise.all([
+      o.enqueueMany([
+        { type: 'message', session: 'known', data: { call: 1 } },
+        { type: 'message', session: 'new', data: { call: 1 } },
+      ]),
+      o.enqueue({ type: 'message', session: 'known', data: { call: 2 } }),
+    ]);
+    expect(first.map((x) => x.seq)).toEqual([2, 1]);
+    expect(second.seq).toBe(3);
+  });
+
   it('refuses bad sqlite options with ConfigError naming the option', () => {
     const base = { store: ':memory:', endpoint: { url: 'http://x', secrets: [SECRET] }, instance: { instanceId: 'a', url: 'http://a' } };
     const bad: Array<[unknown, string]> = [

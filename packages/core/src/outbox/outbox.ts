@@ -323,6 +323,12 @@ function resolve(options: OutboxOptions) {
 /** Refusals of an event, not failures of the store. */
 const EVENT_ERRORS: ReadonlySet<string> = new Set(['WAFLEET_EVENT_INVALID', 'WAFLEET_EVENT_TOO_LARGE']);
 
+/** undici's own timeouts (the Agent's backstops), reported like the attempt's timer. */
+const TIMEOUT_CODES: ReadonlySet<string> = new Set(['UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT']);
+
+/** Successors a session may send in a row before the pump's oldest-first choice applies again. */
+const SUCCESSOR_CHAIN = 8;
+
 /** Back-off of the pump while the store fails: doubling from the first to the last. */
 const STORE_BACKOFF_MIN_MS = 250;
 const STORE_BACKOFF_MAX_MS = 30_000;
@@ -363,6 +369,8 @@ export class Outbox extends EventEmitter<OutboxEvents> {
   /** Events with an attempt in flight: each event has at most one, with or without a session. */
   readonly #busyIds = new Set<string>();
   readonly #inFlight = new Set<Promise<void>>();
+  /** Per session, how many events in a row went out as the successor the store handed over. */
+  readonly #chains = new Map<string, number>();
   /** Keep-alive connections to the endpoint. */
   readonly #agent: Agent;
   #disabled = new Set<string>();
@@ -399,7 +407,9 @@ export class Outbox extends EventEmitter<OutboxEvents> {
     this.#store = typeof options.store === 'string' ? new SqliteOutboxStore(options.store, options.sqlite) : options.store;
     this.#log = this.#o.logger;
     this.#tokens = this.#o.ratePerSecond;
-    this.#agent = new Agent();
+    // Backstops only (undici's timers are coarse): the attempt's own timer below is what ends a slow attempt.
+    const timeout = this.#o.timeoutMs;
+    this.#agent = new Agent({ connect: { timeout }, headersTimeout: timeout, bodyTimeout: timeout });
     const adoption = this.#o.adoption;
     if (adoption) {
       this.#orphans = new OrphanScanner({
@@ -465,8 +475,9 @@ export class Outbox extends EventEmitter<OutboxEvents> {
     let sent = 0;
     for (const { due } of inserted) if (due && this.#offer(due)) sent++;
     if (sent < inserted.length) this.#schedule(0);
-    // The store commits synchronously, so a caller awaiting enqueue in a loop never yields to the event loop and
-    // delivery would starve: give I/O a turn while deliveries are in flight, or when the pump has not run lately.
+    // A store that commits synchronously (`thread: 'main'`) lets a caller awaiting enqueue in a loop never yield to the
+    // event loop, and delivery would starve: give I/O a turn while deliveries are in flight, or when the pump has not
+    // run lately.
     if (this.#inFlight.size > 0 || performance.now() - this.#lastPumpAt > this.#o.pollIntervalMs) await new Promise((r) => setImmediate(r));
     return inserted.map(({ id, seq }) => ({ id, seq }));
   }
@@ -659,7 +670,7 @@ export class Outbox extends EventEmitter<OutboxEvents> {
     if (budget <= 0) return;
     const due = await this.#storeOp('read', () => this.#store.due(this.#o.now(), budget, this.#busySessions, this.#busyIds));
     // Checked again per event: while the store looked, events may have gone out directly (enqueue, a session's next).
-    for (const row of due) this.#offer(row);
+    for (const row of due) if (this.#offer(row)) this.#chains.delete(row.session);
   }
 
   /**
@@ -691,13 +702,21 @@ export class Outbox extends EventEmitter<OutboxEvents> {
     this.#busyIds.add(row.id);
     const job = this.#deliver(row)
       .catch((err: Error) => this.#fail(err))
-      .then((next) => {
+      .finally(() => {
         this.#inFlight.delete(job);
         this.#busySessions.delete(row.session);
         this.#busyIds.delete(row.id);
-        // The session's next event, which the store handed over with the delivery, goes at once; another waiting
-        // event may take the slot otherwise (the count is an upper bound: at worst one look too many).
-        if (next && this.#offer(next)) return;
+      })
+      .then((next) => {
+        // The session's next event, which the store handed over with the delivery, goes at once, but only a few times
+        // in a row: then the pump picks the oldest due event of any session, so a busy session cannot keep a slot
+        // from the others. Another waiting event may take the slot otherwise (the count is an upper bound).
+        const chained = this.#chains.get(row.session) ?? 0;
+        if (next && chained < SUCCESSOR_CHAIN && this.#offer(next)) {
+          this.#chains.set(row.session, chained + 1);
+          return;
+        }
+        this.#chains.delete(row.session);
         if (this.#counts.pending > this.#inFlight.size) this.#schedule(0);
       });
     this.#inFlight.add(job);
@@ -797,7 +816,7 @@ export class Outbox extends EventEmitter<OutboxEvents> {
         return { status: res.statusCode, retryAfterMs: parseRetryAfter(typeof retryAfter === 'string' ? retryAfter : null, o.now()) };
       } catch (err) {
         const code = (err as { code?: unknown }).code;
-        const error = timedOut ? 'timeout' : typeof code === 'string' ? code : (err as Error).message;
+        const error = timedOut || TIMEOUT_CODES.has(code as string) ? 'timeout' : typeof code === 'string' ? code : (err as Error).message;
         // A network failure is retried quickly in process; an HTTP answer never is (the schedule handles it).
         throw Object.assign(new Error(error), { attempt: { error } });
       } finally {
@@ -841,7 +860,7 @@ export class Outbox extends EventEmitter<OutboxEvents> {
 
   async #housekeeping(): Promise<void> {
     const now = this.#o.now();
-    if (performance.now() < this.#storeRetryAt) return;
+    if (this.#state !== 'running' || performance.now() < this.#storeRetryAt) return;
     if (now - this.#lastCleanup > 60_000) {
       this.#lastCleanup = now;
       await this.#storeOp('write', () => this.#store.cleanup(now - this.#o.retentionMs));

@@ -170,10 +170,21 @@ type Statements = ReturnType<typeof prepareStatements>;
  * newer event superseding that one) has changed it since.
  */
 class Deferred<T> {
-  constructor(readonly answer: () => T) {}
+  constructor(
+    readonly answer: () => T,
+    /** The answer if reading it fails: these answers only spare the outbox a look, so none is needed. */
+    readonly fallback: T,
+  ) {}
 }
 
-const settled = (value: unknown): unknown => (value instanceof Deferred ? value.answer() : value);
+function settled(value: unknown): unknown {
+  if (!(value instanceof Deferred)) return value;
+  try {
+    return value.answer();
+  } catch {
+    return value.fallback;
+  }
+}
 
 /** How requests become transactions: a group of queued requests per commit, or one commit per request. */
 export type CommitMode = 'group' | 'event';
@@ -227,7 +238,10 @@ export class SqliteEngine {
       }
       this.#s.insert.run(e.id, e.session, e.seq, e.type, e.supersedeGroup, e.target, e.body, e.createdAt, e.createdAt, e.createdAt);
     }
-    return new Deferred(() => rows.map((e) => (e.session === '' ? this.isPending(e.id) : this.#s.head.get(e.session)?.id === e.id)));
+    return new Deferred(
+      () => rows.map((e) => (e.session === '' ? this.isPending(e.id) : this.#s.head.get(e.session)?.id === e.id)),
+      rows.map(() => false),
+    );
   }
 
   /** Events of another instance's file, each with its new seq here; ids already here are skipped. */
@@ -283,11 +297,11 @@ export class SqliteEngine {
   /** Answers, once its batch has run, with the next pending event of the session if it is due at `at`. */
   markDelivered(id: string, attempts: number, at: number): Deferred<EventRow | undefined> {
     const session = this.#s.delivered.get(attempts, at, id)?.session;
-    return new Deferred(() => {
+    return new Deferred<EventRow | undefined>(() => {
       if (!session) return undefined;
       const next = this.#s.head.get(session);
       return next && next.next_at <= at ? toEvent(next) : undefined;
-    });
+    }, undefined);
   }
 
   markRetry(id: string, attempts: number, nextAt: number, lastError: string): void {
@@ -357,7 +371,8 @@ export class SqliteEngine {
    * disk, a refused row) answers only the requests it belongs to and leaves nothing of them written.
    */
   runBatch(requests: readonly Request[], mode: CommitMode): Reply[] {
-    if (mode === 'event' || requests.length === 1) return requests.map((r) => this.#runAlone(r));
+    if (requests.length === 0) return [];
+    if (mode === 'event' || requests.length === 1) return this.#runEach(requests);
     try {
       this.#db.exec('BEGIN IMMEDIATE');
       const values = requests.map((r) => this.#call(r)).map(settled);
@@ -367,8 +382,12 @@ export class SqliteEngine {
       if (writes > 0) this.writes.commits++;
       return values.map((value) => ({ ok: true, value }));
     } catch {
-      if (this.#db.inTransaction) this.#db.exec('ROLLBACK');
-      return requests.map((r) => this.#runAlone(r));
+      try {
+        if (this.#db.inTransaction) this.#db.exec('ROLLBACK');
+      } catch {
+        // SQLite rolls back by itself when it cannot go on (I/O errors); each request below meets the same failure.
+      }
+      return this.#runEach(requests);
     }
   }
 
@@ -376,17 +395,24 @@ export class SqliteEngine {
     this.#db.close();
   }
 
-  #runAlone(request: Request): Reply {
-    try {
-      const value = this.#db.transaction(() => settled(this.#call(request)))();
-      if (WRITES.has(request.op)) {
-        this.writes.requests++;
-        this.writes.commits++;
+  /**
+   * Each request in its own transaction. The answers that depend on the batch (which event is due next) are read after
+   * the last one, as in a group: an event superseded by a later request of the batch is not reported due.
+   */
+  #runEach(requests: readonly Request[]): Reply[] {
+    const outcomes = requests.map((request): { ok: true; value: unknown } | { ok: false; error: SerializedError } => {
+      try {
+        const value = this.#db.transaction(() => this.#call(request))();
+        if (WRITES.has(request.op)) {
+          this.writes.requests++;
+          this.writes.commits++;
+        }
+        return { ok: true, value };
+      } catch (err) {
+        return { ok: false, error: serializeError(err) };
       }
-      return { ok: true, value };
-    } catch (err) {
-      return { ok: false, error: serializeError(err) };
-    }
+    });
+    return outcomes.map((o) => (o.ok ? { ok: true, value: settled(o.value) } : o));
   }
 
   #call(request: Request): unknown {

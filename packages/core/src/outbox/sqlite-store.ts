@@ -124,7 +124,8 @@ class WorkerLink implements Link {
         this.#pending.delete(m.first + i);
         if (waiting) settle(reply, waiting.resolve, waiting.reject);
       });
-      if (this.#pending.size === 0) this.#idle(true);
+      // While closing, the worker must keep the process alive until it has closed the file.
+      if (this.#pending.size === 0 && !this.#closed) this.#idle(true);
     });
     worker.on('error', (err) => this.#stop(err));
     worker.on('exit', (code) => this.#stop(new Error(`the outbox store's worker thread exited (code ${code})`)));
@@ -144,9 +145,12 @@ class WorkerLink implements Link {
         void worker.terminate();
         reject(err);
       };
+      const exited = (code: number) => failed(new Error(`the outbox store's worker thread exited (code ${code}) while opening`));
       worker.once('error', failed);
+      worker.once('exit', exited);
       port1.once('message', (m: { opened: boolean; error?: SerializedError }) => {
         worker.off('error', failed);
+        worker.off('exit', exited);
         if (!m.opened) return failed(deserializeError(m.error!));
         resolve(new WorkerLink(worker, port1));
       });
@@ -165,8 +169,18 @@ class WorkerLink implements Link {
   #flush(): void {
     if (this.#outgoing.length === 0) return;
     const requests = this.#outgoing;
+    const first = this.#next - requests.length;
     this.#outgoing = [];
-    this.#port.postMessage({ first: this.#next - requests.length, requests } satisfies WorkerRequests);
+    try {
+      this.#port.postMessage({ first, requests } satisfies WorkerRequests);
+    } catch (err) {
+      // A request that cannot be copied to the worker (a DataCloneError): those requests fail, nothing else.
+      for (let n = first; n < first + requests.length; n++) {
+        this.#pending.get(n)?.reject(err as Error);
+        this.#pending.delete(n);
+      }
+      if (this.#pending.size === 0 && !this.#closed) this.#idle(true);
+    }
   }
 
   /** While nothing is waiting the worker does not keep the process alive; while something is, it does. */
@@ -215,6 +229,9 @@ export class SqliteOutboxStore implements OutboxStore {
    * because the body (which holds it) is built here; a write that fails leaves a gap, never a seq used twice.
    */
   readonly #seqs = new Map<string, number>();
+  /** Inserts and adoptions take their seqs one after another, in call order (see {@link #inOrder}). */
+  #seqQueue: Promise<void> = Promise.resolve();
+  #opening: Promise<void> | undefined;
   #lastWrites = { requests: 0, commits: 0 };
 
   constructor(
@@ -238,8 +255,13 @@ export class SqliteOutboxStore implements OutboxStore {
     return { writes: requests, commits };
   }
 
-  async open(): Promise<void> {
-    if (this.#link) return;
+  open(): Promise<void> {
+    if (this.#link) return Promise.resolve();
+    this.#opening ??= this.#open().finally(() => (this.#opening = undefined));
+    return this.#opening;
+  }
+
+  async #open(): Promise<void> {
     try {
       this.#link =
         this.#thread === 'worker'
@@ -277,12 +299,29 @@ export class SqliteOutboxStore implements OutboxStore {
     });
   }
 
+  /**
+   * Runs `fn` once the sessions' last seqs are known and every earlier call's `fn` has run: seqs are given out in call
+   * order, and each call's request reaches the file before the next call's (`fn` sends it synchronously).
+   */
+  #inOrder<T>(operation: string, sessions: readonly string[], fn: () => T): Promise<T> {
+    const load = this.#loadSeqs(operation, sessions);
+    const turn = this.#seqQueue.then(() => load).then(fn);
+    this.#seqQueue = turn.then(
+      () => undefined,
+      () => undefined,
+    );
+    return turn;
+  }
+
   /** The next seq of each item's session in order (0 without a session); taken only once every item is ready. */
   #assignSeqs<T extends { session: string }, R>(items: readonly T[], build: (item: T, seq: number) => R): R[] {
     const last = new Map<string, number>();
     const built = items.map((item) => {
       if (item.session === '') return build(item, 0);
-      const seq = (last.get(item.session) ?? this.#seqs.get(item.session)!) + 1;
+      const base = last.get(item.session) ?? this.#seqs.get(item.session);
+      // Closed (or reopened) since its seqs were read.
+      if (base === undefined) throw new OutboxStoreError(`The outbox store at ${this.path} is not open`);
+      const seq = base + 1;
       last.set(item.session, seq);
       return build(item, seq);
     });
@@ -291,22 +330,25 @@ export class SqliteOutboxStore implements OutboxStore {
   }
 
   async insert(events: readonly NewEvent[]): Promise<Array<{ id: string; seq: number; due?: EventRow }>> {
-    await this.#loadSeqs(
+    const { rows, stored } = await this.#inOrder(
       'insert',
       events.map((e) => e.session),
+      () => {
+        // A body that cannot be built (WAFLEET_EVENT_*) is thrown as it is, and nothing of the batch is stored.
+        const built: InsertRow[] = this.#assignSeqs(events, (e, seq) => ({
+          id: e.id,
+          session: e.session,
+          seq,
+          type: e.type,
+          supersedeGroup: e.supersedeGroup,
+          target: e.target,
+          body: e.body(seq),
+          createdAt: e.createdAt,
+        }));
+        return { rows: built, stored: this.#run<boolean[]>('insert', { op: 'insert', args: [built] }) };
+      },
     );
-    // A body that cannot be built (WAFLEET_EVENT_*) is thrown as it is, and nothing of the batch is stored.
-    const rows: InsertRow[] = this.#assignSeqs(events, (e, seq) => ({
-      id: e.id,
-      session: e.session,
-      seq,
-      type: e.type,
-      supersedeGroup: e.supersedeGroup,
-      target: e.target,
-      body: e.body(seq),
-      createdAt: e.createdAt,
-    }));
-    const due = await this.#run<boolean[]>('insert', { op: 'insert', args: [rows] });
+    const due = await stored;
     return rows.map((r, i) => ({ id: r.id, seq: r.seq, ...(due[i] ? { due: storedRow(r) } : {}) }));
   }
 
@@ -318,12 +360,11 @@ export class SqliteOutboxStore implements OutboxStore {
    * after a crash between the two commits). Returns how many were added.
    */
   async adopt(events: readonly EventRow[], now: number): Promise<number> {
-    await this.#loadSeqs(
+    return this.#inOrder(
       'adopt',
       events.map((e) => e.session),
+      () => this.#run<number>('adopt', { op: 'adopt', args: [this.#assignSeqs(events, (e, localSeq) => ({ ...e, localSeq })), now] }),
     );
-    const rows = this.#assignSeqs(events, (e, localSeq) => ({ ...e, localSeq }));
-    return this.#run('adopt', { op: 'adopt', args: [rows, now] });
   }
 
   retryPendingNow(now: number): Promise<number> {

@@ -60,7 +60,9 @@ export interface StoreCounts {
 
 /**
  * Where the outbox keeps events. Every write is durable when its promise resolves, and atomic: a failed one
- * (rejecting, ideally with `OutboxStoreError`) leaves nothing half-written.
+ * (rejecting, ideally with `OutboxStoreError`) leaves nothing half-written. Operations take effect, and their
+ * promises resolve, in the order they were called: an answer (a due event, a session's next event) is acted on at
+ * once, so it must not be older than the answers to operations called after it.
  */
 export interface OutboxStore {
   open(): Promise<void>;
