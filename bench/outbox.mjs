@@ -24,7 +24,7 @@
 //   BENCH_ENQ_BATCHED     events enqueued in batches of 100 per system/round     (default 5000)
 //   BENCH_ENQ_ROUNDS      enqueue rounds per system                              (default 3)
 //   BENCH_EVENTS          events of the delivery burst                           (default 10000)
-//   BENCH_BURST_ROUNDS    delivery bursts per system                             (default 2)
+//   BENCH_BURST_ROUNDS    delivery bursts per system                             (default 3)
 //   BENCH_PACED_EVENTS    events of a paced latency run                          (default 1000)
 //   BENCH_PACED_RATE      offered load of a paced run, events/s                  (default 500)
 //   BENCH_KILL_REPS       repetitions of each kill -9 scenario                   (default 5)
@@ -85,7 +85,7 @@ const ENQ_BATCHED = Math.ceil(positiveInt(process.env.BENCH_ENQ_BATCHED, 5_000) 
 const ENQ_ROUNDS = positiveInt(process.env.BENCH_ENQ_ROUNDS, 3);
 const ENQ_WARMUP = 100;
 const EVENTS = Math.ceil(positiveInt(process.env.BENCH_EVENTS, 10_000) / BATCH) * BATCH;
-const BURST_ROUNDS = positiveInt(process.env.BENCH_BURST_ROUNDS, 2);
+const BURST_ROUNDS = positiveInt(process.env.BENCH_BURST_ROUNDS, 3);
 const PACED_EVENTS = positiveInt(process.env.BENCH_PACED_EVENTS, 1_000);
 const PACED_RATE = positiveInt(process.env.BENCH_PACED_RATE, 500);
 const KILL_REPS = positiveInt(process.env.BENCH_KILL_REPS, 5);

@@ -255,8 +255,9 @@ async function main() {
         `| ${fmt(x.sessions)} on ${x.instances} | ${fmt(x.scriptsPerSec, 1)} | ${fmt(x.usPerScript, 1)} | ${fmt(x.heartbeat.perSec, 1)} | ${fmt(x.heartbeat.us, 1)} | ${fmt(x.sweep.perSec, 1)} | ${fmt(x.sweep.us, 1)} | ${fmt(x.cpuMsPerSec, 1)} | ${fmt(x.lookupP50, 2)} / ${fmt(x.lookupP99, 2)} |`,
     ),
     '',
-    'Per script from Redis\'s slow log with a threshold of 0 during the window (every command logged with its execution',
-    `time)${results.some((x) => x.others.length > 0) ? `; other scripts in the window: ${[...new Set(results.flatMap((x) => x.others))].join(', ')}` : ''}.`,
+    "Per script from Redis's slow log with a threshold of 0 during the window (every command logged with its execution",
+    'time; the logging costs Redis time itself, so compare heartbeat and sweep within a row, not these rows with runs without it)' +
+      `${results.some((x) => x.others.length > 0) ? `; other scripts in the window: ${[...new Set(results.flatMap((x) => x.others))].join(', ')}` : ''}.`,
     '',
     'Script calls grow with instances (one heartbeat each per second, plus one sweep for the fleet), not with sessions;',
     "a heartbeat counts its instance's sessions with one `ZLEXCOUNT` (logarithmic in the owned index), a lookup reads one",
