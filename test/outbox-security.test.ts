@@ -3,7 +3,7 @@ import { verifyWebhook } from '@wafleet/client';
 import { createOutbox, legacyHmacSigner, OutboxStoreError, SqliteOutboxStore, standardWebhooksSigner, WafleetError } from '@wafleet/core';
 import { waitUntil } from '@wafleet/test-utils';
 import { describe, expect, it } from 'vitest';
-import { useOutboxes } from './helpers/outbox-harness.js';
+import { storeEvent, useOutboxes } from './helpers/outbox-harness.js';
 
 const SECRET = `whsec_${randomBytes(32).toString('base64')}`;
 const { receiver, outbox, storePath } = useOutboxes(SECRET, [0, 20, 40]);
@@ -161,17 +161,10 @@ describe('outbox store errors', () => {
   it('a failing insert surfaces as OutboxStoreError with the SQLite error as cause, and stores nothing of its batch', async () => {
     const store = new SqliteOutboxStore(storePath());
     await store.open();
-    const event = (id: string, body: () => string) => ({
-      id,
-      session: 's1',
-      type: 't',
-      supersedeGroup: '',
-      target: 'http://x/',
-      createdAt: 1,
-      body,
-    });
     // A NOT NULL body makes SQLite itself refuse the second row, after the first was written in the transaction.
-    const err = await store.insert([event('evt_a', () => '{}'), event('evt_b', () => null as unknown as string)]).catch((e: unknown) => e);
+    const err = await store
+      .insert([storeEvent('evt_a', () => '{}'), storeEvent('evt_b', () => null as unknown as string)])
+      .catch((e: unknown) => e);
     expect(err).toBeInstanceOf(OutboxStoreError);
     expect(err).toMatchObject({ code: 'WAFLEET_OUTBOX_STORE' });
     expect((err as Error).cause).toMatchObject({ name: 'SqliteError' });

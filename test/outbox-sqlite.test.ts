@@ -1,9 +1,9 @@
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { createOutbox, OutboxStoreError, SqliteOutboxStore, type NewEvent, type OutboxStore, type SqliteStoreOptions } from '@wafleet/core';
+import { createOutbox, OutboxStoreError, SqliteOutboxStore, type OutboxStore, type SqliteStoreOptions } from '@wafleet/core';
 import { killAll, sleep, spawnProcess, waitUntil } from '@wafleet/test-utils';
 import { afterAll, describe, expect, it } from 'vitest';
-import { useOutboxes } from './helpers/outbox-harness.js';
+import { storeEvent, useOutboxes } from './helpers/outbox-harness.js';
 import type { Received } from './helpers/receiver.js';
 
 const SECRET = `whsec_${Buffer.from('wafleet-sqlite-modes-secret-01').toString('base64')}`;
@@ -31,16 +31,6 @@ function seqsBySession(received: Received[]): Map<string, number[]> {
   }
   return by;
 }
-
-const newEvent = (id: string, body: (seq: number) => string): NewEvent => ({
-  id,
-  session: 's1',
-  type: 't',
-  supersedeGroup: '',
-  target: 'http://x/',
-  createdAt: 1,
-  body,
-});
 
 describe('outbox SQLite modes (issue 16)', () => {
   for (const mode of MODES) {
@@ -77,9 +67,9 @@ describe('outbox SQLite modes (issue 16)', () => {
     try {
       // Sent in one turn, so they reach the worker together and run as one group; SQLite refuses the NULL body.
       const outcomes = await Promise.allSettled([
-        store.insert([newEvent('evt_a', () => '{"a":1}')]),
-        store.insert([newEvent('evt_b', () => null as unknown as string)]),
-        store.insert([newEvent('evt_c', () => '{"c":1}')]),
+        store.insert([storeEvent('evt_a', () => '{"a":1}')]),
+        store.insert([storeEvent('evt_b', () => null as unknown as string)]),
+        store.insert([storeEvent('evt_c', () => '{"c":1}')]),
       ]);
       expect(outcomes.map((o) => o.status)).toEqual(['fulfilled', 'rejected', 'fulfilled']);
       const err = (outcomes[1] as PromiseRejectedResult).reason as Error;

@@ -1,7 +1,7 @@
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createOutbox, type Outbox, type OutboxOptions } from '@wafleet/core';
+import { createOutbox, type NewEvent, type Outbox, type OutboxOptions } from '@wafleet/core';
 import { afterEach } from 'vitest';
 import { startReceiver, type Receiver } from './receiver.js';
 
@@ -49,3 +49,14 @@ export function useOutboxes(secret: string, scheduleMs: readonly number[] = [0, 
     },
   };
 }
+
+/** A store-level event of session `s1` (what the outbox hands `OutboxStore.insert`), with the given body builder. */
+export const storeEvent = (id: string, body: (seq: number) => string): NewEvent => ({
+  id,
+  session: 's1',
+  type: 't',
+  supersedeGroup: '',
+  target: 'http://x/',
+  createdAt: 1,
+  body,
+});

@@ -68,16 +68,7 @@ export const toEvent = (r: Row): EventRow => ({
 });
 
 /** An event ready to store: its seq and body were settled by the store's owner thread. */
-export interface InsertRow {
-  id: string;
-  session: string;
-  seq: number;
-  type: string;
-  supersedeGroup: string;
-  target: string;
-  body: string;
-  createdAt: number;
-}
+export type InsertRow = Pick<EventRow, 'id' | 'session' | 'seq' | 'type' | 'supersedeGroup' | 'target' | 'body' | 'createdAt'>;
 
 /** One request to the engine: the method and its arguments, as they cross a thread boundary. */
 type Operation = Exclude<keyof SqliteEngine, 'runBatch' | 'close' | 'writes'>;
