@@ -194,7 +194,7 @@ describe('packed tarballs installed with npm', () => {
         router: { code: 'WAFLEET_CONFIG', option: 'express' },
         // The owner's save is version 1; a non-owner's is refused at commit and resolves (RemoteAuth does not catch).
         fencedSave: [1, null],
-        sqlite: 'open',
+        sqlite: { seq: 1, pending: 1, commits: 1 },
       });
     },
   );
