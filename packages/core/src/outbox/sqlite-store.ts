@@ -78,12 +78,9 @@ class LocalLink implements Link {
   }
 
   send(request: Request): Promise<unknown> {
-    if (this.commit === 'event') {
-      const [reply] = this.engine.runBatch([request], 'event');
-      return reply!.ok ? Promise.resolve(reply!.value) : Promise.reject(deserializeError(reply!.error));
-    }
     return new Promise((resolve, reject) => {
-      if (this.#queue.push({ request, resolve, reject }) === 1) setImmediate(() => this.#flush());
+      if (this.commit === 'event') settle(this.engine.runBatch([request], 'event')[0]!, resolve, reject);
+      else if (this.#queue.push({ request, resolve, reject }) === 1) setImmediate(() => this.#flush());
     });
   }
 
