@@ -198,12 +198,18 @@ describe('dead-man switch with a fake browser', () => {
     await fired;
     await first.exited;
     expect(sw.active).toBe(false);
-    // The instance recovers: it launches a new browser and renews its lease.
+    // Spent: a launch waits for the next watchdog, which only a refresh (a renewed lease) starts.
+    let armed = false;
+    const waiting = sw.armed().then(() => (armed = true));
+    await sleep(300);
+    expect(armed).toBe(false);
+    // The instance recovers: it renews its lease, then launches a new browser.
+    sw.refresh(5_000);
+    await waiting;
+    expect(sw.active).toBe(true);
     const second = fakeBrowser();
     sw.untrack('s1');
     sw.track('s1', [second.pid]);
-    sw.refresh(5_000);
-    await waitUntil(() => sw.active, { timeoutMs: 5_000, message: 'the switch did not re-arm' });
     watchdogs.add(sw.pid);
     // ...and pauses again: the new watchdog kills the new browser.
     const t0 = performance.now();

@@ -1,5 +1,7 @@
 import {
   createSupervisor,
+  startDeadmanSwitch,
+  type DeadmanLike,
   type EngineFactory,
   type Fleet,
   type FleetOptions,
@@ -256,6 +258,54 @@ describe('session supervisor (G4, G1)', () => {
     for (let i = 1; i < a.starts.length; i++) expect(a.starts[i]!.t - a.starts[i - 1]!.t).toBeGreaterThanOrEqual(140);
     const s = await snapshot(server.client(), ns);
     expect([...s.sessions.values()].filter((r) => !r.owner && r.desired === 'running')).toHaveLength(1);
+  });
+
+  it('launches no browser while the dead-man switch is spent: it waits for the watchdog the next renewal starts', async () => {
+    const sw = await startDeadmanSwitch();
+    // The instance's renewals reach the switch only when the test lets them: the gap between the watchdog firing
+    // and the next one starting is held open.
+    let renewing = false;
+    const deadman: DeadmanLike = {
+      refresh: (inMs) => renewing && sw.refresh(inMs),
+      track: (sid, pids) => sw.track(sid, pids),
+      untrack: (sid) => sw.untrack(sid),
+      armed: () => sw.armed(),
+    };
+    try {
+      const h = await host(uniqueNamespace('sup-spent'), 'a', {
+        sim: createSimEngine({ browserProcesses: true }),
+        supervisor: { deadman },
+      });
+      const fired = new Promise((resolve) => sw.once('fired', resolve));
+      sw.refresh(-1);
+      await fired;
+      expect(sw.active).toBe(false);
+      await h.supervisor.startSession('spent-1');
+      await new Promise((r) => setTimeout(r, 600));
+      // Claimed, but no browser: one launched now would have no watchdog.
+      expect(h.sim.running().size).toBe(0);
+      expect(h.starts).toEqual([]);
+      renewing = true;
+      await waitUntil(() => statusOf(h, 'spent-1') === 'WORKING', { timeoutMs: 5_000 });
+      expect(sw.active).toBe(true);
+      const pid = h.sim.running().get('spent-1')!;
+      // The new watchdog guards it: when it fires, the browser dies.
+      renewing = false;
+      sw.refresh(-1);
+      await waitUntil(
+        () => {
+          try {
+            process.kill(pid, 0);
+            return false;
+          } catch {
+            return true;
+          }
+        },
+        { timeoutMs: 2_000, message: 'the re-armed watchdog did not kill the browser launched after the re-arm' },
+      );
+    } finally {
+      await sw.close();
+    }
   });
 
   it('on lease loss every engine is destroyed at once, and taken back when the lease returns', async () => {

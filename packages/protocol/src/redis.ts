@@ -246,15 +246,33 @@ export function resolveRedisOption(value: unknown, option = 'redis'): RedisTarge
   );
 }
 
+/**
+ * How often a connection asks again whether a Redis that is loading its data (a restart from AOF or RDB) is ready.
+ * ioredis waits the server's loading estimate, at least 1 s, and until then every command fails: long enough for
+ * a heartbeat to miss the self-fence deadline although Redis answers a moment later.
+ */
+const LOADING_RECHECK_MS = 100;
+
 function roleOptions(role: ConnectionRole, commandTimeoutMs: number, heartbeatIntervalMs: number): RedisOptions {
   const retryStrategy = (attempt: number) => Math.min(50 * attempt, 1000);
+  const maxLoadingRetryTime = LOADING_RECHECK_MS;
   if (role === 'heartbeat') {
     // No offline queue and a short timeout: a heartbeat that cannot be sent now must fail now, never be
-    // replayed later when it would renew a lease on stale information.
-    return { enableOfflineQueue: false, commandTimeout: heartbeatIntervalMs, maxRetriesPerRequest: 0, retryStrategy, lazyConnect: true };
+    // replayed later when it would renew a lease on stale information. It reconnects at least once per heartbeat
+    // interval: after a Redis restart, a wait of up to 1 s between attempts could outlast the self-fence deadline
+    // although Redis was back long before it.
+    const heartbeatRetry = (attempt: number) => Math.min(50 * attempt, 1000, heartbeatIntervalMs);
+    return {
+      enableOfflineQueue: false,
+      commandTimeout: heartbeatIntervalMs,
+      maxRetriesPerRequest: 0,
+      retryStrategy: heartbeatRetry,
+      maxLoadingRetryTime,
+      lazyConnect: true,
+    };
   }
-  if (role === 'subscriber') return { retryStrategy, lazyConnect: true };
-  return { commandTimeout: commandTimeoutMs, maxRetriesPerRequest: 1, retryStrategy, lazyConnect: true };
+  if (role === 'subscriber') return { retryStrategy, maxLoadingRetryTime, lazyConnect: true };
+  return { commandTimeout: commandTimeoutMs, maxRetriesPerRequest: 1, retryStrategy, maxLoadingRetryTime, lazyConnect: true };
 }
 
 /** Opens (or reuses) the connection for `role`. A caller's client is reused for commands and duplicated otherwise. */

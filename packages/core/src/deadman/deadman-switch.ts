@@ -57,6 +57,11 @@ export interface DeadmanSwitch extends EventEmitter<DeadmanSwitchEvents> {
   track(sessionId: string, pids: readonly number[]): void;
   /** Forgets the processes of `sessionId`, e.g. once its browser has been closed. */
   untrack(sessionId: string): void;
+  /**
+   * Resolves once a watchdog runs: at once while one does. After the watchdog fired, the next `refresh()` starts a
+   * new one; a browser launched before it runs would be unguarded, so launch only once this resolves.
+   */
+  armed(): Promise<void>;
   /** Stops the watchdog without killing anything. Idempotent; resolves once the watchdog has exited. */
   close(): Promise<void>;
 }
@@ -122,6 +127,8 @@ class RearmingSwitch extends EventEmitter<DeadmanSwitchEvents> implements Deadma
   #current: WatchdogSwitch;
   readonly #tracked = new Map<string, number[]>();
   #rearming: Promise<void> | undefined;
+  /** Callers of {@link armed} waiting for the next watchdog. */
+  #waiting: Array<() => void> = [];
   /** `performance.now()` of the newest deadline asked while no watchdog ran. */
   #deadline: number | undefined;
   #closing = false;
@@ -160,8 +167,15 @@ class RearmingSwitch extends EventEmitter<DeadmanSwitchEvents> implements Deadma
     if (this.#current.active) this.#current.untrack(sessionId);
   }
 
+  armed(): Promise<void> {
+    if (this.#current.active || this.#closing) return Promise.resolve();
+    return new Promise((resolve) => this.#waiting.push(resolve));
+  }
+
   async close(): Promise<void> {
     this.#closing = true;
+    // Nothing is launched after close: whoever waits for a watchdog may go on (and find the supervisor closed).
+    for (const resolve of this.#waiting.splice(0)) resolve();
     await this.#rearming;
     await this.#current.close();
   }
@@ -182,6 +196,7 @@ class RearmingSwitch extends EventEmitter<DeadmanSwitchEvents> implements Deadma
         for (const [sessionId, pids] of this.#tracked) next.track(sessionId, pids);
         if (this.#deadline !== undefined) next.refresh(this.#deadline - performance.now());
         this.log.warn('dead-man switch re-armed with a new watchdog', { pid: next.pid, tracked: this.#tracked.size });
+        for (const resolve of this.#waiting.splice(0)) resolve();
       })
       .catch((err: Error) => this.log.error('dead-man switch could not be re-armed; browsers are unprotected', { err }))
       .finally(() => (this.#rearming = undefined));
@@ -250,6 +265,11 @@ class WatchdogSwitch extends EventEmitter<DeadmanSwitchEvents> implements Deadma
 
   get active(): boolean {
     return this.#state === 'running';
+  }
+
+  /** One watchdog never comes back once it stopped ({@link RearmingSwitch} starts the next one). */
+  armed(): Promise<void> {
+    return this.active ? Promise.resolve() : Promise.reject(new Error(`the dead-man watchdog ${this.pid} is no longer running`));
   }
 
   /** Resolves once the watchdog reads commands; rejects (and kills it) if it exits or is slow to start. */

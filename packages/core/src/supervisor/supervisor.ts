@@ -22,6 +22,8 @@ export interface DeadmanLike {
   refresh(inMs: number): void;
   track(sessionId: string, pids: readonly number[]): void;
   untrack(sessionId: string): void;
+  /** Resolves once the switch guards new browsers (see `DeadmanSwitch.armed`); launches wait for it. */
+  armed?(): Promise<void>;
 }
 
 /** The fleet events a supervisor listens to. */
@@ -693,6 +695,9 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     // No browser before a replica has the grant (when the registry has replicas): the wait's own write comes after
     // the grant in the replication stream, so it covers it without waiting for the STARTING record.
     if (this.#fleet.replicated) await this.#fleet.replicated();
+    // No browser while the dead-man switch is spent (its watchdog fired and the next one has not started yet): an
+    // instance killed in that gap would leave it running, unguarded, beside the adopter's.
+    if (this.#deadman?.armed) await this.#deadman.armed();
     if (generation !== run.generation) return; // fenced or stopped meanwhile
     const settled = new Promise<void>((resolve) => (run.settled = resolve));
     let engine: SessionEngine;
