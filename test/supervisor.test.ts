@@ -274,7 +274,7 @@ describe('session supervisor (G4, G1)', () => {
     try {
       const h = await host(uniqueNamespace('sup-spent'), 'a', {
         sim: createSimEngine({ browserProcesses: true }),
-        supervisor: { deadman },
+        supervisor: { deadman, startTimeoutMs: 5_000 },
       });
       const fired = new Promise((resolve) => sw.once('fired', resolve));
       sw.refresh(-1);
@@ -303,6 +303,39 @@ describe('session supervisor (G4, G1)', () => {
         },
         { timeoutMs: 2_000, message: 'the re-armed watchdog did not kill the browser launched after the re-arm' },
       );
+    } finally {
+      await sw.close();
+    }
+  });
+
+  it('a dead-man switch that stays spent fails the launch at the start deadline: backoff, then FAILED, never a browser', async () => {
+    const sw = await startDeadmanSwitch();
+    // No renewal ever reaches the switch: it never re-arms.
+    const deadman: DeadmanLike = {
+      refresh: () => undefined,
+      track: (sid, pids) => sw.track(sid, pids),
+      untrack: (sid) => sw.untrack(sid),
+      armed: () => sw.armed(),
+    };
+    try {
+      const h = await host(uniqueNamespace('sup-unarmed'), 'a', {
+        sim: createSimEngine({ browserProcesses: true }),
+        supervisor: { deadman, startTimeoutMs: 300 },
+      });
+      const fired = new Promise((resolve) => sw.once('fired', resolve));
+      sw.refresh(-1);
+      await fired;
+      await h.supervisor.startSession('unarmed-1');
+      await waitUntil(() => h.supervisor.session('unarmed-1')?.desired === 'stopped', {
+        timeoutMs: 5_000,
+        message: 'the launch did not give up',
+      });
+      expect(h.supervisor.session('unarmed-1')).toMatchObject({
+        status: 'FAILED',
+        reason: 'restarts exhausted: dead-man switch not armed: no watchdog guards a new browser',
+      });
+      expect(h.starts).toEqual([]);
+      expect(h.sim.running().size).toBe(0);
     } finally {
       await sw.close();
     }

@@ -59,7 +59,8 @@ export interface DeadmanSwitch extends EventEmitter<DeadmanSwitchEvents> {
   untrack(sessionId: string): void;
   /**
    * Resolves once a watchdog runs: at once while one does. After the watchdog fired, the next `refresh()` starts a
-   * new one; a browser launched before it runs would be unguarded, so launch only once this resolves.
+   * new one; a browser launched before it runs would be unguarded, so launch only once this resolves (the supervisor
+   * does, within its start deadline). `close()` releases whoever waits: close the supervisor before the switch.
    */
   armed(): Promise<void>;
   /** Stops the watchdog without killing anything. Idempotent; resolves once the watchdog has exited. */

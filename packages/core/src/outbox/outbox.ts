@@ -831,9 +831,11 @@ export class Outbox extends EventEmitter<OutboxEvents> {
     try {
       return await once();
     } catch (err) {
-      if (o.quickRetries === 0 || this.#state !== 'running') return failed(err);
+      // Only a network failure (which carries its attempt) is retried in process; a throwing signer is not.
+      if (!(err as { attempt?: Attempt }).attempt || o.quickRetries === 0 || this.#state !== 'running') return failed(err);
     }
-    await new Promise((resolve) => setTimeout(resolve, QUICK_RETRY_FIRST_MS).unref());
+    // Referenced, like p-retry's own waits: close() waits for this attempt, and the process must not exit under it.
+    await new Promise((resolve) => setTimeout(resolve, QUICK_RETRY_FIRST_MS));
     try {
       return await pRetry(once, {
         retries: o.quickRetries - 1,
