@@ -2,6 +2,7 @@ import {
   createSupervisor,
   startDeadmanSwitch,
   type DeadmanLike,
+  type DeadmanSwitch,
   type EngineFactory,
   type Fleet,
   type FleetOptions,
@@ -63,6 +64,29 @@ async function host(
 
 const statusOf = (h: Host, id: string) => h.supervisor.session(id)?.status;
 const reasons = (h: Host, id: string) => h.supervisor.session(id)!.transitions.map((t) => `${t.to}:${t.reason}`);
+
+/**
+ * A host whose supervisor drives a real dead-man switch that has just fired (spent); the instance's renewals reach the
+ * switch, and so re-arm it, only while `renewing()` says so.
+ */
+async function spentSwitchHost(name: string, startTimeoutMs: number, renewing: () => boolean): Promise<{ h: Host; sw: DeadmanSwitch }> {
+  const sw = await startDeadmanSwitch();
+  const deadman: DeadmanLike = {
+    refresh: (inMs) => renewing() && sw.refresh(inMs),
+    track: (sid, pids) => sw.track(sid, pids),
+    untrack: (sid) => sw.untrack(sid),
+    armed: () => sw.armed(),
+  };
+  const h = await host(uniqueNamespace(name), 'a', {
+    sim: createSimEngine({ browserProcesses: true }),
+    supervisor: { deadman, startTimeoutMs },
+  });
+  const fired = new Promise((resolve) => sw.once('fired', resolve));
+  sw.refresh(-1);
+  await fired;
+  expect(sw.active).toBe(false);
+  return { h, sw };
+}
 
 describe('session supervisor (G4, G1)', () => {
   it('a handoff waits for the supervisor to stop the engine, whatever stopTimeoutMs the fleet has (one owner of the stop deadline)', async () => {
@@ -261,25 +285,11 @@ describe('session supervisor (G4, G1)', () => {
   });
 
   it('launches no browser while the dead-man switch is spent: it waits for the watchdog the next renewal starts', async () => {
-    const sw = await startDeadmanSwitch();
     // The instance's renewals reach the switch only when the test lets them: the gap between the watchdog firing
     // and the next one starting is held open.
     let renewing = false;
-    const deadman: DeadmanLike = {
-      refresh: (inMs) => renewing && sw.refresh(inMs),
-      track: (sid, pids) => sw.track(sid, pids),
-      untrack: (sid) => sw.untrack(sid),
-      armed: () => sw.armed(),
-    };
+    const { h, sw } = await spentSwitchHost('sup-spent', 5_000, () => renewing);
     try {
-      const h = await host(uniqueNamespace('sup-spent'), 'a', {
-        sim: createSimEngine({ browserProcesses: true }),
-        supervisor: { deadman, startTimeoutMs: 5_000 },
-      });
-      const fired = new Promise((resolve) => sw.once('fired', resolve));
-      sw.refresh(-1);
-      await fired;
-      expect(sw.active).toBe(false);
       await h.supervisor.startSession('spent-1');
       await new Promise((r) => setTimeout(r, 600));
       // Claimed, but no browser: one launched now would have no watchdog.
@@ -309,22 +319,9 @@ describe('session supervisor (G4, G1)', () => {
   });
 
   it('a dead-man switch that stays spent fails the launch at the start deadline: backoff, then FAILED, never a browser', async () => {
-    const sw = await startDeadmanSwitch();
     // No renewal ever reaches the switch: it never re-arms.
-    const deadman: DeadmanLike = {
-      refresh: () => undefined,
-      track: (sid, pids) => sw.track(sid, pids),
-      untrack: (sid) => sw.untrack(sid),
-      armed: () => sw.armed(),
-    };
+    const { h, sw } = await spentSwitchHost('sup-unarmed', 300, () => false);
     try {
-      const h = await host(uniqueNamespace('sup-unarmed'), 'a', {
-        sim: createSimEngine({ browserProcesses: true }),
-        supervisor: { deadman, startTimeoutMs: 300 },
-      });
-      const fired = new Promise((resolve) => sw.once('fired', resolve));
-      sw.refresh(-1);
-      await fired;
       await h.supervisor.startSession('unarmed-1');
       await waitUntil(() => h.supervisor.session('unarmed-1')?.desired === 'stopped', {
         timeoutMs: 5_000,
