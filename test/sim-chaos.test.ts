@@ -202,6 +202,20 @@ async function leak(port: number, sessionId: string): Promise<number> {
   return res.status;
 }
 
+/** `request()`'s answer, sent again while the loaded instance gives none (each try times out after 1 s); undefined after 10 s. */
+async function answered<T>(request: () => Promise<T>): Promise<T | undefined> {
+  let answer: T | undefined;
+  await waitUntil(
+    () =>
+      request().then(
+        (a) => ((answer = a), true),
+        () => false,
+      ),
+    { timeoutMs: 10_000, intervalMs: 100 },
+  ).catch(() => undefined);
+  return answer;
+}
+
 /** mulberry32: a small seeded PRNG, so a failing fault sequence can be replayed with CHAOS_SEED. */
 function prng(seed: number): () => number {
   let a = seed >>> 0;
@@ -725,34 +739,14 @@ describe('sim instance runner under chaos (G1 single owner, G4 liveness), dead-m
         } else if (kind === 'recycle') {
           rec.at = Date.now();
           // What the instance itself runs: the registry may still name it for sessions it is about to lose.
-          let running = new Map<string, { status: string }>();
-          await waitUntil(
-            () =>
-              supervisorSessions(target.port).then(
-                (m) => ((running = m), true),
-                () => false,
-              ),
-            { timeoutMs: 10_000 },
-          ).catch(() => undefined);
+          const running = (await answered(() => supervisorSessions(target.port))) ?? new Map<string, { status: string }>();
           const victims = [...running]
             .filter(([, s]) => s.status === 'WORKING')
             .map(([sid]) => sid)
             .slice(0, RECYCLED);
-          // The fault must land: a request the loaded instance did not answer in time is sent again.
+          // The fault must land. Any answer ends it (202, or 404 once the session moved on).
           const answers: Array<number | 'none'> = [];
-          for (const sid of victims) {
-            // Any answer ends it (202, or 404 once the session moved on); no answer within 1 s is retried.
-            let status: number | 'none' = 'none';
-            await waitUntil(
-              () =>
-                leak(target.port, sid).then(
-                  (s) => ((status = s), true),
-                  () => false,
-                ),
-              { timeoutMs: 10_000, intervalMs: 100 },
-            ).catch(() => undefined);
-            answers.push(status);
-          }
+          for (const sid of victims) answers.push((await answered(() => leak(target.port, sid))) ?? 'none');
           rec.param = victims.length;
           // Each grows past the limit within about 3 s; the supervisor hands them off 500 ms apart.
           await waitUntil(() => target.events('recycle', rec.at).length >= victims.length, { timeoutMs: 15_000 }).catch(() => {

@@ -258,15 +258,12 @@ function roleOptions(role: ConnectionRole, commandTimeoutMs: number, heartbeatIn
   const maxLoadingRetryTime = LOADING_RECHECK_MS;
   if (role === 'heartbeat') {
     // No offline queue and a short timeout: a heartbeat that cannot be sent now must fail now, never be
-    // replayed later when it would renew a lease on stale information. A standalone or Sentinel connection reconnects
-    // at least once per heartbeat interval (a Cluster follows its own clusterRetryStrategy): after a Redis restart, a
-    // wait of up to 1 s between attempts could outlast a short self-fence deadline although Redis was back long before.
-    const heartbeatRetry = (attempt: number) => Math.min(50 * attempt, 1000, heartbeatIntervalMs);
+    // replayed later when it would renew a lease on stale information.
     return {
       enableOfflineQueue: false,
       commandTimeout: heartbeatIntervalMs,
       maxRetriesPerRequest: 0,
-      retryStrategy: heartbeatRetry,
+      retryStrategy,
       maxLoadingRetryTime,
       lazyConnect: true,
     };

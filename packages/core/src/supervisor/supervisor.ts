@@ -675,23 +675,6 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     }
   }
 
-  /** Whether `armed` settled within `ms` (a rejection counts as not armed). */
-  async #armedWithin(armed: Promise<void>, ms: number): Promise<boolean> {
-    let timer: NodeJS.Timeout | undefined;
-    const late = new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), ms)));
-    try {
-      return await Promise.race([
-        armed.then(
-          () => true,
-          () => false,
-        ),
-        late,
-      ]);
-    } finally {
-      clearTimeout(timer);
-    }
-  }
-
   async #launch(run: Run): Promise<void> {
     const sid = run.sessionId;
     if (this.#closed || run.desired !== 'running' || run.engine || !this.#fleet.owns(sid)) return;
@@ -715,7 +698,11 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     // No browser while the dead-man switch is spent (its watchdog fired and the next one has not started yet): an
     // instance killed in that gap would leave it running, unguarded, beside the adopter's. A switch that does not come
     // back within the start deadline fails the launch like any other (backoff, FAILED, the breaker).
-    if (this.#deadman?.armed && !(await this.#armedWithin(this.#deadman.armed(), this.#o.startTimeoutMs))) {
+    const armed = this.#deadman?.armed?.().then(
+      () => true,
+      () => false,
+    );
+    if (armed && !(await within(armed, this.#o.startTimeoutMs, false))) {
       if (generation === run.generation) this.#crash(run, generation, 'dead-man switch not armed: no watchdog guards a new browser');
       return;
     }
